@@ -1,0 +1,1 @@
+//! Handshake helpers without I/O.

@@ -1,0 +1,9 @@
+//! h2ws-codec (under construction: see API.md).
+#![no_std]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod handshake;
+#[cfg(feature = "deflate")]
+pub mod deflate;

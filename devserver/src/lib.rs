@@ -1,0 +1,1 @@
+//! The h2ws development server: built in issue 4.

@@ -1,0 +1,1 @@
+//! Browser library (npm `h2ws`): built in issue 5.
