@@ -1,3 +1,62 @@
-fn main() {
-    eprintln!("xtask: under construction");
+//! `cargo xtask`: the project's commands, so the README's two lines work on a fresh machine.
+//!
+//! - `cargo xtask dev`  — builds the npm package and serves the demo on https://localhost:8443
+//! - `cargo xtask test` — installs what the tests need, then runs every test
+//!
+//! Plain `std` only: this crate compiles in a second, before anything else is installed.
+
+mod dev;
+mod run;
+mod setup;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  dev [--release] [-- DEVSERVER_ARGS...]   build the npm package, run the devserver with the demo
+  test [--stage NAME]...                   install what is missing, then run every test stage
+  setup                                    only install the tools the tests need
+  pkg [--release]                          only build the npm package into wasm/pkg
+  stages                                   list the test stages
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => dev::run(&args[1..]),
+        Some("test") => test::run(&args[1..]),
+        Some("setup") => setup::all().map(|_| ()),
+        Some("pkg") => dev::build_pkg(args[1..].iter().any(|a| a == "--release")),
+        Some("stages") => {
+            for stage in test::STAGES {
+                println!("{:<16} {}", stage.name, stage.what);
+            }
+            Ok(())
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
+
+/// The workspace root: xtask lives one level below it.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}
+
+pub type Result<T = ()> = std::result::Result<T, String>;

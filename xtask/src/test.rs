@@ -1,0 +1,120 @@
+//! `cargo xtask test`: every test stage, in dependency order, with a tally at the end.
+
+use crate::run::{Step, Tally};
+use crate::{setup, Result};
+
+pub struct Stage {
+    pub name: &'static str,
+    pub what: &'static str,
+    run: fn() -> Result<Tally>,
+}
+
+pub const STAGES: &[Stage] = &[
+    Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, python peers)", run: stage_setup },
+    Stage { name: "codec-wasm32", what: "h2ws-codec builds for wasm32 without std", run: codec_wasm32 },
+    Stage { name: "rust", what: "cargo test: codec, devserver, xtask (unit, property, integration, interop, doctests)", run: rust },
+    Stage { name: "pkg", what: "build the npm package h2ws (wasm-pack) and check it packs", run: pkg },
+    Stage { name: "wasm-unit", what: "wasm-bindgen tests of the browser core in headless Chromium", run: wasm_unit },
+    Stage { name: "browser", what: "end-to-end tests: playwright-core + Chromium against the devserver", run: browser },
+];
+
+pub fn run(args: &[String]) -> Result {
+    let only: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--stage")
+        .map(|w| w[1].as_str())
+        .collect();
+    for name in &only {
+        if !STAGES.iter().any(|s| s.name == *name) {
+            return Err(format!(
+                "no stage named `{name}` (see `cargo xtask stages`)"
+            ));
+        }
+    }
+    let mut total = Tally::default();
+    let mut failures = Vec::new();
+    let mut ran = Vec::new();
+    for stage in STAGES
+        .iter()
+        .filter(|s| only.is_empty() || only.contains(&s.name))
+    {
+        println!("\n=== stage {}: {}", stage.name, stage.what);
+        match (stage.run)() {
+            Ok(t) => {
+                total.add(t);
+                ran.push(stage.name);
+            }
+            Err(e) => {
+                println!("=== stage {} FAILED: {e}", stage.name);
+                failures.push((stage.name, e));
+                // Later stages depend on earlier ones (tools, builds): stop at the first failure.
+                break;
+            }
+        }
+    }
+    println!("\n=== stages passed: {}", ran.join(", "));
+    for (name, e) in &failures {
+        println!("=== stage failed: {name}: {e}");
+    }
+    if total.ignored > 0 {
+        println!("({} tests ignored)", total.ignored);
+    }
+    // A stage that failed without failing tests (a build error, a timeout) still counts as a failure.
+    let failed = total.failed.max(failures.len() as u64);
+    println!("xtask: {} passed, {} failed", total.passed, failed);
+    if failures.is_empty() && total.failed == 0 {
+        Ok(())
+    } else {
+        Err("some tests failed".into())
+    }
+}
+
+fn stage_setup() -> Result<Tally> {
+    setup::all().map(|_| Tally::default())
+}
+
+fn codec_wasm32() -> Result<Tally> {
+    let mut tally = Step::new(
+        "cargo build -p h2ws-codec --target wasm32-unknown-unknown --no-default-features",
+        900,
+    )
+    .run()?;
+    tally.add(Step::new("cargo build -p h2ws-codec --target wasm32-unknown-unknown --no-default-features --features deflate", 900)
+        .run()?);
+    Ok(tally)
+}
+
+fn rust() -> Result<Tally> {
+    // Unit, property, integration and interop tests and doctests; the wasm crate's tests run in
+    // the browser (stage wasm-unit).
+    Step::new("cargo test --workspace --exclude h2ws-wasm", 2400)
+        .env(
+            "H2WS_PYTHON",
+            format!("{}/{}/bin/python", crate::root().display(), setup::PY_VENV),
+        )
+        .run()
+}
+
+fn pkg() -> Result<Tally> {
+    Step::new("bash wasm/build.sh --release", 1800).run()?;
+    Step::new(
+        "cd wasm/pkg && npm pack --dry-run --json >/dev/null && echo 'npm pack: ok'",
+        300,
+    )
+    .run()
+}
+
+fn wasm_unit() -> Result<Tally> {
+    Step::new("wasm-pack test --headless --chrome wasm", 1200)
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .run()
+}
+
+fn browser() -> Result<Tally> {
+    setup::npm_packages()?;
+    Step::new(
+        "cd tests && node --test --test-concurrency=1 browser/",
+        1800,
+    )
+    .run()
+}
