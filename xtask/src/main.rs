@@ -5,8 +5,10 @@
 //!
 //! Plain `std` only: this crate compiles in a second, before anything else is installed.
 
+mod conformance;
 mod dev;
 mod run;
+mod server;
 mod setup;
 mod test;
 
@@ -21,6 +23,7 @@ commands:
   test [--stage NAME]...                   install what is missing, then run every test stage
   setup                                    only install the tools the tests need
   pkg [--release]                          only build the npm package into wasm/pkg
+  conformance                              Autobahn|Testsuite on /ws/echo and through the gateway
   stages                                   list the test stages
 ";
 
@@ -31,6 +34,10 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("setup") => setup::all().map(|_| ()),
         Some("pkg") => dev::build_pkg(args[1..].iter().any(|a| a == "--release")),
+        Some("conformance") => conformance::run().and_then(|t| match t.failed {
+            0 => Ok(()),
+            n => Err(format!("{n} Autobahn cases failed")),
+        }),
         Some("stages") => {
             for stage in test::STAGES {
                 println!("{:<16} {}", stage.name, stage.what);

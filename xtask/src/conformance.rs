@@ -1,0 +1,71 @@
+//! Autobahn|Testsuite (fuzzingclient) against the devserver: `/ws/echo` over RFC 6455, and the
+//! gateway path (fuzzingclient → devserver `/ws/upstream` → a second devserver's `/ws/echo`).
+
+use crate::run::{Step, Tally};
+use crate::server::DevServer;
+use crate::Result;
+
+const RUNNER: &str = "../shared/tools/autobahn/run.sh";
+
+pub fn run() -> Result<Tally> {
+    let runner = crate::root().join(RUNNER);
+    if !runner.exists() {
+        return Err(format!(
+            "{} is missing (the shared tools sit beside the repository)",
+            runner.display()
+        ));
+    }
+    Step::new("cargo build -p h2ws-devserver", 1800).run()?;
+    // Install the venv and port the sources once, before two runs share them.
+    Step::new(
+        &format!(
+            "CASE_GROUPS=' ' bash {RUNNER} ws://127.0.0.1:9/ target/autobahn-prime >/dev/null"
+        ),
+        900,
+    )
+    .run()?;
+
+    let echo = DevServer::start(&["--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])?;
+    let echo_url = format!("{}/ws/echo", echo.ws_base()?);
+    let gateway_upstream = format!("--upstream={echo_url}");
+    let gateway = DevServer::start(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        &gateway_upstream,
+    ])?;
+    let gateway_url = format!("{}/ws/upstream", gateway.ws_base()?);
+
+    // The two runs are independent (each Python client is single-threaded): run them side by side.
+    let out = crate::root().join("target/autobahn");
+    let direct = format!("bash {RUNNER} {echo_url} {}/echo", out.display());
+    let bridged = format!(
+        "AGENT=gateway bash {RUNNER} {gateway_url} {}/gateway",
+        out.display()
+    );
+    let both = format!("rm -rf {o} && mkdir -p {o} && ( {bridged} > {o}/gateway.log 2>&1 & pid=$!; {direct}; rc=$?; wait $pid; rc2=$?; echo; echo '--- gateway path'; tail -n 40 {o}/gateway.log; [ $rc = 0 ] && [ $rc2 = 0 ] )", o = out.display());
+    let tally = Step::new(&both, 2700).run()?;
+    for path in ["echo", "gateway"] {
+        check_summary(&out.join(path), path)?;
+    }
+    Ok(tally)
+}
+
+/// A run that reached no server prints "0 passed, 0 failed": demand real verdicts, no timeouts.
+fn check_summary(dir: &std::path::Path, path: &str) -> Result {
+    let summary = std::fs::read_to_string(dir.join("summary.txt"))
+        .map_err(|e| format!("{path}: no Autobahn summary in {}: {e}", dir.display()))?;
+    let last = summary.lines().last().unwrap_or_default();
+    let mut tally = Tally::default();
+    tally.scan_line(last);
+    let timeouts = std::fs::read_to_string(dir.join("timeouts.txt")).unwrap_or_default();
+    if tally.passed == 0 || tally.failed > 0 || !timeouts.trim().is_empty() {
+        return Err(format!(
+            "{path}: Autobahn says `{last}`; timeouts: `{}`",
+            timeouts.trim()
+        ));
+    }
+    println!("autobahn {path}: {last}");
+    Ok(())
+}
