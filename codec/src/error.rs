@@ -50,8 +50,6 @@ pub enum ProtocolError {
     InvalidCloseCode(u16),
     /// A Close frame with a 1-byte payload (1002).
     InvalidClosePayload,
-    /// An empty DATA frame where a WebSocket frame was expected in the native mapping (1002).
-    EmptyDataFrame,
     /// permessage-deflate data that is corrupt (1007) or inflates past the limit (1009).
     Deflate(DeflateFailure),
     /// Input arrived through the wrong entry point for the framing (`recv` for Native,
@@ -81,8 +79,7 @@ impl ProtocolError {
             | NonMinimalLength
             | LengthTooLarge
             | InvalidCloseCode(_)
-            | InvalidClosePayload
-            | EmptyDataFrame => CloseCode::PROTOCOL_ERROR,
+            | InvalidClosePayload => CloseCode::PROTOCOL_ERROR,
         }
     }
 
@@ -105,7 +102,6 @@ impl ProtocolError {
             InvalidUtf8 => "invalid UTF-8",
             InvalidCloseCode(_) => "invalid close code",
             InvalidClosePayload => "invalid close payload",
-            EmptyDataFrame => "empty DATA frame",
             Deflate(DeflateFailure::TooBig) => "message too big after inflation",
             Deflate(DeflateFailure::Corrupt) => "invalid compressed data",
             WrongInput => "input through the wrong entry point for the framing",

@@ -6,9 +6,13 @@ extern crate std;
 
 pub mod close;
 pub mod error;
+pub mod frame;
+pub mod mask;
+pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use error::{DeflateFailure, ProtocolError, SendError};
+pub use frame::{FrameHeader, OpCode, Parsed};
 
 pub mod handshake;
 #[cfg(feature = "deflate")]
