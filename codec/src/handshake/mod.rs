@@ -1,1 +1,3 @@
 //! Handshake helpers without I/O.
+
+pub mod negotiate;
