@@ -1,0 +1,66 @@
+// Boot: learn how this page is connected, load the h2ws package, then start the three views.
+
+import { $ } from './dom.js';
+import { loadPackage } from './pkg.js';
+import {
+  pageProtocol, protoName, resourceProtocols, browserStreamsRequests, setFact, probeServer,
+  certificateUntrusted, showIssue,
+} from './diagnostics.js';
+import { initChat } from './chat.js';
+import { initEcho } from './echo.js';
+import { initBackpressure } from './backpressure.js';
+
+async function boot() {
+  const proto = pageProtocol();
+  const streams = browserStreamsRequests();
+  setFact('page', protoName(proto), proto === 'h2' ? 'ok' : proto ? 'warn' : 'pending',
+    'performance.getEntriesByType("navigation")[0].nextHopProtocol');
+  if (proto && proto !== 'h2' && proto !== 'h3') showIssue('http1', { proto });
+
+  const [pkg, probe, untrusted] = await Promise.all([loadPackage(), probeServer(), certificateUntrusted()]);
+
+  const canStream = streams && proto === 'h2';
+  setFact('streaming',
+    !streams ? 'not in this browser' : canStream ? 'yes (HTTP/2)' : `no (${protoName(proto)})`,
+    canStream ? 'ok' : 'warn',
+    'fetch() with a ReadableStream body and duplex: "half" — needed by the `stream` transport');
+  if (!streams) showIssue('no-request-streaming');
+
+  setFact('server', probe.ok ? `${probe.stats.open_total ?? '?'} open sockets` : 'not answering', probe.ok ? 'ok' : 'bad',
+    'GET /.h2ws/stats');
+  if (!probe.ok) showIssue('unreachable', { error: probe.error.message });
+  if (untrusted) showIssue('cert-untrusted');
+
+  const ctx = { pkg: null, proto, canStream, defaultTransport: canStream ? 'stream' : 'post' };
+  if (pkg.ok) {
+    ctx.pkg = pkg.mod;
+    const seen = resourceProtocols('/pkg/');
+    const protos = [...seen.keys()].map(protoName).join(', ') || protoName(proto);
+    setFact('pkg', `${pkg.name ?? 'h2ws'} ${pkg.version ?? ''} · ${protos}`, 'ok',
+      `${[...seen].map(([p, n]) => `${n} × ${protoName(p)}`).join(', ')} (resource timing of /pkg/ fetches)`);
+    $('#pkg-entry').textContent = `/pkg/${pkg.entry}`;
+  } else {
+    const detail =
+      pkg.stage === 'manifest'
+        ? `Fetching /pkg/package.json failed: ${pkg.error.message}`
+        : `Importing /pkg/${pkg.entry ?? '?'} failed: ${pkg.error.message}`;
+    setFact('pkg', 'not loaded', 'bad', detail);
+    $('#pkg-entry').textContent = 'not loaded';
+    showIssue('pkg-missing', { detail });
+    console.error('h2ws package:', pkg.error);
+  }
+
+  initChat(ctx);
+  initEcho(ctx);
+  initBackpressure(ctx);
+  window.h2wsDemo = ctx;
+  document.documentElement.dataset.ready = pkg.ok ? 'pkg' : 'no-pkg';
+}
+
+boot().catch((e) => {
+  console.error(e);
+  document.documentElement.dataset.ready = 'error';
+  const box = document.getElementById('issues');
+  box.textContent = `The demo failed to start: ${e.message}`;
+  box.classList.add('fatal');
+});
