@@ -1,0 +1,372 @@
+//! The browser fetch transports' handshake (DESIGN §2): an open request that starts the
+//! downstream and creates a session, then upstream requests that attach to it by token, either
+//! once as a stream (§2.2) or as numbered POST batches (§2.3).
+//!
+//! Browsers cannot set `Sec-*` headers from `fetch()`, hence the `h2ws-*` names.
+
+use super::{read_accepted, read_offer, single_header, Accepted, HandshakeError, Offer};
+use alloc::string::String;
+use alloc::vec::Vec;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+/// Request header: protocol version of the open request; only `1` exists.
+pub const H2WS_VERSION: &str = "h2ws-version";
+/// Request and response header: subprotocols offered / chosen.
+pub const H2WS_PROTOCOL: &str = "h2ws-protocol";
+/// Request and response header: extensions offered / accepted.
+pub const H2WS_EXTENSIONS: &str = "h2ws-extensions";
+/// Response header of the open request, request header of every upstream request.
+pub const H2WS_SESSION: &str = "h2ws-session";
+/// Request header of a `post` upstream batch: its sequence number.
+pub const H2WS_SEQ: &str = "h2ws-seq";
+/// Response header of the open request: the upstream transports this connection can do.
+pub const H2WS_TRANSPORTS: &str = "h2ws-transports";
+/// The only version.
+pub const VERSION: &str = "1";
+/// `content-type` of the downstream response.
+pub const CONTENT_TYPE: &str = "application/h2ws";
+/// `cache-control` of the downstream response.
+pub const CACHE_CONTROL: &str = "no-store";
+/// The headers a cross-origin page must be allowed to read (`access-control-expose-headers`).
+pub const EXPOSE_HEADERS: &str = "h2ws-session, h2ws-protocol, h2ws-extensions, h2ws-transports";
+/// The request headers a cross-origin preflight must allow (`access-control-allow-headers`).
+pub const ALLOW_HEADERS: &str =
+    "h2ws-version, h2ws-protocol, h2ws-extensions, h2ws-session, h2ws-seq";
+
+/// Session tokens carry at least 128 random bits: 22 base64url characters.
+const MIN_TOKEN_LEN: usize = 22;
+/// Longest accepted token (64 bytes); bounds the work spent on a hostile header.
+const MAX_TOKEN_LEN: usize = 86;
+
+/// A session token from 32 caller-supplied random bytes (256 bits): base64url, no padding,
+/// 43 characters. The codec has no RNG; the server uses its OS RNG.
+pub fn session_token(random: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(random)
+}
+
+/// True when `token` is base64url without padding (canonical) of 16 to 64 bytes.
+pub fn is_valid_session_token(token: &[u8]) -> bool {
+    if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&token.len()) {
+        return false;
+    }
+    let mut buf = [0u8; 66];
+    matches!(URL_SAFE_NO_PAD.decode_slice(token, &mut buf), Ok(n) if n >= 16)
+}
+
+/// Strict decimal `u64`: digits only, no sign, no leading zero (except `0` itself), no overflow,
+/// so one number has exactly one spelling and a retry is recognised as a repeat.
+pub fn parse_seq(v: &[u8]) -> Option<u64> {
+    match v {
+        [] => None,
+        [b'0'] => Some(0),
+        [b'0', ..] => None,
+        _ => v.iter().try_fold(0u64, |n, &b| {
+            if b.is_ascii_digit() {
+                n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+            } else {
+                None
+            }
+        }),
+    }
+}
+
+/// Server side: checks an open request's headers (DESIGN §2.1): `h2ws-version: 1` (missing or
+/// other → 400), `h2ws-protocol`, `h2ws-extensions`, `Origin`. The origin allowlist (403) is
+/// the server's policy, applied to [`Offer::origin`].
+pub fn validate_open<'a>(headers: &[(&str, &'a [u8])]) -> Result<Offer<'a>, HandshakeError> {
+    match single_header(headers, H2WS_VERSION, "duplicate h2ws-version header")? {
+        Some(b"1") => {}
+        Some(_) => {
+            return Err(HandshakeError::bad_request(
+                "unsupported h2ws-version (supported: 1)",
+            ))
+        }
+        None => return Err(HandshakeError::bad_request("missing h2ws-version")),
+    }
+    read_offer(headers, H2WS_PROTOCOL, H2WS_EXTENSIONS)
+}
+
+/// An upstream request's identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Upstream<'a> {
+    /// The session token (syntax-checked; whether it exists is the server's lookup: 404/410).
+    pub session: &'a str,
+    /// `Some(n)` for a `post` batch (§2.3), `None` for the single `stream` upstream (§2.2).
+    pub seq: Option<u64>,
+}
+
+/// Server side: checks an upstream request's headers (DESIGN §2.2 / §2.3).
+pub fn validate_upstream<'a>(headers: &[(&str, &'a [u8])]) -> Result<Upstream<'a>, HandshakeError> {
+    if let Some(v) = single_header(headers, H2WS_VERSION, "duplicate h2ws-version header")? {
+        if v != VERSION.as_bytes() {
+            return Err(HandshakeError::bad_request(
+                "unsupported h2ws-version (supported: 1)",
+            ));
+        }
+    }
+    let token = single_header(headers, H2WS_SESSION, "duplicate h2ws-session header")?
+        .ok_or(HandshakeError::bad_request("missing h2ws-session"))?;
+    if !is_valid_session_token(token) {
+        return Err(HandshakeError::bad_request("malformed h2ws-session token"));
+    }
+    // The token is base64url, hence ASCII.
+    let session = core::str::from_utf8(token)
+        .map_err(|_| HandshakeError::bad_request("malformed h2ws-session token"))?;
+    let seq = match single_header(headers, H2WS_SEQ, "duplicate h2ws-seq header")? {
+        None => None,
+        Some(v) => Some(parse_seq(v).ok_or(HandshakeError::bad_request("malformed h2ws-seq"))?),
+    };
+    Ok(Upstream { session, seq })
+}
+
+/// The headers of the open request's `200` answer (besides the status).
+/// `transports` lists what this connection supports: `stream, post` on HTTP/2, `post` otherwise.
+pub fn open_response_headers(
+    session: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    transports: &[&str],
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(6);
+    out.push(("content-type", CONTENT_TYPE.into()));
+    out.push(("cache-control", CACHE_CONTROL.into()));
+    out.push((H2WS_SESSION, session.into()));
+    if let Some(p) = protocol {
+        out.push((H2WS_PROTOCOL, p.into()));
+    }
+    if let Some(e) = extensions.filter(|e| !e.is_empty()) {
+        out.push((H2WS_EXTENSIONS, e.into()));
+    }
+    out.push((H2WS_TRANSPORTS, transports.join(", ")));
+    out
+}
+
+/// The headers of a client's open request.
+pub fn open_request_headers(
+    protocols: &[&str],
+    extensions: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(3);
+    out.push((H2WS_VERSION, VERSION.into()));
+    if !protocols.is_empty() {
+        out.push((H2WS_PROTOCOL, protocols.join(", ")));
+    }
+    if let Some(e) = extensions.filter(|e| !e.is_empty()) {
+        out.push((H2WS_EXTENSIONS, e.into()));
+    }
+    out
+}
+
+/// The headers of a client's upstream request: `seq` for `post` batches, `None` for `stream`.
+pub fn upstream_request_headers(session: &str, seq: Option<u64>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(2);
+    out.push((H2WS_SESSION, session.into()));
+    if let Some(n) = seq {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.push((H2WS_SEQ, String::from_utf8_lossy(&digits[i..]).into_owned()));
+    }
+    out
+}
+
+/// What the client learns from the open response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenResponse<'a> {
+    /// Token for the upstream requests.
+    pub session: &'a str,
+    /// Chosen protocol and extensions.
+    pub accepted: Accepted<'a>,
+    /// Upstream transports the server can do on this connection (`stream`, `post`).
+    pub transports: Vec<&'a str>,
+}
+
+/// Client side: status 200, a well-formed `h2ws-session`, protocol / extensions among those
+/// offered. Any other status refuses the socket (403 origin, 404, 503 at the limit...).
+pub fn validate_open_response<'a>(
+    status: u16,
+    headers: &[(&str, &'a [u8])],
+    offered_protocols: &[&str],
+    offered_extensions: &[&str],
+) -> Result<OpenResponse<'a>, HandshakeError> {
+    if status != 200 {
+        return Err(HandshakeError::new(
+            status,
+            "server refused the h2ws session",
+        ));
+    }
+    let fail = |reason| HandshakeError::new(status, reason);
+    let token = single_header(headers, H2WS_SESSION, "")
+        .map_err(|_| fail("duplicate h2ws-session"))?
+        .ok_or(fail("missing h2ws-session"))?;
+    if !is_valid_session_token(token) {
+        return Err(fail("malformed h2ws-session token"));
+    }
+    let session = core::str::from_utf8(token).map_err(|_| fail("malformed h2ws-session token"))?;
+    let accepted = read_accepted(
+        status,
+        headers,
+        H2WS_PROTOCOL,
+        H2WS_EXTENSIONS,
+        offered_protocols,
+        offered_extensions,
+    )?;
+    let mut transports = Vec::new();
+    for v in super::header_values(headers, H2WS_TRANSPORTS) {
+        let s = core::str::from_utf8(v).map_err(|_| fail("malformed h2ws-transports"))?;
+        transports.extend(
+            s.split(',')
+                .map(|t| t.trim_matches([' ', '\t']))
+                .filter(|t| !t.is_empty()),
+        );
+    }
+    Ok(OpenResponse {
+        session,
+        accepted,
+        transports,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    const TOKEN: &[u8] = b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+    #[test]
+    fn token_encoding() {
+        let mut r = [0u8; 32];
+        for (i, b) in r.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let t = session_token(&r);
+        assert_eq!(t.as_bytes(), TOKEN);
+        assert!(is_valid_session_token(t.as_bytes()));
+        // 16 bytes = 22 chars is the minimum; 21 chars is too short.
+        assert!(is_valid_session_token(b"AAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!is_valid_session_token(b"AAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!is_valid_session_token(&[b'A'; 87]));
+        // Padding, the standard alphabet and non-canonical trailing bits are refused.
+        assert!(!is_valid_session_token(b"AAAAAAAAAAAAAAAAAAAAAA=="));
+        assert!(!is_valid_session_token(b"AAAAAAAAAAAAAAAAAAAAA+"));
+        assert!(!is_valid_session_token(b"AAAAAAAAAAAAAAAAAAAAAB"));
+    }
+
+    #[test]
+    fn seq_is_strict() {
+        assert_eq!(parse_seq(b"0"), Some(0));
+        assert_eq!(parse_seq(b"42"), Some(42));
+        assert_eq!(parse_seq(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"00",
+            b"01",
+            b"+1",
+            b"-1",
+            b"1 ",
+            b"1e3",
+            b"18446744073709551616",
+            b"0x10",
+        ] {
+            assert_eq!(parse_seq(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn open_request() {
+        let h: &[(&str, &[u8])] = &[
+            ("h2ws-version", b"1"),
+            ("h2ws-protocol", b"chat, superchat"),
+            (
+                "h2ws-extensions",
+                b"permessage-deflate; client_max_window_bits",
+            ),
+            ("origin", b"https://app.example"),
+        ];
+        let o = validate_open(h).unwrap();
+        assert_eq!(o.protocols, vec!["chat", "superchat"]);
+        assert_eq!(o.extensions[0].param("client_max_window_bits"), Some(None));
+        assert_eq!(o.origin, Some("https://app.example"));
+        assert_eq!(
+            validate_open(&h[1..]).unwrap_err(),
+            HandshakeError::bad_request("missing h2ws-version")
+        );
+        let v2: &[(&str, &[u8])] = &[("h2ws-version", b"2")];
+        assert_eq!(
+            validate_open(v2).unwrap_err().reason,
+            "unsupported h2ws-version (supported: 1)"
+        );
+        let dup: &[(&str, &[u8])] = &[("h2ws-version", b"1"), ("H2WS-Version", b"1")];
+        assert_eq!(validate_open(dup).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn upstream_request() {
+        let h: &[(&str, &[u8])] = &[("h2ws-session", TOKEN), ("h2ws-seq", b"7")];
+        let u = validate_upstream(h).unwrap();
+        assert_eq!(u.session.as_bytes(), TOKEN);
+        assert_eq!(u.seq, Some(7));
+        assert_eq!(validate_upstream(&h[..1]).unwrap().seq, None);
+        assert_eq!(
+            validate_upstream(&h[1..]).unwrap_err().reason,
+            "missing h2ws-session"
+        );
+        let bad: &[(&str, &[u8])] = &[("h2ws-session", b"short")];
+        assert_eq!(
+            validate_upstream(bad).unwrap_err().reason,
+            "malformed h2ws-session token"
+        );
+        let bad: &[(&str, &[u8])] = &[("h2ws-session", TOKEN), ("h2ws-seq", b"01")];
+        assert_eq!(
+            validate_upstream(bad).unwrap_err().reason,
+            "malformed h2ws-seq"
+        );
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        let req = upstream_request_headers("tok", Some(1234567890123));
+        assert_eq!(req[1], (H2WS_SEQ, "1234567890123".into()));
+        assert_eq!(upstream_request_headers("tok", Some(0))[1].1, "0");
+        assert_eq!(upstream_request_headers("tok", None).len(), 1);
+
+        let req = open_request_headers(&["a"], Some("permessage-deflate"));
+        let pairs: Vec<(&str, &[u8])> = req.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        assert_eq!(validate_open(&pairs).unwrap().protocols, vec!["a"]);
+
+        let token = session_token(&[9; 32]);
+        let resp = open_response_headers(
+            &token,
+            Some("a"),
+            Some("permessage-deflate"),
+            &["stream", "post"],
+        );
+        let pairs: Vec<(&str, &[u8])> = resp.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        let r = validate_open_response(200, &pairs, &["a"], &["permessage-deflate"]).unwrap();
+        assert_eq!(r.session, token);
+        assert_eq!(r.accepted.protocol, Some("a"));
+        assert_eq!(r.transports, vec!["stream", "post"]);
+        assert_eq!(
+            validate_open_response(503, &pairs, &["a"], &[])
+                .unwrap_err()
+                .status,
+            503
+        );
+        assert_eq!(
+            validate_open_response(200, &pairs[..2], &[], &[])
+                .unwrap_err()
+                .reason,
+            "missing h2ws-session"
+        );
+    }
+}
