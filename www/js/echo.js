@@ -284,10 +284,15 @@ export function initEcho(ctx) {
         `: RTT p50 ${fmtMs(c.stats.p50)} = ${r.toFixed(2)}× WebSocket’s ${fmtMs(base.stats.p50)}; throughput ${tr.toFixed(2)}× WebSocket’s. `,
       );
     }
-    out.push(
-      h('span.muted', {},
-        'Small messages: Chromium holds HTTP/2 response data up to ≈1 ms before handing it to a fetch reader, so fetch transports pay ≈+1 ms per round trip; large messages and bulk transfer do not.'),
-    );
+    if (size <= 16384) {
+      out.push(
+        h('span.muted', {},
+          'Small messages: Chromium holds HTTP/2 response data up to ≈1 ms before handing it to a fetch reader, so fetch transports pay ≈+1 ms per round trip; large messages and bulk transfer do not. '),
+      );
+    }
+    if (!self.crossOriginIsolated) {
+      out.push(h('span.muted', {}, 'Timer resolution: 0.1 ms (performance.now() in a page that is not cross-origin isolated).'));
+    }
     return out;
   }
 
