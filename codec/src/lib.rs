@@ -5,14 +5,18 @@ extern crate alloc;
 extern crate std;
 
 pub mod close;
+pub mod connection;
 pub mod error;
 pub mod frame;
 pub mod mask;
+pub mod message;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
+pub use connection::{Config, Connection, Event, Framing, Role, State};
 pub use error::{DeflateFailure, ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode, Parsed};
+pub use message::{FragmentKind, Message};
 
 pub mod handshake;
 #[cfg(feature = "deflate")]

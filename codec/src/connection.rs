@@ -1,0 +1,1108 @@
+//! The sans-IO connection: one WebSocket endpoint (client or server) over one framing.
+//!
+//! Bytes (or, for the native mapping, whole DATA frames) go in through [`Connection::recv`] /
+//! [`Connection::recv_data_frame`]; events come out of [`Connection::poll_event`]; sends are
+//! queued and the bytes to write come out of [`Connection::poll_transmit`]. No I/O, no clock, no
+//! RNG inside (a client on RFC 6455 framing is seeded by the caller), in the style of
+//! `quinn-proto` and `rustls`.
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use crate::error::{ProtocolError, SendError};
+use crate::frame::{native, FrameHeader, OpCode, Parsed, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
+use crate::message::{Assembled, AssemblerConfig, FragmentKind, Message, MessageAssembler};
+
+/// Which end of the connection we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// How frames are laid out on the transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// RFC 6455: client→server frames masked, server→client unmasked.
+    Rfc6455,
+    /// The h2ws fetch framing (DESIGN §3): RFC 6455 headers with MASK = 0 both ways; a masked
+    /// frame is a protocol error (1002).
+    Stream,
+    /// The HTTP/2 native mapping (DESIGN §4): one frame per DATA frame, byte 0 = FIN|RSV|opcode,
+    /// the rest is the payload.
+    Native,
+}
+
+/// Limits and behaviour switches. `Config::default()` suits an application endpoint.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Larger incoming frames → close 1009. Default 16 MiB.
+    pub max_frame_size: usize,
+    /// Larger incoming messages (after inflation) → close 1009. Default 64 MiB.
+    pub max_message_size: usize,
+    /// Answer each Ping with a Pong (sent ahead of queued data). Default true.
+    pub auto_pong: bool,
+    /// For proxies: hand over each data frame as [`Event::Fragment`] instead of joining
+    /// messages, so no more than one frame is ever buffered. Text is still validated as UTF-8
+    /// (unless it is RSV1-opaque). Default false.
+    pub deliver_fragments: bool,
+    /// With `deliver_fragments`: accept RSV1 on a message's first frame and pass it through
+    /// untouched in [`Event::Fragment::rsv`] (a gateway forwarding a permessage-deflate
+    /// negotiation it does not terminate). Ignored without `deliver_fragments`, because a
+    /// joined message cannot be handed over opaque. Default false.
+    pub allow_rsv1: bool,
+    /// Native only: the largest DATA frame the peer accepts (its SETTINGS_MAX_FRAME_SIZE);
+    /// outgoing messages are cut into DATA frames of at most this many bytes (1 header byte +
+    /// payload). Default 16384.
+    pub native_max_payload: usize,
+    /// The negotiated permessage-deflate parameters; `None` = not negotiated (RSV1 → 1002).
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::deflate::DeflateParams>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            auto_pong: true,
+            deliver_fragments: false,
+            allow_rsv1: false,
+            native_max_payload: 16384,
+            #[cfg(feature = "deflate")]
+            deflate: None,
+        }
+    }
+}
+
+/// The close handshake as seen from this endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We queued a Close; waiting for the peer's (incoming messages are still delivered).
+    Closing,
+    /// The peer sent a Close; our echo is queued.
+    CloseReceived,
+    /// The handshake ended (or failed): [`Event::Closed`] was reported.
+    Closed,
+}
+
+/// Something that happened on the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Message(Message),
+    /// Only with [`Config::deliver_fragments`]: one data frame. `kind` is Text/Binary for a
+    /// message's first frame and Continuation after; `fin` ends the message.
+    Fragment {
+        kind: FragmentKind,
+        rsv: u8,
+        data: Vec<u8>,
+        fin: bool,
+    },
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    /// The close handshake ended or the transport failed. `clean` = both Close frames were
+    /// exchanged. `code` is the peer's (1005 when its Close had none), 1006 when the transport
+    /// ended without a Close, or ours after a protocol error.
+    Closed {
+        code: CloseCode,
+        reason: String,
+        clean: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutKind {
+    Data,
+    Control,
+    /// A Pong queued by `auto_pong`: a newer Ping replaces it (RFC 6455 §5.5.3), which keeps
+    /// a Ping flood from growing the queue.
+    AutoPong,
+    Close,
+}
+
+struct Out {
+    kind: OutKind,
+    bytes: Vec<u8>,
+}
+
+/// The payload still to come for the frame being received (Rfc6455 / Stream).
+#[derive(Clone, Copy, Debug)]
+struct PayloadState {
+    mask: Option<[u8; 4]>,
+    remaining: u64,
+}
+
+/// A WebSocket endpoint state machine; see the [crate docs](crate) for an example.
+pub struct Connection {
+    role: Role,
+    framing: Framing,
+    config: Config,
+    assembler: MessageAssembler,
+    header: [u8; MAX_HEADER_LEN],
+    header_len: usize,
+    payload: Option<PayloadState>,
+    events: VecDeque<Event>,
+    control_out: VecDeque<Out>,
+    data_out: VecDeque<Out>,
+    pending: usize,
+    /// We queued a Close (our own, an echo, or after an error).
+    close_queued: bool,
+    /// The Close we queued was taken by `poll_transmit`.
+    close_transmitted: bool,
+    /// The peer's Close: its code (1005 if none) and reason.
+    peer_close: Option<(CloseCode, String)>,
+    /// We closed first (state Closing rather than CloseReceived).
+    closed_first: bool,
+    /// `Event::Closed` was reported; input is ignored from here on.
+    finished: bool,
+    /// An outgoing fragmented message is open (send_fragment without fin yet).
+    sending_fragmented: bool,
+    rng: Option<ChaCha20Rng>,
+    #[cfg(feature = "deflate")]
+    compressor: Option<crate::deflate::Compressor>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("framing", &self.framing)
+            .field("state", &self.state())
+            .field("pending_bytes", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection in state Open. A client on [`Framing::Rfc6455`] must also be given
+    /// [`with_mask_seed`](Self::with_mask_seed): without it every send fails with
+    /// [`SendError::MissingMaskSeed`] and `recv` with [`ProtocolError::MissingMaskSeed`], rather
+    /// than masking with a predictable key.
+    pub fn new(role: Role, framing: Framing, config: Config) -> Self {
+        let assembler = MessageAssembler::new(AssemblerConfig {
+            max_frame_size: config.max_frame_size,
+            max_message_size: config.max_message_size,
+            deliver_fragments: config.deliver_fragments,
+            allow_rsv1: config.allow_rsv1,
+        });
+        #[cfg(feature = "deflate")]
+        let (assembler, compressor) = match &config.deflate {
+            Some(params) => {
+                let is_server = role == Role::Server;
+                (
+                    assembler.with_inflater(params.decompressor(is_server)),
+                    Some(params.compressor(is_server)),
+                )
+            }
+            None => (assembler, None),
+        };
+        Connection {
+            role,
+            framing,
+            config,
+            assembler,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            payload: None,
+            events: VecDeque::new(),
+            control_out: VecDeque::new(),
+            data_out: VecDeque::new(),
+            pending: 0,
+            close_queued: false,
+            close_transmitted: false,
+            peer_close: None,
+            closed_first: false,
+            finished: false,
+            sending_fragmented: false,
+            rng: None,
+            #[cfg(feature = "deflate")]
+            compressor,
+        }
+    }
+
+    /// Seeds the generator of masking keys (ChaCha20). Only a client on RFC 6455 framing masks;
+    /// the seed must come from the caller's OS RNG (`getrandom`, `crypto.getRandomValues`), since
+    /// predictable keys defeat masking's purpose (RFC 6455 §10.3).
+    pub fn with_mask_seed(mut self, seed: [u8; 32]) -> Self {
+        self.rng = Some(ChaCha20Rng::from_seed(seed));
+        self
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    fn masks(&self) -> bool {
+        self.role == Role::Client && self.framing == Framing::Rfc6455
+    }
+
+    fn missing_seed(&self) -> bool {
+        self.masks() && self.rng.is_none()
+    }
+
+    /// Input no longer matters: the handshake ended, failed, or the peer already closed.
+    fn ignoring_input(&self) -> bool {
+        self.finished || self.peer_close.is_some()
+    }
+
+    // ------------------------------------------------------------------ input
+
+    /// Feeds bytes from the transport (Rfc6455 / Stream), split anywhere. On a protocol error
+    /// the error is returned, a Close with its code is queued (if none was yet), `Event::Closed`
+    /// is reported and further input is ignored.
+    pub fn recv(&mut self, mut input: &[u8]) -> Result<(), ProtocolError> {
+        if self.ignoring_input() {
+            return Ok(());
+        }
+        if self.framing == Framing::Native {
+            return self.fail(ProtocolError::WrongInput);
+        }
+        if self.missing_seed() {
+            return self.fail(ProtocolError::MissingMaskSeed);
+        }
+        while !input.is_empty() && !self.ignoring_input() {
+            if let Some(p) = self.payload.as_mut() {
+                let n = p.remaining.min(input.len() as u64) as usize;
+                let (piece, rest) = input.split_at(n);
+                input = rest;
+                p.remaining -= n as u64;
+                let (mask, done) = (p.mask, p.remaining == 0);
+                if let Err(e) = self.assembler.payload(piece, mask) {
+                    return self.fail(e);
+                }
+                if done {
+                    self.payload = None;
+                    self.end_frame()?;
+                }
+                continue;
+            }
+            let header = if self.header_len == 0 {
+                match FrameHeader::parse(input) {
+                    Err(e) => return self.fail(e),
+                    Ok(Parsed::Complete { value, consumed }) => {
+                        input = &input[consumed..];
+                        value
+                    }
+                    Ok(Parsed::Partial { .. }) => {
+                        // Shorter than a header, so it fits the 14-byte buffer.
+                        self.header[..input.len()].copy_from_slice(input);
+                        self.header_len = input.len();
+                        return Ok(());
+                    }
+                }
+            } else {
+                match FrameHeader::parse(&self.header[..self.header_len]) {
+                    Err(e) => return self.fail(e),
+                    Ok(Parsed::Complete { value, .. }) => {
+                        self.header_len = 0;
+                        value
+                    }
+                    Ok(Parsed::Partial { needed }) => {
+                        let n = needed.min(input.len());
+                        self.header[self.header_len..self.header_len + n]
+                            .copy_from_slice(&input[..n]);
+                        self.header_len += n;
+                        input = &input[n..];
+                        continue;
+                    }
+                }
+            };
+            self.begin_frame(header)?;
+        }
+        Ok(())
+    }
+
+    fn begin_frame(&mut self, h: FrameHeader) -> Result<(), ProtocolError> {
+        let mask_rule = match (self.framing, self.role, h.mask.is_some()) {
+            (Framing::Rfc6455, Role::Server, false) => Err(ProtocolError::MissingMask),
+            (Framing::Rfc6455, Role::Server, true) => Ok(()),
+            (_, _, true) => Err(ProtocolError::UnexpectedMask),
+            (_, _, false) => Ok(()),
+        };
+        if let Err(e) = mask_rule.and_then(|()| {
+            self.assembler
+                .begin_frame(h.fin, h.rsv, h.opcode, h.payload_len)
+        }) {
+            return self.fail(e);
+        }
+        if h.payload_len == 0 {
+            self.end_frame()
+        } else {
+            self.payload = Some(PayloadState {
+                mask: h.mask,
+                remaining: h.payload_len,
+            });
+            Ok(())
+        }
+    }
+
+    /// Feeds exactly one DATA frame (Native). An empty DATA frame carries no WebSocket frame
+    /// and is ignored (DESIGN §4).
+    pub fn recv_data_frame(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
+        if self.ignoring_input() {
+            return Ok(());
+        }
+        if self.framing != Framing::Native {
+            return self.fail(ProtocolError::WrongInput);
+        }
+        let frame = match native::parse_data_frame(data) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(()),
+            Err(e) => return self.fail(e),
+        };
+        let res = self
+            .assembler
+            .begin_frame(
+                frame.fin,
+                frame.rsv,
+                frame.opcode,
+                frame.payload.len() as u64,
+            )
+            .and_then(|()| self.assembler.payload(frame.payload, None));
+        if let Err(e) = res {
+            return self.fail(e);
+        }
+        self.end_frame()
+    }
+
+    fn end_frame(&mut self) -> Result<(), ProtocolError> {
+        let assembled = match self.assembler.end_frame() {
+            Ok(a) => a,
+            Err(e) => return self.fail(e),
+        };
+        match assembled {
+            Assembled::Nothing => {}
+            Assembled::Message(m) => self.events.push_back(Event::Message(m)),
+            Assembled::Fragment {
+                kind,
+                rsv,
+                data,
+                fin,
+            } => self.events.push_back(Event::Fragment {
+                kind,
+                rsv,
+                data,
+                fin,
+            }),
+            Assembled::Ping(payload) => {
+                if self.config.auto_pong && !self.close_queued && !self.missing_seed() {
+                    let bytes = self.encode_control(OpCode::Pong, &payload);
+                    if let Some(old) = self
+                        .control_out
+                        .iter_mut()
+                        .find(|o| o.kind == OutKind::AutoPong)
+                    {
+                        self.pending = self.pending - old.bytes.len() + bytes.len();
+                        old.bytes = bytes;
+                    } else {
+                        self.push_out(OutKind::AutoPong, bytes);
+                    }
+                }
+                self.events.push_back(Event::Ping(payload));
+            }
+            Assembled::Pong(payload) => self.events.push_back(Event::Pong(payload)),
+            Assembled::Close(frame) => self.peer_closed(frame),
+        }
+        Ok(())
+    }
+
+    fn peer_closed(&mut self, frame: Option<CloseFrame>) {
+        let (code, reason) = match frame {
+            Some(f) => (f.code, f.reason),
+            None => (CloseCode::NO_STATUS, String::new()),
+        };
+        if !self.close_queued {
+            // Echo the code (RFC 6455 §5.5.1), after data already queued: the peer still reads
+            // until it sees our Close.
+            let echo = if code == CloseCode::NO_STATUS {
+                CloseCode::NORMAL
+            } else {
+                code
+            };
+            self.queue_close(echo, "", false);
+        }
+        self.peer_close = Some((code, reason));
+        self.assembler.clear();
+        self.payload = None;
+        self.maybe_finish();
+    }
+
+    /// Reports `Closed{clean: true}` once both Close frames are exchanged.
+    fn maybe_finish(&mut self) {
+        if self.finished || !self.close_transmitted {
+            return;
+        }
+        if let Some((code, reason)) = self.peer_close.take() {
+            self.finished = true;
+            self.events.push_back(Event::Closed {
+                code,
+                reason,
+                clean: true,
+            });
+        }
+    }
+
+    /// Fails the connection: queue a Close with the error's code ahead of (and instead of)
+    /// queued data, report `Closed`, ignore further input.
+    fn fail(&mut self, err: ProtocolError) -> Result<(), ProtocolError> {
+        if !self.finished {
+            if !self.close_queued && !self.missing_seed() {
+                self.data_out.clear();
+                self.pending = self.control_out.iter().map(|o| o.bytes.len()).sum();
+                self.queue_close(err.close_code(), err.reason(), true);
+            }
+            self.finished = true;
+            self.events.push_back(Event::Closed {
+                code: err.close_code(),
+                reason: String::from(err.reason()),
+                clean: false,
+            });
+        }
+        self.assembler.clear();
+        self.payload = None;
+        self.header_len = 0;
+        Err(err)
+    }
+
+    /// The transport ended (EOF, RST_STREAM, lost connection). Without a completed close
+    /// handshake this reports `Closed{1006, clean: false}`.
+    pub fn recv_eof(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.events.push_back(Event::Closed {
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                clean: false,
+            });
+        }
+        self.assembler.clear();
+        self.payload = None;
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ------------------------------------------------------------------ output
+
+    fn check_can_send(&self) -> Result<(), SendError> {
+        if self.close_queued || self.finished {
+            Err(SendError::Closed)
+        } else if self.missing_seed() {
+            Err(SendError::MissingMaskSeed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn push_out(&mut self, kind: OutKind, bytes: Vec<u8>) {
+        self.pending += bytes.len();
+        let out = Out { kind, bytes };
+        match kind {
+            OutKind::Data => self.data_out.push_back(out),
+            _ => self.control_out.push_back(out),
+        }
+    }
+
+    /// One frame on the byte stream: header (+ key) then payload, masked when we are a client
+    /// on RFC 6455. The payload is copied once, then masked in place.
+    fn encode_frame(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mask = match (self.masks(), self.rng.as_mut()) {
+            (true, Some(rng)) => Some(rng.next_u32().to_ne_bytes()),
+            _ => None,
+        };
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let mut out = Vec::with_capacity(header.encoded_len() + payload.len());
+        header.encode_into(&mut out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+        out
+    }
+
+    fn encode_control(&mut self, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        match self.framing {
+            Framing::Native => {
+                let mut out = Vec::with_capacity(1 + payload.len());
+                out.push(native::first_byte(true, 0, opcode));
+                out.extend_from_slice(payload);
+                out
+            }
+            _ => self.encode_frame(true, 0, opcode, payload),
+        }
+    }
+
+    /// Queues the frames of one data message or fragment. Native cuts it into DATA frames of at
+    /// most `native_max_payload` bytes (never an empty one); the first keeps `opcode` and `rsv`,
+    /// the rest are Continuations, the last carries `fin`.
+    fn queue_data(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
+        if self.framing != Framing::Native {
+            let bytes = self.encode_frame(fin, rsv, opcode, payload);
+            self.push_out(OutKind::Data, bytes);
+            return;
+        }
+        let chunk = self.config.native_max_payload.saturating_sub(1).max(1);
+        let mut pieces = payload.chunks(chunk);
+        let mut first = true;
+        loop {
+            let piece = pieces.next().unwrap_or(&[]);
+            let last = pieces.len() == 0;
+            let (op, bits) = if first {
+                (opcode, rsv)
+            } else {
+                (OpCode::Continuation, 0)
+            };
+            let mut out = Vec::with_capacity(1 + piece.len());
+            out.push(native::first_byte(fin && last, bits, op));
+            out.extend_from_slice(piece);
+            self.push_out(OutKind::Data, out);
+            first = false;
+            if last {
+                break;
+            }
+        }
+    }
+
+    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if self.sending_fragmented {
+            return Err(SendError::FragmentSequence);
+        }
+        #[cfg(feature = "deflate")]
+        if let Some(compressor) = self.compressor.as_mut() {
+            let mut compressed = Vec::new();
+            compressor.compress(payload, &mut compressed);
+            self.queue_data(true, crate::message::RSV1, opcode, &compressed);
+            return Ok(());
+        }
+        self.queue_data(true, 0, opcode, payload);
+        Ok(())
+    }
+
+    /// Queues a text message (compressed when permessage-deflate was negotiated).
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.send_message(OpCode::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message (compressed when permessage-deflate was negotiated).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_message(OpCode::Binary, data)
+    }
+
+    /// Queues one frame of a message as-is, for proxies: `rsv` passes through (e.g. RSV1 of a
+    /// deflate stream this endpoint does not terminate), nothing is compressed or validated.
+    /// Text/Binary starts a message, Continuation continues it, `fin` ends it.
+    pub fn send_fragment(
+        &mut self,
+        kind: FragmentKind,
+        rsv: u8,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        self.check_can_send()?;
+        let continuation = kind == FragmentKind::Continuation;
+        if continuation != self.sending_fragmented {
+            return Err(SendError::FragmentSequence);
+        }
+        self.queue_data(fin, rsv & 0b111, kind.opcode(), payload);
+        self.sending_fragmented = !fin;
+        Ok(())
+    }
+
+    /// Queues a Ping (≤ 125 bytes), sent ahead of queued data.
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Queues an unsolicited Pong (≤ 125 bytes), sent ahead of queued data.
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if payload.len() > 125 {
+            return Err(SendError::ControlTooLong);
+        }
+        let bytes = self.encode_control(opcode, payload);
+        self.push_out(OutKind::Control, bytes);
+        Ok(())
+    }
+
+    /// Starts the close handshake: queues a Close after the data already queued (so queued
+    /// messages still arrive), then no more sends. `None` sends a Close without a code when
+    /// `reason` is empty, else code 1000.
+    pub fn close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<(), SendError> {
+        self.check_can_send()?;
+        if let Some(c) = code {
+            if !c.is_sendable() {
+                return Err(SendError::InvalidCloseCode(c.0));
+            }
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(SendError::ReasonTooLong);
+        }
+        match (code, reason.is_empty()) {
+            (None, true) => {
+                let bytes = self.encode_control(OpCode::Close, &[]);
+                self.push_close(bytes, false);
+            }
+            (code, _) => self.queue_close(code.unwrap_or(CloseCode::NORMAL), reason, false),
+        }
+        self.closed_first = true;
+        Ok(())
+    }
+
+    fn queue_close(&mut self, code: CloseCode, reason: &str, urgent: bool) {
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        CloseFrame::encode_payload(code, reason, &mut payload);
+        let bytes = self.encode_control(OpCode::Close, &payload);
+        self.push_close(bytes, urgent);
+    }
+
+    /// A Close goes behind queued data unless `urgent` (after an error, when queued data is
+    /// dropped anyway).
+    fn push_close(&mut self, bytes: Vec<u8>, urgent: bool) {
+        self.close_queued = true;
+        self.pending += bytes.len();
+        let out = Out {
+            kind: OutKind::Close,
+            bytes,
+        };
+        if urgent {
+            self.control_out.push_back(out);
+        } else {
+            self.data_out.push_back(out);
+        }
+    }
+
+    /// The next bytes to write. Rfc6455 / Stream: one or more whole frames for the byte stream.
+    /// Native: exactly one DATA frame payload (never empty). Pings and Pongs come before queued
+    /// data frames; a Close comes after the data queued before it.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        let out = self
+            .control_out
+            .pop_front()
+            .or_else(|| self.data_out.pop_front())?;
+        self.pending -= out.bytes.len();
+        if out.kind == OutKind::Close {
+            self.close_transmitted = true;
+            // Nothing may follow a Close.
+            self.control_out.clear();
+            self.data_out.clear();
+            self.pending = 0;
+            self.maybe_finish();
+        }
+        Some(out.bytes)
+    }
+
+    /// Bytes queued for output (for backpressure and `bufferedAmount`).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending
+    }
+
+    pub fn state(&self) -> State {
+        if self.finished {
+            State::Closed
+        } else if self.closed_first {
+            State::Closing
+        } else if self.peer_close.is_some() {
+            State::CloseReceived
+        } else {
+            State::Open
+        }
+    }
+
+    /// Closed and nothing left to write: the transport may end the stream.
+    pub fn is_closed(&self) -> bool {
+        self.finished && self.control_out.is_empty() && self.data_out.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    const SEED: [u8; 32] = [7; 32];
+
+    fn pair(framing: Framing, config: Config) -> (Connection, Connection) {
+        let client = Connection::new(Role::Client, framing, config.clone()).with_mask_seed(SEED);
+        let server = Connection::new(Role::Server, framing, config);
+        (client, server)
+    }
+
+    /// Moves everything `from` wants to send into `to`, one transmit unit at a time.
+    fn pump(from: &mut Connection, to: &mut Connection) -> Result<(), ProtocolError> {
+        while let Some(bytes) = from.poll_transmit() {
+            match to.framing {
+                Framing::Native => to.recv_data_frame(&bytes)?,
+                _ => to.recv(&bytes)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn events(c: &mut Connection) -> Vec<Event> {
+        core::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    const ALL: [Framing; 3] = [Framing::Rfc6455, Framing::Stream, Framing::Native];
+
+    #[test]
+    fn messages_both_ways_every_framing() {
+        for framing in ALL {
+            let (mut c, mut s) = pair(
+                framing,
+                Config {
+                    native_max_payload: 10,
+                    ..Config::default()
+                },
+            );
+            c.send_text("hello, server").unwrap();
+            c.send_binary(&[1, 2, 3]).unwrap();
+            c.send_binary(&[]).unwrap();
+            pump(&mut c, &mut s).unwrap();
+            assert_eq!(
+                events(&mut s),
+                vec![
+                    Event::Message(Message::Text("hello, server".into())),
+                    Event::Message(Message::Binary(vec![1, 2, 3])),
+                    Event::Message(Message::Binary(vec![])),
+                ],
+                "{framing:?}"
+            );
+            s.send_text(&"x".repeat(1000)).unwrap();
+            pump(&mut s, &mut c).unwrap();
+            assert_eq!(
+                events(&mut c),
+                vec![Event::Message(Message::Text("x".repeat(1000)))]
+            );
+        }
+    }
+
+    #[test]
+    fn native_fragments_to_data_frame_size() {
+        let (mut c, _) = pair(
+            Framing::Native,
+            Config {
+                native_max_payload: 10,
+                ..Config::default()
+            },
+        );
+        c.send_binary(&[0xAB; 25]).unwrap();
+        let frames: Vec<Vec<u8>> = core::iter::from_fn(|| c.poll_transmit()).collect();
+        assert_eq!(frames.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 8]);
+        assert_eq!(
+            frames.iter().map(|f| f[0]).collect::<Vec<_>>(),
+            [0x02, 0x00, 0x80]
+        );
+        c.send_text("").unwrap();
+        assert_eq!(c.poll_transmit(), Some(vec![0x81]));
+    }
+
+    #[test]
+    fn client_masks_server_does_not() {
+        let (mut c, mut s) = pair(Framing::Rfc6455, Config::default());
+        c.send_text("Hello").unwrap();
+        let frame = c.poll_transmit().unwrap();
+        assert_eq!(frame[1], 0x85);
+        assert_ne!(&frame[6..], b"Hello");
+        s.send_text("Hello").unwrap();
+        assert_eq!(
+            s.poll_transmit().unwrap(),
+            [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']
+        );
+        // Keys differ from frame to frame.
+        c.send_text("Hello").unwrap();
+        let again = c.poll_transmit().unwrap();
+        assert_ne!(frame[2..6], again[2..6]);
+    }
+
+    #[test]
+    fn client_without_seed_refuses() {
+        let mut c = Connection::new(Role::Client, Framing::Rfc6455, Config::default());
+        assert_eq!(c.send_text("x"), Err(SendError::MissingMaskSeed));
+        assert_eq!(c.recv(&[0x81, 0x00]), Err(ProtocolError::MissingMaskSeed));
+        assert_eq!(c.poll_transmit(), None);
+        // Other framings need no seed.
+        let mut c = Connection::new(Role::Client, Framing::Stream, Config::default());
+        c.send_text("x").unwrap();
+        assert_eq!(c.poll_transmit(), Some(vec![0x81, 0x01, b'x']));
+    }
+
+    #[test]
+    fn mask_rules_per_framing() {
+        let masked_hello = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let mut s = Connection::new(Role::Server, Framing::Rfc6455, Config::default());
+        s.recv(&masked_hello).unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Message(Message::Text("Hello".into()))]
+        );
+        let mut s = Connection::new(Role::Server, Framing::Rfc6455, Config::default());
+        assert_eq!(s.recv(&[0x81, 0x00]), Err(ProtocolError::MissingMask));
+        let mut s = Connection::new(Role::Server, Framing::Stream, Config::default());
+        assert_eq!(s.recv(&masked_hello), Err(ProtocolError::UnexpectedMask));
+        let mut c = Connection::new(Role::Client, Framing::Stream, Config::default());
+        assert_eq!(c.recv(&masked_hello), Err(ProtocolError::UnexpectedMask));
+    }
+
+    #[test]
+    fn protocol_error_queues_close_and_ignores_input() {
+        let mut s = Connection::new(Role::Server, Framing::Stream, Config::default());
+        s.send_binary(&[0; 100]).unwrap();
+        assert_eq!(s.recv(&[0x83, 0x00]), Err(ProtocolError::ReservedOpcode(3)));
+        assert_eq!(s.state(), State::Closed);
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Closed {
+                code: CloseCode::PROTOCOL_ERROR,
+                reason: "reserved opcode".into(),
+                clean: false
+            }]
+        );
+        // The Close replaces the queued data.
+        let close = s.poll_transmit().unwrap();
+        assert_eq!(&close[..4], [0x88, 17, 0x03, 0xEA]);
+        assert_eq!(s.poll_transmit(), None);
+        assert!(s.is_closed());
+        assert_eq!(s.recv(&[0x81, 0x01, b'x']), Ok(()));
+        assert_eq!(events(&mut s), vec![]);
+        assert_eq!(s.send_text("x"), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn close_codes_for_bad_input() {
+        let cases: [(&[u8], CloseCode); 4] = [
+            (&[0x81, 0x01, 0xFF], CloseCode::INVALID_PAYLOAD),
+            (&[0x82, 0x7E, 0x00, 0x10], CloseCode::PROTOCOL_ERROR),
+            (&[0x82, 0x7E, 0x10, 0x00], CloseCode::TOO_BIG),
+            (&[0xC1, 0x00], CloseCode::PROTOCOL_ERROR),
+        ];
+        for (input, code) in cases {
+            let config = Config {
+                max_frame_size: 1000,
+                ..Config::default()
+            };
+            let mut s = Connection::new(Role::Server, Framing::Stream, config);
+            let err = s.recv(input).unwrap_err();
+            assert_eq!(err.close_code(), code, "{input:x?}");
+            let close = s.poll_transmit().unwrap();
+            assert_eq!(u16::from_be_bytes([close[2], close[3]]), code.0);
+        }
+    }
+
+    #[test]
+    fn auto_pong_jumps_queued_data_and_coalesces() {
+        for framing in ALL {
+            let (mut c, mut s) = pair(framing, Config::default());
+            s.send_binary(&[1; 300]).unwrap();
+            c.send_ping(b"a").unwrap();
+            c.send_ping(b"b").unwrap();
+            pump(&mut c, &mut s).unwrap();
+            assert_eq!(
+                events(&mut s),
+                vec![Event::Ping(b"a".to_vec()), Event::Ping(b"b".to_vec())]
+            );
+            // One Pong (for the newest Ping), ahead of the data queued before it.
+            let first = s.poll_transmit().unwrap();
+            c.recv_any(&first).unwrap();
+            assert_eq!(
+                events(&mut c),
+                vec![Event::Pong(b"b".to_vec())],
+                "{framing:?}"
+            );
+            pump(&mut s, &mut c).unwrap();
+            assert!(matches!(
+                &events(&mut c)[..],
+                [Event::Message(Message::Binary(_))]
+            ));
+        }
+    }
+
+    impl Connection {
+        fn recv_any(&mut self, bytes: &[u8]) -> Result<(), ProtocolError> {
+            match self.framing {
+                Framing::Native => self.recv_data_frame(bytes),
+                _ => self.recv(bytes),
+            }
+        }
+    }
+
+    #[test]
+    fn close_handshake_client_first() {
+        for framing in ALL {
+            let (mut c, mut s) = pair(framing, Config::default());
+            c.send_text("last").unwrap();
+            c.close(Some(CloseCode(4000)), "done").unwrap();
+            assert_eq!(c.state(), State::Closing);
+            assert_eq!(c.send_text("more"), Err(SendError::Closed));
+            pump(&mut c, &mut s).unwrap();
+            assert_eq!(s.state(), State::CloseReceived);
+            assert_eq!(
+                events(&mut s),
+                vec![Event::Message(Message::Text("last".into()))]
+            );
+            pump(&mut s, &mut c).unwrap();
+            assert_eq!(
+                events(&mut s),
+                vec![Event::Closed {
+                    code: CloseCode(4000),
+                    reason: "done".into(),
+                    clean: true
+                }]
+            );
+            assert_eq!(
+                events(&mut c),
+                vec![Event::Closed {
+                    code: CloseCode(4000),
+                    reason: String::new(),
+                    clean: true
+                }]
+            );
+            assert!(c.is_closed() && s.is_closed());
+        }
+    }
+
+    #[test]
+    fn close_without_code_reports_1005_and_echoes_1000() {
+        let (mut c, mut s) = pair(Framing::Stream, Config::default());
+        c.close(None, "").unwrap();
+        assert_eq!(c.poll_transmit(), Some(vec![0x88, 0x00]));
+        s.recv(&[0x88, 0x00]).unwrap();
+        assert_eq!(s.poll_transmit(), Some(vec![0x88, 0x02, 0x03, 0xE8]));
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Closed {
+                code: CloseCode::NO_STATUS,
+                reason: String::new(),
+                clean: true
+            }]
+        );
+    }
+
+    #[test]
+    fn close_argument_checks() {
+        let (mut c, _) = pair(Framing::Stream, Config::default());
+        assert_eq!(
+            c.close(Some(CloseCode(1005)), ""),
+            Err(SendError::InvalidCloseCode(1005))
+        );
+        assert_eq!(
+            c.close(None, &"r".repeat(124)),
+            Err(SendError::ReasonTooLong)
+        );
+        assert_eq!(c.send_ping(&[0; 126]), Err(SendError::ControlTooLong));
+        assert_eq!(c.state(), State::Open);
+    }
+
+    #[test]
+    fn eof_without_close_is_1006() {
+        let (mut c, _) = pair(Framing::Native, Config::default());
+        c.recv_eof();
+        assert_eq!(
+            events(&mut c),
+            vec![Event::Closed {
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                clean: false
+            }]
+        );
+        c.recv_eof();
+        assert_eq!(events(&mut c), vec![]);
+    }
+
+    #[test]
+    fn fragments_mode_and_send_fragment() {
+        let config = Config {
+            deliver_fragments: true,
+            ..Config::default()
+        };
+        for framing in ALL {
+            let (mut c, mut s) = pair(framing, config.clone());
+            assert_eq!(
+                c.send_fragment(FragmentKind::Continuation, 0, b"x", true),
+                Err(SendError::FragmentSequence)
+            );
+            c.send_fragment(FragmentKind::Text, 0, b"ab", false)
+                .unwrap();
+            assert_eq!(c.send_text("no"), Err(SendError::FragmentSequence));
+            c.send_ping(b"p").unwrap();
+            c.send_fragment(FragmentKind::Continuation, 0, b"c", true)
+                .unwrap();
+            pump(&mut c, &mut s).unwrap();
+            assert_eq!(
+                events(&mut s),
+                vec![
+                    Event::Ping(b"p".to_vec()),
+                    Event::Fragment {
+                        kind: FragmentKind::Text,
+                        rsv: 0,
+                        data: b"ab".to_vec(),
+                        fin: false
+                    },
+                    Event::Fragment {
+                        kind: FragmentKind::Continuation,
+                        rsv: 0,
+                        data: b"c".to_vec(),
+                        fin: true
+                    },
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn native_ignores_empty_data_frames_and_checks_entry_point() {
+        let mut s = Connection::new(Role::Server, Framing::Native, Config::default());
+        s.recv_data_frame(&[]).unwrap();
+        assert_eq!(s.state(), State::Open);
+        assert_eq!(s.recv(&[0x81, 0x00]), Err(ProtocolError::WrongInput));
+        let mut s = Connection::new(Role::Server, Framing::Stream, Config::default());
+        assert_eq!(s.recv_data_frame(&[0x81]), Err(ProtocolError::WrongInput));
+    }
+
+    #[test]
+    fn byte_at_a_time() {
+        let (mut c, mut s) = pair(Framing::Rfc6455, Config::default());
+        c.send_text(&"é".repeat(200)).unwrap();
+        c.send_ping(b"").unwrap();
+        while let Some(bytes) = c.poll_transmit() {
+            for b in bytes {
+                s.recv(&[b]).unwrap();
+            }
+        }
+        assert_eq!(
+            events(&mut s),
+            vec![
+                Event::Ping(vec![]),
+                Event::Message(Message::Text("é".repeat(200)))
+            ]
+        );
+    }
+}
