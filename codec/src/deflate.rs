@@ -46,6 +46,13 @@ pub const DEFAULT_LEVEL: u8 = 6;
 /// grows more than one step beyond what was actually produced (and never past the limit).
 const INFLATE_STEP: usize = 32 * 1024;
 
+/// First inflate step, grown by doubling while output keeps filling it: small messages then
+/// do not pay for zero-filling a full step.
+const INFLATE_FIRST_STEP: usize = 1024;
+
+/// Compressor output step (see [`Compressor::compress`]).
+const COMPRESS_STEP: usize = 64 * 1024;
+
 /// permessage-deflate failures: data errors while inflating and negotiation errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeflateError {
@@ -319,8 +326,10 @@ impl Compressor {
         }
         self.fresh = false;
         let start = out.len();
-        // Worst case of stored blocks plus the flush marker; usually one call suffices.
-        let mut step = payload.len() + payload.len() / 64 + 64;
+        // Output goes straight into `out`, in steps no larger than the worst case (stored
+        // blocks + flush marker) and at most 64 KiB, so a large message is not zero-filled
+        // twice its size up front. Usually one call suffices.
+        let step = (payload.len() + payload.len() / 64 + 64).min(COMPRESS_STEP);
         let mut input = payload;
         loop {
             let len = out.len();
@@ -330,10 +339,10 @@ impl Compressor {
             out.truncate(len + written);
             input = &input[consumed..];
             // Done once all input is taken and the output was not filled (nothing pending).
+            // (Had it been filled exactly, one more call adds an empty sync block: harmless.)
             if status != TDEFLStatus::Okay || (input.is_empty() && written < step) {
                 break;
             }
-            step = step.max(4096);
         }
         if out[start..].ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
@@ -395,13 +404,17 @@ impl Decompressor {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), DeflateError> {
+        let mut step = input
+            .len()
+            .saturating_mul(4)
+            .clamp(INFLATE_FIRST_STEP, INFLATE_STEP);
         loop {
             if self.ended {
                 // Bytes after a final block (such as the re-appended tail) carry nothing.
                 return Ok(());
             }
             let start = out.len();
-            let room = limit.saturating_sub(start).min(INFLATE_STEP);
+            let room = limit.saturating_sub(start).min(step);
             let (res, capacity) = if room == 0 {
                 // At the limit: a 1-byte probe tells whether more output is coming.
                 let mut probe = [0u8; 1];
@@ -429,8 +442,11 @@ impl Decompressor {
                 return Ok(());
             }
             if res.bytes_consumed == 0 && res.bytes_written == 0 && !self.ended {
-                // Defensive: never spin without progress.
-                return Ok(());
+                // Input left but the inflater moves neither way: never spin on it.
+                return Err(DeflateError::Corrupt);
+            }
+            if res.bytes_written == capacity {
+                step = (step * 2).min(INFLATE_STEP);
             }
         }
     }
