@@ -77,12 +77,12 @@ async function startServer(bin) {
 
 // ---- browser ----------------------------------------------------------------------------------
 
-async function launch(extraArgs = []) {
+async function launch(extraArgs = [], { ignoreCertificateErrors = true } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'h2ws-demo-chromium-'));
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [...CHROMIUM_ARGS, ...extraArgs],
+    args: [...CHROMIUM_ARGS.filter((a) => ignoreCertificateErrors || a !== '--ignore-certificate-errors'), ...extraArgs],
     viewport: { width: 1280, height: 900 },
     timeout: 30_000,
   });
@@ -288,6 +288,24 @@ test('a package that fails to load is explained; the browser’s WebSocket still
     await page.waitForSelector('#chat-log li.msg.mine[data-delivered]', { timeout: SHORT });
   } finally {
     await page.close();
+  }
+});
+
+test('an untrusted certificate is detected after clicking through the warning', { timeout: LONG }, async () => {
+  // A second browser that does NOT ignore certificate errors, as a newcomer's would.
+  const strict = await launch([], { ignoreCertificateErrors: false });
+  try {
+    const page = strict.context.pages()[0] ?? (await strict.context.newPage());
+    await assert.rejects(page.goto(server.https + '/', { timeout: SHORT }), /ERR_CERT_AUTHORITY_INVALID/);
+    await page.waitForSelector('#details-button', { timeout: SHORT }); // Chromium's certificate warning
+    await page.keyboard.type('thisisunsafe'); // its bypass: proceeds to the page
+    await page.waitForSelector('html[data-ready="pkg"]', { timeout: SHORT });
+    const issue = page.locator('#issues [data-issue="cert-untrusted"]');
+    await issue.waitFor({ timeout: SHORT });
+    assert.match(await issue.innerText(), /does not trust this server’s certificate[\s\S]*ignore-certificate-errors-spki-list/);
+    await page.screenshot({ path: path.join(OUT, 'demo-cert.png') });
+  } finally {
+    await strict.close();
   }
 });
 

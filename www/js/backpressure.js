@@ -126,9 +126,9 @@ export function initBackpressure(ctx) {
       flight.down.points.push([t, down]);
       chart.replaceChildren(
         legend(Object.values(series)),
-        lineChartSvg(Object.values(series), { height: 200, yFmt: fmtBytes }),
+        lineChartSvg(Object.values(series), { height: 200, yFmt: fmtBytes, bytes: true }),
         legend(Object.values(flight)),
-        lineChartSvg(Object.values(flight), { height: 150, yFmt: fmtBytes }),
+        lineChartSvg(Object.values(flight), { height: 150, yFmt: fmtBytes, bytes: true }),
       );
       drawFigures([
         ['written', 'written', c.written, 's-written'],

@@ -94,7 +94,7 @@ export function histogramSvg(samples, { lo, hi, p50, p99, width = 320, height = 
  * Line chart of several series over time. series: [{name, cls, points: [[t, v], …]}].
  * yFmt formats axis values.
  */
-export function lineChartSvg(series, { width = 640, height = 240, yFmt = String, xLabel = 's' } = {}) {
+export function lineChartSvg(series, { width = 640, height = 240, yFmt = String, xLabel = 's', bytes = false } = {}) {
   const pad = { l: 64, r: 12, t: 12, b: 24 };
   const w = width - pad.l - pad.r;
   const hh = height - pad.t - pad.b;
@@ -106,7 +106,7 @@ export function lineChartSvg(series, { width = 640, height = 240, yFmt = String,
       yMax = Math.max(yMax, v);
     }
   }
-  yMax = niceCeil(yMax);
+  yMax = bytes ? niceBytes(yMax) : niceCeil(yMax);
   const X = (t) => pad.l + (t / tMax) * w;
   const Y = (v) => pad.t + hh - (v / yMax) * hh;
   const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, class: 'lines', role: 'img', 'aria-label': 'bytes over time' });
@@ -125,6 +125,15 @@ export function lineChartSvg(series, { width = 640, height = 240, yFmt = String,
     svg.append(s('path', { d, class: `series ${cls}` }));
   }
   return svg;
+}
+
+/** A round binary ceiling (1, 2, 4 or 8 × a power of 1024 … in quarters), so byte ticks read well. */
+function niceBytes(v) {
+  let unit = 1;
+  while (v / unit >= 1024) unit *= 1024;
+  const x = v / unit;
+  for (const m of [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]) if (m >= x) return m * unit;
+  return 1024 * unit;
 }
 
 function niceCeil(v) {

@@ -127,7 +127,7 @@ const ISSUES = {
     level: 'warn',
     title: 'The browser does not trust this server’s certificate',
     what:
-      'You reached this page through a certificate warning. This tab keeps working, but service workers, other tools and a fresh tab will refuse the server, and the browser may show warnings again.',
+      'You reached this page through a certificate warning. The demo works for now only because of that exception: the browser forgets it when it restarts, refuses service workers from this origin, and other clients (curl, scripts, native apps) refuse the certificate outright.',
     todo: [
       `Trust the local certificate the devserver generated (its location and SPKI hash are printed when \`${SERVER_CMD}\` starts), or`,
       'start a throwaway Chromium: `chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list=<SPKI printed by the server> https://localhost:8443/`.',
