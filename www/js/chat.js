@@ -1,7 +1,7 @@
 // Chat room on /ws/chat. The server sends every message to every socket on the path (the sender
 // included), whatever its transport; each message carries how its sender was connected.
 
-import { $, h } from './dom.js';
+import { $, h, rich } from './dom.js';
 import { TRANSPORTS, openSocket, opened, closeText } from './sockets.js';
 import { pageProtocol, protoName, socketLost, socketBack } from './diagnostics.js';
 
@@ -49,7 +49,7 @@ export function initChat(ctx) {
     if (stick) log.scrollTop = log.scrollHeight;
   }
 
-  const sys = (text, cls = '') => line(h(`li.sys${cls}`, {}, text));
+  const sys = (text, cls = '') => line(h(`li.sys${cls}`, {}, rich(text)));
 
   function badge(transport, http) {
     const t = TRANSPORTS[transport];
@@ -99,6 +99,7 @@ export function initChat(ctx) {
     try {
       ws = openSocket(kind, PATH, ctx.pkg, { binaryType: 'arraybuffer' });
       const sock = ws;
+      let wasOpen = false;
       sock.addEventListener('message', onMessage);
       sock.addEventListener('close', (ev) => {
         if (ws !== sock) return;
@@ -108,9 +109,10 @@ export function initChat(ctx) {
         sys(`Disconnected: ${ev.code} ${closeText(ev.code)}${ev.reason ? ` (“${ev.reason}”)` : ''}.`, ev.wasClean ? '' : '.bad');
         for (const li of pending.values()) li.querySelector('.state').textContent = 'not delivered';
         pending.clear();
-        if (ev.code === 1006) socketLost('Chat');
+        if (ev.code === 1006) socketLost('Chat', wasOpen);
       });
       await opened(sock);
+      wasOpen = true;
       socketBack();
       setConnected(true);
       setStatus(`${TRANSPORTS[kind].badge} · open`, 'open');
@@ -118,7 +120,8 @@ export function initChat(ctx) {
       sock.send(JSON.stringify({ v: 1, kind: 'join', name, transport: kind, http: pageProtocol() }));
     } catch (e) {
       setStatus('failed', 'bad');
-      sys(`Could not connect with ${TRANSPORTS[kind].label}: ${e.message}.`, '.bad');
+      const hint = kind === 'stream' && !ctx.canStream ? ' `stream` needs fetch() request streaming, which browsers do only over HTTP/2: pick `post`.' : '';
+      sys(`Could not connect with ${TRANSPORTS[kind].label}: ${e.message}.${hint}`, '.bad');
       if (ws) ws = null;
       setConnected(false);
     } finally {

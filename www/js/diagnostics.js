@@ -184,10 +184,13 @@ export function clearIssue(id) {
  * Debounced: several sockets dying at once give one banner.
  */
 let pendingDiagnosis = null;
-export function socketLost(where) {
+export function socketLost(where, wasOpen = true) {
   if (pendingDiagnosis) return pendingDiagnosis;
   pendingDiagnosis = (async () => {
     const probe = await probeServer();
+    // A socket that never opened while the server answers is that socket's own failure (shown
+    // where it happened), not a lost server.
+    if (probe.ok && !wasOpen) return;
     showIssue('server-gone', { where, probeOk: probe.ok, error: probe.error?.message ?? '' });
     setFact('server', probe.ok ? 'answers' : 'not answering', probe.ok ? 'ok' : 'bad');
   })().finally(() => setTimeout(() => (pendingDiagnosis = null), 1000));

@@ -1,7 +1,7 @@
 // Echo lab: RTT (one message at a time) and throughput (pipelined) on /ws/echo, one socket per
 // transport, run one after the other so they do not compete, shown side by side.
 
-import { $, h, fmtBytes, fmtMs, fmtNum, sleep } from './dom.js';
+import { $, h, rich, fmtBytes, fmtMs, fmtNum, sleep } from './dom.js';
 import { TRANSPORTS, openSocket, opened, closeText } from './sockets.js';
 import { summarize, histogramSvg, binOf } from './charts.js';
 import { socketLost, socketBack } from './diagnostics.js';
@@ -61,7 +61,8 @@ export function initEcho(ctx) {
 
   for (const [kind, t] of Object.entries(TRANSPORTS)) {
     const off = t.needsPkg && !ctx.pkg;
-    const checked = !off && kind !== 'post';
+    // Default: the fetch transport this page can use, beside the browser's own WebSocket.
+    const checked = !off && (kind === 'native' || kind === (ctx.canStream ? 'stream' : 'post'));
     boxes.append(
       h('label.check', { title: t.about },
         h('input', { type: 'checkbox', name: 'transport', value: kind, checked, disabled: off }), t.label),
@@ -85,7 +86,8 @@ export function initEcho(ctx) {
       (fields.bar = h('div.progress', {}, h('span'))),
       h('dl.figs', {},
         fig('p50', 'RTT p50'), fig('p99', 'RTT p99'), fig('mean', 'mean'), fig('max', 'max'),
-        fig('mps', 'throughput', 'msg/s'), fig('mbps', '', 'MB/s')),
+        fig('mps', 'throughput', 'msg/s'), fig('mbps', '', 'MB/s'),
+        fig('open', 'open')),
       (fields.hist = h('div.hist-box')),
       (fields.note = h('p.col-note')),
     );
@@ -160,12 +162,17 @@ export function initEcho(ctx) {
     };
 
     setState(col, 'running', 'connecting…');
+    const tOpen = performance.now();
     const ws = openSocket(col.kind, PATH, ctx.pkg);
     const inbox = new Inbox(ws);
+    let wasOpen = false;
     ws.addEventListener('close', (ev) => {
-      if (ev.code === 1006) socketLost(`Echo lab (${TRANSPORTS[col.kind].label})`);
+      if (ev.code === 1006) socketLost(`Echo lab (${TRANSPORTS[col.kind].label})`, wasOpen);
     });
     await opened(ws);
+    wasOpen = true;
+    const openMs = performance.now() - tOpen;
+    setField(col, 'open', fmtMs(openMs), openMs);
     socketBack();
     try {
       // Warm-up: connection, JIT and wasm paths; not recorded.
@@ -254,9 +261,8 @@ export function initEcho(ctx) {
       } catch (e) {
         col.error = e;
         setState(col, 'error', 'failed');
-        col.fields.note.replaceChildren(h('span.bad', {}, e.message));
+        col.fields.note.replaceChildren(h('span.bad', {}, e.message), streamHint(col.kind));
         col.fields.note.classList.add('bad');
-        if (e.code === 1006) socketLost(`Echo lab (${TRANSPORTS[col.kind].label})`);
       }
       render();
       await sleep(50);
@@ -265,6 +271,12 @@ export function initEcho(ctx) {
     stopBtn.disabled = true;
     delete form.dataset.running;
     summary.replaceChildren(...compare(columns, count, size));
+  }
+
+  function streamHint(kind) {
+    return kind === 'stream' && !ctx.canStream
+      ? rich(' — `stream` needs fetch() request streaming, which browsers do only over HTTP/2; use `post` here.')
+      : '';
   }
 
   function compare(cols, count, size) {
