@@ -133,7 +133,12 @@ const ISSUES = {
       'start a throwaway Chromium: `chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list=<SPKI printed by the server> https://localhost:8443/`.',
     ],
   }),
-  'server-gone': (d) => ({
+  'server-gone': (d) => d.back ? ({
+    level: 'info',
+    title: 'The server is back',
+    what: `${d.where}: a socket was lost earlier (close 1006); /.h2ws/stats answers again.`,
+    todo: ['Reconnect: press Connect (chat) or Run / Start again.'],
+  }) : ({
     level: 'error',
     title: d.probeOk ? 'A socket was cut (close 1006)' : 'The server is gone (close 1006)',
     what: d.probeOk
@@ -193,8 +198,30 @@ export function socketLost(where, wasOpen = true) {
     if (probe.ok && !wasOpen) return;
     showIssue('server-gone', { where, probeOk: probe.ok, error: probe.error?.message ?? '' });
     setFact('server', probe.ok ? 'answers' : 'not answering', probe.ok ? 'ok' : 'bad');
+    if (!probe.ok) watchForServer(where);
   })().finally(() => setTimeout(() => (pendingDiagnosis = null), 1000));
   return pendingDiagnosis;
+}
+
+/** While the server is gone, asks every 2 s (for at most 10 min) whether it is back. */
+let watching = 0;
+function watchForServer(where) {
+  if (watching) return;
+  const until = Date.now() + 10 * 60_000;
+  watching = setInterval(async () => {
+    if (Date.now() > until || !shown.has('server-gone')) {
+      clearInterval(watching);
+      watching = 0;
+      return;
+    }
+    const probe = await probeServer(1500);
+    if (probe.ok && watching) {
+      clearInterval(watching);
+      watching = 0;
+      showIssue('server-gone', { where, back: true });
+      setFact('server', 'answers again', 'ok');
+    }
+  }, 2000);
 }
 
 /** A socket opened fine again: the server is back. */
