@@ -1,0 +1,395 @@
+//! The socket driver: one task per socket that owns the sans-IO codec [`Connection`] and
+//! moves data between the transport (an input stream of chunks, an output queue of units)
+//! and the app's [`Socket`] queues. Transport-specific code only builds the input and
+//! output; everything about frames, close and liveness happens here, once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use h2ws_codec::{CloseCode, Config, Connection, Event, Framing, Role, State};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::endpoint::Endpoint;
+use crate::h2conn::ResetStream;
+use crate::socket::{CloseStatus, Command, FragmentKind, HandshakeInfo, Incoming, Message, Socket};
+use crate::stats::{OpenGuard, TransportCell};
+
+/// Stop taking app commands while this much codec output waits for the transport.
+const HIGH_WATER: usize = 256 << 10;
+
+/// A chunk from the transport.
+pub(crate) enum Input {
+    /// Bytes of the byte stream (Rfc6455/Stream framing) or one DATA frame (Native).
+    Chunk(Bytes),
+    /// The transport's inbound side ended cleanly (END_STREAM, EOF, request body end).
+    End,
+    /// The transport failed (reset, connection lost).
+    Failed,
+}
+
+/// A unit for the transport. `Err` asks the transport to reset the stream with that reason.
+pub(crate) type Output = Result<Bytes, ResetStream>;
+
+/// What a transport hands to the driver.
+pub(crate) struct Wiring {
+    pub framing: Framing,
+    pub input: BoxStream<'static, Input>,
+    pub output: mpsc::Sender<Output>,
+    /// Native: after a protocol error's Close, reset the stream with PROTOCOL_ERROR.
+    pub reset_after_protocol_error: bool,
+    /// Deliver data frames one by one (proxies).
+    pub deliver_fragments: bool,
+    /// Let RSV1 through untouched (a proxy forwarding permessage-deflate it does not terminate).
+    pub allow_rsv1: bool,
+    pub deflate: Option<h2ws_codec::deflate::DeflateParams>,
+    /// Native: largest DATA frame the peer accepts.
+    pub native_max_payload: usize,
+    /// Runs when the driver ends (fetch sessions forget their token).
+    pub on_end: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// A handle the server keeps on a socket (fetch sessions use it to close unattached sockets).
+pub(crate) type CommandHandle = mpsc::WeakSender<Command>;
+
+/// Starts the driver task; returns the app's socket and a weak command handle.
+pub(crate) fn spawn(
+    endpoint: &Endpoint,
+    info: Arc<HandshakeInfo>,
+    cell: Arc<TransportCell>,
+    mut wiring: Wiring,
+) -> (Socket, CommandHandle) {
+    let cfg = endpoint.config();
+    let depth = cfg.queue_depth.max(1);
+    let (cmd_tx, cmd_rx) = mpsc::channel(depth);
+    let (ev_tx, ev_rx) = mpsc::channel(depth);
+    let mut config = Config::default();
+    config.max_frame_size = cfg.max_frame_size;
+    config.max_message_size = cfg.max_message_size;
+    config.deliver_fragments = wiring.deliver_fragments;
+    config.allow_rsv1 = wiring.allow_rsv1;
+    config.native_max_payload = wiring.native_max_payload;
+    config.deflate = wiring.deflate.clone();
+    let conn = Connection::new(Role::Server, wiring.framing, config);
+    let guard = OpenGuard::new(endpoint, cell.clone());
+    let weak = cmd_tx.downgrade();
+    let driver = Driver {
+        endpoint: endpoint.clone(),
+        conn,
+        framing: wiring.framing,
+        input: wiring.input,
+        output: wiring.output,
+        reset_after_protocol_error: wiring.reset_after_protocol_error,
+        cmds: cmd_rx,
+        events: ev_tx,
+        on_end: wiring.on_end.take(),
+        _guard: guard,
+    };
+    endpoint.0.tasks.spawn(driver.run());
+    (Socket::new(info, cell, cmd_tx, ev_rx), weak)
+}
+
+struct Driver {
+    endpoint: Endpoint,
+    conn: Connection,
+    framing: Framing,
+    input: BoxStream<'static, Input>,
+    output: mpsc::Sender<Output>,
+    reset_after_protocol_error: bool,
+    cmds: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Incoming>,
+    on_end: Option<Box<dyn FnOnce() + Send>>,
+    _guard: OpenGuard,
+}
+
+/// Why the loop ended.
+#[derive(PartialEq, Eq)]
+enum End {
+    /// Close handshake done, or our Close after a protocol error flushed.
+    Done,
+    /// The transport is gone.
+    Lost,
+    /// No Close from the peer in time, or idle: stop without one.
+    TimedOut,
+}
+
+impl Driver {
+    async fn run(self) {
+        let Driver {
+            endpoint,
+            mut conn,
+            framing,
+            mut input,
+            output,
+            reset_after_protocol_error,
+            mut cmds,
+            events,
+            mut on_end,
+            _guard,
+        } = self;
+        let cfg = endpoint.config().clone();
+        let shutdown = endpoint.0.shutdown.clone();
+        let mut staged: Option<Bytes> = None;
+        let mut pending: VecDeque<Incoming> = VecDeque::new();
+        let mut status: Option<CloseStatus> = None;
+        let mut protocol_error = false;
+        let mut input_done = false;
+        let mut cmds_done = false;
+        let mut app_gone = false;
+        let mut shutdown_seen = false;
+        let mut last_rx = Instant::now();
+        let mut ping_sent = false;
+        let mut close_deadline: Option<Instant> = None;
+
+        let end = loop {
+            if staged.is_none() {
+                staged = conn.poll_transmit().map(Bytes::from);
+            }
+            while let Some(event) = conn.poll_event() {
+                on_event(&endpoint, event, &mut pending, &mut status);
+            }
+            if staged.is_none() && (conn.is_closed() || protocol_error) {
+                break End::Done;
+            }
+            let deadline = match close_deadline {
+                Some(d) => d,
+                None if ping_sent => last_rx + cfg.idle_timeout,
+                None => last_rx + cfg.ping_after,
+            };
+            let can_read = !input_done && pending.is_empty() && !protocol_error;
+            let can_command = !cmds_done
+                && staged.is_none()
+                && conn.pending_bytes() < HIGH_WATER
+                && close_deadline.is_none();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled(), if !shutdown_seen => {
+                    shutdown_seen = true;
+                    if conn.close(Some(CloseCode::GOING_AWAY), "server shutting down").is_ok() {
+                        close_deadline = Some(Instant::now() + cfg.close_timeout);
+                    }
+                }
+                permit = output.reserve(), if staged.is_some() => match permit {
+                    Ok(permit) => {
+                        if let Some(unit) = staged.take() {
+                            permit.send(Ok(unit));
+                        }
+                    }
+                    Err(_) => break End::Lost,
+                },
+                _ = output.closed(), if staged.is_none() => break End::Lost,
+                permit = events.reserve(), if !pending.is_empty() && !app_gone => match permit {
+                    Ok(permit) => {
+                        if let Some(ev) = pending.pop_front() {
+                            permit.send(ev);
+                        }
+                    }
+                    Err(_) => {
+                        app_gone = true;
+                        pending.clear();
+                    }
+                },
+                cmd = cmds.recv(), if can_command => match cmd {
+                    Some(cmd) => {
+                        if on_command(&endpoint, &mut conn, cmd) {
+                            close_deadline.get_or_insert(Instant::now() + cfg.close_timeout);
+                        }
+                    }
+                    None => {
+                        cmds_done = true;
+                        if conn.close(Some(CloseCode::NORMAL), "").is_ok() {
+                            close_deadline.get_or_insert(Instant::now() + cfg.close_timeout);
+                        }
+                    }
+                },
+                input = input.next(), if can_read => {
+                    last_rx = Instant::now();
+                    ping_sent = false;
+                    let result = match input {
+                        Some(Input::Chunk(chunk)) => match framing {
+                            // h2 drops empty DATA frames without END_STREAM; stay unaffected.
+                            Framing::Native if chunk.is_empty() => Ok(()),
+                            Framing::Native => conn.recv_data_frame(&chunk),
+                            _ => conn.recv(&chunk),
+                        },
+                        Some(Input::End) | None => {
+                            input_done = true;
+                            // A peer may end its side right after its Close (RFC 8441
+                            // END_STREAM, fetch upstream end): our echo completes the handshake.
+                            if conn.state() != State::CloseReceived {
+                                conn.recv_eof();
+                            }
+                            Ok(())
+                        }
+                        Some(Input::Failed) => {
+                            input_done = true;
+                            conn.recv_eof();
+                            Ok(())
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!("protocol error from peer: {e}");
+                        protocol_error = true;
+                        status.get_or_insert(CloseStatus {
+                            code: e.close_code().0,
+                            reason: e.reason().to_string(),
+                            clean: false,
+                        });
+                    }
+                    if input_done && !conn.is_closed() && staged.is_none() {
+                        // Input ended: once our output drains, nothing else can happen.
+                        close_deadline.get_or_insert(Instant::now() + cfg.close_timeout);
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if close_deadline.is_some() {
+                        break End::TimedOut;
+                    }
+                    if ping_sent {
+                        tracing::debug!("no traffic for {:?}: dropping the socket", cfg.idle_timeout);
+                        status.get_or_insert(CloseStatus {
+                            code: CloseCode::ABNORMAL.0,
+                            reason: "idle timeout".into(),
+                            clean: false,
+                        });
+                        break End::TimedOut;
+                    }
+                    ping_sent = true;
+                    let _ = conn.send_ping(b"h2ws");
+                }
+            }
+        };
+
+        while let Some(event) = conn.poll_event() {
+            on_event(&endpoint, event, &mut pending, &mut status);
+        }
+        if end != End::Lost {
+            if protocol_error && reset_after_protocol_error {
+                let _ = output.try_send(Err(ResetStream(h2::Reason::PROTOCOL_ERROR)));
+            } else if end == End::TimedOut && reset_after_protocol_error {
+                let _ = output.try_send(Err(ResetStream(h2::Reason::CANCEL)));
+            }
+        }
+        // Dropping the output ends the transport (END_STREAM, body end, TCP shutdown).
+        drop(output);
+        drop(input);
+        if let Some(on_end) = on_end.take() {
+            on_end();
+        }
+        let status = status.unwrap_or(CloseStatus {
+            code: CloseCode::ABNORMAL.0,
+            reason: String::new(),
+            clean: false,
+        });
+        if !pending.iter().any(|ev| matches!(ev, Incoming::Closed(_))) {
+            pending.push_back(Incoming::Closed(status));
+        }
+        if !app_gone {
+            let deliver = async {
+                for ev in pending {
+                    if events.send(ev).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(cfg.idle_timeout, deliver).await;
+        }
+    }
+}
+
+/// Applies an app command to the codec; true if it started the close handshake.
+fn on_command(endpoint: &Endpoint, conn: &mut Connection, cmd: Command) -> bool {
+    let stats = endpoint.stats();
+    let result = match cmd {
+        Command::Message(Message::Text(text)) => {
+            stats.record_out(1, text.len());
+            conn.send_text(&text)
+        }
+        Command::Message(Message::Binary(data)) => {
+            stats.record_out(1, data.len());
+            conn.send_binary(&data)
+        }
+        Command::Fragment {
+            kind,
+            rsv,
+            data,
+            fin,
+        } => {
+            stats.record_out(u64::from(fin), data.len());
+            conn.send_fragment(codec_kind(kind), rsv, &data, fin)
+        }
+        Command::Ping(payload) => conn.send_ping(&payload),
+        Command::Close(code, reason) => {
+            return conn.close(code, &reason).is_ok();
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("send refused: {e}");
+    }
+    false
+}
+
+fn on_event(
+    endpoint: &Endpoint,
+    event: Event,
+    pending: &mut VecDeque<Incoming>,
+    status: &mut Option<CloseStatus>,
+) {
+    let stats = endpoint.stats();
+    match event {
+        Event::Message(h2ws_codec::Message::Text(text)) => {
+            stats.record_in(1, text.len());
+            pending.push_back(Incoming::Message(Message::Text(text)));
+        }
+        Event::Message(h2ws_codec::Message::Binary(data)) => {
+            stats.record_in(1, data.len());
+            pending.push_back(Incoming::Message(Message::Binary(data.into())));
+        }
+        Event::Fragment {
+            kind,
+            rsv,
+            data,
+            fin,
+        } => {
+            stats.record_in(u64::from(fin), data.len());
+            pending.push_back(Incoming::Fragment {
+                kind: socket_kind(kind),
+                rsv,
+                data: data.into(),
+                fin,
+            });
+        }
+        Event::Ping(_) | Event::Pong(_) => {}
+        Event::Closed {
+            code,
+            reason,
+            clean,
+        } => {
+            let s = status.get_or_insert(CloseStatus {
+                code: code.0,
+                reason,
+                clean,
+            });
+            pending.push_back(Incoming::Closed(s.clone()));
+        }
+    }
+}
+
+fn codec_kind(kind: FragmentKind) -> h2ws_codec::FragmentKind {
+    match kind {
+        FragmentKind::Text => h2ws_codec::FragmentKind::Text,
+        FragmentKind::Binary => h2ws_codec::FragmentKind::Binary,
+        FragmentKind::Continuation => h2ws_codec::FragmentKind::Continuation,
+    }
+}
+
+fn socket_kind(kind: h2ws_codec::FragmentKind) -> FragmentKind {
+    match kind {
+        h2ws_codec::FragmentKind::Text => FragmentKind::Text,
+        h2ws_codec::FragmentKind::Binary => FragmentKind::Binary,
+        h2ws_codec::FragmentKind::Continuation => FragmentKind::Continuation,
+    }
+}

@@ -1,0 +1,166 @@
+//! The shared state behind every socket route: limits, timeouts, the Origin allowlist, fetch
+//! sessions, statistics and the shutdown signal. One [`Endpoint`] per server; routes find it in
+//! the request extensions (the [`Server`](crate::Server) inserts it), else use a process default.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::sessions::Sessions;
+use crate::stats::Stats;
+
+/// Limits and timeouts for sockets. `Default` gives the documented values.
+#[derive(Clone, Debug)]
+pub struct SocketConfig {
+    /// Largest incoming message (after inflation), bytes; larger → Close 1009.
+    pub max_message_size: usize,
+    /// Largest incoming frame, bytes; larger → Close 1009.
+    pub max_frame_size: usize,
+    /// At most this many open sockets per endpoint (fetch opens past it → 503, others → 503).
+    pub max_sockets: usize,
+    /// Send a Ping after this long without receiving anything (DESIGN §2.5: 30 s).
+    pub ping_after: Duration,
+    /// Drop a socket after this long without receiving anything (DESIGN §2.5: 60 s).
+    pub idle_timeout: Duration,
+    /// A fetch session whose upstream has not attached by then is closed with 1011 (10 s).
+    pub attach_timeout: Duration,
+    /// After our Close frame, wait this long for the peer's before ending the transport.
+    pub close_timeout: Duration,
+    /// Longest wait for the peer to take one outgoing frame (flow control, TCP).
+    pub send_timeout: Duration,
+    /// Extra allowed `Origin`s (exact `scheme://host[:port]`); same origin and
+    /// localhost/127.0.0.1/[::1] on any port are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Messages queued between a socket's driver and the app, each way.
+    pub queue_depth: usize,
+    /// How long an ended fetch session's token is remembered (→ 410 instead of 404).
+    pub expired_token_ttl: Duration,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
+            max_message_size: 64 << 20,
+            max_frame_size: 16 << 20,
+            max_sockets: 10_000,
+            ping_after: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            attach_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(30),
+            allowed_origins: Vec::new(),
+            queue_depth: 16,
+            expired_token_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: SocketConfig,
+    pub(crate) sessions: Sessions,
+    pub(crate) stats: Stats,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// Shared state for socket routes (cheap to clone).
+#[derive(Clone)]
+pub struct Endpoint(pub(crate) Arc<Inner>);
+
+impl Endpoint {
+    pub fn new(config: SocketConfig) -> Self {
+        Endpoint(Arc::new(Inner {
+            sessions: Sessions::new(config.expired_token_ttl),
+            config,
+            stats: Stats::default(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }))
+    }
+
+    /// The endpoint used by routes that run without one in their request extensions.
+    pub fn global() -> &'static Endpoint {
+        static GLOBAL: OnceLock<Endpoint> = OnceLock::new();
+        GLOBAL.get_or_init(|| Endpoint::new(SocketConfig::default()))
+    }
+
+    pub fn config(&self) -> &SocketConfig {
+        &self.0.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.0.stats
+    }
+
+    /// Start a graceful shutdown: every open socket is closed with 1001.
+    pub fn shutdown(&self) {
+        self.0.shutdown.cancel();
+    }
+
+    /// Waits until every socket task of this endpoint ended (call after [`shutdown`](Self::shutdown)).
+    pub async fn wait_closed(&self) {
+        self.0.tasks.close();
+        self.0.tasks.wait().await;
+    }
+
+    /// Whether `origin` may open a socket on a request whose authority is `authority`.
+    pub fn origin_allowed(&self, origin: &str, authority: Option<&str>) -> bool {
+        origin_allowed(origin, authority, &self.0.config.allowed_origins)
+    }
+}
+
+/// Same origin, loopback names on any port, or an exact match in `extra`.
+pub(crate) fn origin_allowed(origin: &str, authority: Option<&str>, extra: &[String]) -> bool {
+    if extra
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some((_scheme, host_port)) = origin.split_once("://") else {
+        return false;
+    };
+    if authority.is_some_and(|a| a.eq_ignore_ascii_case(host_port)) {
+        return true;
+    }
+    let host = if let Some(rest) = host_port.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, _)) => h,
+            None => return false,
+        }
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1") || host.ends_with(".localhost")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn origins() {
+        assert!(origin_allowed("https://localhost:8443", None, &[]));
+        assert!(origin_allowed("http://127.0.0.1:1", None, &[]));
+        assert!(origin_allowed("https://[::1]:9", None, &[]));
+        assert!(origin_allowed(
+            "https://example.com",
+            Some("example.com"),
+            &[]
+        ));
+        assert!(!origin_allowed(
+            "https://evil.com",
+            Some("example.com"),
+            &[]
+        ));
+        assert!(!origin_allowed("https://localhost.evil.com", None, &[]));
+        assert!(!origin_allowed("null", None, &[]));
+        assert!(origin_allowed(
+            "https://app.test",
+            None,
+            &["https://app.test".into()]
+        ));
+    }
+}

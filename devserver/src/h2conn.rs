@@ -1,0 +1,335 @@
+//! The devserver's own HTTP/2 connection loop, on the `h2` crate.
+//!
+//! hyper cannot keep one body chunk = one DATA frame (DESIGN §4), which the `native` mapping
+//! needs, so HTTP/2 connections are served here: every request is handed to the axum `Router`
+//! as a tower service, with its body streamed from the h2 stream (one chunk per DATA frame,
+//! flow-control capacity released only as the body is consumed) and the response body pumped
+//! back under flow control. A response marked [`WholeDataFrames`] sends each body chunk as
+//! exactly one DATA frame, only once capacity for all of it is granted.
+
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body as _, Frame};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt};
+
+/// Request extension: the request arrived on the devserver's own HTTP/2 loop, so each request
+/// body chunk is exactly one DATA frame, and a response marked [`WholeDataFrames`] is honoured.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnH2Loop {
+    /// Largest DATA frame payload the peer is guaranteed to accept. h2 0.4 does not expose the
+    /// peer's SETTINGS_MAX_FRAME_SIZE, so this is the protocol minimum every peer accepts.
+    pub max_data_frame: usize,
+}
+
+/// Response extension: send every body chunk as exactly one DATA frame (the `native` mapping).
+#[derive(Clone, Copy, Debug)]
+pub struct WholeDataFrames;
+
+/// A response body error that resets the stream with this reason (e.g. PROTOCOL_ERROR after
+/// a native Close 1002) instead of INTERNAL_ERROR.
+#[derive(Debug, thiserror::Error)]
+#[error("reset stream: {0:?}")]
+pub struct ResetStream(pub h2::Reason);
+
+/// HTTP/2 settings of the loop.
+#[derive(Clone, Debug)]
+pub struct H2Settings {
+    pub max_concurrent_streams: u32,
+    pub stream_window: u32,
+    pub connection_window: u32,
+    /// Longest wait for flow-control capacity for one response chunk.
+    pub send_timeout: Duration,
+}
+
+impl Default for H2Settings {
+    fn default() -> Self {
+        H2Settings {
+            max_concurrent_streams: 1000,
+            stream_window: 256 << 10,
+            connection_window: 8 << 20,
+            send_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves one HTTP/2 connection (after TLS with ALPN `h2`, or h2c prior knowledge) until the
+/// peer closes it or `shutdown` fires (then GOAWAY, and open streams may finish).
+pub async fn serve<IO, S>(
+    io: IO,
+    service: S,
+    peer: SocketAddr,
+    settings: H2Settings,
+    shutdown: CancellationToken,
+) -> Result<(), h2::Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut conn = h2::server::Builder::new()
+        .enable_connect_protocol()
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .initial_window_size(settings.stream_window)
+        .initial_connection_window_size(settings.connection_window)
+        .handshake::<_, Bytes>(io)
+        .await?;
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            next = conn.accept() => match next {
+                Some(Ok((req, respond))) => {
+                    let service = service.clone();
+                    let send_timeout = settings.send_timeout;
+                    tokio::spawn(async move {
+                        handle(req, respond, service, peer, send_timeout).await;
+                    });
+                }
+                Some(Err(e)) => {
+                    if e.is_io() || e.is_go_away() || e.is_remote() {
+                        tracing::debug!(%peer, "h2 connection ended: {e}");
+                        return Ok(());
+                    }
+                    return Err(e);
+                }
+                None => return Ok(()),
+            },
+            _ = shutdown.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                conn.graceful_shutdown();
+            }
+        }
+    }
+}
+
+async fn handle<S>(
+    req: Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    service: S,
+    peer: SocketAddr,
+    send_timeout: Duration,
+) where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    let (mut parts, recv) = req.into_parts();
+    parts.extensions.insert(ConnectInfo(peer));
+    parts.extensions.insert(OwnH2Loop {
+        max_data_frame: 16_384,
+    });
+    // Give the `:protocol` pseudo-header to axum/hyper-style code under hyper's type too.
+    if let Some(p) = parts.extensions.get::<h2::ext::Protocol>() {
+        let proto = hyper::ext::Protocol::from(p.as_str());
+        parts.extensions.insert(proto);
+    }
+    let req = Request::from_parts(parts, Body::new(RecvBody::new(recv)));
+    let Ok(response) = service.oneshot(req).await;
+    let (mut head, body) = response.into_parts();
+    let whole = head.extensions.remove::<WholeDataFrames>().is_some();
+    strip_connection_headers(&mut head.headers);
+    let end = body.is_end_stream();
+    let send = match respond.send_response(Response::from_parts(head, ()), end) {
+        Ok(send) => send,
+        Err(e) => {
+            tracing::debug!(%peer, "sending response headers: {e}");
+            return;
+        }
+    };
+    if !end {
+        pump(body, send, whole, send_timeout).await;
+    }
+}
+
+/// Headers that are illegal in HTTP/2 (RFC 9113 §8.2.2).
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Copies a response body onto the stream under flow control until it ends, errors, the peer
+/// resets the stream, or a wait for capacity times out.
+async fn pump(mut body: Body, mut send: h2::SendStream<Bytes>, whole: bool, timeout: Duration) {
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            reason = poll_fn(|cx| send.poll_reset(cx)) => {
+                tracing::debug!("peer reset the response stream: {reason:?}");
+                return;
+            }
+        };
+        match frame {
+            None => {
+                let _ = send.send_data(Bytes::new(), true);
+                return;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let sent = if whole {
+                        send_whole(&mut send, data, timeout).await
+                    } else {
+                        send_pieces(&mut send, data, timeout).await
+                    };
+                    if let Err(reason) = sent {
+                        send.send_reset(reason);
+                        return;
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let _ = send.send_trailers(trailers);
+                    } else {
+                        let _ = send.send_data(Bytes::new(), true);
+                    }
+                    return;
+                }
+            },
+            Some(Err(e)) => {
+                let inner = e.into_inner();
+                let reason = inner
+                    .downcast_ref::<ResetStream>()
+                    .map(|r| r.0)
+                    .unwrap_or(h2::Reason::INTERNAL_ERROR);
+                send.send_reset(reason);
+                return;
+            }
+        }
+    }
+}
+
+/// Waits until the stream has at least `n` bytes of send capacity.
+async fn wait_capacity(
+    send: &mut h2::SendStream<Bytes>,
+    n: usize,
+    timeout: Duration,
+) -> Result<(), h2::Reason> {
+    send.reserve_capacity(n);
+    let wait = async {
+        loop {
+            if send.capacity() >= n {
+                return Ok(());
+            }
+            match poll_fn(|cx| send.poll_capacity(cx)).await {
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(h2::Reason::CANCEL),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::debug!("no flow-control capacity for {n} bytes within {timeout:?}");
+            Err(h2::Reason::CANCEL)
+        }
+    }
+}
+
+/// One chunk = one DATA frame, sent only with capacity for all of it (never empty).
+async fn send_whole(
+    send: &mut h2::SendStream<Bytes>,
+    data: Bytes,
+    timeout: Duration,
+) -> Result<(), h2::Reason> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    wait_capacity(send, data.len(), timeout).await?;
+    send.send_data(data, false).map_err(|_| h2::Reason::CANCEL)
+}
+
+/// A byte-stream chunk: sent as capacity arrives, possibly over several DATA frames.
+async fn send_pieces(
+    send: &mut h2::SendStream<Bytes>,
+    mut data: Bytes,
+    timeout: Duration,
+) -> Result<(), h2::Reason> {
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let wait = async {
+            loop {
+                let cap = send.capacity();
+                if cap > 0 {
+                    return Ok(cap);
+                }
+                match poll_fn(|cx| send.poll_capacity(cx)).await {
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return Err(h2::Reason::CANCEL),
+                }
+            }
+        };
+        let cap = tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| h2::Reason::CANCEL)??;
+        let piece = data.split_to(cap.min(data.len()));
+        send.send_data(piece, false)
+            .map_err(|_| h2::Reason::CANCEL)?;
+    }
+    Ok(())
+}
+
+/// A request body read from an h2 stream: one chunk per DATA frame; flow-control capacity is
+/// released when a chunk is handed to the consumer, so a consumer that stops reading stops
+/// the peer (backpressure) once the stream window is used up.
+pub struct RecvBody {
+    recv: h2::RecvStream,
+    data_done: bool,
+}
+
+impl RecvBody {
+    fn new(recv: h2::RecvStream) -> Self {
+        RecvBody {
+            recv,
+            data_done: false,
+        }
+    }
+}
+
+impl http_body::Body for RecvBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        let this = &mut *self;
+        if !this.data_done {
+            match ready!(this.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = this.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => this.data_done = true,
+            }
+        }
+        match ready!(this.recv.poll_trailers(cx)) {
+            Ok(Some(t)) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
+    }
+}

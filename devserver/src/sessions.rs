@@ -1,0 +1,343 @@
+//! Fetch-transport sessions (DESIGN §2.2, §2.3): tokens, the single upstream attach, the
+//! attach timeout, ordered `post` batches, and remembering ended tokens (410).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use h2ws_codec::CloseCode;
+use http::StatusCode;
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::driver::{CommandHandle, Input};
+use crate::endpoint::Endpoint;
+use crate::socket::{Command, Transport};
+use crate::stats::TransportCell;
+use crate::upgrade::{check_origin, cors_headers, header_pairs, Refusal};
+use h2ws_codec::handshake::fetch;
+
+/// Batches a `post` upstream may send ahead of the next expected one.
+pub const MAX_AHEAD: u64 = 16;
+/// Chunks queued from an upstream to the socket driver.
+const INBOUND_DEPTH: usize = 4;
+/// Ended tokens remembered at most (oldest forgotten first).
+const MAX_EXPIRED: usize = 100_000;
+
+enum Attach {
+    None,
+    Stream,
+    Post {
+        next: u64,
+        held: BTreeMap<u64, Bytes>,
+        held_bytes: usize,
+    },
+}
+
+pub(crate) struct Session {
+    pub(crate) transport: Arc<TransportCell>,
+    inbound: mpsc::Sender<Input>,
+    attach: tokio::sync::Mutex<Attach>,
+    socket: Mutex<Option<CommandHandle>>,
+}
+
+impl Session {
+    pub(crate) fn set_socket(&self, handle: CommandHandle) {
+        if let Ok(mut s) = self.socket.lock() {
+            *s = Some(handle);
+        }
+    }
+
+    async fn close_socket(&self, code: CloseCode, reason: &str) {
+        let handle = self.socket.lock().ok().and_then(|s| s.clone());
+        if let Some(cmds) = handle.and_then(|h| h.upgrade()) {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                cmds.send(Command::Close(Some(code), reason.to_string())),
+            )
+            .await;
+        }
+    }
+}
+
+/// A new session: its token, the shared record, and the driver's input.
+pub(crate) struct Opened {
+    pub token: String,
+    pub session: Arc<Session>,
+    pub input: BoxStream<'static, Input>,
+}
+
+pub(crate) struct Sessions {
+    live: Mutex<HashMap<String, Arc<Session>>>,
+    expired: Mutex<(HashMap<String, Instant>, VecDeque<(Instant, String)>)>,
+    ttl: Duration,
+}
+
+impl Sessions {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Sessions {
+            live: Mutex::new(HashMap::new()),
+            expired: Mutex::new((HashMap::new(), VecDeque::new())),
+            ttl,
+        }
+    }
+
+    pub(crate) fn open(&self, endpoint: &Endpoint, transport: Transport) -> Opened {
+        let token = new_token();
+        let (tx, rx) = mpsc::channel(INBOUND_DEPTH);
+        let session = Arc::new(Session {
+            transport: Arc::new(TransportCell::new(transport)),
+            inbound: tx,
+            attach: tokio::sync::Mutex::new(Attach::None),
+            socket: Mutex::new(None),
+        });
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(token.clone(), session.clone());
+        }
+        let weak: Weak<Session> = Arc::downgrade(&session);
+        let timeout = endpoint.config().attach_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            let unattached = matches!(*session.attach.lock().await, Attach::None);
+            if unattached {
+                tracing::debug!("no upstream attached within {timeout:?}: closing with 1011");
+                session
+                    .close_socket(CloseCode::INTERNAL_ERROR, "no upstream attached")
+                    .await;
+            }
+        });
+        Opened {
+            token,
+            session,
+            input: ReceiverStream::new(rx).boxed(),
+        }
+    }
+
+    /// The socket ended: forget the session, remember the token as expired.
+    pub(crate) fn end(&self, token: &str) {
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(token);
+        }
+        if let Ok(mut guard) = self.expired.lock() {
+            let (map, order) = &mut *guard;
+            let now = Instant::now();
+            while let Some((t, _)) = order.front() {
+                if now.duration_since(*t) < self.ttl && order.len() < MAX_EXPIRED {
+                    break;
+                }
+                if let Some((_, old)) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+            map.insert(token.to_string(), now);
+            order.push_back((now, token.to_string()));
+        }
+    }
+
+    fn lookup(&self, token: &str) -> Result<Arc<Session>, Refusal> {
+        if let Some(s) = self.live.lock().ok().and_then(|l| l.get(token).cloned()) {
+            return Ok(s);
+        }
+        let expired = self
+            .expired
+            .lock()
+            .ok()
+            .and_then(|e| e.0.get(token).map(|t| t.elapsed() < self.ttl));
+        if expired == Some(true) {
+            Err(Refusal::new(StatusCode::GONE, "session ended"))
+        } else {
+            Err(Refusal::new(StatusCode::NOT_FOUND, "no such session"))
+        }
+    }
+}
+
+/// 256 bits from the OS RNG, base64url without padding.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    // An OS RNG failure leaves no safe way to mint tokens.
+    getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+    fetch::session_token(&bytes)
+}
+
+/// Answers a fetch upstream request (`stream` attach or `post` batch).
+pub(crate) async fn upstream(
+    endpoint: &Endpoint,
+    parts: http::request::Parts,
+    body: Body,
+) -> Response {
+    let mut res = match upstream_inner(endpoint, &parts, body).await {
+        Ok(status) => status.into_response(),
+        Err(refusal) => refusal.into_response(),
+    };
+    res.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    cors_headers(&parts.headers, res.headers_mut());
+    res
+}
+
+async fn upstream_inner(
+    endpoint: &Endpoint,
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<StatusCode, Refusal> {
+    let upstream = {
+        let pairs = header_pairs(&parts.headers);
+        let up = fetch::validate_upstream(&pairs)?;
+        (up.session.to_string(), up.seq)
+    };
+    check_origin(endpoint, parts)?;
+    let session = endpoint.0.sessions.lookup(&upstream.0)?;
+    match upstream.1 {
+        None => attach_stream(&session, body).await,
+        Some(seq) => {
+            let limit = endpoint.config().max_message_size.saturating_add(14);
+            post_batch(endpoint, &session, seq, body, limit).await
+        }
+    }
+}
+
+async fn attach_stream(session: &Session, body: Body) -> Result<StatusCode, Refusal> {
+    {
+        let mut attach = session.attach.lock().await;
+        match *attach {
+            Attach::None => *attach = Attach::Stream,
+            Attach::Stream => {
+                return Err(Refusal::new(
+                    StatusCode::CONFLICT,
+                    "an upstream is already attached to this session",
+                ))
+            }
+            Attach::Post { .. } => {
+                return Err(Refusal::new(
+                    StatusCode::CONFLICT,
+                    "this session's upstream uses post batches",
+                ))
+            }
+        }
+    }
+    let mut data = body.into_data_stream();
+    loop {
+        let next = tokio::select! {
+            next = data.next() => next,
+            _ = session.inbound.closed() => break,
+        };
+        let input = match next {
+            Some(Ok(chunk)) => Input::Chunk(chunk),
+            Some(Err(e)) => {
+                tracing::debug!("upstream body failed: {e}");
+                let _ = session.inbound.send(Input::Failed).await;
+                break;
+            }
+            None => {
+                let _ = session.inbound.send(Input::End).await;
+                break;
+            }
+        };
+        if session.inbound.send(input).await.is_err() {
+            break;
+        }
+    }
+    Ok(StatusCode::OK)
+}
+
+async fn post_batch(
+    endpoint: &Endpoint,
+    session: &Session,
+    seq: u64,
+    body: Body,
+    limit: usize,
+) -> Result<StatusCode, Refusal> {
+    {
+        let mut attach = session.attach.lock().await;
+        if let Attach::None = *attach {
+            *attach = Attach::Post {
+                next: 0,
+                held: BTreeMap::new(),
+                held_bytes: 0,
+            };
+            endpoint.stats().switch(&session.transport, Transport::Post);
+        }
+        match &*attach {
+            Attach::Stream => {
+                return Err(Refusal::new(
+                    StatusCode::CONFLICT,
+                    "this session's upstream is a stream",
+                ))
+            }
+            Attach::Post { next, held, .. } => {
+                if seq < *next || held.contains_key(&seq) {
+                    return Ok(StatusCode::NO_CONTENT);
+                }
+                if seq > next + MAX_AHEAD {
+                    return Err(Refusal::new(
+                        StatusCode::CONFLICT,
+                        format!("h2ws-seq {seq} is more than {MAX_AHEAD} ahead of {next}"),
+                    ));
+                }
+            }
+            Attach::None => unreachable!("set above"),
+        }
+    }
+    let bytes = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Refusal::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("batch over {limit} bytes"),
+                )
+            } else {
+                Refusal::bad_request("batch body failed")
+            }
+        })?
+        .to_bytes();
+    let mut attach = session.attach.lock().await;
+    let Attach::Post {
+        next,
+        held,
+        held_bytes,
+    } = &mut *attach
+    else {
+        return Err(Refusal::new(StatusCode::CONFLICT, "session changed mode"));
+    };
+    if seq < *next || held.contains_key(&seq) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    if seq != *next {
+        if *held_bytes + bytes.len() > limit {
+            return Err(Refusal::new(
+                StatusCode::CONFLICT,
+                "too much data held ahead of the next batch",
+            ));
+        }
+        *held_bytes += bytes.len();
+        held.insert(seq, bytes);
+        return Ok(StatusCode::OK);
+    }
+    let mut batch = Some(bytes);
+    while let Some(bytes) = batch.take() {
+        if !bytes.is_empty() && session.inbound.send(Input::Chunk(bytes)).await.is_err() {
+            return Err(Refusal::new(StatusCode::GONE, "session ended"));
+        }
+        *next += 1;
+        if let Some(b) = held.remove(next) {
+            *held_bytes -= b.len();
+            batch = Some(b);
+        }
+    }
+    Ok(StatusCode::OK)
+}

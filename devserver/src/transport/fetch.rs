@@ -1,0 +1,55 @@
+//! The fetch transports' open (DESIGN §2.1): `POST` with `h2ws-version: 1`, answered 200
+//! `application/h2ws` with a session token; the response body is the downstream (stream
+//! framing, MASK = 0). The upstream attaches later ([`crate::sessions`]).
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use h2ws_codec::Framing;
+use http::header::{self, HeaderValue};
+use http::Version;
+
+use crate::endpoint::Endpoint;
+use crate::socket::{HandshakeInfo, Socket};
+use crate::upgrade::{cors_headers, headers, Negotiated};
+
+pub(crate) fn accept_open(
+    endpoint: &Endpoint,
+    info: Arc<HandshakeInfo>,
+    params: Negotiated,
+    run: impl FnOnce(Socket),
+) -> Response {
+    let (output, body) = super::body_output();
+    let opened = endpoint.0.sessions.open(endpoint, info.transport);
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(headers::CONTENT_TYPE),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(token) = HeaderValue::from_str(&opened.token) {
+        h.insert(headers::SESSION, token);
+    }
+    h.insert(
+        headers::TRANSPORTS,
+        HeaderValue::from_static(if info.version == Version::HTTP_2 {
+            "stream, post"
+        } else {
+            "post"
+        }),
+    );
+    crate::upgrade::set_negotiated(h, &info, headers::PROTOCOL, headers::EXTENSIONS);
+    cors_headers(&info.headers, h);
+    let mut wiring = super::wiring(Framing::Stream, opened.input, output, params);
+    let sessions_endpoint = endpoint.clone();
+    let token = opened.token.clone();
+    wiring.on_end = Some(Box::new(move || {
+        sessions_endpoint.0.sessions.end(&token);
+    }));
+    let (socket, handle) =
+        crate::driver::spawn(endpoint, info, opened.session.transport.clone(), wiring);
+    opened.session.set_socket(handle);
+    run(socket);
+    res
+}

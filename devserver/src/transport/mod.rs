@@ -1,0 +1,126 @@
+//! Transports: each turns an accepted request into a [`Wiring`](crate::driver::Wiring) for the
+//! socket driver (an input stream of chunks and an output queue) and ends in a
+//! [`Socket`](crate::Socket).
+
+pub(crate) mod fetch;
+pub(crate) mod native;
+pub(crate) mod rfc6455;
+pub(crate) mod rfc8441;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use futures_util::stream::{self, BoxStream};
+use futures_util::StreamExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::driver::{Input, Output};
+
+/// Output units queued between the driver and the transport. Small, so a control frame the
+/// codec puts ahead of queued data is never far from the wire.
+pub(crate) const OUTPUT_DEPTH: usize = 2;
+
+/// A request body as driver input: one chunk per body frame (per DATA frame on the own
+/// HTTP/2 loop), then `End`, or `Failed` on a body error.
+pub(crate) fn body_input(body: Body) -> BoxStream<'static, Input> {
+    body.into_data_stream()
+        .map(|chunk| match chunk {
+            Ok(bytes) => Input::Chunk(bytes),
+            Err(e) => {
+                tracing::debug!("request body failed: {e}");
+                Input::Failed
+            }
+        })
+        .chain(stream::once(async { Input::End }))
+        .boxed()
+}
+
+/// A streaming response body fed by the driver's output queue; the body ends when the
+/// driver drops the sender, and an `Err` unit resets the stream.
+pub(crate) fn body_output() -> (mpsc::Sender<Output>, Body) {
+    let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
+    (tx, Body::from_stream(ReceiverStream::new(rx)))
+}
+
+/// An upgraded connection (RFC 6455 over HTTP/1.1, RFC 8441 through hyper) as driver input,
+/// plus a writer task draining the output queue into it.
+pub(crate) fn upgraded_io(
+    upgraded: hyper::upgrade::Upgraded,
+    send_timeout: Duration,
+) -> (BoxStream<'static, Input>, mpsc::Sender<Output>) {
+    let io = TokioIo::new(upgraded);
+    let (read, write) = tokio::io::split(io);
+    let input = tokio_util::io::ReaderStream::with_capacity(read, 16 << 10)
+        .map(|chunk| match chunk {
+            Ok(bytes) => Input::Chunk(bytes),
+            Err(e) => {
+                tracing::debug!("read failed: {e}");
+                Input::Failed
+            }
+        })
+        .chain(stream::once(async { Input::End }))
+        .boxed();
+    let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
+    tokio::spawn(write_io(write, rx, send_timeout));
+    (input, tx)
+}
+
+async fn write_io<W: AsyncWrite + Unpin>(
+    mut write: W,
+    mut rx: mpsc::Receiver<Output>,
+    timeout: Duration,
+) {
+    while let Some(unit) = rx.recv().await {
+        let Ok(bytes) = unit else { break };
+        let wrote = tokio::time::timeout(timeout, async {
+            write.write_all(&bytes).await?;
+            if rx.is_empty() {
+                write.flush().await?;
+            }
+            std::io::Result::Ok(())
+        })
+        .await;
+        match wrote {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return tracing::debug!("write failed: {e}"),
+            Err(_) => return tracing::debug!("write timed out after {timeout:?}"),
+        }
+    }
+    let _ = tokio::time::timeout(timeout, write.shutdown()).await;
+}
+
+/// The driver wiring for a transport, with the negotiated codec parameters.
+pub(crate) fn wiring(
+    framing: h2ws_codec::Framing,
+    input: BoxStream<'static, Input>,
+    output: mpsc::Sender<Output>,
+    params: crate::upgrade::Negotiated,
+) -> crate::driver::Wiring {
+    crate::driver::Wiring {
+        framing,
+        input,
+        output,
+        reset_after_protocol_error: false,
+        deliver_fragments: params.deliver_fragments,
+        allow_rsv1: params.allow_rsv1,
+        deflate: params.deflate,
+        native_max_payload: 16_384,
+        on_end: None,
+    }
+}
+
+/// Starts the driver for an accepted socket and hands the socket to the app.
+pub(crate) fn start(
+    endpoint: &crate::Endpoint,
+    info: std::sync::Arc<crate::HandshakeInfo>,
+    wiring: crate::driver::Wiring,
+    run: impl FnOnce(crate::Socket),
+) -> crate::driver::CommandHandle {
+    let cell = std::sync::Arc::new(crate::stats::TransportCell::new(info.transport));
+    let (socket, handle) = crate::driver::spawn(endpoint, info, cell, wiring);
+    run(socket);
+    handle
+}

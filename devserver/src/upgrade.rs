@@ -1,0 +1,532 @@
+//! Embedding: [`SocketUpgrade`], an axum extractor that serves every h2ws transport on the
+//! route it is used on, and [`route`], a ready-made route for an app function.
+//!
+//! The request is classified by shape (DESIGN §1). Socket opens (`rfc6455`, `rfc8441`,
+//! `native`, the fetch open) produce a `SocketUpgrade` the handler can inspect, then accept
+//! with [`SocketUpgrade::on_socket`] or refuse by returning any other response. Requests that
+//! are not opens — fetch upstreams (`stream` attach, `post` batches) and CORS preflights — are
+//! answered by the extractor itself, as its rejection, without calling the handler.
+//!
+//! The `native` mapping needs exact DATA frames, which only the devserver's own HTTP/2 loop
+//! gives ([`Server`](crate::Server)); in a plain axum/hyper server a native request is refused
+//! with 501. `rfc8441` works on hyper's HTTP/2 server with
+//! `enable_connect_protocol()`; `rfc6455` needs hyper's upgrades (`axum::serve` has them).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, MethodRouter};
+use h2ws_codec::handshake::{
+    self, negotiate, ExtensionOffer, HandshakeError, RequestHead, Transport as CodecTransport,
+};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+use crate::endpoint::Endpoint;
+use crate::h2conn::OwnH2Loop;
+use crate::socket::{HandshakeInfo, Socket, Transport};
+use crate::transport;
+
+/// Headers of the fetch transports (DESIGN §2), from the codec.
+pub(crate) mod headers {
+    pub use h2ws_codec::handshake::fetch::{
+        ALLOW_HEADERS, CONTENT_TYPE, EXPOSE_HEADERS, H2WS_EXTENSIONS as EXTENSIONS,
+        H2WS_PROTOCOL as PROTOCOL, H2WS_SESSION as SESSION, H2WS_TRANSPORTS as TRANSPORTS,
+    };
+}
+
+/// A refused handshake: an HTTP status and a one-line reason (also the response body).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {reason}")]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub reason: Cow<'static, str>,
+}
+
+impl Refusal {
+    pub fn new(status: StatusCode, reason: impl Into<Cow<'static, str>>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn bad_request(reason: impl Into<Cow<'static, str>>) -> Self {
+        Refusal::new(StatusCode::BAD_REQUEST, reason)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, format!("{}\n", self.reason)).into_response();
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            res.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        res
+    }
+}
+
+impl From<HandshakeError> for Refusal {
+    fn from(e: HandshakeError) -> Self {
+        Refusal::new(
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            e.reason,
+        )
+    }
+}
+
+/// A request head in the codec's terms (`:scheme` only for HTTP/2: an HTTP/1.1 absolute
+/// URI is not a native request).
+pub(crate) fn request_head<'a>(
+    req: &'a http::request::Parts,
+    protocol: Option<&'a str>,
+) -> RequestHead<'a> {
+    let h2 = req.version == Version::HTTP_2;
+    RequestHead {
+        method: req.method.as_str(),
+        scheme: if h2 { req.uri.scheme_str() } else { None },
+        authority: req.uri.authority().map(|a| a.as_str()),
+        path: req.uri.path_and_query().map(|p| p.as_str()),
+        protocol,
+    }
+}
+
+/// The headers as `(name, value)` pairs for the codec's handshake helpers.
+pub(crate) fn header_pairs(h: &HeaderMap) -> Vec<(&str, &[u8])> {
+    h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
+}
+
+fn extended_connect_protocol(req: &http::request::Parts) -> Option<String> {
+    if let Some(p) = req.extensions.get::<hyper::ext::Protocol>() {
+        return Some(p.as_str().to_string());
+    }
+    req.extensions
+        .get::<h2::ext::Protocol>()
+        .map(|p| p.as_str().to_string())
+}
+
+pub(crate) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The authority the request was sent to (`:authority` or `Host`).
+pub(crate) fn authority(req: &http::request::Parts) -> Option<String> {
+    req.uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| header_str(&req.headers, "host").map(str::to_string))
+}
+
+/// Refuses a request whose `Origin` is not allowed (403).
+pub(crate) fn check_origin(endpoint: &Endpoint, req: &http::request::Parts) -> Result<(), Refusal> {
+    match header_str(&req.headers, "origin") {
+        None => Ok(()),
+        Some(origin) if endpoint.origin_allowed(origin, authority(req).as_deref()) => Ok(()),
+        Some(origin) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("origin {origin} is not allowed"),
+        )),
+    }
+}
+
+/// CORS headers for an allowed cross-origin request (none when there is no `Origin`).
+pub(crate) fn cors_headers(req_headers: &HeaderMap, res_headers: &mut HeaderMap) {
+    if let Some(origin) = req_headers.get(header::ORIGIN) {
+        res_headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        res_headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(headers::EXPOSE_HEADERS),
+        );
+        res_headers.append(header::VARY, HeaderValue::from_static("origin"));
+    }
+}
+
+fn preflight(endpoint: &Endpoint, req: &http::request::Parts) -> Response {
+    if let Err(refusal) = check_origin(endpoint, req) {
+        return refusal.into_response();
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    cors_headers(&req.headers, h);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_str(&format!(
+            "{}, content-type, authorization",
+            headers::ALLOW_HEADERS
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(headers::ALLOW_HEADERS)),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    res
+}
+
+/// What the transport needs to finish accepting.
+pub(crate) enum Pending {
+    Rfc6455 {
+        on_upgrade: hyper::upgrade::OnUpgrade,
+        accept: String,
+    },
+    /// RFC 8441 through hyper's HTTP/2 server (upgrade).
+    Rfc8441Hyper {
+        on_upgrade: hyper::upgrade::OnUpgrade,
+    },
+    /// RFC 8441 on the own HTTP/2 loop: the request body is the inbound stream.
+    Rfc8441Own {
+        body: Body,
+    },
+    Native {
+        body: Body,
+        max_data_frame: usize,
+    },
+    FetchOpen,
+}
+
+/// An accepted-but-not-yet-answered WebSocket handshake on any transport.
+///
+/// ```no_run
+/// use axum::{response::Response, routing::any, Router};
+/// use h2ws_devserver::SocketUpgrade;
+///
+/// async fn handler(upgrade: SocketUpgrade) -> Response {
+///     if upgrade.info().authorization() != Some("Bearer secret") {
+///         return (http::StatusCode::UNAUTHORIZED, "who are you?").into_response();
+///     }
+///     upgrade.protocols(["chat"]).on_socket(|mut socket| async move {
+///         while let Some(msg) = socket.recv().await {
+///             if socket.send(msg).await.is_err() {
+///                 break;
+///             }
+///         }
+///     })
+/// }
+/// # use axum::response::IntoResponse;
+/// let app: Router = Router::new().route("/ws", any(handler));
+/// ```
+pub struct SocketUpgrade {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) info: HandshakeInfo,
+    pub(crate) pending: Pending,
+    offered_extensions: Vec<ExtensionOffer>,
+    offered_extensions_header: Option<String>,
+    supported_protocols: Vec<String>,
+    forced_protocol: Option<Option<String>>,
+    forced_extensions: Option<Option<String>>,
+    deflate: bool,
+    deliver_fragments: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let endpoint = parts
+            .extensions
+            .get::<Endpoint>()
+            .cloned()
+            .unwrap_or_else(|| Endpoint::global().clone());
+        let refuse = |r: Refusal| r.into_response();
+        if parts.method == Method::OPTIONS
+            && parts
+                .headers
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return Err(preflight(&endpoint, &parts));
+        }
+        let protocol = extended_connect_protocol(&parts);
+        let kind = {
+            let head = request_head(&parts, protocol.as_deref());
+            let pairs = header_pairs(&parts.headers);
+            handshake::classify(&head, &pairs).map_err(|e| refuse(e.into()))?
+        };
+        if matches!(
+            kind,
+            CodecTransport::FetchUpstreamStream | CodecTransport::FetchUpstreamPost
+        ) {
+            return Err(crate::sessions::upstream(&endpoint, parts, body).await);
+        }
+        // Validate the opening request with the codec; keep an owned copy of the offer.
+        let (transport, offer) = {
+            let head = request_head(&parts, protocol.as_deref());
+            let pairs = header_pairs(&parts.headers);
+            let (transport, offer) = match kind {
+                CodecTransport::Rfc6455 => (
+                    Transport::Rfc6455,
+                    handshake::rfc6455::validate_request(head.method, &pairs)
+                        .map(|info| info.offer),
+                ),
+                CodecTransport::Rfc8441 => (
+                    Transport::Rfc8441,
+                    handshake::rfc8441::validate_request(&head, &pairs),
+                ),
+                CodecTransport::Native => (
+                    Transport::Native,
+                    handshake::native::validate_request(&head, &pairs),
+                ),
+                _ => {
+                    let t = if parts.version == Version::HTTP_2 {
+                        Transport::Stream
+                    } else {
+                        Transport::Post
+                    };
+                    (t, handshake::fetch::validate_open(&pairs))
+                }
+            };
+            let offer = offer.map_err(|e| refuse(e.into()))?;
+            let protocols: Vec<String> = offer.protocols.iter().map(|p| p.to_string()).collect();
+            (transport, (protocols, offer.extensions))
+        };
+        check_origin(&endpoint, &parts).map_err(refuse)?;
+        if endpoint.stats().open_total() >= endpoint.config().max_sockets as u64 {
+            return Err(refuse(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many open sockets",
+            )));
+        }
+        let own_loop = parts.extensions.get::<OwnH2Loop>().copied();
+        let pending = match transport {
+            Transport::Rfc6455 => transport::rfc6455::validate(&mut parts)?,
+            Transport::Rfc8441 => transport::rfc8441::validate(&mut parts, own_loop, body)?,
+            Transport::Native => transport::native::validate(own_loop, body)?,
+            Transport::Stream | Transport::Post => Pending::FetchOpen,
+        };
+        let extensions_header = match transport {
+            Transport::Stream | Transport::Post => headers::EXTENSIONS,
+            _ => "sec-websocket-extensions",
+        };
+        let offered_extensions_header = header_list(&parts.headers, extensions_header);
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        let (offered_protocols, offered_extensions) = offer;
+        let info = HandshakeInfo {
+            transport,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            peer,
+            offered_protocols,
+            protocol: None,
+            extensions: None,
+        };
+        Ok(SocketUpgrade {
+            endpoint,
+            info,
+            pending,
+            offered_extensions,
+            offered_extensions_header,
+            supported_protocols: Vec::new(),
+            forced_protocol: None,
+            forced_extensions: None,
+            deflate: true,
+            deliver_fragments: false,
+        })
+    }
+}
+
+/// All values of a header joined with ", " (None if absent).
+fn header_list(h: &HeaderMap, name: &str) -> Option<String> {
+    let values: Vec<&str> = h
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+impl SocketUpgrade {
+    /// The opening request: path, query, headers (Authorization, cookies), offered
+    /// subprotocols, transport, HTTP version, peer address.
+    pub fn info(&self) -> &HandshakeInfo {
+        &self.info
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.info.transport
+    }
+
+    /// The subprotocols this route speaks; the first one the client offered (in the client's
+    /// order) that is in this list is chosen.
+    pub fn protocols<I, P>(mut self, supported: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.supported_protocols = supported.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Answer with exactly this subprotocol (a gateway forwarding its backend's choice).
+    pub fn with_protocol(mut self, protocol: Option<String>) -> Self {
+        self.forced_protocol = Some(protocol);
+        self
+    }
+
+    /// Answer with exactly these extensions and let RSV1 through untouched instead of
+    /// negotiating permessage-deflate here (a gateway forwarding its backend's answer).
+    pub fn with_extensions(mut self, extensions: Option<String>) -> Self {
+        self.forced_extensions = Some(extensions);
+        self
+    }
+
+    /// The extensions the client offered (header value, for forwarding).
+    pub fn offered_extensions(&self) -> Option<&str> {
+        self.offered_extensions_header.as_deref()
+    }
+
+    /// Accept permessage-deflate offers (default: yes).
+    pub fn permessage_deflate(mut self, enabled: bool) -> Self {
+        self.deflate = enabled;
+        self
+    }
+
+    /// Deliver data frames one by one ([`Incoming::Fragment`](crate::Incoming)) instead of
+    /// whole messages: a proxy then never holds a whole message.
+    pub fn deliver_fragments(mut self, enabled: bool) -> Self {
+        self.deliver_fragments = enabled;
+        self
+    }
+
+    /// Accepts the socket and runs `app` on it in a task; returns the response to send.
+    pub fn on_socket<F, Fut>(mut self, app: F) -> Response
+    where
+        F: FnOnce(Socket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let protocol = match self.forced_protocol.take() {
+            Some(p) => p,
+            None => {
+                let offered: Vec<&str> = self
+                    .info
+                    .offered_protocols
+                    .iter()
+                    .map(String::as_str)
+                    .collect();
+                let supported: Vec<&str> = self
+                    .supported_protocols
+                    .iter()
+                    .map(String::as_str)
+                    .collect();
+                negotiate::select_subprotocol(&offered, &supported).map(str::to_string)
+            }
+        };
+        let mut params = Negotiated {
+            deflate: None,
+            allow_rsv1: false,
+            deliver_fragments: self.deliver_fragments,
+        };
+        let extensions = match self.forced_extensions.take() {
+            Some(ext) => {
+                params.allow_rsv1 = true;
+                ext
+            }
+            None if self.deflate => h2ws_codec::deflate::negotiate_server(&self.offered_extensions)
+                .map(|(p, header)| {
+                    params.deflate = Some(p);
+                    header
+                }),
+            None => None,
+        };
+        self.info.protocol = protocol;
+        self.info.extensions = extensions;
+        let info = Arc::new(self.info);
+        let endpoint = self.endpoint;
+        let run = move |socket: Socket| {
+            endpoint_spawn(socket, app);
+        };
+        match self.pending {
+            Pending::Rfc6455 { on_upgrade, accept } => {
+                transport::rfc6455::accept(&endpoint, info, params, on_upgrade, accept, run)
+            }
+            Pending::Rfc8441Hyper { on_upgrade } => {
+                transport::rfc8441::accept_hyper(&endpoint, info, params, on_upgrade, run)
+            }
+            Pending::Rfc8441Own { body } => {
+                transport::rfc8441::accept_own(&endpoint, info, params, body, run)
+            }
+            Pending::Native {
+                body,
+                max_data_frame,
+            } => transport::native::accept(&endpoint, info, params, body, max_data_frame, run),
+            Pending::FetchOpen => transport::fetch::accept_open(&endpoint, info, params, run),
+        }
+    }
+}
+
+fn endpoint_spawn<F, Fut>(socket: Socket, app: F)
+where
+    F: FnOnce(Socket) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(app(socket));
+}
+
+/// Codec parameters negotiated in the handshake.
+pub(crate) struct Negotiated {
+    pub deflate: Option<h2ws_codec::deflate::DeflateParams>,
+    pub allow_rsv1: bool,
+    pub deliver_fragments: bool,
+}
+
+/// A route serving every transport and running `app` on each accepted socket.
+///
+/// ```
+/// let app: axum::Router = axum::Router::new().route(
+///     "/ws/echo",
+///     h2ws_devserver::route(|mut socket| async move {
+///         while let Some(msg) = socket.recv().await {
+///             if socket.send(msg).await.is_err() {
+///                 break;
+///             }
+///         }
+///     }),
+/// );
+/// ```
+pub fn route<F, Fut>(app: F) -> MethodRouter
+where
+    F: Fn(Socket) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    any(move |upgrade: SocketUpgrade| async move { upgrade.on_socket(app) })
+}
+
+/// Sets the response headers common to accepted sockets.
+pub(crate) fn set_negotiated(
+    res: &mut HeaderMap,
+    info: &HandshakeInfo,
+    protocol_header: &'static str,
+    extensions_header: &'static str,
+) {
+    if let Some(p) = info
+        .protocol
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
+        res.insert(protocol_header, p);
+    }
+    if let Some(e) = info
+        .extensions
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
+        res.insert(extensions_header, e);
+    }
+}
