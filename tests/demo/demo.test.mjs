@@ -106,7 +106,11 @@ async function openDemo(context, origin, ready = 'pkg') {
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(origin + '/', { timeout: SHORT });
   await page.waitForSelector('html[data-ready]', { timeout: SHORT });
-  assert.equal(await page.getAttribute('html', 'data-ready'), ready, `demo start state (page errors: ${errors.join('; ')})`);
+  const state = await page.getAttribute('html', 'data-ready');
+  if (state !== ready) {
+    const banners = await page.locator('#issues').innerText().catch(() => '');
+    assert.fail(`demo started as '${state}', expected '${ready}'. Banners: ${banners || 'none'}. Page errors: ${errors.join('; ') || 'none'}`);
+  }
   return page;
 }
 
