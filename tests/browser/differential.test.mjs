@@ -1,0 +1,67 @@
+// Differential: the same scenario with the browser's own WebSocket and with H2WebSocket on
+// the same page; the event sequences (types, classes, data, origin, codes, readyState) match.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setup } from './harness.mjs';
+
+describe('differential: WebSocket vs H2WebSocket', () => {
+  let env;
+  let page;
+  before(async () => {
+    env = await setup();
+    page = env.page;
+  });
+  after(async () => env?.teardown());
+
+  async function both(scenario, arg) {
+    return page.evaluate(async ([source, arg]) => {
+      const scenario = eval(`(${source})`);
+      const native = await scenario(WebSocket, arg);
+      const h2 = await scenario(H2WebSocket, arg);
+      return { native, h2 };
+    }, [scenario.toString(), arg]);
+  }
+
+  const echoScenario = async (Ctor, transport) => {
+    const ws = new Ctor('/ws/echo', ['chat'].slice(1), transport ? { transport } : undefined);
+    const log = t.trace(ws);
+    const notes = [];
+    ws.onopen = () => {
+      notes.push(`open bufferedAmount=${ws.bufferedAmount} protocol=${ws.protocol} ext=${ws.extensions}`);
+      ws.send('hello');
+      ws.send(new Uint8Array([1, 2, 3]));
+    };
+    let n = 0;
+    ws.onmessage = (e) => {
+      n++;
+      if (n === 1) ws.binaryType = 'arraybuffer';
+      if (n === 2) ws.send('\u20ac'.repeat(1000));
+      if (n === 3) {
+        ws.close(4000, 'done');
+        notes.push(`after close readyState=${ws.readyState}`);
+        ws.send('late');
+        notes.push(`late bufferedAmount=${ws.bufferedAmount}`);
+      }
+    };
+    await t.once(ws, 'close', 10000);
+    return { log, notes };
+  };
+
+  for (const transport of ['stream', 'post']) {
+    it(`echo scenario: identical events (${transport})`, async () => {
+      const { native, h2 } = await both(echoScenario, transport);
+      assert.deepEqual(h2, native);
+      assert.deepEqual(native.log.map((e) => e.type), ['open', 'message', 'message', 'message', 'close']);
+    });
+  }
+
+  it('refused handshake: identical events', async () => {
+    const { native, h2 } = await both(async (Ctor) => {
+      const ws = new Ctor('/ws/no-such-app');
+      const log = t.trace(ws);
+      await t.once(ws, 'close', 10000);
+      return log;
+    });
+    assert.deepEqual(h2, native);
+  });
+});

@@ -1,0 +1,154 @@
+// Both fetch transports against the real devserver: echo (text, binary, empty, 1 MiB, 1000 in
+// order), close codes both ways, chat across transports, `auto` choosing `stream`.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setup, TRANSPORTS } from './harness.mjs';
+
+describe('transports', () => {
+  let env;
+  let page;
+  before(async () => {
+    env = await setup();
+    page = env.page;
+  });
+  after(async () => env?.teardown());
+
+  for (const transport of TRANSPORTS) {
+    describe(transport, () => {
+      it('echoes text, binary and empty messages', async () => {
+        const r = await page.evaluate(async (transport) => {
+          const ws = new H2WebSocket('/ws/echo', [], { transport });
+          ws.binaryType = 'arraybuffer';
+          await t.once(ws, 'open');
+          const got = t.messages(ws, 5);
+          ws.send('hello \u{1F600} w\u00f6rld');
+          ws.send(new Uint8Array([0, 255, 128]));
+          ws.send('');
+          ws.send(new ArrayBuffer(0));
+          ws.send('end');
+          const data = await got;
+          ws.close();
+          await t.once(ws, 'close');
+          return data.map((d) => (typeof d === 'string' ? `t:${d}` : `b:${[...new Uint8Array(d)].join(',')}`));
+        }, transport);
+        assert.deepEqual(r, ['t:hello \u{1F600} w\u00f6rld', 'b:0,255,128', 't:', 'b:', 't:end']);
+      });
+
+      it('echoes 1 MiB binary and text messages intact', async () => {
+        const r = await page.evaluate(async (transport) => {
+          const ws = new H2WebSocket('/ws/echo', [], { transport });
+          ws.binaryType = 'arraybuffer';
+          await t.once(ws, 'open');
+          const bin = t.pattern(1 << 20, 7);
+          const text = 'h2ws-\u00e9'.repeat(Math.floor((1 << 20) / 7));
+          const got = t.messages(ws, 2, 30000);
+          ws.send(bin);
+          ws.send(text);
+          const [b, s] = await got;
+          ws.close();
+          await t.once(ws, 'close');
+          return { binOk: t.equalBytes(b, bin), binLen: b.byteLength, textOk: s === text, textLen: s.length };
+        }, transport);
+        assert.deepEqual(r, { binOk: true, binLen: 1 << 20, textOk: true, textLen: 'h2ws-\u00e9'.length * Math.floor((1 << 20) / 7) });
+      });
+
+      it('delivers 1000 messages in order', async () => {
+        const r = await page.evaluate(async (transport) => {
+          const ws = new H2WebSocket('/ws/echo', [], { transport });
+          await t.once(ws, 'open');
+          const got = t.messages(ws, 1000, 30000);
+          for (let i = 0; i < 1000; i++) ws.send(`m${i}`);
+          const data = await got;
+          ws.close();
+          await t.once(ws, 'close');
+          return data.every((d, i) => d === `m${i}`) ? 'in order' : data.slice(0, 20).join(' ');
+        }, transport);
+        assert.equal(r, 'in order');
+      });
+
+      it('closes with the client\'s code and reason (echoed by the server), or 1005 without', async () => {
+        const r = await page.evaluate(async (transport) => {
+          const results = [];
+          for (const args of [[4321, 'bye now'], [1000], []]) {
+            const ws = new H2WebSocket('/ws/echo', [], { transport });
+            await t.once(ws, 'open');
+            ws.close(...args);
+            const c = await t.once(ws, 'close');
+            results.push([c.code, c.reason, c.wasClean, ws.readyState]);
+          }
+          return results;
+        }, transport);
+        assert.deepEqual(r, [[4321, 'bye now', true, 3], [1000, '', true, 3], [1005, '', true, 3]]);
+      });
+    });
+  }
+
+  it('chat: a stream socket and a post socket see each other\'s messages, sender included', async () => {
+    const r = await page.evaluate(async () => {
+      const a = new H2WebSocket('/ws/chat', [], { transport: 'stream' });
+      const b = new H2WebSocket('/ws/chat', [], { transport: 'post' });
+      await Promise.all([t.once(a, 'open'), t.once(b, 'open')]);
+      await t.sleep(100);
+      const gotA = t.messages(a, 2);
+      const gotB = t.messages(b, 2);
+      a.send('from-a');
+      await t.sleep(50);
+      b.send('from-b');
+      const res = { a: await gotA, b: await gotB };
+      a.close();
+      b.close();
+      await Promise.all([t.once(a, 'close'), t.once(b, 'close')]);
+      return res;
+    });
+    assert.deepEqual(r.a, ['from-a', 'from-b']);
+    assert.deepEqual(r.b, ['from-a', 'from-b']);
+  });
+
+  it('auto picks stream on Chromium + HTTP/2 (seen in /.h2ws/stats)', async () => {
+    const r = await page.evaluate(async () => {
+      const before = await t.stats();
+      const ws = new H2WebSocket('/ws/echo');
+      await t.once(ws, 'open');
+      ws.send('x');
+      await t.once(ws, 'message');
+      const during = await t.stats();
+      ws.close();
+      await t.once(ws, 'close');
+      return { before: before.open.stream ?? 0, during: during.open.stream ?? 0 };
+    });
+    assert.equal(r.during, r.before + 1);
+  });
+
+  it('post keeps sends ordered under load (coalesced batches, <= 4 in flight)', async () => {
+    const inFlight = { now: 0, max: 0, posts: 0 };
+    const onRequest = (req) => {
+      if (req.url().endsWith('/ws/echo?load') && req.headers()['h2ws-seq'] !== undefined) {
+        inFlight.now++;
+        inFlight.posts++;
+        inFlight.max = Math.max(inFlight.max, inFlight.now);
+      }
+    };
+    const onDone = (req) => {
+      if (req.url().endsWith('/ws/echo?load') && req.headers()['h2ws-seq'] !== undefined) inFlight.now--;
+    };
+    page.on('request', onRequest);
+    page.on('requestfinished', onDone);
+    page.on('requestfailed', onDone);
+    const r = await page.evaluate(async () => {
+      const ws = new H2WebSocket('/ws/echo?load', [], { transport: 'post' });
+      await t.once(ws, 'open');
+      const got = t.messages(ws, 3000, 30000);
+      for (let i = 0; i < 3000; i++) ws.send(`p${i}`);
+      const data = await got;
+      ws.close();
+      await t.once(ws, 'close');
+      return data.every((d, i) => d === `p${i}`);
+    });
+    page.off('request', onRequest);
+    page.off('requestfinished', onDone);
+    page.off('requestfailed', onDone);
+    assert.equal(r, true);
+    assert.ok(inFlight.max <= 4, `max in flight ${inFlight.max}`);
+    assert.ok(inFlight.posts < 3000, `coalesced: ${inFlight.posts} POSTs for 3000 messages`);
+  });
+});

@@ -1,0 +1,83 @@
+// Page-side helpers for the browser tests (loaded as window.t).
+
+/** Records every event of a WebSocket-like target as plain data, in order. */
+export function trace(ws) {
+  const log = [];
+  for (const type of ['open', 'message', 'error', 'close']) {
+    ws.addEventListener(type, (e) => log.push(describe(e, ws)));
+  }
+  return log;
+}
+
+export function describe(e, ws) {
+  const base = { type: e.type, readyState: ws.readyState, ctor: e.constructor.name };
+  if (e.type === 'message') {
+    let data;
+    if (typeof e.data === 'string') data = e.data.length > 64 ? `text(${e.data.length})` : e.data;
+    else if (e.data instanceof Blob) data = `Blob(${e.data.size})`;
+    else data = `${e.data.constructor.name}(${e.data.byteLength})`;
+    return { ...base, data, origin: e.origin };
+  }
+  if (e.type === 'close') return { ...base, code: e.code, reason: e.reason, wasClean: e.wasClean };
+  return base;
+}
+
+/** Resolves with the next `type` event; rejects after `ms`. */
+export function once(target, type, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timeout waiting for ${type}`)), ms);
+    target.addEventListener(type, (e) => { clearTimeout(timer); resolve(e); }, { once: true });
+  });
+}
+
+/** Resolves with the first of `types` to fire. */
+export function onceAny(target, types, ms = 10000) {
+  return Promise.race(types.map((type) => once(target, type, ms)));
+}
+
+/** Collects `n` messages (data values) or rejects after `ms`. */
+export function messages(ws, n, ms = 20000) {
+  return new Promise((resolve, reject) => {
+    const got = [];
+    const timer = setTimeout(() => reject(new Error(`timeout: ${got.length}/${n} messages`)), ms);
+    const on = (e) => {
+      got.push(e.data);
+      if (got.length === n) { clearTimeout(timer); ws.removeEventListener('message', on); resolve(got); }
+    };
+    ws.addEventListener('message', on);
+  });
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function until(pred, ms = 10000, step = 10) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return true;
+    await sleep(step);
+  }
+  throw new Error('until: condition not met in time');
+}
+
+/** Deterministic bytes for big-message checks. */
+export function pattern(n, seed = 1) {
+  const a = new Uint8Array(n);
+  let x = seed >>> 0;
+  for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; a[i] = x >>> 24; }
+  return a;
+}
+
+export function equalBytes(a, b) {
+  if (a.byteLength !== b.byteLength) return false;
+  const x = new Uint8Array(a); const y = new Uint8Array(b);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+export async function stats() {
+  const r = await fetch('/.h2ws/stats', { cache: 'no-store' });
+  if (!r.ok) throw new Error(`stats: HTTP ${r.status}`);
+  return r.json();
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds the npm package `h2ws` into wasm/pkg and prints its raw and gzip sizes.
+#
+#   wasm/build.sh                       # default features (no permessage-deflate)
+#   H2WS_FEATURES=deflate wasm/build.sh # with permessage-deflate
+#
+# Steps: wasm-pack (cargo profile `release-wasm`: opt-level s, LTO, 1 CGU, panic=abort) →
+# wasm-opt -Oz when `wasm-opt` (Debian binaryen) is on PATH → the JS layer (js/) and
+# package.json rewritten as `h2ws` (ESM entry that initialises the wasm itself, types, files).
+# Exits non-zero on any failure.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+pkg="$here/pkg"
+features="${H2WS_FEATURES:-}"
+
+for tool in wasm-pack wasm-bindgen node gzip; do
+  command -v "$tool" >/dev/null || { echo "build.sh: '$tool' not found on PATH" >&2; exit 1; }
+done
+
+cargo_args=()
+if [ -n "$features" ]; then cargo_args=(--features "$features"); fi
+
+rm -rf "$pkg"
+wasm-pack build "$here" --target web --profile release-wasm --out-dir pkg \
+  --out-name h2ws_wasm --no-opt --no-gitignore -- ${cargo_args[@]+"${cargo_args[@]}"}
+
+wasm="$pkg/h2ws_wasm_bg.wasm"
+if command -v wasm-opt >/dev/null; then
+  # Rust enables these wasm features by default; binaryen must be told about them.
+  wasm-opt -Oz --strip-debug --strip-producers \
+    --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+    "$wasm" -o "$wasm.opt"
+  mv "$wasm.opt" "$wasm"
+else
+  echo "build.sh: wasm-opt not found (apt install binaryen); package left unoptimised" >&2
+fi
+
+cp "$here/js/index.js" "$here/js/index.d.ts" "$pkg/"
+cp "$here/README.md" "$pkg/README.md"
+
+node - "$pkg" "$features" <<'NODE'
+const fs = require('fs');
+const path = require('path');
+const [dir, features] = process.argv.slice(2);
+const file = path.join(dir, 'package.json');
+const generated = JSON.parse(fs.readFileSync(file, 'utf8'));
+const pkg = {
+  name: 'h2ws',
+  version: generated.version,
+  description: 'WebSockets over fetch() streams on HTTP/2: H2WebSocket (a WebSocket drop-in) and H2WebSocketStream',
+  license: generated.license,
+  type: 'module',
+  main: './index.js',
+  module: './index.js',
+  types: './index.d.ts',
+  exports: {
+    '.': { types: './index.d.ts', default: './index.js' },
+    './package.json': './package.json',
+  },
+  files: ['index.js', 'index.d.ts', 'h2ws_wasm.js', 'h2ws_wasm.d.ts', 'h2ws_wasm_bg.wasm', 'h2ws_wasm_bg.wasm.d.ts', 'README.md'],
+  sideEffects: ['./index.js', './h2ws_wasm.js'],
+  keywords: ['websocket', 'http2', 'fetch', 'streams', 'wasm'],
+  h2wsFeatures: features ? features.split(/[ ,]+/) : [],
+};
+if (generated.repository) pkg.repository = generated.repository;
+fs.writeFileSync(file, JSON.stringify(pkg, null, 2) + '\n');
+for (const f of pkg.files) {
+  if (!fs.existsSync(path.join(dir, f))) { console.error(`build.sh: missing ${f}`); process.exit(1); }
+}
+NODE
+
+# Sizes: what a page downloads (wasm + both JS modules), raw and gzip -9.
+total_raw=0
+total_gz=0
+for f in h2ws_wasm_bg.wasm h2ws_wasm.js index.js; do
+  raw=$(wc -c <"$pkg/$f")
+  gz=$(gzip -9 -c "$pkg/$f" | wc -c)
+  printf '  %-20s %8d bytes  gzip %7d bytes\n' "$f" "$raw" "$gz"
+  total_raw=$((total_raw + raw))
+  total_gz=$((total_gz + gz))
+done
+echo "h2ws package (features: ${features:-none}): raw $total_raw bytes, gzip $total_gz bytes"

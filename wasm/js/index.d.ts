@@ -1,0 +1,100 @@
+// Types for the npm package `h2ws`.
+
+export type H2Transport = 'auto' | 'stream' | 'post';
+
+export interface H2WebSocketOptions {
+  /** `auto` (default): `stream` when request streaming works and the server offers it, else `post`. */
+  transport?: H2Transport;
+  /** Extra request headers (e.g. `Authorization`) sent with the open and upstream requests. */
+  headers?: HeadersInit;
+}
+
+export interface H2WebSocketEventMap {
+  open: Event;
+  message: MessageEvent;
+  error: Event;
+  close: CloseEvent;
+}
+
+/** The WHATWG `WebSocket` interface over fetch() streams on HTTP/2. */
+export declare class H2WebSocket extends EventTarget {
+  constructor(url: string | URL, protocols?: string | string[], options?: H2WebSocketOptions);
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+  readonly CONNECTING: 0;
+  readonly OPEN: 1;
+  readonly CLOSING: 2;
+  readonly CLOSED: 3;
+  /** Per-origin cap on open sockets (default 100). */
+  static set maxSocketsPerOrigin(max: number);
+  readonly url: string;
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  readonly protocol: string;
+  readonly extensions: string;
+  binaryType: BinaryType;
+  onopen: ((this: H2WebSocket, ev: Event) => any) | null;
+  onmessage: ((this: H2WebSocket, ev: MessageEvent) => any) | null;
+  onerror: ((this: H2WebSocket, ev: Event) => any) | null;
+  onclose: ((this: H2WebSocket, ev: CloseEvent) => any) | null;
+  send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
+  addEventListener<K extends keyof H2WebSocketEventMap>(
+    type: K,
+    listener: (this: H2WebSocket, ev: H2WebSocketEventMap[K]) => any,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof H2WebSocketEventMap>(
+    type: K,
+    listener: (this: H2WebSocket, ev: H2WebSocketEventMap[K]) => any,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
+
+export interface H2WebSocketStreamOptions extends H2WebSocketOptions {
+  protocols?: string[];
+  signal?: AbortSignal;
+}
+
+export interface H2WebSocketOpenInfo {
+  /** Messages: `string` for text, `Uint8Array` for binary. */
+  readable: ReadableStream<string | Uint8Array>;
+  writable: WritableStream<string | BufferSource>;
+  protocol: string;
+  extensions: string;
+}
+
+export interface H2WebSocketCloseInfo {
+  closeCode?: number;
+  reason?: string;
+}
+
+/** Rejection value of `opened`/`closed` after an unclean end. */
+export declare class H2WebSocketError extends DOMException {
+  constructor(message?: string, init?: { closeCode?: number | null; reason?: string });
+  readonly closeCode: number | null;
+  readonly reason: string;
+}
+
+/** The WebSocketStream shape with real backpressure. */
+export declare class H2WebSocketStream {
+  constructor(url: string | URL, options?: H2WebSocketStreamOptions);
+  readonly url: string;
+  readonly opened: Promise<H2WebSocketOpenInfo>;
+  readonly closed: Promise<{ closeCode: number; reason: string }>;
+  close(closeInfo?: H2WebSocketCloseInfo): void;
+}
+
+export default H2WebSocket;

@@ -1,0 +1,489 @@
+//! One socket's life on the fetch transports: open request, downstream reading, upstream
+//! writing, close handshake with timeouts, failure. Drives a [`SocketCore`] and hands its
+//! [`Output`]s to the JS layer through one `emit(kind, data)` callback.
+//!
+//! Re-entrancy: JS event handlers may call back (`send`, `close`) while an event is being
+//! dispatched, so no `RefCell` borrow is ever held across a call into JS.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use h2ws_codec::Message;
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, Response};
+
+use crate::socket::{self, CloseAction, Output, SocketCore, Transport};
+use crate::transport::{post::PostUpstream, stream::StreamUpstream, Upstream};
+use crate::web::{self, Read, Timer};
+
+/// The open request must be answered within this time.
+const OPEN_TIMEOUT_MS: i32 = 30_000;
+/// After our Close frame, the peer's Close must arrive within this time (then 1006).
+const CLOSE_TIMEOUT_MS: i32 = 5_000;
+/// After the close handshake, the server ends the downstream within this time (else we cancel it).
+const DRAIN_TIMEOUT_MS: i32 = 2_000;
+/// Default per-origin cap (DESIGN §1): Chromium holds at most ~256 streams per connection and
+/// a socket uses two, so the cap fails fast instead of hanging.
+const DEFAULT_MAX_PER_ORIGIN: u32 = 100;
+
+thread_local! {
+    static OPEN_PER_ORIGIN: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+    static MAX_PER_ORIGIN: Cell<u32> = const { Cell::new(DEFAULT_MAX_PER_ORIGIN) };
+}
+
+pub fn set_max_per_origin(max: u32) {
+    MAX_PER_ORIGIN.with(|m| m.set(max));
+}
+
+/// Everything the open request needs, fixed at construction.
+pub struct Params {
+    pub http_url: String,
+    pub ws_url: String,
+    pub origin: String,
+    pub protocols: Vec<String>,
+    pub protocol_header: String,
+    pub headers: Vec<(String, String)>,
+    pub transport: String,
+    pub request_streaming: bool,
+}
+
+pub struct Session {
+    pub params: Params,
+    core: RefCell<SocketCore>,
+    emit: RefCell<Option<Function>>,
+    abort: AbortController,
+    upstream: RefCell<Option<Upstream>>,
+    reader: RefCell<Option<ReadableStreamDefaultReader>>,
+    /// A read loop is running.
+    driving: Cell<bool>,
+    /// `H2WebSocketStream`: read only while a `pull()` waits (backpressure).
+    pull_mode: bool,
+    pub(crate) pull_waiters: RefCell<VecDeque<Function>>,
+    pub(crate) inbox: RefCell<VecDeque<JsValue>>,
+    counted: Cell<bool>,
+    pub(crate) finished: Cell<bool>,
+    close_timer: RefCell<Option<Timer>>,
+    drain_deadline: RefCell<Option<Promise>>,
+}
+
+impl Session {
+    pub fn new(params: Params, emit: Function, pull_mode: bool) -> Result<Rc<Session>, JsValue> {
+        Ok(Rc::new(Session {
+            params,
+            core: RefCell::new(SocketCore::new(codec_config())),
+            emit: RefCell::new(Some(emit)),
+            abort: AbortController::new()?,
+            upstream: RefCell::new(None),
+            reader: RefCell::new(None),
+            driving: Cell::new(false),
+            pull_mode,
+            pull_waiters: RefCell::new(VecDeque::new()),
+            inbox: RefCell::new(VecDeque::new()),
+            counted: Cell::new(false),
+            finished: Cell::new(false),
+            close_timer: RefCell::new(None),
+            drain_deadline: RefCell::new(None),
+        }))
+    }
+
+    pub fn core(&self) -> std::cell::Ref<'_, SocketCore> {
+        self.core.borrow()
+    }
+
+    pub fn core_mut(&self) -> std::cell::RefMut<'_, SocketCore> {
+        self.core.borrow_mut()
+    }
+
+    pub fn start(self: &Rc<Self>) {
+        let this = self.clone();
+        spawn_local(async move { this.open().await });
+    }
+
+    async fn open(self: Rc<Self>) {
+        if !self.acquire_slot() {
+            web::warn(&format!(
+                "h2ws: too many open sockets to {} (cap {}); failing this one. See H2WebSocket.maxSocketsPerOrigin.",
+                self.params.origin,
+                MAX_PER_ORIGIN.with(|m| m.get())
+            ));
+            self.fail();
+            return;
+        }
+        match self.handshake().await {
+            Ok(()) => {}
+            Err(_) => self.fail(),
+        }
+    }
+
+    async fn handshake(self: &Rc<Self>) -> Result<(), JsValue> {
+        let headers = build_headers(&self.params.headers)?;
+        headers.set("h2ws-version", "1")?;
+        if !self.params.protocol_header.is_empty() {
+            headers.set("h2ws-protocol", &self.params.protocol_header)?;
+        }
+        if let Some(offer) = extension_offer() {
+            headers.set("h2ws-extensions", &offer)?;
+        }
+        let request = web::post_request(
+            &self.params.http_url,
+            &headers,
+            None,
+            false,
+            &self.abort.signal(),
+        )?;
+        let abort = self.abort.clone();
+        let timeout = Timer::once(OPEN_TIMEOUT_MS, move || abort.abort());
+        let response = JsFuture::from(web::fetch(&request)).await;
+        drop(timeout);
+        let response: Response = response?.dyn_into()?;
+        if self.core.borrow().ready_state() != socket::ReadyState::Connecting {
+            // close() during CONNECTING.
+            return Err(JsValue::NULL);
+        }
+        if response.status() != 200 {
+            return Err(JsValue::NULL);
+        }
+        let answer = response.headers();
+        let token = answer.get("h2ws-session")?.ok_or(JsValue::NULL)?;
+        let protocol = answer.get("h2ws-protocol")?.unwrap_or_default();
+        if !socket::check_protocol(&self.params.protocols, &protocol) {
+            return Err(JsValue::NULL);
+        }
+        let extensions = answer.get("h2ws-extensions")?.unwrap_or_default();
+        let config = accept_extensions(&extensions).ok_or(JsValue::NULL)?;
+        *self.core.borrow_mut() = SocketCore::new(config);
+        let transports = answer.get("h2ws-transports")?;
+        let body = response.body().ok_or(JsValue::NULL)?;
+        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+        let transport = socket::choose_transport(
+            &self.params.transport,
+            self.params.request_streaming,
+            transports.as_deref(),
+        );
+        let upstream = match transport {
+            Transport::Stream => {
+                let headers = build_headers(&self.params.headers)?;
+                headers.set("h2ws-session", &token)?;
+                Upstream::Stream(StreamUpstream::start(
+                    self,
+                    &self.params.http_url,
+                    &headers,
+                    &self.abort.signal(),
+                )?)
+            }
+            Transport::Post => Upstream::Post(PostUpstream::new(
+                self,
+                &self.params.http_url,
+                self.params.headers.clone(),
+                &token,
+                &self.abort.signal(),
+            )),
+        };
+        *self.upstream.borrow_mut() = Some(upstream);
+        *self.reader.borrow_mut() = Some(reader);
+        let outputs = self.core.borrow_mut().opened(&protocol, &extensions);
+        self.deliver(outputs);
+        self.ensure_driving();
+        Ok(())
+    }
+
+    /// Starts the read loop unless one runs or none is wanted.
+    pub fn ensure_driving(self: &Rc<Self>) {
+        if self.driving.get() || !self.wants_data() {
+            return;
+        }
+        self.driving.set(true);
+        let this = self.clone();
+        spawn_local(async move {
+            this.drive().await;
+            this.driving.set(false);
+            // A pull may have arrived while the loop was winding down.
+            this.ensure_driving();
+        });
+    }
+
+    fn wants_data(&self) -> bool {
+        if self.finished.get() || self.reader.borrow().is_none() {
+            return false;
+        }
+        !self.pull_mode
+            || !self.pull_waiters.borrow().is_empty()
+            || self.core.borrow().ready_state() != socket::ReadyState::Open
+    }
+
+    async fn drive(self: &Rc<Self>) {
+        while self.wants_data() {
+            let Some(reader) = self.reader.borrow().clone() else {
+                return;
+            };
+            let read = match self.drain_deadline.borrow().as_ref() {
+                Some(deadline) => web::race(&reader.read(), deadline),
+                None => reader.read(),
+            };
+            match web::read_chunk(read).await {
+                Ok(Read::Chunk(bytes)) => {
+                    if self.finished.get() {
+                        return;
+                    }
+                    let outputs = self.core.borrow_mut().recv(&bytes);
+                    self.deliver(outputs);
+                    self.flush();
+                    self.after_input();
+                }
+                Ok(Read::Done) | Err(_) => {
+                    self.downstream_ended();
+                    return;
+                }
+                Ok(Read::TimedOut) => {
+                    let _ = reader.cancel();
+                    self.downstream_ended();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// After input: a protocol error fails the socket; a finished handshake ends the upstream.
+    fn after_input(self: &Rc<Self>) {
+        let (must_fail, done) = {
+            let core = self.core.borrow();
+            (core.must_fail(), core.handshake_done())
+        };
+        if must_fail {
+            // The codec queued a Close with the error's code (flushed above): end both ways.
+            self.end_upstream();
+            if let Some(reader) = self.reader.borrow().as_ref() {
+                let _ = reader.cancel();
+            }
+            self.fail();
+        } else if done && self.drain_deadline.borrow().is_none() {
+            self.close_timer.borrow_mut().take();
+            self.end_upstream();
+            *self.drain_deadline.borrow_mut() = Some(web::sleep(DRAIN_TIMEOUT_MS));
+        }
+    }
+
+    fn end_upstream(&self) {
+        if let Some(upstream) = self.upstream.borrow().as_ref() {
+            upstream.finish();
+        }
+    }
+
+    fn downstream_ended(self: &Rc<Self>) {
+        if self.finished.get() {
+            return;
+        }
+        let done = self.core.borrow().handshake_done();
+        if !done {
+            // No Close frame before the end: 1006.
+            let outputs = self.core.borrow_mut().recv_eof();
+            self.deliver(outputs);
+            self.abort.abort();
+        }
+        let outputs = self.core.borrow_mut().finish();
+        self.deliver(outputs);
+    }
+
+    /// Queued output (data, Pong, Close) to the upstream. Returns the last send's promise.
+    pub fn flush(self: &Rc<Self>) -> Option<Promise> {
+        let mut last = None;
+        loop {
+            let Some(transmit) = self.core.borrow_mut().take_transmit() else {
+                break;
+            };
+            let promise = match self.upstream.borrow().as_ref() {
+                Some(upstream) => upstream.send(transmit),
+                None => break,
+            };
+            last = Some(promise);
+        }
+        last
+    }
+
+    pub fn transmitted(&self, app_bytes: usize) {
+        self.core.borrow_mut().transmitted(app_bytes);
+    }
+
+    /// The transport broke (a request failed or was refused).
+    pub fn transport_failed(self: &Rc<Self>) {
+        if self.finished.get() {
+            return;
+        }
+        if self.core.borrow().handshake_done() {
+            // Both Close frames are through; a late transport error does not make it unclean.
+            let outputs = self.core.borrow_mut().finish();
+            self.deliver(outputs);
+            return;
+        }
+        self.abort.abort();
+        self.fail();
+    }
+
+    /// `error` + `close` 1006, and every request aborted.
+    pub fn fail(self: &Rc<Self>) {
+        let outputs = self.core.borrow_mut().fail();
+        self.deliver(outputs);
+    }
+
+    /// `close(code, reason)` from the page.
+    pub fn close(
+        self: &Rc<Self>,
+        code: Option<u16>,
+        reason: Option<&str>,
+    ) -> Result<(), socket::ApiError> {
+        let action = self.core.borrow_mut().close(code, reason)?;
+        match action {
+            CloseAction::None => {}
+            CloseAction::AbortHandshake => {
+                // The open fetch (if any) rejects; `open` then fails the socket. Before the
+                // fetch started (cap check pending) `open` sees CLOSING and fails too.
+                self.abort.abort();
+            }
+            CloseAction::SendClose => {
+                self.flush();
+                let weak = Rc::downgrade(self);
+                *self.close_timer.borrow_mut() = Some(Timer::once(CLOSE_TIMEOUT_MS, move || {
+                    if let Some(this) = weak.upgrade() {
+                        if !this.core.borrow().handshake_done() {
+                            this.abort.abort();
+                            this.fail();
+                        }
+                    }
+                }));
+                // Pull mode must read on to see the peer's Close.
+                self.ensure_driving();
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands outputs to the page, in order, with no borrow held.
+    fn deliver(self: &Rc<Self>, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Open => self.call_emit("open", &JsValue::UNDEFINED),
+                Output::Message(message) => {
+                    let data = message_to_js(message);
+                    if self.pull_mode {
+                        let waiter = self.pull_waiters.borrow_mut().pop_front();
+                        match waiter {
+                            Some(waiter) => {
+                                let _ = waiter.call1(&JsValue::UNDEFINED, &data);
+                            }
+                            None => self.inbox.borrow_mut().push_back(data),
+                        }
+                    } else {
+                        self.call_emit("message", &data);
+                    }
+                }
+                Output::Error => self.call_emit("error", &JsValue::UNDEFINED),
+                Output::Close {
+                    code,
+                    reason,
+                    was_clean,
+                } => {
+                    self.finished.set(true);
+                    self.close_timer.borrow_mut().take();
+                    self.release_slot();
+                    let info = Object::new();
+                    let _ = Reflect::set(&info, &"code".into(), &code.into());
+                    let _ = Reflect::set(&info, &"reason".into(), &reason.into());
+                    let _ = Reflect::set(&info, &"wasClean".into(), &was_clean.into());
+                    self.call_emit("close", &info);
+                    let waiters: Vec<Function> = self.pull_waiters.borrow_mut().drain(..).collect();
+                    for waiter in waiters {
+                        let _ = waiter.call1(&JsValue::UNDEFINED, &JsValue::NULL);
+                    }
+                    // Break the Rust→JS reference so the page object can be collected.
+                    self.emit.borrow_mut().take();
+                    self.reader.borrow_mut().take();
+                    self.upstream.borrow_mut().take();
+                }
+            }
+        }
+    }
+
+    fn call_emit(&self, kind: &str, data: &JsValue) {
+        let emit = self.emit.borrow().clone();
+        if let Some(emit) = emit {
+            // Listener exceptions are reported by dispatchEvent itself.
+            let _ = emit.call2(&JsValue::UNDEFINED, &kind.into(), data);
+        }
+    }
+
+    fn acquire_slot(&self) -> bool {
+        let max = MAX_PER_ORIGIN.with(|m| m.get());
+        let granted = OPEN_PER_ORIGIN.with(|map| {
+            let mut map = map.borrow_mut();
+            let count = map.entry(self.params.origin.clone()).or_insert(0);
+            if *count >= max {
+                false
+            } else {
+                *count += 1;
+                true
+            }
+        });
+        self.counted.set(granted);
+        granted
+    }
+
+    fn release_slot(&self) {
+        if self.counted.replace(false) {
+            OPEN_PER_ORIGIN.with(|map| {
+                if let Some(count) = map.borrow_mut().get_mut(&self.params.origin) {
+                    *count = count.saturating_sub(1);
+                }
+            });
+        }
+    }
+}
+
+/// `Headers` from the page's extra headers (e.g. `Authorization`).
+pub fn build_headers(pairs: &[(String, String)]) -> Result<Headers, JsValue> {
+    let headers = Headers::new()?;
+    for (name, value) in pairs {
+        headers.append(name, value)?;
+    }
+    Ok(headers)
+}
+
+fn message_to_js(message: Message) -> JsValue {
+    match message {
+        Message::Text(text) => JsValue::from_str(&text),
+        Message::Binary(bytes) => Uint8Array::from(&bytes[..]).into(),
+    }
+}
+
+fn codec_config() -> h2ws_codec::Config {
+    h2ws_codec::Config::default()
+}
+
+#[cfg(feature = "deflate")]
+fn extension_offer() -> Option<String> {
+    Some(h2ws_codec::deflate::client_offer())
+}
+
+#[cfg(not(feature = "deflate"))]
+fn extension_offer() -> Option<String> {
+    None
+}
+
+/// The codec configuration for the server's `h2ws-extensions` answer; `None` = refuse (an
+/// extension we did not offer).
+#[cfg(feature = "deflate")]
+fn accept_extensions(answer: &str) -> Option<h2ws_codec::Config> {
+    let mut config = codec_config();
+    if !answer.trim().is_empty() {
+        config.deflate = Some(h2ws_codec::deflate::accept_client(answer).ok()?);
+    }
+    Some(config)
+}
+
+#[cfg(not(feature = "deflate"))]
+fn accept_extensions(answer: &str) -> Option<h2ws_codec::Config> {
+    answer.trim().is_empty().then(codec_config)
+}

@@ -1,0 +1,459 @@
+//! The core of one socket: the WHATWG `WebSocket` rules on top of the codec's [`Connection`].
+//!
+//! Pure logic, no I/O and no JS: the bindings feed it transport bytes and turn its [`Output`]s
+//! into DOM events, so every rule here is testable natively (`cargo test -p h2ws-wasm`).
+
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use h2ws_codec::{CloseCode, Config, Connection, Event, Framing, Message, Role, State};
+
+/// `WebSocket.readyState` values (the four constants on the class and its instances).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ReadyState {
+    Connecting = 0,
+    Open = 1,
+    Closing = 2,
+    Closed = 3,
+}
+
+/// An exception the WHATWG API throws synchronously; `name` is the `DOMException` name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(name: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            name,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the bindings must surface to the page, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Open,
+    Message(Message),
+    Error,
+    Close {
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    },
+}
+
+/// What `close()` asks the transport to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseAction {
+    /// Already closing or closed: nothing.
+    None,
+    /// Still connecting: abort the handshake, then [`SocketCore::fail`].
+    AbortHandshake,
+    /// A Close frame is queued: flush it and wait (bounded) for the peer's.
+    SendClose,
+}
+
+/// Bytes for the upstream plus how many application bytes they carry (for `bufferedAmount`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub bytes: Vec<u8>,
+    pub app_bytes: usize,
+}
+
+/// The close handshake ended (or the transport failed): what the close event will say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Ending {
+    code: u16,
+    reason: String,
+    was_clean: bool,
+}
+
+/// One socket's state: codec connection, `readyState`, `bufferedAmount`, negotiated values.
+pub struct SocketCore {
+    conn: Connection,
+    state: ReadyState,
+    /// Application bytes passed to `send()` and not yet taken by the transport (never decreases
+    /// for data sent while closing: the WHATWG rule).
+    buffered: u64,
+    /// Application bytes queued in `conn` but not yet returned by [`SocketCore::take_transmit`].
+    untransmitted_app: usize,
+    protocol: String,
+    extensions: String,
+    ending: Option<Ending>,
+    failed: bool,
+    /// Outputs gathered from codec events, handed out by `recv`/`recv_eof`.
+    pending: Vec<Output>,
+}
+
+impl SocketCore {
+    /// A client socket on the h2ws stream framing (DESIGN §3).
+    pub fn new(config: Config) -> Self {
+        SocketCore {
+            conn: Connection::new(Role::Client, Framing::Stream, config),
+            state: ReadyState::Connecting,
+            buffered: 0,
+            untransmitted_app: 0,
+            protocol: String::new(),
+            extensions: String::new(),
+            ending: None,
+            failed: false,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn ready_state(&self) -> ReadyState {
+        self.state
+    }
+
+    pub fn buffered_amount(&self) -> u64 {
+        self.buffered
+    }
+
+    pub fn protocol(&self) -> &str {
+        &self.protocol
+    }
+
+    pub fn extensions(&self) -> &str {
+        &self.extensions
+    }
+
+    /// The handshake succeeded: `readyState` becomes OPEN.
+    pub fn opened(&mut self, protocol: &str, extensions: &str) -> Vec<Output> {
+        if self.state != ReadyState::Connecting {
+            return Vec::new();
+        }
+        self.state = ReadyState::Open;
+        self.protocol = protocol.to_string();
+        self.extensions = extensions.to_string();
+        vec![Output::Open]
+    }
+
+    /// `send(string)`.
+    pub fn send_text(&mut self, text: &str) -> Result<(), ApiError> {
+        self.check_sendable()?;
+        self.buffered += text.len() as u64;
+        if self.accepts_data() && self.conn.send_text(text).is_ok() {
+            self.untransmitted_app += text.len();
+        }
+        Ok(())
+    }
+
+    /// `send(ArrayBuffer | ArrayBufferView | Blob)` once the bytes are at hand.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ApiError> {
+        self.check_sendable()?;
+        self.buffered += data.len() as u64;
+        self.queue_binary(data);
+        Ok(())
+    }
+
+    /// `send(Blob)`: the size counts into `bufferedAmount` now, the bytes come later through
+    /// [`SocketCore::send_reserved_binary`] (in order with other sends; the bindings keep the order).
+    pub fn reserve(&mut self, len: u64) -> Result<(), ApiError> {
+        self.check_sendable()?;
+        self.buffered += len;
+        Ok(())
+    }
+
+    /// The bytes of a [`SocketCore::reserve`]d send.
+    pub fn send_reserved_binary(&mut self, data: &[u8]) {
+        self.queue_binary(data);
+    }
+
+    /// A text send that waited behind a [`SocketCore::reserve`]d one (already counted).
+    pub fn send_reserved_text(&mut self, text: &str) {
+        if self.accepts_data() && self.conn.send_text(text).is_ok() {
+            self.untransmitted_app += text.len();
+        }
+    }
+
+    fn queue_binary(&mut self, data: &[u8]) {
+        if self.accepts_data() && self.conn.send_binary(data).is_ok() {
+            self.untransmitted_app += data.len();
+        }
+    }
+
+    fn check_sendable(&self) -> Result<(), ApiError> {
+        if self.state == ReadyState::Connecting {
+            return Err(ApiError::new(
+                "InvalidStateError",
+                "Failed to execute 'send' on 'H2WebSocket': Still in CONNECTING state.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Data is only queued while OPEN; later sends only count into `bufferedAmount`.
+    fn accepts_data(&self) -> bool {
+        self.state == ReadyState::Open && self.conn.state() == State::Open
+    }
+
+    /// `close(code?, reason?)` with the WHATWG argument rules.
+    pub fn close(
+        &mut self,
+        code: Option<u16>,
+        reason: Option<&str>,
+    ) -> Result<CloseAction, ApiError> {
+        let action = validate_close(code, reason)?;
+        match self.state {
+            ReadyState::Closing | ReadyState::Closed => Ok(CloseAction::None),
+            ReadyState::Connecting => {
+                self.state = ReadyState::Closing;
+                Ok(CloseAction::AbortHandshake)
+            }
+            ReadyState::Open => {
+                self.state = ReadyState::Closing;
+                let (code, reason) = action;
+                match self.conn.close(code.map(CloseCode), reason) {
+                    Ok(()) => Ok(CloseAction::SendClose),
+                    // The peer's Close is already in: the handshake is under way.
+                    Err(_) => Ok(CloseAction::None),
+                }
+            }
+        }
+    }
+
+    /// Transport bytes from the downstream. Protocol errors fail the socket (a Close frame with
+    /// the error's code is queued by the codec; see [`SocketCore::must_fail`]).
+    pub fn recv(&mut self, bytes: &[u8]) -> Vec<Output> {
+        if self.conn.recv(bytes).is_err() {
+            self.failed = true;
+        }
+        self.drain_events();
+        core::mem::take(&mut self.pending)
+    }
+
+    /// The downstream ended (or broke).
+    pub fn recv_eof(&mut self) -> Vec<Output> {
+        self.conn.recv_eof();
+        self.drain_events();
+        core::mem::take(&mut self.pending)
+    }
+
+    fn drain_events(&mut self) {
+        let out = &mut self.pending;
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                // WHATWG: a message that arrives when readyState is not OPEN is dropped.
+                Event::Message(message) if self.state == ReadyState::Open && !self.failed => {
+                    out.push(Output::Message(message))
+                }
+                Event::Closed {
+                    code,
+                    reason,
+                    clean,
+                } if self.ending.is_none() => {
+                    self.ending = Some(Ending {
+                        code: code.0,
+                        reason,
+                        was_clean: clean,
+                    });
+                }
+                _ => {}
+            }
+        }
+        if self.conn.state() != State::Open && self.state == ReadyState::Open {
+            // The peer started the closing handshake.
+            self.state = ReadyState::Closing;
+        }
+    }
+
+    /// A protocol error occurred: flush the queued Close, end the transport, then [`SocketCore::fail`].
+    pub fn must_fail(&self) -> bool {
+        self.failed
+    }
+
+    /// The close handshake is over (or the transport ended): end the upstream, then [`SocketCore::finish`].
+    pub fn handshake_done(&self) -> bool {
+        self.ending.is_some()
+    }
+
+    /// Queued output for the upstream, if any (data, Pong, Close).
+    pub fn take_transmit(&mut self) -> Option<Transmit> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = self.conn.poll_transmit() {
+            if bytes.is_empty() {
+                bytes = chunk;
+            } else {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        // Taking our Close echo is what ends a peer-initiated handshake.
+        self.drain_events();
+        if bytes.is_empty() {
+            return None;
+        }
+        let app_bytes = core::mem::take(&mut self.untransmitted_app);
+        Some(Transmit { bytes, app_bytes })
+    }
+
+    /// The transport took `app_bytes` of application data: `bufferedAmount` goes down.
+    pub fn transmitted(&mut self, app_bytes: usize) {
+        self.buffered = self.buffered.saturating_sub(app_bytes as u64);
+    }
+
+    /// The socket failed (handshake refused, transport error, protocol error, socket cap, close
+    /// timeout): `error`, then `close` 1006 unclean. Idempotent.
+    pub fn fail(&mut self) -> Vec<Output> {
+        if self.state == ReadyState::Closed {
+            return Vec::new();
+        }
+        self.state = ReadyState::Closed;
+        vec![
+            Output::Error,
+            Output::Close {
+                code: CloseCode::ABNORMAL.0,
+                reason: String::new(),
+                was_clean: false,
+            },
+        ]
+    }
+
+    /// The transport is done after [`SocketCore::handshake_done`]: the close event (preceded by
+    /// `error` when the ending was not clean).
+    pub fn finish(&mut self) -> Vec<Output> {
+        if self.state == ReadyState::Closed {
+            return Vec::new();
+        }
+        match self.ending.take() {
+            Some(ending) if ending.was_clean && !self.failed => {
+                self.state = ReadyState::Closed;
+                vec![Output::Close {
+                    code: ending.code,
+                    reason: ending.reason,
+                    was_clean: true,
+                }]
+            }
+            _ => self.fail(),
+        }
+    }
+}
+
+/// WHATWG `close()` argument rules: code 1000 or 3000-4999 else `InvalidAccessError`; reason at
+/// most 123 UTF-8 bytes else `SyntaxError`. Returns the code and reason for the Close frame (a
+/// reason without a code is sent with 1000, as browsers do).
+pub fn validate_close(
+    code: Option<u16>,
+    reason: Option<&str>,
+) -> Result<(Option<u16>, &str), ApiError> {
+    if let Some(code) = code {
+        if code != 1000 && !(3000..=4999).contains(&code) {
+            return Err(ApiError::new(
+                "InvalidAccessError",
+                format!(
+                    "Failed to execute 'close' on 'H2WebSocket': The close code must be either 1000, or between 3000 and 4999. {code} is neither."
+                ),
+            ));
+        }
+    }
+    let reason = reason.unwrap_or("");
+    if reason.len() > h2ws_codec::close::MAX_REASON_LEN {
+        return Err(ApiError::new(
+            "SyntaxError",
+            "Failed to execute 'close' on 'H2WebSocket': The close reason must not be greater than 123 UTF-8 bytes.",
+        ));
+    }
+    let code = match code {
+        None if !reason.is_empty() => Some(1000),
+        other => other,
+    };
+    Ok((code, reason))
+}
+
+/// WHATWG subprotocol rules (each a non-empty RFC 7230 token, no duplicates, compared
+/// case-sensitively), else `SyntaxError` with Chromium's wording. Returns the `h2ws-protocol`
+/// header value (empty when none).
+pub fn validate_protocols(protocols: &[String]) -> Result<String, ApiError> {
+    use h2ws_codec::handshake::negotiate;
+    for (i, protocol) in protocols.iter().enumerate() {
+        let problem = if !negotiate::is_token(protocol) {
+            "invalid"
+        } else if protocols[..i].contains(protocol) {
+            "duplicated"
+        } else {
+            continue;
+        };
+        return Err(ApiError::new(
+            "SyntaxError",
+            format!(
+                "Failed to construct 'H2WebSocket': The subprotocol '{protocol}' is {problem}."
+            ),
+        ));
+    }
+    let list: Vec<&str> = protocols.iter().map(String::as_str).collect();
+    // The server parses the list with the same codec rules.
+    debug_assert!(negotiate::validate_protocols(&list).is_ok());
+    Ok(negotiate::format_protocols(&list))
+}
+
+/// URL rules of the WebSocket constructor, after parsing against the base URL:
+/// http→ws, https→wss, ws/wss kept, anything else or a fragment → `SyntaxError`.
+/// `fragment` is what follows the first `#` of the serialized URL, if any.
+/// Returns (the `url` attribute's scheme, the fetch scheme).
+pub fn map_scheme(
+    scheme: &str,
+    fragment: Option<&str>,
+) -> Result<(&'static str, &'static str), ApiError> {
+    let schemes = match scheme {
+        "ws:" | "ws" | "http:" | "http" => ("ws:", "http:"),
+        "wss:" | "wss" | "https:" | "https" => ("wss:", "https:"),
+        _ => {
+            let scheme = scheme.trim_end_matches(':');
+            return Err(ApiError::new(
+                "SyntaxError",
+                format!(
+                    "Failed to construct 'H2WebSocket': The URL's scheme must be either 'http', 'https', 'ws', or 'wss'. '{scheme}' is not allowed."
+                ),
+            ));
+        }
+    };
+    if let Some(fragment) = fragment {
+        return Err(ApiError::new(
+            "SyntaxError",
+            format!(
+                "Failed to construct 'H2WebSocket': The URL contains a fragment identifier ('{fragment}'). Fragment identifiers are not allowed in WebSocket URLs."
+            ),
+        ));
+    }
+    Ok(schemes)
+}
+
+/// Which upstream transport to use once the open response is in (DESIGN §2, `auto`).
+pub fn choose_transport(
+    requested: &str,
+    request_streaming: bool,
+    server_transports: Option<&str>,
+) -> Transport {
+    let server_has_stream = server_transports
+        .map(|list| {
+            list.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("stream"))
+        })
+        .unwrap_or(true);
+    match requested {
+        "stream" => Transport::Stream,
+        "post" => Transport::Post,
+        _ if request_streaming && server_has_stream => Transport::Stream,
+        _ => Transport::Post,
+    }
+}
+
+/// The two fetch transports (DESIGN §2.2, §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Stream,
+    Post,
+}
+
+/// Checks the open response's chosen subprotocol against the offer (a server may only pick one
+/// we offered; none offered → none allowed).
+pub fn check_protocol(offered: &[String], chosen: &str) -> bool {
+    chosen.is_empty() || offered.iter().any(|p| p == chosen)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,398 @@
+//! Native tests of the WHATWG rules and the socket core on the codec.
+
+use super::*;
+use h2ws_codec::Config;
+
+fn open_socket() -> SocketCore {
+    let mut socket = SocketCore::new(Config::default());
+    assert_eq!(socket.opened("chat", ""), vec![Output::Open]);
+    socket
+}
+
+/// A server→client frame in stream framing (MASK = 0), payload < 126 bytes.
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut out = vec![first, payload.len() as u8];
+    out.extend_from_slice(payload);
+    out
+}
+
+fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut out = code.to_be_bytes().to_vec();
+    out.extend_from_slice(reason.as_bytes());
+    out
+}
+
+#[test]
+fn send_while_connecting_is_invalid_state() {
+    let mut socket = SocketCore::new(Config::default());
+    assert_eq!(socket.ready_state(), ReadyState::Connecting);
+    let err = socket.send_text("x").unwrap_err();
+    assert_eq!(err.name, "InvalidStateError");
+    assert_eq!(
+        socket.send_binary(b"x").unwrap_err().name,
+        "InvalidStateError"
+    );
+    assert_eq!(socket.reserve(3).unwrap_err().name, "InvalidStateError");
+    assert_eq!(socket.buffered_amount(), 0);
+}
+
+#[test]
+fn opened_sets_state_protocol_and_only_once() {
+    let mut socket = open_socket();
+    assert_eq!(socket.ready_state(), ReadyState::Open);
+    assert_eq!(socket.protocol(), "chat");
+    assert!(socket.opened("other", "").is_empty());
+    assert_eq!(socket.protocol(), "chat");
+}
+
+#[test]
+fn sends_frame_unmasked_and_account_buffered_amount() {
+    let mut socket = open_socket();
+    socket.send_text("héllo").unwrap(); // 6 UTF-8 bytes
+    socket.send_binary(&[1, 2, 3]).unwrap();
+    assert_eq!(socket.buffered_amount(), 9);
+    let transmit = socket.take_transmit().unwrap();
+    assert_eq!(transmit.app_bytes, 9);
+    let mut expected = vec![0x81, 6];
+    expected.extend_from_slice("héllo".as_bytes());
+    expected.extend_from_slice(&[0x82, 3, 1, 2, 3]);
+    assert_eq!(transmit.bytes, expected);
+    assert!(socket.take_transmit().is_none());
+    assert_eq!(
+        socket.buffered_amount(),
+        9,
+        "still buffered until the transport took it"
+    );
+    socket.transmitted(transmit.app_bytes);
+    assert_eq!(socket.buffered_amount(), 0);
+}
+
+#[test]
+fn large_message_uses_extended_length() {
+    let mut socket = open_socket();
+    socket.send_binary(&vec![7u8; 70_000]).unwrap();
+    let transmit = socket.take_transmit().unwrap();
+    assert_eq!(&transmit.bytes[..2], &[0x82, 127]);
+    assert_eq!(
+        u64::from_be_bytes(transmit.bytes[2..10].try_into().unwrap()),
+        70_000
+    );
+    assert_eq!(transmit.bytes.len(), 10 + 70_000);
+}
+
+#[test]
+fn reserved_sends_count_first_and_queue_later() {
+    let mut socket = open_socket();
+    socket.reserve(4).unwrap();
+    assert_eq!(socket.buffered_amount(), 4);
+    assert!(socket.take_transmit().is_none());
+    socket.send_reserved_binary(&[9, 9, 9, 9]);
+    socket.send_reserved_text("ok");
+    assert_eq!(
+        socket.buffered_amount(),
+        4,
+        "reserved text was counted by its own reserve"
+    );
+    let transmit = socket.take_transmit().unwrap();
+    assert_eq!(
+        transmit.bytes,
+        vec![0x82, 4, 9, 9, 9, 9, 0x81, 2, b'o', b'k']
+    );
+}
+
+#[test]
+fn close_argument_rules() {
+    for code in [0u16, 999, 1001, 1005, 1006, 2999, 5000, 65535] {
+        assert_eq!(
+            validate_close(Some(code), None).unwrap_err().name,
+            "InvalidAccessError",
+            "{code}"
+        );
+    }
+    for code in [1000u16, 3000, 4000, 4999] {
+        assert_eq!(validate_close(Some(code), None).unwrap(), (Some(code), ""));
+    }
+    let ok_reason = "x".repeat(123);
+    assert!(validate_close(Some(1000), Some(&ok_reason)).is_ok());
+    let long = "x".repeat(124);
+    assert_eq!(
+        validate_close(Some(1000), Some(&long)).unwrap_err().name,
+        "SyntaxError"
+    );
+    // Counted in UTF-8 bytes: 41 × '€' = 123 bytes, 42 × = 126.
+    assert!(validate_close(Some(4000), Some(&"€".repeat(41))).is_ok());
+    assert_eq!(
+        validate_close(Some(4000), Some(&"€".repeat(42)))
+            .unwrap_err()
+            .name,
+        "SyntaxError"
+    );
+    // The code is checked before the reason.
+    assert_eq!(
+        validate_close(Some(1), Some(&long)).unwrap_err().name,
+        "InvalidAccessError"
+    );
+    // A reason without a code goes out as 1000; nothing at all = no status code.
+    assert_eq!(
+        validate_close(None, Some("bye")).unwrap(),
+        (Some(1000), "bye")
+    );
+    assert_eq!(validate_close(None, None).unwrap(), (None, ""));
+}
+
+#[test]
+fn client_close_handshake_is_clean_with_peer_code() {
+    let mut socket = open_socket();
+    assert_eq!(
+        socket.close(Some(4001), Some("done")).unwrap(),
+        CloseAction::SendClose
+    );
+    assert_eq!(socket.ready_state(), ReadyState::Closing);
+    let transmit = socket.take_transmit().unwrap();
+    assert_eq!(transmit.bytes, frame(0x88, &close_payload(4001, "done")));
+    assert_eq!(transmit.app_bytes, 0);
+    // A second close() is a no-op.
+    assert_eq!(socket.close(Some(1000), None).unwrap(), CloseAction::None);
+    assert!(!socket.handshake_done());
+    // Messages arriving while CLOSING are dropped (WHATWG).
+    assert!(socket.recv(&frame(0x81, b"late")).is_empty());
+    assert!(socket
+        .recv(&frame(0x88, &close_payload(4001, "done")))
+        .is_empty());
+    assert!(socket.handshake_done());
+    assert_eq!(
+        socket.finish(),
+        vec![Output::Close {
+            code: 4001,
+            reason: "done".into(),
+            was_clean: true
+        }]
+    );
+    assert_eq!(socket.ready_state(), ReadyState::Closed);
+    assert!(socket.finish().is_empty());
+}
+
+#[test]
+fn close_without_code_reports_1005() {
+    let mut socket = open_socket();
+    socket.close(None, None).unwrap();
+    assert_eq!(socket.take_transmit().unwrap().bytes, vec![0x88, 0]);
+    socket.recv(&[0x88, 0]);
+    assert_eq!(
+        socket.finish(),
+        vec![Output::Close {
+            code: 1005,
+            reason: String::new(),
+            was_clean: true
+        }]
+    );
+}
+
+#[test]
+fn sends_after_close_only_count() {
+    let mut socket = open_socket();
+    socket.close(Some(1000), None).unwrap();
+    socket.take_transmit().unwrap();
+    socket.send_text("12345").unwrap();
+    socket.send_binary(&[0; 7]).unwrap();
+    assert_eq!(socket.buffered_amount(), 12);
+    assert!(
+        socket.take_transmit().is_none(),
+        "nothing is sent after close()"
+    );
+    socket.recv(&frame(0x88, &close_payload(1000, "")));
+    socket.finish();
+    socket.send_text("x").unwrap();
+    assert_eq!(socket.buffered_amount(), 13);
+}
+
+#[test]
+fn server_close_is_echoed_then_clean() {
+    let mut socket = open_socket();
+    let outputs = socket.recv(&frame(0x88, &close_payload(1001, "going")));
+    assert!(outputs.is_empty());
+    assert_eq!(socket.ready_state(), ReadyState::Closing);
+    let echo = socket.take_transmit().unwrap();
+    assert_eq!(&echo.bytes[..4], &[0x88, 2, 0x03, 0xe9]);
+    assert!(socket.handshake_done());
+    assert_eq!(
+        socket.finish(),
+        vec![Output::Close {
+            code: 1001,
+            reason: "going".into(),
+            was_clean: true
+        }]
+    );
+}
+
+#[test]
+fn messages_reassemble_across_any_chunking() {
+    let mut socket = open_socket();
+    let mut wire = frame(0x01, b"hel"); // text, not FIN
+    wire.extend(frame(0x89, b"p")); // ping in between
+    wire.extend(frame(0x80, "lo wörld".as_bytes())); // continuation, FIN
+    wire.extend(frame(0x82, &[1, 2]));
+    let mut outputs = Vec::new();
+    for byte in &wire {
+        outputs.extend(socket.recv(std::slice::from_ref(byte)));
+    }
+    assert_eq!(
+        outputs,
+        vec![
+            Output::Message(Message::Text("hello wörld".into())),
+            Output::Message(Message::Binary(vec![1, 2])),
+        ]
+    );
+    // The ping was answered with a pong carrying its payload.
+    assert_eq!(socket.take_transmit().unwrap().bytes, frame(0x8a, b"p"));
+}
+
+#[test]
+fn masked_server_frame_fails_with_1002_on_the_wire_and_1006_locally() {
+    let mut socket = open_socket();
+    let outputs = socket.recv(&[0x81, 0x81, 1, 2, 3, 4, b'x' ^ 1]);
+    assert!(outputs.is_empty());
+    assert!(socket.must_fail());
+    let close = socket.take_transmit().unwrap();
+    assert_eq!(&close.bytes[..4], &[0x88, close.bytes[1], 0x03, 0xea]); // 1002
+    assert_eq!(
+        socket.fail(),
+        vec![
+            Output::Error,
+            Output::Close {
+                code: 1006,
+                reason: String::new(),
+                was_clean: false
+            }
+        ]
+    );
+    assert!(socket.fail().is_empty());
+}
+
+#[test]
+fn invalid_utf8_fails_with_1007() {
+    let mut socket = open_socket();
+    socket.recv(&frame(0x81, &[0xff, 0xfe]));
+    assert!(socket.must_fail());
+    let close = socket.take_transmit().unwrap();
+    assert_eq!(&close.bytes[2..4], &1007u16.to_be_bytes());
+}
+
+#[test]
+fn eof_without_close_is_error_then_1006() {
+    let mut socket = open_socket();
+    assert!(socket.recv_eof().is_empty());
+    assert!(socket.handshake_done());
+    assert_eq!(
+        socket.finish(),
+        vec![
+            Output::Error,
+            Output::Close {
+                code: 1006,
+                reason: String::new(),
+                was_clean: false
+            }
+        ]
+    );
+}
+
+#[test]
+fn close_while_connecting_aborts_then_fails() {
+    let mut socket = SocketCore::new(Config::default());
+    assert_eq!(
+        socket.close(None, None).unwrap(),
+        CloseAction::AbortHandshake
+    );
+    assert_eq!(socket.ready_state(), ReadyState::Closing);
+    assert!(
+        socket.opened("", "").is_empty(),
+        "a late open response is ignored"
+    );
+    assert_eq!(socket.fail().len(), 2);
+    assert_eq!(socket.ready_state(), ReadyState::Closed);
+}
+
+#[test]
+fn protocol_list_rules() {
+    let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(validate_protocols(&[]).unwrap(), "");
+    assert_eq!(
+        validate_protocols(&list(&["chat", "superchat"])).unwrap(),
+        "chat, superchat"
+    );
+    assert_eq!(
+        validate_protocols(&list(&["a", "A"])).unwrap(),
+        "a, A",
+        "case-sensitive, as Chromium"
+    );
+    for bad in [
+        &["a", "a"][..],
+        &[""],
+        &["a b"],
+        &["a,b"],
+        &["ché"],
+        &["x{y}"],
+        &["c", "d", "c"],
+    ] {
+        let err = validate_protocols(&list(bad)).unwrap_err();
+        assert_eq!(err.name, "SyntaxError", "{bad:?}");
+    }
+    assert!(validate_protocols(&list(&["a", "a"]))
+        .unwrap_err()
+        .message
+        .contains("'a' is duplicated"));
+}
+
+#[test]
+fn url_scheme_rules() {
+    assert_eq!(map_scheme("http:", None).unwrap(), ("ws:", "http:"));
+    assert_eq!(map_scheme("https:", None).unwrap(), ("wss:", "https:"));
+    assert_eq!(map_scheme("ws:", None).unwrap(), ("ws:", "http:"));
+    assert_eq!(map_scheme("wss:", None).unwrap(), ("wss:", "https:"));
+    let err = map_scheme("ftp:", None).unwrap_err();
+    assert_eq!(err.name, "SyntaxError");
+    assert!(err.message.contains("'ftp' is not allowed"));
+    assert_eq!(
+        map_scheme("wss:", Some("")).unwrap_err().name,
+        "SyntaxError"
+    );
+    assert_eq!(
+        map_scheme("https:", Some("top")).unwrap_err().name,
+        "SyntaxError"
+    );
+}
+
+#[test]
+fn transport_choice() {
+    assert_eq!(
+        choose_transport("auto", true, Some("stream, post")),
+        Transport::Stream
+    );
+    assert_eq!(
+        choose_transport("auto", true, Some("post")),
+        Transport::Post
+    );
+    assert_eq!(
+        choose_transport("auto", false, Some("stream, post")),
+        Transport::Post
+    );
+    assert_eq!(choose_transport("auto", true, None), Transport::Stream);
+    assert_eq!(
+        choose_transport("post", true, Some("stream, post")),
+        Transport::Post
+    );
+    assert_eq!(
+        choose_transport("stream", false, Some("post")),
+        Transport::Stream
+    );
+}
+
+#[test]
+fn chosen_protocol_must_be_offered() {
+    let offered = vec!["chat".to_string()];
+    assert!(check_protocol(&offered, "chat"));
+    assert!(check_protocol(&offered, ""));
+    assert!(!check_protocol(&offered, "superchat"));
+    assert!(!check_protocol(&[], "chat"));
+}

@@ -1,0 +1,110 @@
+//! Small JS glue: global `fetch`, timers, promise helpers (work in windows and workers).
+
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(request: &web_sys::Request) -> Promise;
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+/// `fetch(request)` through the global scope.
+pub fn fetch(request: &web_sys::Request) -> Promise {
+    global_fetch(request)
+}
+
+/// A promise that resolves (with `undefined`) after `ms` milliseconds.
+pub fn sleep(ms: i32) -> Promise {
+    Promise::new(&mut |resolve, _reject| {
+        set_timeout(&resolve, ms);
+    })
+}
+
+/// A one-shot timer that can be cancelled.
+pub struct Timer {
+    id: JsValue,
+    _callback: Closure<dyn FnMut()>,
+}
+
+impl Timer {
+    pub fn once(ms: i32, f: impl FnOnce() + 'static) -> Timer {
+        let mut f = Some(f);
+        let callback = Closure::wrap(Box::new(move || {
+            if let Some(f) = f.take() {
+                f()
+            }
+        }) as Box<dyn FnMut()>);
+        let id = set_timeout(callback.as_ref().unchecked_ref(), ms);
+        Timer {
+            id,
+            _callback: callback,
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        clear_timeout(&self.id);
+    }
+}
+
+/// `Promise.race([a, b])`.
+pub fn race(a: &Promise, b: &Promise) -> Promise {
+    Promise::race(&Array::of2(a, b))
+}
+
+/// One `reader.read()` result.
+pub enum Read {
+    Chunk(Vec<u8>),
+    Done,
+    /// The read did not settle in time (raced against a timer).
+    TimedOut,
+}
+
+/// Awaits a `read()` promise (possibly raced with [`sleep`], which yields `undefined`).
+pub async fn read_chunk(read: Promise) -> Result<Read, JsValue> {
+    let result = JsFuture::from(read).await?;
+    if result.is_undefined() {
+        return Ok(Read::TimedOut);
+    }
+    if Reflect::get(&result, &"done".into())?.is_truthy() {
+        return Ok(Read::Done);
+    }
+    let value = Reflect::get(&result, &"value".into())?;
+    let bytes = value.dyn_into::<Uint8Array>()?;
+    Ok(Read::Chunk(bytes.to_vec()))
+}
+
+/// Builds a `POST` request with the given headers, body and abort signal.
+pub fn post_request(
+    url: &str,
+    headers: &web_sys::Headers,
+    body: Option<&JsValue>,
+    half_duplex: bool,
+    signal: &web_sys::AbortSignal,
+) -> Result<web_sys::Request, JsValue> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(headers);
+    init.set_signal(Some(signal));
+    if let Some(body) = body {
+        init.set_body(body);
+    }
+    Reflect::set(&init, &"cache".into(), &"no-store".into())?;
+    if half_duplex {
+        Reflect::set(&init, &"duplex".into(), &"half".into())?;
+    }
+    web_sys::Request::new_with_str_and_init(url, &init)
+}
+
+/// The page's console, for the per-origin cap warning.
+pub fn warn(message: &str) {
+    web_sys::console::warn_1(&message.into());
+}
