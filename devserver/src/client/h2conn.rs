@@ -1,0 +1,334 @@
+//! One HTTP/2 connection carrying many sockets: RFC 8441, native, `stream` and `post`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::RecvStream;
+use h2ws_codec::handshake::{fetch, native, rfc8441};
+use h2ws_codec::{Connection, Framing, Role};
+use http::{HeaderMap, HeaderValue, Method, Request};
+
+use super::connect::{self, Target};
+use super::socket::Handshake;
+use super::tls::ALPN_H2;
+use super::wire::Wire;
+use super::{ClientConfig, Error, OpenOptions, Transport, WebSocket};
+
+/// Stream-level receive window the client advertises (bytes the server may send ahead).
+const STREAM_WINDOW: u32 = 1 << 20;
+/// Connection-level receive window.
+const CONNECTION_WINDOW: u32 = 16 << 20;
+/// Bytes of a refusal's body read for its reason.
+const MAX_REFUSAL_BODY: usize = 1024;
+
+/// An HTTP/2 connection to one origin; open sockets on it with [`open`](H2Connection::open).
+/// Cheap to clone; the connection ends when every clone and every socket on it are gone.
+#[derive(Clone)]
+pub struct H2Connection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    requests: SendRequest<Bytes>,
+    config: Arc<ClientConfig>,
+    target: Target,
+    extended_connect: bool,
+}
+
+impl std::fmt::Debug for H2Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Connection")
+            .field("authority", &self.inner.target.authority)
+            .field("extended_connect", &self.inner.extended_connect)
+            .finish()
+    }
+}
+
+impl H2Connection {
+    pub(crate) async fn connect(
+        config: Arc<ClientConfig>,
+        target: &Target,
+    ) -> Result<H2Connection, Error> {
+        let io =
+            connect::connect(target, &config.trust, &[ALPN_H2], config.connect_timeout).await?;
+        if target.tls && io.alpn() != Some(ALPN_H2) {
+            return Err(Error::Alpn {
+                needed: "h2",
+                chosen: io
+                    .alpn()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .unwrap_or_else(|| "none".into()),
+            });
+        }
+        let limit = config.connect_timeout;
+        let setup = async {
+            let (requests, mut connection) = h2::client::Builder::new()
+                .initial_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW)
+                .enable_push(false)
+                .handshake::<_, Bytes>(io)
+                .await?;
+            let mut ping = connection.ping_pong();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "client HTTP/2 connection ended");
+                }
+            });
+            // The server's SETTINGS precede its answer to our PING, and h2 applies them before
+            // reading further frames: after the PONG, ENABLE_CONNECT_PROTOCOL is known.
+            if let Some(ping) = ping.as_mut() {
+                ping.ping(h2::Ping::opaque()).await?;
+            }
+            Ok::<_, Error>(requests)
+        };
+        let requests = tokio::time::timeout(limit, setup)
+            .await
+            .map_err(|_| Error::Timeout(limit, "waiting for the server's HTTP/2 SETTINGS"))??;
+        let extended_connect = requests.is_extended_connect_protocol_enabled();
+        Ok(H2Connection {
+            inner: Arc::new(Inner {
+                requests,
+                config,
+                target: target.clone(),
+                extended_connect,
+            }),
+        })
+    }
+
+    /// The server sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (RFC 8441 and native allowed).
+    pub fn supports_extended_connect(&self) -> bool {
+        self.inner.extended_connect
+    }
+
+    /// The origin's `host:port`.
+    pub fn authority(&self) -> &str {
+        &self.inner.target.authority
+    }
+
+    /// Opens a socket on this connection at `path` (path and query) with an HTTP/2 transport.
+    pub async fn open(
+        &self,
+        path: &str,
+        transport: Transport,
+        options: &OpenOptions,
+    ) -> Result<WebSocket, Error> {
+        let config = &self.inner.config;
+        let limit = config.handshake_timeout;
+        let work = async {
+            match transport {
+                Transport::Rfc6455 => Err(Error::Handshake(
+                    "rfc6455 runs on HTTP/1.1: use Client::connect".into(),
+                )),
+                Transport::Rfc8441 | Transport::Native => {
+                    self.open_on_one_stream(path, transport, options).await
+                }
+                Transport::Stream | Transport::Post => {
+                    self.open_fetch(path, transport, options).await
+                }
+            }
+        };
+        tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| Error::Timeout(limit, "opening a socket"))?
+    }
+
+    /// RFC 8441 (extended CONNECT) and native (`:scheme ws|wss`): one stream each way.
+    async fn open_on_one_stream(
+        &self,
+        path: &str,
+        transport: Transport,
+        options: &OpenOptions,
+    ) -> Result<WebSocket, Error> {
+        if !self.inner.extended_connect {
+            return Err(Error::NoExtendedConnect);
+        }
+        let target = &self.inner.target;
+        let native = transport == Transport::Native;
+        let mut req = if native {
+            let uri = format!("{}://{}{}", target.ws_scheme(), target.authority, path);
+            request(Method::GET, &uri)?
+        } else {
+            let uri = format!("{}://{}{}", target.http_scheme(), target.authority, path);
+            let mut r = request(Method::CONNECT, &uri)?;
+            r.extensions_mut()
+                .insert(h2::ext::Protocol::from_static("websocket"));
+            r
+        };
+        let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
+        // RFC 8441 §5 and the native mapping (DESIGN §4) send the same WebSocket headers.
+        let h = req.headers_mut();
+        for (name, value) in native::request_headers(&protocols, None) {
+            h.insert(name, header_value(&value)?);
+        }
+        add_common_headers(h, options)?;
+
+        let (resp, send) = self.send_request(req, false).await?;
+        let resp = resp.await?;
+        let (parts, body) = resp.into_parts();
+        if parts.status != http::StatusCode::OK {
+            return Err(refusal(parts.status.as_u16(), body).await);
+        }
+        let pairs = header_pairs(&parts.headers);
+        let accepted = if native {
+            native::validate_response(200, &pairs, &protocols, &[])
+        } else {
+            rfc8441::validate_response(200, &pairs, &protocols, &[])
+        }
+        .map_err(|e| Error::Handshake(e.to_string()))?;
+        let handshake = Handshake {
+            transport,
+            protocol: accepted.protocol.map(str::to_owned),
+            extensions: super::raw_extensions(&pairs),
+            status: 200,
+            session: None,
+        };
+        let config = &self.inner.config;
+        let codec_config = super::codec_config(config, options);
+        let conn = if native {
+            Connection::new(Role::Client, Framing::Native, codec_config)
+        } else {
+            Connection::new(Role::Client, Framing::Rfc6455, codec_config)
+                .with_mask_seed(super::random())
+        };
+        Ok(super::start(
+            config,
+            conn,
+            Wire::h2(send, body, native, None),
+            native,
+            handshake,
+        ))
+    }
+
+    /// `stream` and `post` (DESIGN §2): an open request whose response body is the downstream,
+    /// then the upstream (one streaming request body, or ordered POST batches).
+    async fn open_fetch(
+        &self,
+        path: &str,
+        transport: Transport,
+        options: &OpenOptions,
+    ) -> Result<WebSocket, Error> {
+        let target = &self.inner.target;
+        let uri = format!("{}://{}{}", target.http_scheme(), target.authority, path);
+        let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
+        let mut open = request(Method::POST, &uri)?;
+        let h = open.headers_mut();
+        for (name, value) in fetch::open_request_headers(&protocols, None) {
+            h.insert(name, header_value(&value)?);
+        }
+        add_common_headers(h, options)?;
+        let (resp, _) = self.send_request(open, true).await?;
+        let resp = resp.await?;
+        let (parts, downstream) = resp.into_parts();
+        if parts.status != http::StatusCode::OK {
+            return Err(refusal(parts.status.as_u16(), downstream).await);
+        }
+        let pairs = header_pairs(&parts.headers);
+        let opened = fetch::validate_open_response(200, &pairs, &protocols, &[])
+            .map_err(|e| Error::Handshake(e.to_string()))?;
+        if !opened.transports.is_empty()
+            && !opened.transports.iter().any(|t| *t == transport.name())
+        {
+            return Err(Error::Handshake(format!(
+                "the server offers upstream transports {:?} on this connection, not {}",
+                opened.transports,
+                transport.name()
+            )));
+        }
+        let session = opened.session.to_owned();
+        let handshake = Handshake {
+            transport,
+            protocol: opened.accepted.protocol.map(str::to_owned),
+            extensions: header_string(&parts.headers, fetch::H2WS_EXTENSIONS),
+            status: 200,
+            session: Some(session.clone()),
+        };
+
+        let mut upstream = request(Method::POST, &uri)?;
+        let h = upstream.headers_mut();
+        for (name, value) in fetch::upstream_request_headers(&session, None) {
+            h.insert(name, header_value(&value)?);
+        }
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(fetch::CONTENT_TYPE),
+        );
+        add_common_headers(h, options)?;
+
+        let config = &self.inner.config;
+        let conn = Connection::new(
+            Role::Client,
+            Framing::Stream,
+            super::codec_config(config, options),
+        );
+        let wire = if transport == Transport::Stream {
+            let (up_resp, up_send) = self.send_request(upstream, false).await?;
+            Wire::h2(up_send, downstream, false, Some(up_resp))
+        } else {
+            Wire::post(downstream, self.inner.requests.clone(), upstream)
+        };
+        Ok(super::start(config, conn, wire, false, handshake))
+    }
+
+    async fn send_request(
+        &self,
+        req: Request<()>,
+        end_of_stream: bool,
+    ) -> Result<(ResponseFuture, h2::SendStream<Bytes>), Error> {
+        let mut requests = self.inner.requests.clone().ready().await?;
+        Ok(requests.send_request(req, end_of_stream)?)
+    }
+}
+
+fn request(method: Method, uri: &str) -> Result<Request<()>, Error> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(())
+        .map_err(|e| Error::InvalidUrl(format!("{uri}: {e}")))
+}
+
+fn header_value(v: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(v).map_err(|_| Error::InvalidHeader(v.to_owned()))
+}
+
+fn add_common_headers(h: &mut HeaderMap, options: &OpenOptions) -> Result<(), Error> {
+    if let Some(origin) = &options.origin {
+        h.insert(http::header::ORIGIN, header_value(origin)?);
+    }
+    for (name, value) in &options.headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::InvalidHeader(name.clone()))?;
+        h.append(name, header_value(value)?);
+    }
+    Ok(())
+}
+
+fn header_pairs(h: &HeaderMap) -> Vec<(&str, &[u8])> {
+    h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
+}
+
+fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// A refusal's status and the first line of its (bounded) body.
+async fn refusal(status: u16, mut body: RecvStream) -> Error {
+    let mut text = Vec::new();
+    while text.len() < MAX_REFUSAL_BODY {
+        match body.data().await {
+            Some(Ok(chunk)) => {
+                let _ = body.flow_control().release_capacity(chunk.len());
+                text.extend_from_slice(&chunk);
+            }
+            _ => break,
+        }
+    }
+    Error::Refused {
+        status,
+        reason: super::http1::first_line(&text),
+    }
+}

@@ -1,0 +1,269 @@
+//! The native h2ws client: every transport over real TCP + TLS.
+//!
+//! * [`Transport::Rfc6455`]: classic WebSocket, HTTP/1.1 `Upgrade` (ws:// and wss://), one
+//!   TCP connection per socket.
+//! * [`Transport::Rfc8441`]: extended CONNECT (`:protocol websocket`) on HTTP/2.
+//! * [`Transport::Native`]: the seed mapping, `:scheme ws|wss`, one WebSocket frame per DATA
+//!   frame (DESIGN §4).
+//! * [`Transport::Stream`] and [`Transport::Post`]: the two-request fetch transports (DESIGN §2)
+//!   with stream framing (MASK = 0).
+//!
+//! The HTTP/2 transports multiplex: open an [`H2Connection`] once and as many sockets on it as
+//! the server allows. Each socket is one [`WebSocket`] handle (`recv` / `send` / `close`) driven
+//! by one task that pumps the sans-IO codec `Connection` over the transport; nothing is spawned
+//! per message, and outgoing payloads are copied once (into the codec's frame buffer).
+//!
+//! ```no_run
+//! use h2ws_devserver::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
+//! # async fn demo(cert_pem: &[u8]) -> Result<(), h2ws_devserver::client::Error> {
+//! let client = Client::new(ClientConfig::new(Trust::certificates_pem(cert_pem)?));
+//! // One socket, its own connection:
+//! let ws = client
+//!     .connect("wss://127.0.0.1:8443/ws/echo", Transport::Rfc6455, &OpenOptions::default())
+//!     .await?;
+//! ws.send_text("hello").await?;
+//! assert_eq!(ws.recv().await, Some(Message::Text("hello".into())));
+//! ws.close(1000, "bye").await?;
+//! // Many sockets on one HTTP/2 connection:
+//! let h2 = client.connect_h2("https://127.0.0.1:8443").await?;
+//! let a = h2.open("/ws/echo", Transport::Native, &OpenOptions::default()).await?;
+//! let b = h2.open("/ws/echo", Transport::Stream, &OpenOptions::default()).await?;
+//! a.send_binary(b"x").await?;
+//! b.send_binary(b"y").await?;
+//! # Ok(()) }
+//! ```
+
+mod connect;
+mod driver;
+mod error;
+mod h2conn;
+mod http1;
+mod socket;
+mod tls;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use connect::Target;
+pub use error::Error;
+pub use h2conn::H2Connection;
+pub use h2ws_codec::{CloseCode, Event, FragmentKind, Message};
+pub use socket::{CloseStatus, Handshake, WebSocket};
+pub use tls::{spki_sha256_base64, Trust};
+
+/// How a socket reaches the server (DESIGN §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// `GET` + `Upgrade: websocket` on its own HTTP/1.1 connection.
+    Rfc6455,
+    /// Extended CONNECT on HTTP/2 (RFC 8441).
+    Rfc8441,
+    /// The seed mapping on HTTP/2: one WebSocket frame per DATA frame.
+    Native,
+    /// Fetch transport: streaming upstream request + downstream response.
+    Stream,
+    /// Fetch transport: downstream response + ordered POST batches upstream.
+    Post,
+}
+
+impl Transport {
+    /// Every transport, for tests that cover them all.
+    pub const ALL: [Transport; 5] = [
+        Transport::Rfc6455,
+        Transport::Rfc8441,
+        Transport::Native,
+        Transport::Stream,
+        Transport::Post,
+    ];
+
+    /// The transport's name as DESIGN §1 spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Rfc6455 => "rfc6455",
+            Transport::Rfc8441 => "rfc8441",
+            Transport::Native => "native",
+            Transport::Stream => "stream",
+            Transport::Post => "post",
+        }
+    }
+
+    /// Whether the transport rides an HTTP/2 connection (and so can share one).
+    pub fn is_h2(self) -> bool {
+        self != Transport::Rfc6455
+    }
+}
+
+/// Limits and timeouts of every connection and socket a [`Client`] opens.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Which server certificates to accept (`wss`/`https` only).
+    pub trust: Trust,
+    /// TCP connect + TLS handshake (+ HTTP/2 preface and SETTINGS).
+    pub connect_timeout: Duration,
+    /// From the opening request to its response headers.
+    pub handshake_timeout: Duration,
+    /// After our Close frame: how long to wait for the peer's before giving up (code 1006).
+    pub close_timeout: Duration,
+    /// How long a send waits for room in the socket's send buffer.
+    pub send_timeout: Duration,
+    /// Ping after this much silence from the peer.
+    pub ping_interval: Duration,
+    /// Drop the socket (code 1006) after this much silence from the peer.
+    pub idle_timeout: Duration,
+    /// Largest incoming message (after inflate); larger → Close 1009.
+    pub max_message_size: usize,
+    /// Largest incoming frame; larger → Close 1009.
+    pub max_frame_size: usize,
+    /// Queued outgoing bytes above which sends wait (backpressure toward the app).
+    pub send_buffer: usize,
+    /// Received events held for the app before the socket stops reading (backpressure toward
+    /// the peer through TCP / HTTP/2 flow control).
+    pub recv_queue: usize,
+    /// Upper bound on any one HTTP/1.1 response head.
+    pub max_response_head: usize,
+}
+
+impl ClientConfig {
+    /// Defaults: 10 s connect and handshake, 5 s close, 30 s send, ping after 30 s and drop
+    /// after 60 s of silence, 64 MiB messages, 1 MiB send buffer, 64 queued events.
+    pub fn new(trust: Trust) -> Self {
+        ClientConfig {
+            trust,
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_message_size: 64 << 20,
+            max_frame_size: 16 << 20,
+            send_buffer: 1 << 20,
+            recv_queue: 64,
+            max_response_head: 16 << 10,
+        }
+    }
+}
+
+/// Per-socket options of the opening request.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Offered subprotocols (`Sec-WebSocket-Protocol` / `h2ws-protocol`).
+    pub protocols: Vec<String>,
+    /// `Origin` header, if any.
+    pub origin: Option<String>,
+    /// Extra request headers (e.g. `authorization`, `cookie`).
+    pub headers: Vec<(String, String)>,
+    /// Deliver every frame as [`Event::Fragment`] instead of assembled messages (proxies).
+    pub fragments: bool,
+    /// Let RSV1 pass through untouched (a proxy forwarding an extension it does not terminate).
+    pub allow_rsv1: bool,
+}
+
+/// Opens sockets and HTTP/2 connections with one [`ClientConfig`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    config: Arc<ClientConfig>,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Self {
+        Client {
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Opens one socket on its own connection: `url` is `ws://`, `wss://`, `http://` or
+    /// `https://` (all mean the same origin + path).
+    pub async fn connect(
+        &self,
+        url: &str,
+        transport: Transport,
+        options: &OpenOptions,
+    ) -> Result<WebSocket, Error> {
+        let target = Target::parse(url)?;
+        if transport == Transport::Rfc6455 {
+            return http1::open(&self.config, &target, options).await;
+        }
+        let conn = H2Connection::connect(self.config.clone(), &target).await?;
+        conn.open(&target.path_and_query, transport, options).await
+    }
+
+    /// Opens an HTTP/2 connection (TLS with ALPN `h2`, or h2c prior knowledge for `ws://` /
+    /// `http://`) to share among many sockets. Waits for the server's SETTINGS.
+    pub async fn connect_h2(&self, url: &str) -> Result<H2Connection, Error> {
+        let target = Target::parse(url)?;
+        H2Connection::connect(self.config.clone(), &target).await
+    }
+}
+
+/// Largest DATA frame payload every HTTP/2 peer accepts (the SETTINGS_MAX_FRAME_SIZE floor):
+/// h2 0.4 does not expose the peer's own value, so native frames are cut to this.
+const NATIVE_MAX_DATA_FRAME: usize = 16_384;
+
+/// Codec limits and modes of one socket.
+fn codec_config(config: &ClientConfig, options: &OpenOptions) -> h2ws_codec::Config {
+    let mut c = h2ws_codec::Config::default();
+    c.max_frame_size = config.max_frame_size;
+    c.max_message_size = config.max_message_size;
+    c.deliver_fragments = options.fragments;
+    c.allow_rsv1 = options.allow_rsv1;
+    c.native_max_payload = NATIVE_MAX_DATA_FRAME;
+    c
+}
+
+/// Fresh randomness (mask seeds, handshake keys). The OS RNG failing is not recoverable.
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).expect("the OS random number generator failed");
+    out
+}
+
+/// Starts the driver task of a socket whose handshake succeeded and returns its handle.
+fn start(
+    config: &ClientConfig,
+    conn: h2ws_codec::Connection,
+    wire: wire::Wire,
+    native: bool,
+    handshake: Handshake,
+) -> WebSocket {
+    let shared = socket::Shared::new(
+        conn,
+        socket::Limits {
+            send_buffer: config.send_buffer,
+            recv_queue: config.recv_queue.max(1),
+            send_timeout: config.send_timeout,
+            close_timeout: config.close_timeout,
+        },
+    );
+    driver::Driver::new(
+        shared.clone(),
+        wire,
+        native,
+        driver::Timings {
+            ping_interval: config.ping_interval,
+            idle_timeout: config.idle_timeout,
+            close_timeout: config.close_timeout,
+        },
+    )
+    .spawn();
+    WebSocket::new(shared, handshake)
+}
+
+/// The raw `sec-websocket-extensions` answer, if any (already checked against the offer).
+fn raw_extensions(headers: &[(&str, &[u8])]) -> Option<String> {
+    let values: Vec<&[u8]> =
+        h2ws_codec::handshake::header_values(headers, "sec-websocket-extensions").collect();
+    if values.is_empty() {
+        return None;
+    }
+    let joined: Vec<String> = values
+        .iter()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    Some(joined.join(", "))
+}

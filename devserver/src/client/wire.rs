@@ -1,0 +1,335 @@
+//! The transport edge of a socket: how its bytes or DATA frames move, one variant per shape.
+//!
+//! * `Bytes`: one byte stream (RFC 6455 over TCP/TLS).
+//! * `H2`: bytes in DATA frames of HTTP/2 streams (RFC 8441 one stream; `stream` a downstream
+//!   response + an upstream request body). With `whole_frames` (native mapping) each output
+//!   unit is one DATA frame, sent only once flow-control capacity for all of it is granted.
+//! * `Post`: downstream response + ordered POST batches upstream (DESIGN §2.3).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use h2::client::{ResponseFuture, SendRequest};
+use h2::{RecvStream, SendStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::connect::Io;
+use super::Error;
+
+/// Bytes read from a byte stream at a time.
+const READ_CHUNK: usize = 64 << 10;
+/// Largest POST batch (DESIGN §2.3 leaves the size to the client).
+const MAX_BATCH: usize = 256 << 10;
+/// POST batches in flight at once (DESIGN §2.3: at most 4).
+const MAX_BATCHES_IN_FLIGHT: usize = 4;
+
+pub(crate) enum Wire {
+    Bytes(BytesWire),
+    H2(H2Wire),
+    Post(PostWire),
+}
+
+pub(crate) struct BytesWire {
+    io: Io,
+    rbuf: Box<[u8]>,
+    /// Bytes the HTTP/1.1 handshake read past the response head.
+    leftover: Option<Vec<u8>>,
+    needs_flush: bool,
+}
+
+pub(crate) struct H2Wire {
+    send: SendStream<Bytes>,
+    recv: RecvStream,
+    /// Native mapping: one output unit = one DATA frame.
+    whole_frames: bool,
+    /// `stream` transport: the upstream request's response (polled while draining).
+    upstream_response: Option<ResponseFuture>,
+}
+
+pub(crate) struct PostWire {
+    recv: RecvStream,
+    requests: SendRequest<Bytes>,
+    /// The upstream request's URI and headers, cloned per batch with its `h2ws-seq`.
+    template: http::Request<()>,
+    next_seq: u64,
+    batch: BytesMut,
+    in_flight: VecDeque<ResponseFuture>,
+}
+
+impl Wire {
+    pub(crate) fn bytes(io: Io, leftover: Vec<u8>) -> Self {
+        Wire::Bytes(BytesWire {
+            io,
+            rbuf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            leftover: (!leftover.is_empty()).then_some(leftover),
+            needs_flush: false,
+        })
+    }
+
+    pub(crate) fn h2(
+        send: SendStream<Bytes>,
+        recv: RecvStream,
+        whole_frames: bool,
+        upstream_response: Option<ResponseFuture>,
+    ) -> Self {
+        Wire::H2(H2Wire {
+            send,
+            recv,
+            whole_frames,
+            upstream_response,
+        })
+    }
+
+    pub(crate) fn post(
+        recv: RecvStream,
+        requests: SendRequest<Bytes>,
+        template: http::Request<()>,
+    ) -> Self {
+        Wire::Post(PostWire {
+            recv,
+            requests,
+            template,
+            next_seq: 0,
+            batch: BytesMut::new(),
+            in_flight: VecDeque::new(),
+        })
+    }
+
+    /// Reads the next chunk (one DATA frame on HTTP/2) and hands it to `feed`.
+    /// `Ready(Ok(false))` = the peer ended its direction.
+    pub(crate) fn poll_input(
+        &mut self,
+        cx: &mut Context<'_>,
+        feed: impl FnOnce(&[u8]),
+    ) -> Poll<Result<bool, Error>> {
+        match self {
+            Wire::Bytes(w) => {
+                if let Some(left) = w.leftover.take() {
+                    feed(&left);
+                    return Poll::Ready(Ok(true));
+                }
+                let mut rb = ReadBuf::new(&mut w.rbuf);
+                ready!(Pin::new(&mut w.io).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Ok(false));
+                }
+                feed(&w.rbuf[..n]);
+                Poll::Ready(Ok(true))
+            }
+            Wire::H2(H2Wire { recv, .. }) | Wire::Post(PostWire { recv, .. }) => {
+                poll_h2_input(recv, cx, feed)
+            }
+        }
+    }
+
+    /// Hands `out` to the transport; `Ready(Ok)` once all of it is taken.
+    pub(crate) fn poll_output(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Bytes,
+    ) -> Poll<Result<(), Error>> {
+        match self {
+            Wire::Bytes(w) => {
+                while !out.is_empty() {
+                    let n = ready!(Pin::new(&mut w.io).poll_write(cx, out))?;
+                    if n == 0 {
+                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                    }
+                    let _ = out.split_to(n);
+                    w.needs_flush = true;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Wire::H2(w) if w.whole_frames => {
+                // Native mapping: the whole frame in one DATA frame, never split by h2.
+                let need = out.len();
+                w.send.reserve_capacity(need);
+                while w.send.capacity() < need {
+                    match ready!(w.send.poll_capacity(cx)) {
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Poll::Ready(Err(e.into())),
+                        None => return Poll::Ready(Err(stream_gone())),
+                    }
+                }
+                w.send.send_data(std::mem::take(out), false)?;
+                Poll::Ready(Ok(()))
+            }
+            Wire::H2(w) => {
+                // Byte stream over DATA frames: send what flow control allows, keep the rest.
+                while !out.is_empty() {
+                    w.send.reserve_capacity(out.len());
+                    let cap = w.send.capacity();
+                    if cap == 0 {
+                        match ready!(w.send.poll_capacity(cx)) {
+                            Some(Ok(_)) => continue,
+                            Some(Err(e)) => return Poll::Ready(Err(e.into())),
+                            None => return Poll::Ready(Err(stream_gone())),
+                        }
+                    }
+                    let chunk = out.split_to(cap.min(out.len()));
+                    w.send.send_data(chunk, false)?;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Wire::Post(w) => {
+                if !w.batch.is_empty() && w.batch.len() + out.len() > MAX_BATCH {
+                    if let Poll::Ready(Err(e)) = w.poll_send_batches(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                    if !w.batch.is_empty() {
+                        return Poll::Pending;
+                    }
+                }
+                w.batch.extend_from_slice(out);
+                out.clear();
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+
+    /// Pushes buffered output further (TLS flush, POST batches); `Ready` when nothing waits.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self {
+            Wire::Bytes(w) => {
+                if w.needs_flush {
+                    ready!(Pin::new(&mut w.io).poll_flush(cx))?;
+                    w.needs_flush = false;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Wire::H2(_) => Poll::Ready(Ok(())),
+            Wire::Post(w) => w.poll_send_batches(cx),
+        }
+    }
+
+    /// Ends our direction after the close handshake: TCP/TLS shutdown, END_STREAM (an empty
+    /// DATA frame, the only one the native mapping allows), or the last POST batch answered.
+    /// `reset` (a protocol error on the native mapping) sends RST_STREAM(PROTOCOL_ERROR).
+    pub(crate) fn poll_end(
+        &mut self,
+        cx: &mut Context<'_>,
+        reset: bool,
+    ) -> Poll<Result<(), Error>> {
+        match self {
+            Wire::Bytes(w) => {
+                if w.needs_flush {
+                    ready!(Pin::new(&mut w.io).poll_flush(cx))?;
+                    w.needs_flush = false;
+                }
+                Pin::new(&mut w.io).poll_shutdown(cx).map_err(Error::from)
+            }
+            Wire::H2(w) => {
+                if reset {
+                    w.send.send_reset(h2::Reason::PROTOCOL_ERROR);
+                } else {
+                    w.send.send_data(Bytes::new(), true)?;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Wire::Post(w) => w.poll_send_batches(cx),
+        }
+    }
+
+    /// After ending our direction: reads and discards until the peer ends too. `Ready` = done.
+    pub(crate) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Wire::H2(H2Wire {
+            upstream_response: Some(resp),
+            ..
+        }) = self
+        {
+            if Pin::new(resp).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Wire::H2(w) = self {
+                w.upstream_response = None;
+            }
+        }
+        loop {
+            match ready!(self.poll_input(cx, |_| {})) {
+                Ok(true) => continue,
+                Ok(false) | Err(_) => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+fn poll_h2_input(
+    recv: &mut RecvStream,
+    cx: &mut Context<'_>,
+    feed: impl FnOnce(&[u8]),
+) -> Poll<Result<bool, Error>> {
+    loop {
+        match ready!(recv.poll_data(cx)) {
+            None => return Poll::Ready(Ok(false)),
+            Some(Err(e)) => return Poll::Ready(Err(e.into())),
+            // h2 hands over one chunk per DATA frame; an empty one (END_STREAM aside) carries
+            // nothing for the codec, so skip it (DESIGN §4: stay unaffected by it).
+            Some(Ok(data)) if data.is_empty() => continue,
+            Some(Ok(data)) => {
+                feed(&data);
+                // The data is consumed: hand the window back so the peer may send more.
+                let _ = recv.flow_control().release_capacity(data.len());
+                return Poll::Ready(Ok(true));
+            }
+        }
+    }
+}
+
+fn stream_gone() -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the HTTP/2 stream was reset or closed",
+    ))
+}
+
+impl PostWire {
+    /// Sends waiting batches (at most 4 in flight) and collects answers: 200 or 204 (a
+    /// duplicate) are fine, anything else fails the socket. `Ready` when nothing waits.
+    fn poll_send_batches(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            let mut progress = false;
+            while let Some(front) = self.in_flight.front_mut() {
+                let resp = match Pin::new(front).poll(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(r) => r?,
+                };
+                self.in_flight.pop_front();
+                progress = true;
+                let status = resp.status().as_u16();
+                if status != 200 && status != 204 {
+                    return Poll::Ready(Err(Error::Refused {
+                        status,
+                        reason: "POST batch refused".into(),
+                    }));
+                }
+            }
+            if !self.batch.is_empty() && self.in_flight.len() < MAX_BATCHES_IN_FLIGHT {
+                ready!(self.requests.poll_ready(cx))?;
+                let mut req = http::Request::new(());
+                *req.method_mut() = self.template.method().clone();
+                *req.uri_mut() = self.template.uri().clone();
+                *req.headers_mut() = self.template.headers().clone();
+                req.headers_mut().insert(
+                    h2ws_codec::handshake::fetch::H2WS_SEQ,
+                    http::HeaderValue::from(self.next_seq),
+                );
+                self.next_seq += 1;
+                let (resp, mut body) = self.requests.send_request(req, false)?;
+                body.send_data(self.batch.split().freeze(), true)?;
+                self.in_flight.push_back(resp);
+                progress = true;
+            }
+            if self.batch.is_empty() && self.in_flight.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+}
