@@ -121,9 +121,11 @@ mod tests {
         );
     }
 
+    type Headers<'a> = &'a [(&'a str, &'a [u8])];
+
     #[test]
     fn everything_else_is_400() {
-        let cases: [(RequestHead<'_>, &[(&str, &[u8])]); 7] = [
+        let cases: [(RequestHead<'_>, Headers<'_>); 7] = [
             (head("GET"), &[]),
             (head("GET"), &[("upgrade", b"h2c")]),
             (head("POST"), &[]),

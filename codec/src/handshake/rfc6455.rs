@@ -263,9 +263,11 @@ mod tests {
         assert_eq!(info.offer.extensions[0].name, "permessage-deflate");
     }
 
+    type Case = (&'static str, Vec<(&'static str, &'static [u8])>, u16, &'static str);
+
     #[test]
     fn refusals() {
-        let cases: Vec<(&str, Vec<(&str, &[u8])>, u16, &str)> = vec![
+        let cases: Vec<Case> = vec![
             ("POST", good(), 400, "WebSocket handshake must use GET"),
             ("GET", without("host"), 400, "missing Host header"),
             ("GET", without("upgrade"), 400, "missing Upgrade: websocket"),
