@@ -59,15 +59,11 @@ fn error_name(error: JsValue) -> String {
         .unwrap_or_else(|v| format!("{v:?}"))
 }
 
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &Function, ms: i32) -> JsValue;
-}
-
 async fn sleep(ms: i32) {
+    let global = js_sys::global();
+    let set_timeout: Function = Reflect::get(&global, &"setTimeout".into()).unwrap().into();
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms);
+        set_timeout.call2(&global, &resolve, &ms.into()).unwrap();
     });
     JsFuture::from(promise).await.unwrap();
 }
