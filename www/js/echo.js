@@ -107,36 +107,40 @@ export function initEcho(ctx) {
     col.fields.state.textContent = text ?? state;
   }
 
+  // A timer, not requestAnimationFrame: a run keeps going (and its figures stay current) while
+  // the tab is in the background, where animation frames stop.
   let frame = 0;
   function render() {
-    if (frame) return;
-    frame = requestAnimationFrame(() => {
-      frame = 0;
-      // One bin range for every column, so histograms compare at a glance.
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (const c of columns) {
-        if (!c.rtts.length) continue;
-        c.stats = summarize(c.rtts);
-        lo = Math.min(lo, binOf(c.stats.min));
-        hi = Math.max(hi, binOf(c.stats.max));
-      }
-      if (lo > hi) return;
-      const spread = 12 - (hi - lo + 1);
-      if (spread > 0) {
-        lo = Math.max(0, lo - Math.floor(spread / 2));
-        hi = lo + 11;
-      }
-      for (const c of columns) {
-        if (!c.stats || !c.rtts.length) continue;
-        const st = c.stats;
-        setField(c, 'p50', fmtMs(st.p50), st.p50);
-        setField(c, 'p99', fmtMs(st.p99), st.p99);
-        setField(c, 'mean', fmtMs(st.mean), st.mean);
-        setField(c, 'max', fmtMs(st.max), st.max);
-        c.fields.hist.replaceChildren(histogramSvg(c.rtts, { lo, hi, p50: st.p50, p99: st.p99 }));
-      }
-    });
+    if (!frame) frame = setTimeout(renderNow, 80);
+  }
+
+  function renderNow() {
+    clearTimeout(frame);
+    frame = 0;
+    // One bin range for every column, so histograms compare at a glance.
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const c of columns) {
+      if (!c.rtts.length) continue;
+      c.stats = summarize(c.rtts);
+      lo = Math.min(lo, binOf(c.stats.min));
+      hi = Math.max(hi, binOf(c.stats.max));
+    }
+    if (lo > hi) return;
+    const spread = 12 - (hi - lo + 1);
+    if (spread > 0) {
+      lo = Math.max(0, lo - Math.floor(spread / 2));
+      hi = lo + 11;
+    }
+    for (const c of columns) {
+      if (!c.stats || !c.rtts.length) continue;
+      const st = c.stats;
+      setField(c, 'p50', fmtMs(st.p50), st.p50);
+      setField(c, 'p99', fmtMs(st.p99), st.p99);
+      setField(c, 'mean', fmtMs(st.mean), st.mean);
+      setField(c, 'max', fmtMs(st.max), st.max);
+      c.fields.hist.replaceChildren(histogramSvg(c.rtts, { lo, hi, p50: st.p50, p99: st.p99 }));
+    }
   }
 
   function progress(col, frac) {
@@ -253,6 +257,7 @@ export function initEcho(ctx) {
       }
       try {
         await runOne(col, size, count);
+        renderNow(); // figures final before the column says done
         if (stopped) setState(col, 'stopped', 'stopped');
         else {
           setState(col, 'done', 'done');
@@ -264,7 +269,7 @@ export function initEcho(ctx) {
         col.fields.note.replaceChildren(h('span.bad', {}, e.message), streamHint(col.kind));
         col.fields.note.classList.add('bad');
       }
-      render();
+      renderNow();
       await sleep(50);
     }
     runBtn.disabled = false;
@@ -281,6 +286,7 @@ export function initEcho(ctx) {
 
   function compare(cols, count, size) {
     const done = cols.filter((c) => c.el.dataset.state === 'done');
+    for (const c of done) c.stats = summarize(c.rtts);
     const base = done.find((c) => c.kind === 'native');
     const out = [`${count} × ${fmtBytes(size)}. `];
     if (!base || done.length < 2) {
