@@ -144,6 +144,7 @@ export function initBackpressure(ctx) {
     try {
       const { readable, writable } = await timeout(wss.opened, 10_000, 'H2WebSocketStream.opened');
       t0 = lastProgress = performance.now();
+      for (const s of [...Object.values(series), ...Object.values(flight)]) s.points.push([0, 0]);
       setStatus(delay ? `running, reader pauses ${delay} ms/message` : 'running, fast reader', 'open');
 
       poller = setInterval(async () => {
