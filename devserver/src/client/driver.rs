@@ -94,7 +94,7 @@ impl Driver {
             } = &ev
             {
                 self.close_status = Some(CloseStatus {
-                    code: *code,
+                    code: code.0,
                     reason: reason.clone(),
                     clean: *clean,
                 });
@@ -276,7 +276,7 @@ impl Driver {
 
     fn finish(&mut self) {
         let status = self.close_status.clone().unwrap_or(CloseStatus {
-            code: CloseCode::ABNORMAL,
+            code: CloseCode::ABNORMAL.0,
             reason: String::new(),
             clean: false,
         });

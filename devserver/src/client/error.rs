@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use h2ws_codec::{CloseCode, ProtocolError, SendError};
+use h2ws_codec::{ProtocolError, SendError};
 
 /// Why a connection, a handshake or a socket operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +50,8 @@ pub enum Error {
     #[error("cannot send: {0}")]
     Send(#[from] SendError),
     /// The socket is closed: nothing more can be sent.
-    #[error("socket closed ({code:?})")]
-    Closed { code: CloseCode },
+    #[error("socket closed (code {code})")]
+    Closed { code: u16 },
 }
 
 impl Error {

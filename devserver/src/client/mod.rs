@@ -48,8 +48,8 @@ use std::time::Duration;
 pub use connect::Target;
 pub use error::Error;
 pub use h2conn::H2Connection;
-pub use h2ws_codec::{CloseCode, Event, FragmentKind, Message};
-pub use socket::{CloseStatus, Handshake, WebSocket};
+pub use h2ws_codec::{CloseCode, Event};
+pub use socket::{CloseStatus, FragmentKind, Handshake, Incoming, Message, WebSocket};
 pub use tls::{spki_sha256_base64, Trust};
 
 /// How a socket reaches the server (DESIGN §1).

@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
-use h2ws_codec::{CloseCode, Connection, Event, FragmentKind, Message};
+use bytes::Bytes;
+use h2ws_codec::{CloseCode, Connection, Event};
 use tokio::sync::Notify;
+
+pub use crate::socket::{CloseStatus, FragmentKind, Incoming, Message};
 
 use super::{Error, Transport};
 
@@ -26,15 +29,6 @@ pub struct Handshake {
     pub status: u16,
     /// The fetch transports' session token.
     pub session: Option<String>,
-}
-
-/// How a socket ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CloseStatus {
-    pub code: CloseCode,
-    pub reason: String,
-    /// Both Close frames were exchanged.
-    pub clean: bool,
 }
 
 /// State shared by a [`WebSocket`] handle and its driver.
@@ -132,14 +126,13 @@ impl WebSocket {
     }
 
     /// The next message; `None` once the socket is closed (see [`close_status`]).
-    /// Pings, pongs and fragments are skipped (use [`recv_event`] to see them).
+    /// Pings, pongs and fragments are skipped.
     ///
     /// [`close_status`]: WebSocket::close_status
-    /// [`recv_event`]: WebSocket::recv_event
     pub async fn recv(&self) -> Option<Message> {
         loop {
             match self.recv_event().await? {
-                Event::Message(m) => return Some(m),
+                Event::Message(m) => return Some(app_message(m)),
                 Event::Closed { .. } => return None,
                 _ => continue,
             }
@@ -153,8 +146,50 @@ impl WebSocket {
             .map_err(|_| Error::Timeout(timeout, "waiting for a message"))
     }
 
-    /// The next event: a message (or a fragment with `OpenOptions::fragments`), a ping, a pong
-    /// and finally `Closed`; `None` after that. Waits without limit: the driver's liveness
+    /// The next message, fragment (with `OpenOptions::fragments`) or the close, as the
+    /// server's [`Socket::recv_frame`](crate::Socket::recv_frame) gives them.
+    pub async fn recv_frame(&self) -> Incoming {
+        loop {
+            match self.recv_event().await {
+                Some(Event::Message(m)) => return Incoming::Message(app_message(m)),
+                Some(Event::Fragment {
+                    kind,
+                    rsv,
+                    data,
+                    fin,
+                }) => {
+                    return Incoming::Fragment {
+                        kind: app_kind(kind),
+                        rsv,
+                        data: Bytes::from(data),
+                        fin,
+                    }
+                }
+                Some(Event::Closed {
+                    code,
+                    reason,
+                    clean,
+                }) => {
+                    return Incoming::Closed(CloseStatus {
+                        code: code.0,
+                        reason,
+                        clean,
+                    })
+                }
+                Some(Event::Ping(_) | Event::Pong(_)) => continue,
+                None => {
+                    return Incoming::Closed(self.close_status().unwrap_or(CloseStatus {
+                        code: CloseCode::ABNORMAL.0,
+                        reason: String::new(),
+                        clean: false,
+                    }))
+                }
+            }
+        }
+    }
+
+    /// The codec's next event: a message (or a fragment with `OpenOptions::fragments`), a
+    /// ping, a pong and finally `Closed`; `None` after that. Waits without limit: the driver's liveness
     /// timeouts (ping interval, idle timeout, close timeout) bound how long a socket can stay
     /// silent before it ends.
     pub async fn recv_event(&self) -> Option<Event> {
@@ -188,15 +223,16 @@ impl WebSocket {
         self.with_room(|c| c.send_binary(data)).await
     }
 
-    /// Sends a message.
-    pub async fn send(&self, message: &Message) -> Result<(), Error> {
-        match message {
-            Message::Text(t) => self.send_text(t).await,
-            Message::Binary(b) => self.send_binary(b).await,
+    /// Sends a message (the server's `Socket::send` shape).
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        match message.into() {
+            Message::Text(t) => self.send_text(&t).await,
+            Message::Binary(b) => self.send_binary(&b).await,
         }
     }
 
-    /// Sends one frame of a message (proxies forwarding frame by frame).
+    /// Sends one frame of a message (proxies forwarding frame by frame); fragments must follow
+    /// RFC 6455 order (Text/Binary first, then Continuation, the last one with `fin`).
     pub async fn send_fragment(
         &self,
         kind: FragmentKind,
@@ -204,6 +240,7 @@ impl WebSocket {
         payload: &[u8],
         fin: bool,
     ) -> Result<(), Error> {
+        let kind = codec_kind(kind);
         self.with_room(|c| c.send_fragment(kind, rsv, payload, fin))
             .await
     }
@@ -314,5 +351,28 @@ impl Drop for WebSocket {
             let _ = st.conn.close(Some(CloseCode::GOING_AWAY), "");
         }
         st.wake_driver();
+    }
+}
+
+fn app_message(m: h2ws_codec::Message) -> Message {
+    match m {
+        h2ws_codec::Message::Text(t) => Message::Text(t),
+        h2ws_codec::Message::Binary(b) => Message::Binary(Bytes::from(b)),
+    }
+}
+
+fn app_kind(k: h2ws_codec::FragmentKind) -> FragmentKind {
+    match k {
+        h2ws_codec::FragmentKind::Text => FragmentKind::Text,
+        h2ws_codec::FragmentKind::Binary => FragmentKind::Binary,
+        h2ws_codec::FragmentKind::Continuation => FragmentKind::Continuation,
+    }
+}
+
+fn codec_kind(k: FragmentKind) -> h2ws_codec::FragmentKind {
+    match k {
+        FragmentKind::Text => h2ws_codec::FragmentKind::Text,
+        FragmentKind::Binary => h2ws_codec::FragmentKind::Binary,
+        FragmentKind::Continuation => h2ws_codec::FragmentKind::Continuation,
     }
 }
