@@ -304,19 +304,26 @@ impl Connection {
                     }
                 }
             } else {
-                match FrameHeader::parse(&self.header[..self.header_len]) {
-                    Err(e) => return self.fail(e),
-                    Ok(Parsed::Complete { value, .. }) => {
-                        self.header_len = 0;
-                        value
-                    }
-                    Ok(Parsed::Partial { needed }) => {
-                        let n = needed.min(input.len());
-                        self.header[self.header_len..self.header_len + n]
-                            .copy_from_slice(&input[..n]);
-                        self.header_len += n;
-                        input = &input[n..];
-                        continue;
+                // Top the buffered header up to exactly its length, re-parsing after each
+                // copy: a header completed by the last byte of `input` (say, of an empty
+                // frame) is handled now, not on the next call.
+                loop {
+                    match FrameHeader::parse(&self.header[..self.header_len]) {
+                        Err(e) => return self.fail(e),
+                        Ok(Parsed::Complete { value, .. }) => {
+                            self.header_len = 0;
+                            break value;
+                        }
+                        Ok(Parsed::Partial { needed }) => {
+                            if input.is_empty() {
+                                return Ok(());
+                            }
+                            let n = needed.min(input.len());
+                            self.header[self.header_len..self.header_len + n]
+                                .copy_from_slice(&input[..n]);
+                            self.header_len += n;
+                            input = &input[n..];
+                        }
                     }
                 }
             };
@@ -1085,6 +1092,21 @@ mod tests {
         assert_eq!(s.recv(&[0x81, 0x00]), Err(ProtocolError::WrongInput));
         let mut s = Connection::new(Role::Server, Framing::Stream, Config::default());
         assert_eq!(s.recv_data_frame(&[0x81]), Err(ProtocolError::WrongInput));
+    }
+
+    #[test]
+    fn empty_frame_completed_by_the_last_byte() {
+        let mut s = Connection::new(Role::Server, Framing::Stream, Config::default());
+        s.recv(&[0x89]).unwrap();
+        s.recv(&[0x00]).unwrap();
+        assert_eq!(events(&mut s), vec![Event::Ping(vec![])]);
+        let mut s = Connection::new(Role::Server, Framing::Rfc6455, Config::default());
+        s.recv(&[0x81, 0x80, 1, 2]).unwrap();
+        s.recv(&[3, 4]).unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Message(Message::Text(String::new()))]
+        );
     }
 
     #[test]

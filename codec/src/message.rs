@@ -21,6 +21,25 @@ use crate::utf8::Utf8Validator;
 /// RSV1: the permessage-deflate "compressed" bit (RFC 7692 §6).
 pub const RSV1: u8 = 0b100;
 
+/// Up-front reservation for a new frame: a peer that declares a large frame but trickles it
+/// in does not get the whole declared size allocated at once.
+const PREALLOC: usize = 64 * 1024;
+
+/// Makes room for `additional` more bytes, growing geometrically (amortised O(1) appends) but
+/// never past `limit` bytes of capacity, which plain `Vec` doubling could overshoot.
+fn reserve_within(buf: &mut Vec<u8>, additional: usize, limit: usize) {
+    let needed = buf.len().saturating_add(additional);
+    if needed <= buf.capacity() {
+        return;
+    }
+    let target = buf
+        .capacity()
+        .saturating_mul(2)
+        .max(needed)
+        .min(limit.max(needed));
+    buf.reserve_exact(target - buf.len());
+}
+
 /// A complete data message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -153,6 +172,16 @@ impl MessageAssembler {
         }
     }
 
+    /// The most a receive buffer may hold: one frame when frames are handed over one by one
+    /// (or are compressed input), else the whole message.
+    fn buffer_limit(&self, compressed_input: bool) -> usize {
+        if self.config.deliver_fragments || compressed_input {
+            self.config.max_frame_size
+        } else {
+            self.config.max_message_size
+        }
+    }
+
     /// Whether a data message is in progress (a Continuation is expected next).
     pub fn in_message(&self) -> bool {
         self.message.is_some()
@@ -207,8 +236,8 @@ impl MessageAssembler {
         if wire_len > self.config.max_message_size as u64 {
             return Err(ProtocolError::MessageTooBig);
         }
-        // Within the limits now, so reserving the declared length is bounded.
-        let len = payload_len as usize;
+        // Within the limits now, so the declared length fits a usize.
+        let len = (payload_len as usize).min(PREALLOC);
         match &mut self.message {
             Some(m) => m.wire_len = wire_len,
             None => {
@@ -225,17 +254,18 @@ impl MessageAssembler {
             }
         }
         let inflate = self.message.is_some_and(|m| m.inflate);
+        let limit = self.buffer_limit(inflate);
         if inflate {
             #[cfg(feature = "deflate")]
             {
                 self.compressed.clear();
-                self.compressed.reserve(len);
+                reserve_within(&mut self.compressed, len, limit);
             }
         } else {
             if self.config.deliver_fragments {
                 self.data.clear();
             }
-            self.data.reserve(len);
+            reserve_within(&mut self.data, len, limit);
         }
         self.frame = Some(FrameState {
             opcode,
@@ -249,6 +279,7 @@ impl MessageAssembler {
     /// Takes the next piece of the current frame's payload, unmasking it with `mask` (if any)
     /// after copying it in. Text is validated as it arrives, so invalid UTF-8 fails here.
     pub fn payload(&mut self, piece: &[u8], mask: Option<[u8; 4]>) -> Result<(), ProtocolError> {
+        let limit = self.buffer_limit(self.message.is_some_and(|m| m.inflate));
         let Some(frame) = self.frame.as_mut() else {
             return Ok(());
         };
@@ -264,6 +295,7 @@ impl MessageAssembler {
             }
         };
         let start = buf.len();
+        reserve_within(buf, piece.len(), limit);
         buf.extend_from_slice(piece);
         if let Some(key) = mask {
             apply_mask(&mut buf[start..], key, offset);
@@ -530,6 +562,36 @@ mod tests {
             Err(ProtocolError::MessageTooBig)
         );
         assert!(a.data.capacity() < 151);
+    }
+
+    #[test]
+    fn buffers_never_grow_past_the_limit() {
+        let mut a = MessageAssembler::new(AssemblerConfig {
+            max_frame_size: 1000,
+            max_message_size: 1500,
+            ..config()
+        });
+        // 400 + 400 + 400 + 300 bytes in 10-byte pieces: doubling would reach 1600.
+        for (i, len) in [400u64, 400, 400, 300].into_iter().enumerate() {
+            let op = if i == 0 {
+                OpCode::Binary
+            } else {
+                OpCode::Continuation
+            };
+            a.begin_frame(i == 3, 0, op, len).unwrap();
+            for _ in 0..len / 10 {
+                a.payload(&[1; 10], None).unwrap();
+                assert!(a.data.capacity() <= 1500, "{}", a.data.capacity());
+            }
+            a.end_frame().unwrap();
+        }
+        let mut v = Vec::with_capacity(10);
+        reserve_within(&mut v, 100, 50);
+        assert_eq!(v.capacity(), 100);
+        let mut v: Vec<u8> = Vec::with_capacity(100);
+        v.resize(100, 0);
+        reserve_within(&mut v, 1, 150);
+        assert_eq!(v.capacity(), 150);
     }
 
     #[test]
