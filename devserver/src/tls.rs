@@ -11,8 +11,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Names the generated certificate is valid for.
 const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
-const CERT_FILE: &str = "localhost-cert.pem";
-const KEY_FILE: &str = "localhost-key.pem";
+/// Certificate and key in one PEM file, so one atomic rename publishes a consistent pair
+/// even when several servers start at once.
+const PAIR_FILE: &str = "localhost.pem";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -70,11 +71,11 @@ impl Identity {
         let (cert_path, key_path) = match source {
             CertSource::Files { cert, key } => (cert.clone(), key.clone()),
             CertSource::Generated { dir } => {
-                let (cert, key) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
-                if !(cert.is_file() && key.is_file()) {
-                    generate_into(dir, &cert, &key)?;
+                let pair = dir.join(PAIR_FILE);
+                if !pair.is_file() {
+                    generate_into(dir, &pair)?;
                 }
-                (cert, key)
+                (pair.clone(), pair)
             }
         };
         let chain = CertificateDer::pem_file_iter(&cert_path)
@@ -118,27 +119,25 @@ pub fn spki_sha256(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
     Ok(base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
 }
 
-fn generate_into(dir: &Path, cert: &Path, key: &Path) -> Result<(), TlsError> {
+fn generate_into(dir: &Path, pair: &Path) -> Result<(), TlsError> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let names: Vec<String> = LOCAL_NAMES.iter().map(|s| s.to_string()).collect();
-    let rcgen::CertifiedKey { cert: c, key_pair } = rcgen::generate_simple_self_signed(names)?;
+    let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(names)?;
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
-    // Write to temporary names first so a concurrent start never reads half a file.
-    let suffix = format!(".tmp{}", std::process::id());
-    for (path, pem) in [(key, key_pair.serialize_pem()), (cert, c.pem())] {
-        let tmp = path.with_extension(&suffix[1..]);
-        std::fs::write(&tmp, pem).map_err(|source| TlsError::Write {
-            path: tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&tmp, path).map_err(|source| TlsError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    }
-    Ok(())
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{PAIR_FILE}.{}.{n}", std::process::id()));
+    let pem = format!("{}{}", cert.pem(), key_pair.serialize_pem());
+    std::fs::write(&tmp, pem).map_err(|source| TlsError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, pair).map_err(|source| TlsError::Write {
+        path: pair.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
