@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use h2ws_devserver::client::{
-    spki_sha256_base64, Client, ClientConfig, CloseCode, Error, Event, FragmentKind, Incoming, Message,
-    OpenOptions, Transport, Trust, WebSocket,
+    spki_sha256_base64, Client, ClientConfig, CloseCode, Error, Event, FragmentKind, Incoming,
+    Message, OpenOptions, Transport, Trust, WebSocket,
 };
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode as TCode, Data, OpCode};

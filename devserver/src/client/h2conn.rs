@@ -227,12 +227,12 @@ impl H2Connection {
         let opened = fetch::validate_open_response(200, &pairs, &protocols, &[])
             .map_err(|e| Error::Handshake(e.to_string()))?;
         if !opened.transports.is_empty()
-            && !opened.transports.iter().any(|t| *t == transport.name())
+            && !opened.transports.iter().any(|t| *t == transport.as_str())
         {
             return Err(Error::Handshake(format!(
                 "the server offers upstream transports {:?} on this connection, not {}",
                 opened.transports,
-                transport.name()
+                transport.as_str()
             )));
         }
         let session = opened.session.to_owned();

@@ -49,50 +49,8 @@ pub use connect::Target;
 pub use error::Error;
 pub use h2conn::H2Connection;
 pub use h2ws_codec::{CloseCode, Event};
-pub use socket::{CloseStatus, FragmentKind, Handshake, Incoming, Message, WebSocket};
+pub use socket::{CloseStatus, FragmentKind, Handshake, Incoming, Message, Transport, WebSocket};
 pub use tls::{spki_sha256_base64, Trust};
-
-/// How a socket reaches the server (DESIGN §1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// `GET` + `Upgrade: websocket` on its own HTTP/1.1 connection.
-    Rfc6455,
-    /// Extended CONNECT on HTTP/2 (RFC 8441).
-    Rfc8441,
-    /// The seed mapping on HTTP/2: one WebSocket frame per DATA frame.
-    Native,
-    /// Fetch transport: streaming upstream request + downstream response.
-    Stream,
-    /// Fetch transport: downstream response + ordered POST batches upstream.
-    Post,
-}
-
-impl Transport {
-    /// Every transport, for tests that cover them all.
-    pub const ALL: [Transport; 5] = [
-        Transport::Rfc6455,
-        Transport::Rfc8441,
-        Transport::Native,
-        Transport::Stream,
-        Transport::Post,
-    ];
-
-    /// The transport's name as DESIGN §1 spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Rfc6455 => "rfc6455",
-            Transport::Rfc8441 => "rfc8441",
-            Transport::Native => "native",
-            Transport::Stream => "stream",
-            Transport::Post => "post",
-        }
-    }
-
-    /// Whether the transport rides an HTTP/2 connection (and so can share one).
-    pub fn is_h2(self) -> bool {
-        self != Transport::Rfc6455
-    }
-}
 
 /// Limits and timeouts of every connection and socket a [`Client`] opens.
 #[derive(Clone, Debug)]

@@ -13,9 +13,9 @@ use bytes::Bytes;
 use h2ws_codec::{CloseCode, Connection, Event};
 use tokio::sync::Notify;
 
-pub use crate::socket::{CloseStatus, FragmentKind, Incoming, Message};
+pub use crate::socket::{CloseStatus, FragmentKind, Incoming, Message, Transport};
 
-use super::{Error, Transport};
+use super::Error;
 
 /// What the opening handshake settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
