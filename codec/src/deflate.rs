@@ -50,6 +50,10 @@ const INFLATE_STEP: usize = 32 * 1024;
 /// do not pay for zero-filling a full step.
 const INFLATE_FIRST_STEP: usize = 1024;
 
+/// Consecutive no-progress inflate calls tolerated before the input counts as corrupt
+/// (observed: at most one in a row).
+const MAX_STALLS: u8 = 3;
+
 /// Compressor output step (see [`Compressor::compress`]).
 const COMPRESS_STEP: usize = 64 * 1024;
 
@@ -408,6 +412,7 @@ impl Decompressor {
             .len()
             .saturating_mul(4)
             .clamp(INFLATE_FIRST_STEP, INFLATE_STEP);
+        let mut stalls = 0u8;
         loop {
             if self.ended {
                 // Bytes after a final block (such as the re-appended tail) carry nothing.
@@ -433,19 +438,27 @@ impl Decompressor {
             input = &input[res.bytes_consumed..];
             match res.status {
                 Ok(MZStatus::StreamEnd) => self.ended = true,
-                Ok(_) => {}
-                // No progress possible: all input is used up and nothing is pending.
-                Err(MZError::Buf) => return Ok(()),
+                // `Buf` = no input to go on; output produced in the same call still counts,
+                // and any that did not fit is pushed out by the next call below.
+                Ok(_) | Err(MZError::Buf) => {}
                 Err(_) => return Err(DeflateError::Corrupt),
             }
-            if input.is_empty() && res.bytes_written < capacity {
+            let filled = res.bytes_written == capacity;
+            if input.is_empty() && !filled {
                 return Ok(());
             }
-            if res.bytes_consumed == 0 && res.bytes_written == 0 && !self.ended {
-                // Input left but the inflater moves neither way: never spin on it.
-                return Err(DeflateError::Corrupt);
+            if !filled && res.bytes_consumed == 0 && !self.ended {
+                // miniz_oxide sometimes returns once without progress (reporting more output at
+                // the wrap of its internal window) and moves on when called again; a run of
+                // such calls means it is stuck, and we never spin on it.
+                stalls += 1;
+                if stalls > MAX_STALLS {
+                    return Err(DeflateError::Corrupt);
+                }
+            } else {
+                stalls = 0;
             }
-            if res.bytes_written == capacity {
+            if filled {
                 step = (step * 2).min(INFLATE_STEP);
             }
         }

@@ -406,3 +406,44 @@ mod checker {
         Some((out, max_dist))
     }
 }
+
+/// Pseudo-random lowercase text: compressible, but needing real Huffman + LZ77 work.
+fn text(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            b"etaoin shrdlu\n"[(x % 14) as usize]
+        })
+        .collect()
+}
+
+#[test]
+fn valid_streams_never_stall_at_window_boundaries() {
+    // Exact limits at multiples of the 32 KiB window, fed in odd frame sizes, several messages
+    // sharing one context: every one must inflate completely, never be mistaken for corrupt.
+    for (len, chunk) in [
+        (32 * 1024, 1),
+        (64 * 1024, 13),
+        (96 * 1024, 1000),
+        (200_000, 70_000),
+    ] {
+        let p = DeflateParams::default();
+        let mut c = p.compressor(true);
+        let mut d = p.decompressor(false);
+        for seed in 1..4 {
+            let m = text(len, seed);
+            let mut wire = Vec::new();
+            c.compress(&m, &mut wire);
+            let mut out = Vec::new();
+            let pieces: Vec<&[u8]> = wire.chunks(chunk).collect();
+            for (i, piece) in pieces.iter().enumerate() {
+                d.decompress(piece, i + 1 == pieces.len(), &mut out, len)
+                    .unwrap();
+            }
+            assert_eq!(out, m, "len {len} chunk {chunk} seed {seed}");
+        }
+    }
+}
