@@ -588,8 +588,8 @@ mod tests {
         let mut v = Vec::with_capacity(10);
         reserve_within(&mut v, 100, 50);
         assert_eq!(v.capacity(), 100);
-        let mut v: Vec<u8> = Vec::with_capacity(100);
-        v.resize(100, 0);
+        let mut v = alloc::vec![0u8; 100];
+        v.shrink_to_fit();
         reserve_within(&mut v, 1, 150);
         assert_eq!(v.capacity(), 150);
     }

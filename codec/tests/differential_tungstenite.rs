@@ -223,10 +223,10 @@ proptest! {
         // (RFC 6455 §5.5.3), as tungstenite does too.
         ours_to_t(&mut server, &mut client);
         let (got, _) = tws_read_all(&mut client);
-        let pongs: Vec<TMessage> = ops.iter().filter_map(|op| match op {
+        let pongs: Vec<TMessage> = ops.iter().rev().find_map(|op| match op {
             Op::Ping(p) => Some(TMessage::Pong(p.clone().into())),
             _ => None,
-        }).last().into_iter().collect();
+        }).into_iter().collect();
         prop_assert_eq!(got, pongs);
 
         client.close(Some(TCloseFrame { code: TCloseCode::Away, reason: "bye".into() })).unwrap();
