@@ -9,6 +9,11 @@
 //! compressor switches to run-length matching, whose only distance is 1 byte. That honours every
 //! window from 8 to 15 bits at some cost in ratio, so no offer has to be declined for its window.
 //!
+//! Limits of the inflater: `miniz_oxide` reads a back-reference to before the start of the
+//! stream as zero bytes instead of failing (zlib reports "distance too far back"), so such
+//! corrupt input yields zeros rather than [`DeflateError::Corrupt`]. It never reads memory it
+//! should not and never sees another connection's or (after a reset) another message's data.
+//!
 //! ```
 //! use h2ws_codec::deflate::DeflateParams;
 //! let params = DeflateParams::default();
