@@ -73,14 +73,24 @@ mod x86 {
 
     /// SSE2 is part of the x86_64 baseline, so no detection is needed.
     pub(super) fn mask_sse2(buf: &mut [u8], k: [u8; 4]) {
-        let mut chunks = buf.chunks_exact_mut(16);
+        let mut chunks = buf.chunks_exact_mut(64);
         // SAFETY: SSE2 is always available on x86_64; every load/store is an unaligned access
-        // to a 16-byte chunk that lies inside `buf`.
+        // to 16 bytes inside a 64-byte chunk of `buf`.
         unsafe {
             let key = _mm_set1_epi32(i32::from_ne_bytes(k));
             for chunk in &mut chunks {
                 let p = chunk.as_mut_ptr().cast::<__m128i>();
-                _mm_storeu_si128(p, _mm_xor_si128(_mm_loadu_si128(p), key));
+                // Four independent lanes per iteration keep the load/store ports busy.
+                let (a, b, c, d) = (
+                    _mm_loadu_si128(p),
+                    _mm_loadu_si128(p.add(1)),
+                    _mm_loadu_si128(p.add(2)),
+                    _mm_loadu_si128(p.add(3)),
+                );
+                _mm_storeu_si128(p, _mm_xor_si128(a, key));
+                _mm_storeu_si128(p.add(1), _mm_xor_si128(b, key));
+                _mm_storeu_si128(p.add(2), _mm_xor_si128(c, key));
+                _mm_storeu_si128(p.add(3), _mm_xor_si128(d, key));
             }
         }
         super::mask_words(chunks.into_remainder(), k);
@@ -91,14 +101,27 @@ mod x86 {
     #[cfg(feature = "std")]
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn mask_avx2(buf: &mut [u8], k: [u8; 4]) {
-        let mut chunks = buf.chunks_exact_mut(32);
+        let mut chunks = buf.chunks_exact_mut(128);
         let key = _mm256_set1_epi32(i32::from_ne_bytes(k));
         for chunk in &mut chunks {
             let p = chunk.as_mut_ptr().cast::<__m256i>();
-            // SAFETY: unaligned 32-byte access inside `buf`; AVX2 is the caller's promise.
-            unsafe { _mm256_storeu_si256(p, _mm256_xor_si256(_mm256_loadu_si256(p), key)) };
+            // SAFETY: unaligned 32-byte accesses inside a 128-byte chunk of `buf`; AVX2 is the
+            // caller's promise.
+            unsafe {
+                let (a, b, c, d) = (
+                    _mm256_loadu_si256(p),
+                    _mm256_loadu_si256(p.add(1)),
+                    _mm256_loadu_si256(p.add(2)),
+                    _mm256_loadu_si256(p.add(3)),
+                );
+                _mm256_storeu_si256(p, _mm256_xor_si256(a, key));
+                _mm256_storeu_si256(p.add(1), _mm256_xor_si256(b, key));
+                _mm256_storeu_si256(p.add(2), _mm256_xor_si256(c, key));
+                _mm256_storeu_si256(p.add(3), _mm256_xor_si256(d, key));
+            }
         }
-        super::mask_words(chunks.into_remainder(), k);
+        // Fewer than 128 bytes left: SSE2 takes 64 at a time, then words.
+        mask_sse2(chunks.into_remainder(), k);
     }
 }
 
