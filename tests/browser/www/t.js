@@ -61,11 +61,16 @@ export async function until(pred, ms = 10000, step = 10) {
   throw new Error('until: condition not met in time');
 }
 
-/** Deterministic bytes for big-message checks. */
+/** Deterministic, incompressible bytes (xorshift32) for big-message and backpressure checks. */
 export function pattern(n, seed = 1) {
   const a = new Uint8Array(n);
-  let x = seed >>> 0;
-  for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; a[i] = x >>> 24; }
+  let x = (seed >>> 0) || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    a[i] = x & 0xff;
+  }
   return a;
 }
 
