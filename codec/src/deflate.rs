@@ -293,7 +293,9 @@ pub fn accept_client(value: &str) -> Result<DeflateParams, DeflateError> {
 
 /// Compresses whole messages for one direction of one connection.
 pub struct Compressor {
-    inner: Box<CompressorOxide>,
+    /// Allocated on first use (~200 KiB of tables), so a socket that never sends costs nothing.
+    inner: Option<Box<CompressorOxide>>,
+    flags: u32,
     no_context_takeover: bool,
     /// True while the context is empty (fresh or just reset), to skip a needless reset.
     fresh: bool,
@@ -320,7 +322,8 @@ impl Compressor {
         // Negative window bits = raw DEFLATE, no zlib header.
         let flags = create_comp_flags_from_zip_params(i32::from(level), -15, strategy as i32);
         Self {
-            inner: Box::new(CompressorOxide::new(flags)),
+            inner: None,
+            flags,
             no_context_takeover,
             fresh: true,
         }
@@ -330,8 +333,12 @@ impl Compressor {
     /// trailing `00 00 ff ff` removed (RFC 7692 §7.2.1). With no_context_takeover the context is
     /// reset first, so the message never refers to an earlier one.
     pub fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let flags = self.flags;
+        let inner = self
+            .inner
+            .get_or_insert_with(|| Box::new(CompressorOxide::new(flags)));
         if self.no_context_takeover && !self.fresh {
-            self.inner.reset();
+            inner.reset();
         }
         self.fresh = false;
         let start = out.len();
@@ -344,7 +351,7 @@ impl Compressor {
             let len = out.len();
             out.resize(len + step, 0);
             let (status, consumed, written) =
-                compress(&mut self.inner, input, &mut out[len..], TDEFLFlush::Sync);
+                compress(inner, input, &mut out[len..], TDEFLFlush::Sync);
             out.truncate(len + written);
             input = &input[consumed..];
             // Done once all input is taken and the output was not filled (nothing pending).
@@ -361,7 +368,8 @@ impl Compressor {
 
 /// Inflates the peer's messages for one connection, frame by frame, within a size limit.
 pub struct Decompressor {
-    state: Box<InflateState>,
+    /// Allocated on first use (~43 KiB), like the compressor.
+    state: Option<Box<InflateState>>,
     reset_after_message: bool,
     /// The current message's DEFLATE stream reached a final block (BFINAL = 1): anything after
     /// it in this message is ignored and the next message starts a fresh stream.
@@ -379,7 +387,7 @@ impl fmt::Debug for Decompressor {
 impl Decompressor {
     fn new(reset_after_message: bool) -> Self {
         Self {
-            state: InflateState::new_boxed(DataFormat::Raw),
+            state: None,
             reset_after_message,
             ended: false,
         }
@@ -400,7 +408,9 @@ impl Decompressor {
         if fin {
             self.feed(&TAIL, out, limit)?;
             if self.reset_after_message || self.ended {
-                self.state.reset(DataFormat::Raw);
+                if let Some(state) = self.state.as_mut() {
+                    state.reset(DataFormat::Raw);
+                }
             }
             self.ended = false;
         }
@@ -418,6 +428,9 @@ impl Decompressor {
             .saturating_mul(4)
             .clamp(INFLATE_FIRST_STEP, INFLATE_STEP);
         let mut stalls = 0u8;
+        let state = self
+            .state
+            .get_or_insert_with(|| InflateState::new_boxed(DataFormat::Raw));
         loop {
             if self.ended {
                 // Bytes after a final block (such as the re-appended tail) carry nothing.
@@ -428,7 +441,7 @@ impl Decompressor {
             let (res, capacity) = if room == 0 {
                 // At the limit: a 1-byte probe tells whether more output is coming.
                 let mut probe = [0u8; 1];
-                let r = inflate(&mut self.state, input, &mut probe, MZFlush::None);
+                let r = inflate(state, input, &mut probe, MZFlush::None);
                 if r.bytes_written > 0 {
                     return Err(DeflateError::TooBig);
                 }
@@ -436,7 +449,7 @@ impl Decompressor {
             } else {
                 grow_within(out, start + room, limit);
                 out.resize(start + room, 0);
-                let r = inflate(&mut self.state, input, &mut out[start..], MZFlush::None);
+                let r = inflate(state, input, &mut out[start..], MZFlush::None);
                 out.truncate(start + r.bytes_written);
                 (r, room)
             };
