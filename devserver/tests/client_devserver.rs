@@ -110,6 +110,10 @@ async fn whoami(mut socket: Socket) {
 }
 
 async fn start() -> Fixture {
+    start_with(h2ws_devserver::SocketConfig::default()).await
+}
+
+async fn start_with(socket_config: h2ws_devserver::SocketConfig) -> Fixture {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "h2ws-client-devserver-{}-{}",
@@ -124,6 +128,7 @@ async fn start() -> Fixture {
         .http_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
         .cert(CertSource::Generated { dir: dir.clone() })
         .routes(routes)
+        .socket_config(socket_config)
         .start()
         .await
         .expect("devserver starts");
@@ -400,5 +405,70 @@ async fn client_devserver_wrong_pin_is_refused() {
     let client = Client::new(ClientConfig::new(Trust::spki_sha256_base64(&pin).unwrap()));
     let err = client.connect_h2(&f.base(true)).await.unwrap_err();
     assert!(matches!(err, Error::Io(_)), "{err}");
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_devserver_permessage_deflate_every_transport() {
+    let f = start().await;
+    let h2 = f.h2(true).await;
+    let options = OpenOptions {
+        deflate: true,
+        ..OpenOptions::default()
+    };
+    for transport in Transport::ALL {
+        let ws = f
+            .open(&h2, true, "/ws/echo", transport, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
+        let ext = ws.handshake().extensions.clone().unwrap_or_default();
+        assert!(
+            ext.starts_with("permessage-deflate"),
+            "{transport:?}: {ext:?}"
+        );
+        tokio::time::timeout(LIMIT, echo_suite(&ws))
+            .await
+            .unwrap_or_else(|_| panic!("{transport:?}: echo suite timed out"));
+    }
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_devserver_answers_server_pings_and_stays_open() {
+    let config = h2ws_devserver::SocketConfig {
+        ping_after: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(500),
+        ..h2ws_devserver::SocketConfig::default()
+    };
+    let f = start_with(config).await;
+    let h2 = f.h2(true).await;
+    for transport in Transport::ALL {
+        let ws = f
+            .open(&h2, true, "/ws/echo", transport, &OpenOptions::default())
+            .await
+            .unwrap();
+        // Silent for well past the server's idle timeout: its pings are answered, so it keeps
+        // the socket.
+        let mut pings = 0;
+        let quiet = tokio::time::sleep(Duration::from_millis(1500));
+        tokio::pin!(quiet);
+        loop {
+            tokio::select! {
+                _ = &mut quiet => break,
+                ev = ws.recv_event() => match ev {
+                    Some(h2ws_devserver::client::Event::Ping(_)) => pings += 1,
+                    other => panic!("{transport:?}: unexpected {other:?}"),
+                },
+            }
+        }
+        assert!(pings >= 2, "{transport:?}: {pings} pings");
+        ws.send("still open").await.unwrap();
+        assert_eq!(
+            next(&ws).await,
+            Message::Text("still open".into()),
+            "{transport:?}"
+        );
+        ws.close(1000, "").await.unwrap();
+    }
     f.stop().await;
 }

@@ -359,3 +359,149 @@ async fn client_rfc6455_refused_handshake_reports_status() {
         other => panic!("unexpected {other}"),
     }
 }
+
+/// A peer that completes the RFC 6455 handshake, then never sends anything; it reports every
+/// byte the client sends.
+async fn silent_peer() -> (String, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sec-websocket-key: "))
+            .or_else(|| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            })
+            .expect("key")
+            .trim()
+            .to_owned();
+        let accept = h2ws_codec::handshake::rfc6455::accept_key(key.as_bytes());
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            std::str::from_utf8(&accept).unwrap()
+        );
+        tcp.write_all(resp.as_bytes()).await.unwrap();
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let _ = tx.send(buf[..n].to_vec());
+                }
+            }
+        }
+    });
+    (format!("ws://127.0.0.1:{port}/silent"), rx)
+}
+
+#[tokio::test]
+async fn client_rfc6455_pings_a_silent_peer_then_drops_it() {
+    let (url, mut bytes) = silent_peer().await;
+    let mut config = ClientConfig::new(Trust::Certificates(vec![]));
+    config.ping_interval = Duration::from_millis(200);
+    config.idle_timeout = Duration::from_millis(700);
+    let ws = Client::new(config)
+        .connect(&url, Transport::Rfc6455, &OpenOptions::default())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(LIMIT, ws.recv_event()).await.unwrap() {
+        Some(Event::Closed { code, clean, .. }) => {
+            assert_eq!((code, clean), (CloseCode::ABNORMAL, false));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(650),
+        "{:?}",
+        started.elapsed()
+    );
+    // The client pinged after 200 ms of silence: a masked, empty Ping (0x89, MASK|0).
+    let first = bytes.recv().await.expect("the client sent something");
+    assert_eq!(&first[..2], &[0x89, 0x80], "{first:?}");
+    assert_eq!(ws.close_status().unwrap().code, 1006);
+}
+
+#[tokio::test]
+async fn client_rfc6455_close_times_out_without_the_peers_close() {
+    let (url, mut bytes) = silent_peer().await;
+    let mut config = ClientConfig::new(Trust::Certificates(vec![]));
+    config.close_timeout = Duration::from_millis(400);
+    let ws = Client::new(config)
+        .connect(&url, Transport::Rfc6455, &OpenOptions::default())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = ws.close(1000, "bye").await.unwrap();
+    assert_eq!((status.code, status.clean), (1006, false));
+    assert!(started.elapsed() >= Duration::from_millis(350));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let first = bytes.recv().await.expect("the client sent its Close");
+    assert_eq!(first[0], 0x88, "a Close frame: {first:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rfc6455_slow_reader_backpressures_the_peer() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const COUNT: usize = 1000;
+    const SIZE: usize = 64 << 10;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sent2 = sent.clone();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _ = ws.next().await; // "go"
+        for i in 0..COUNT {
+            let msg = TMsg::Binary(vec![i as u8; SIZE].into());
+            if ws.send(msg).await.is_err() {
+                return;
+            }
+            sent2.fetch_add(1, Ordering::SeqCst);
+        }
+        let _ = ws.next().await;
+    });
+    let mut config = ClientConfig::new(Trust::Certificates(vec![]));
+    config.recv_queue = 4;
+    let ws = Client::new(config)
+        .connect(
+            &format!("ws://127.0.0.1:{port}/flood"),
+            Transport::Rfc6455,
+            &OpenOptions::default(),
+        )
+        .await
+        .unwrap();
+    ws.send_text("go").await.unwrap();
+    // Not reading: the peer can only get as far as the socket buffers and the client's small
+    // queue allow, far from the 64 MiB it wants to send.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let early = sent.load(Ordering::SeqCst);
+    assert!(
+        early * SIZE < 24 << 20,
+        "{early} messages ({} MiB) went out while the client was not reading",
+        early * SIZE >> 20
+    );
+    for i in 0..COUNT {
+        match ws.recv_timeout(LIMIT).await.unwrap() {
+            Some(Message::Binary(b)) => {
+                assert_eq!(b.len(), SIZE);
+                assert!(b.iter().all(|&x| x == i as u8), "message {i}");
+            }
+            other => panic!("message {i}: {other:?}"),
+        }
+    }
+    assert_eq!(sent.load(Ordering::SeqCst), COUNT);
+}

@@ -20,6 +20,8 @@ use super::wire::Wire;
 /// Liveness timings of one socket.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timings {
+    /// Longest wait for the transport to take one output unit (flow control, TCP).
+    pub(crate) send_timeout: Duration,
     pub(crate) ping_interval: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) close_timeout: Duration,
@@ -54,6 +56,8 @@ pub(crate) struct Driver {
     ping_sent: bool,
     /// When the close handshake started (either side) or the drain began.
     closing_since: Option<Instant>,
+    /// Since when the unit in `out` has waited for the transport without progress.
+    stalled_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
 }
 
@@ -74,6 +78,7 @@ impl Driver {
             last_rx: now,
             ping_sent: false,
             closing_since: None,
+            stalled_since: None,
             timer: Box::pin(tokio::time::sleep_until(now + timings.ping_interval)),
         }
     }
@@ -184,9 +189,11 @@ impl Driver {
                     }
                     break;
                 };
+                let before = out.len();
                 match self.wire.poll_output(cx, out) {
                     Poll::Ready(Ok(())) => {
                         self.out = None;
+                        self.stalled_since = None;
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => {
@@ -196,7 +203,14 @@ impl Driver {
                         progress = true;
                         break;
                     }
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        if self.out.as_ref().map(Bytes::len) != Some(before) {
+                            self.stalled_since = None; // partly taken: not stalled
+                        } else if self.stalled_since.is_none() {
+                            self.stalled_since = Some(Instant::now());
+                        }
+                        break;
+                    }
                 }
             }
         }
@@ -237,6 +251,17 @@ impl Driver {
                 return true;
             }
         }
+        if let Some(since) = self.stalled_since {
+            if now >= since + t.send_timeout {
+                tracing::debug!("client socket: the transport took nothing for the send timeout");
+                let mut notify = false;
+                self.fail(&mut notify);
+                if notify {
+                    self.shared.app.notify_waiters();
+                }
+                return true;
+            }
+        }
         if self.phase == Phase::Running && now >= self.last_rx + t.idle_timeout {
             tracing::debug!("client socket: idle timeout");
             let mut notify = false;
@@ -261,6 +286,9 @@ impl Driver {
         }
         if let Some(since) = self.closing_since {
             next = next.min(since + t.close_timeout);
+        }
+        if let Some(since) = self.stalled_since {
+            next = next.min(since + t.send_timeout);
         }
         // Deadlines only move later as traffic arrives, so the timer is re-armed lazily: when
         // it fires early, the checks above find nothing due and it is set to the real deadline.

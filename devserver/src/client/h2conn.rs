@@ -156,9 +156,10 @@ impl H2Connection {
             r
         };
         let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
+        let offer = super::ExtensionOffer::new(options)?;
         // RFC 8441 §5 and the native mapping (DESIGN §4) send the same WebSocket headers.
         let h = req.headers_mut();
-        for (name, value) in native::request_headers(&protocols, None) {
+        for (name, value) in native::request_headers(&protocols, offer.header.as_deref()) {
             h.insert(name, header_value(&value)?);
         }
         add_common_headers(h, options)?;
@@ -171,20 +172,22 @@ impl H2Connection {
         }
         let pairs = header_pairs(&parts.headers);
         let accepted = if native {
-            native::validate_response(200, &pairs, &protocols, &[])
+            native::validate_response(200, &pairs, &protocols, &offer.names())
         } else {
-            rfc8441::validate_response(200, &pairs, &protocols, &[])
+            rfc8441::validate_response(200, &pairs, &protocols, &offer.names())
         }
         .map_err(|e| Error::Handshake(e.to_string()))?;
+        let extensions = super::raw_extensions(&pairs);
+        let deflate = offer.deflate(options, extensions.as_deref())?;
         let handshake = Handshake {
             transport,
             protocol: accepted.protocol.map(str::to_owned),
-            extensions: super::raw_extensions(&pairs),
+            extensions,
             status: 200,
             session: None,
         };
         let config = &self.inner.config;
-        let codec_config = super::codec_config(config, options);
+        let codec_config = super::codec_config(config, options, deflate);
         let conn = if native {
             Connection::new(Role::Client, Framing::Native, codec_config)
         } else {
@@ -211,9 +214,10 @@ impl H2Connection {
         let target = &self.inner.target;
         let uri = format!("{}://{}{}", target.http_scheme(), target.authority, path);
         let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
+        let offer = super::ExtensionOffer::new(options)?;
         let mut open = request(Method::POST, &uri)?;
         let h = open.headers_mut();
-        for (name, value) in fetch::open_request_headers(&protocols, None) {
+        for (name, value) in fetch::open_request_headers(&protocols, offer.header.as_deref()) {
             h.insert(name, header_value(&value)?);
         }
         add_common_headers(h, options)?;
@@ -224,7 +228,7 @@ impl H2Connection {
             return Err(refusal(parts.status.as_u16(), downstream).await);
         }
         let pairs = header_pairs(&parts.headers);
-        let opened = fetch::validate_open_response(200, &pairs, &protocols, &[])
+        let opened = fetch::validate_open_response(200, &pairs, &protocols, &offer.names())
             .map_err(|e| Error::Handshake(e.to_string()))?;
         if !opened.transports.is_empty()
             && !opened.transports.iter().any(|t| *t == transport.as_str())
@@ -236,10 +240,12 @@ impl H2Connection {
             )));
         }
         let session = opened.session.to_owned();
+        let extensions = header_string(&parts.headers, fetch::H2WS_EXTENSIONS);
+        let deflate = offer.deflate(options, extensions.as_deref())?;
         let handshake = Handshake {
             transport,
             protocol: opened.accepted.protocol.map(str::to_owned),
-            extensions: header_string(&parts.headers, fetch::H2WS_EXTENSIONS),
+            extensions,
             status: 200,
             session: Some(session.clone()),
         };
@@ -259,7 +265,7 @@ impl H2Connection {
         let conn = Connection::new(
             Role::Client,
             Framing::Stream,
-            super::codec_config(config, options),
+            super::codec_config(config, options, deflate),
         );
         let wire = if transport == Transport::Stream {
             let (up_resp, up_send) = self.send_request(upstream, false).await?;

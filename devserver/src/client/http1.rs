@@ -39,7 +39,8 @@ pub(crate) async fn open(
         }
     }
     let key = rfc6455::client_key(super::random());
-    let request = build_request(target, options, &key)?;
+    let offer = super::ExtensionOffer::new(options)?;
+    let request = build_request(target, options, &key, offer.header.as_deref())?;
 
     let limit = config.handshake_timeout;
     let (head, leftover) = tokio::time::timeout(limit, async {
@@ -64,19 +65,21 @@ pub(crate) async fn open(
         return Err(Error::Refused { status, reason });
     }
     let offered: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
-    let accepted = rfc6455::validate_response(status, &pairs, &key, &offered, &[])
+    let accepted = rfc6455::validate_response(status, &pairs, &key, &offered, &offer.names())
         .map_err(|e| Error::Handshake(e.to_string()))?;
+    let extensions = super::raw_extensions(&pairs);
+    let deflate = offer.deflate(options, extensions.as_deref())?;
     let handshake = Handshake {
         transport: Transport::Rfc6455,
         protocol: accepted.protocol.map(str::to_owned),
-        extensions: super::raw_extensions(&pairs),
+        extensions,
         status,
         session: None,
     };
     let conn = Connection::new(
         Role::Client,
         Framing::Rfc6455,
-        super::codec_config(config, options),
+        super::codec_config(config, options, deflate),
     )
     .with_mask_seed(super::random());
     Ok(super::start(
@@ -88,11 +91,16 @@ pub(crate) async fn open(
     ))
 }
 
-fn build_request(target: &Target, options: &OpenOptions, key: &[u8; 24]) -> Result<String, Error> {
+fn build_request(
+    target: &Target,
+    options: &OpenOptions,
+    key: &[u8; 24],
+    extensions: Option<&str>,
+) -> Result<String, Error> {
     let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
     let mut req = String::with_capacity(256);
     let _ = write!(req, "GET {} HTTP/1.1\r\n", target.path_and_query);
-    for (name, value) in rfc6455::request_headers(&target.authority, key, &protocols, None) {
+    for (name, value) in rfc6455::request_headers(&target.authority, key, &protocols, extensions) {
         let _ = write!(req, "{name}: {value}\r\n");
     }
     if let Some(origin) = &options.origin {

@@ -114,8 +114,14 @@ pub struct OpenOptions {
     pub headers: Vec<(String, String)>,
     /// Deliver every frame as [`Event::Fragment`] instead of assembled messages (proxies).
     pub fragments: bool,
-    /// Let RSV1 pass through untouched (a proxy forwarding an extension it does not terminate).
+    /// Let RSV1 pass through untouched (a proxy forwarding an extension it does not terminate;
+    /// needs `fragments`).
     pub allow_rsv1: bool,
+    /// Offer permessage-deflate (RFC 7692) and compress / inflate messages if the server agrees.
+    pub deflate: bool,
+    /// Extension offer sent as given and not terminated here (a gateway forwarding its client's
+    /// offer; see [`Handshake::extensions`] for the answer). Ignored when `deflate` is set.
+    pub extensions: Option<String>,
 }
 
 /// Opens sockets and HTTP/2 connections with one [`ClientConfig`]. Cheap to clone.
@@ -163,9 +169,58 @@ impl Client {
 /// h2 0.4 does not expose the peer's own value, so native frames are cut to this.
 const NATIVE_MAX_DATA_FRAME: usize = 16_384;
 
+/// The extension offer of an opening request: the header value and the offered names.
+struct ExtensionOffer {
+    header: Option<String>,
+    names: Vec<String>,
+}
+
+impl ExtensionOffer {
+    fn new(options: &OpenOptions) -> Result<Self, Error> {
+        let header = if options.deflate {
+            Some(h2ws_codec::deflate::client_offer())
+        } else {
+            options.extensions.clone().filter(|e| !e.trim().is_empty())
+        };
+        let names = match &header {
+            Some(h) => h2ws_codec::handshake::negotiate::parse_extensions(h)
+                .map_err(|e| Error::InvalidHeader(format!("extension offer {h:?}: {e:?}")))?
+                .into_iter()
+                .map(|o| o.name)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(ExtensionOffer { header, names })
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
+    }
+
+    /// The permessage-deflate parameters to run, when we offered to terminate it and the
+    /// server's answer (already checked against the offer) accepted it.
+    fn deflate(
+        &self,
+        options: &OpenOptions,
+        answer: Option<&str>,
+    ) -> Result<Option<h2ws_codec::deflate::DeflateParams>, Error> {
+        match answer {
+            Some(a) if options.deflate => h2ws_codec::deflate::accept_response(a)
+                .map(Some)
+                .map_err(|e| Error::Handshake(format!("permessage-deflate answer {a:?}: {e}"))),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// Codec limits and modes of one socket.
-fn codec_config(config: &ClientConfig, options: &OpenOptions) -> h2ws_codec::Config {
+fn codec_config(
+    config: &ClientConfig,
+    options: &OpenOptions,
+    deflate: Option<h2ws_codec::deflate::DeflateParams>,
+) -> h2ws_codec::Config {
     let mut c = h2ws_codec::Config::default();
+    c.deflate = deflate;
     c.max_frame_size = config.max_frame_size;
     c.max_message_size = config.max_message_size;
     c.deliver_fragments = options.fragments;
@@ -203,6 +258,7 @@ fn start(
         wire,
         native,
         driver::Timings {
+            send_timeout: config.send_timeout,
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,
             close_timeout: config.close_timeout,
