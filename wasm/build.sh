@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package `h2ws` into wasm/pkg and prints its raw and gzip sizes.
 #
-#   wasm/build.sh                       # default features (no permessage-deflate)
-#   H2WS_FEATURES=deflate wasm/build.sh # with permessage-deflate
+#   wasm/build.sh                  # default (no permessage-deflate; see README.md for why)
+#   H2WS_DEFLATE=1 wasm/build.sh   # with permessage-deflate
 #
 # Steps: wasm-pack (cargo profile `release-wasm`: opt-level s, LTO, 1 CGU, panic=abort, symbols
 # stripped) → wasm-opt -Oz when a `wasm-opt` that understands reference types is on PATH (binaryen
@@ -14,7 +14,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 pkg="$here/pkg"
-features="${H2WS_FEATURES:-}"
+features=""
+if [ "${H2WS_DEFLATE:-0}" = 1 ]; then features="deflate"; fi
 
 for tool in wasm-pack wasm-bindgen node gzip; do
   command -v "$tool" >/dev/null || { echo "build.sh: '$tool' not found on PATH" >&2; exit 1; }
