@@ -49,14 +49,14 @@ function fmtEdge(ms) {
  * Histogram of RTTs (ms) over bins [lo, hi] (shared between columns so they compare), log x axis.
  * Marks p50 and p99.
  */
-export function histogramSvg(samples, { lo, hi, p50, p99, width = 320, height = 120 }) {
+export function histogramSvg(samples, { lo, hi, p50, p99, width = 320, height = 132 }) {
   const counts = new Array(hi - lo + 1).fill(0);
   for (const v of samples) {
     const b = Math.min(hi, Math.max(lo, binOf(v)));
     counts[b - lo]++;
   }
   const max = Math.max(1, ...counts);
-  const pad = { l: 4, r: 4, t: 8, b: 18 };
+  const pad = { l: 4, r: 4, t: 28, b: 18 }; // room above the bars for the p50/p99 labels
   const w = width - pad.l - pad.r;
   const hh = height - pad.t - pad.b;
   const bw = w / counts.length;
@@ -84,8 +84,10 @@ export function histogramSvg(samples, { lo, hi, p50, p99, width = 320, height = 
   for (const [v, name] of [[p50, 'p50'], [p99, 'p99']]) {
     if (!Number.isFinite(v)) continue;
     const xx = Math.min(pad.l + w, Math.max(pad.l, x(Math.max(v, BIN_BASE_MS))));
-    svg.append(s('line', { x1: xx, x2: xx, y1: pad.t - 2, y2: pad.t + hh, class: `mark ${name}` }));
-    svg.append(s('text', { x: xx + 3, y: pad.t + 6, class: `mark-label ${name}` }, name));
+    svg.append(s('line', { x1: xx, x2: xx, y1: name === 'p99' ? 14 : 2, y2: pad.t + hh, class: `mark ${name}` }));
+    const right = xx > pad.l + w - 28; // near the right edge: label on the line's left
+    const y = name === 'p99' ? 22 : 10; // two lines: the marks may be close
+    svg.append(s('text', { x: right ? xx - 3 : xx + 3, y, class: `mark-label ${name}`, 'text-anchor': right ? 'end' : 'start' }, name));
   }
   return svg;
 }

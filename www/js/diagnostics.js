@@ -114,7 +114,7 @@ const ISSUES = {
         : ' Reason: something between the browser and the server (a proxy or load balancer) speaks HTTP/1.1 to the browser, or HTTP/2 is disabled in this browser.'),
     todo:
       location.protocol === 'http:'
-        ? [`Open the server’s HTTPS address instead: \`https://${location.hostname}:8443/\` (what \`${SERVER_CMD}\` prints).`]
+        ? [`Open the server’s \`https://\` address instead (the one \`${SERVER_CMD}\` prints; by default \`https://localhost:8443/\`).`]
         : ['Make the proxy speak HTTP/2 (ALPN `h2`) to browsers, or connect to the devserver directly.'],
   }),
   'no-request-streaming': () => ({

@@ -139,7 +139,9 @@ export function initEcho(ctx) {
       setField(c, 'p99', fmtMs(st.p99), st.p99);
       setField(c, 'mean', fmtMs(st.mean), st.mean);
       setField(c, 'max', fmtMs(st.max), st.max);
-      c.fields.hist.replaceChildren(histogramSvg(c.rtts, { lo, hi, p50: st.p50, p99: st.p99 }));
+      // Drawn at the box's own width so text keeps its size whatever the column width.
+      const width = Math.max(200, Math.round(c.fields.hist.clientWidth || 320));
+      c.fields.hist.replaceChildren(histogramSvg(c.rtts, { lo, hi, p50: st.p50, p99: st.p99, width }));
     }
   }
 

@@ -10,6 +10,18 @@ import { initChat } from './chat.js';
 import { initEcho } from './echo.js';
 import { initBackpressure } from './backpressure.js';
 
+/** The server fact: open sockets by transport, from /.h2ws/stats. */
+function showServer(probe) {
+  if (!probe.ok) {
+    setFact('server', 'not answering', 'bad', `GET /.h2ws/stats: ${probe.error.message}`);
+    return;
+  }
+  const open = Object.entries(probe.stats.open ?? {}).filter(([, n]) => n > 0);
+  const total = probe.stats.open_total ?? open.reduce((a, [, n]) => a + n, 0);
+  setFact('server', `${total} open socket${total === 1 ? '' : 's'}${open.length ? `: ${open.map(([t, n]) => `${n} ${t}`).join(', ')}` : ''}`, 'ok',
+    `GET /.h2ws/stats (every 3 s): ${JSON.stringify(probe.stats)}`);
+}
+
 async function boot() {
   const proto = pageProtocol();
   const streams = browserStreamsRequests();
@@ -26,8 +38,10 @@ async function boot() {
     'fetch() with a ReadableStream body and duplex: "half" — needed by the `stream` transport');
   if (!streams) showIssue('no-request-streaming');
 
-  setFact('server', probe.ok ? `${probe.stats.open_total ?? '?'} open sockets` : 'not answering', probe.ok ? 'ok' : 'bad',
-    'GET /.h2ws/stats');
+  showServer(probe);
+  setInterval(async () => {
+    if (document.visibilityState === 'visible') showServer(await probeServer());
+  }, 3000);
   if (!probe.ok) showIssue('unreachable', { error: probe.error.message });
   if (untrusted) showIssue('cert-untrusted');
 
