@@ -304,7 +304,7 @@ export function initEcho(ctx) {
         `: RTT p50 ${fmtMs(c.stats.p50)} = ${r.toFixed(2)}× WebSocket’s ${fmtMs(base.stats.p50)}; throughput ${tr.toFixed(2)}× WebSocket’s. `,
       );
     }
-    if (size <= 16384) {
+    if (size <= 16384 && ctx.proto === 'h2') {
       out.push(
         h('span.muted', {},
           'Small messages: Chromium holds HTTP/2 response data up to ≈1 ms before handing it to a fetch reader, so fetch transports pay ≈+1 ms per round trip; large messages and bulk transfer do not. '),
