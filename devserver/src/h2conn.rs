@@ -43,6 +43,9 @@ pub struct WholeDataFrames;
 #[error("reset stream: {0:?}")]
 pub struct ResetStream(pub h2::Reason);
 
+/// How long a deliberate RST_STREAM waits so the frames sent before it are written.
+const RESET_GRACE: Duration = Duration::from_millis(50);
+
 /// HTTP/2 settings of the loop.
 #[derive(Clone, Debug)]
 pub struct H2Settings {
@@ -204,16 +207,28 @@ async fn pump(mut body: Body, mut send: h2::SendStream<Bytes>, whole: bool, time
                 }
             },
             Some(Err(e)) => {
-                let inner = e.into_inner();
-                let reason = inner
-                    .downcast_ref::<ResetStream>()
-                    .map(|r| r.0)
-                    .unwrap_or(h2::Reason::INTERNAL_ERROR);
+                let reason = reset_reason(&e).unwrap_or(h2::Reason::INTERNAL_ERROR);
+                // h2 drops DATA still queued on a stream it resets, and the frame just sent
+                // (a Close 1002) must reach the peer first: give the connection task a moment
+                // to write it. h2 0.4 has no "flushed" signal for a stream.
+                tokio::time::sleep(RESET_GRACE).await;
                 send.send_reset(reason);
                 return;
             }
         }
     }
+}
+
+/// The [`ResetStream`] reason somewhere in a body error's source chain (axum wraps errors).
+fn reset_reason(e: &axum::Error) -> Option<h2::Reason> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<ResetStream>() {
+            return Some(r.0);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// Waits until the stream has at least `n` bytes of send capacity.

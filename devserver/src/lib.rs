@@ -200,6 +200,11 @@ impl Server {
         if let Some(extra) = &self.routes {
             router = router.merge(extra.clone());
         }
+        if self.www.is_none() {
+            router = router.fallback(|| async {
+                Refusal::new(http::StatusCode::NOT_FOUND, "no such endpoint")
+            });
+        }
         router = files::routes(router, self.www.clone(), self.pkg.clone());
         Ok(router.layer(Extension(endpoint.clone())))
     }

@@ -289,22 +289,25 @@ async fn post_batch(
             Attach::None => unreachable!("set above"),
         }
     }
-    let bytes = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
+    let collected = http_body_util::Limited::new(body, limit).collect().await;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Refusal::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("batch over {limit} bytes"),
-                )
-            } else {
-                Refusal::bad_request("batch body failed")
-            }
-        })?
-        .to_bytes();
+                .is_some() =>
+        {
+            // A batch holds whole frames, so it carries a message over the limit: the same
+            // answer as on the other transports (1009), plus 413 for this request.
+            session
+                .close_socket(CloseCode::TOO_BIG, "message too big")
+                .await;
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("batch over {limit} bytes"),
+            ));
+        }
+        Err(_) => return Err(Refusal::bad_request("batch body failed")),
+    };
     let mut attach = session.attach.lock().await;
     let Attach::Post {
         next,

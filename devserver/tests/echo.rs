@@ -79,6 +79,11 @@ async fn echo_suite(peer: &mut Peer) {
     peer.end_upstream();
     peer.wait_down_end().await;
     assert_eq!(peer.reset, None, "{kind:?} stream ends cleanly");
+    assert!(
+        peer.post_statuses.iter().all(|s| s.is_success()),
+        "{kind:?} every batch accepted: {:?}",
+        peer.post_statuses
+    );
 }
 
 #[tokio::test]

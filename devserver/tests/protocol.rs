@@ -1,0 +1,468 @@
+//! Handshake refusals, close codes both ways, bad frames, handshake context, native DATA-frame
+//! boundaries and many sockets multiplexed on one HTTP/2 connection.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use h2ws_codec::Message;
+use h2ws_devserver::SocketConfig;
+use http::{Method, StatusCode};
+
+async fn setup(
+    config: SocketConfig,
+) -> (
+    h2ws_devserver::RunningServer,
+    h2::client::SendRequest<Bytes>,
+    String,
+) {
+    init_tracing();
+    let server = server(config)
+        .routes(test_routes())
+        .start()
+        .await
+        .expect("start");
+    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let authority = tls_authority(&server);
+    (server, sr, authority)
+}
+
+#[tokio::test]
+async fn refusals_carry_status_and_reason() {
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    let url = format!("https://{a}/ws/echo");
+
+    // 400: unknown h2ws-version, plain GET, native with a forbidden header.
+    let (st, _, body) = request(&sr, Method::POST, &url, &[("h2ws-version", "2")], b"").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("h2ws-version"), "{body}");
+    let (st, _, body) = request(&sr, Method::GET, &url, &[], b"").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("not a WebSocket request"), "{body}");
+    let r = Peer::open_with(
+        &sr,
+        &a,
+        "/ws/echo",
+        Kind::Native,
+        &[("sec-websocket-key", "x")],
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.to_lowercase().contains("sec-websocket-key"),
+        "{}",
+        r.body
+    );
+    let r = Peer::open_with(
+        &sr,
+        &a,
+        "/ws/echo",
+        Kind::Rfc8441,
+        &[("sec-websocket-version", "8")],
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(r.status, StatusCode::UPGRADE_REQUIRED, "{}", r.body);
+
+    // 403: a foreign Origin, on every transport.
+    for kind in Kind::ALL {
+        let r = Peer::open_with(
+            &sr,
+            &a,
+            "/ws/echo",
+            kind,
+            &[("origin", "https://evil.example")],
+        )
+        .await
+        .err()
+        .expect("refused");
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{kind:?}");
+        assert!(r.body.contains("origin"), "{kind:?}: {}", r.body);
+    }
+    // Allowed: localhost on another port.
+    let ok = Peer::open_with(
+        &sr,
+        &a,
+        "/ws/echo",
+        Kind::Stream,
+        &[("origin", "http://localhost:1234")],
+    )
+    .await;
+    let ok = ok.expect("localhost origin allowed");
+    assert_eq!(
+        ok.headers["access-control-allow-origin"],
+        "http://localhost:1234"
+    );
+    assert!(ok.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("h2ws-session"));
+
+    // 404: unknown session, unknown endpoint.
+    let unknown = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let (st, _, body) = request(&sr, Method::POST, &url, &[("h2ws-session", unknown)], b"").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(body.contains("no such session"), "{body}");
+    let (st, _, body) = request(&sr, Method::GET, &format!("https://{a}/nothing"), &[], b"").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(body.contains("no such endpoint"), "{body}");
+
+    // 409: a second stream attach; a post batch too far ahead; post on a stream session.
+    let mut peer = Peer::open(&sr, &a, "/ws/echo", Kind::Stream)
+        .await
+        .expect("open");
+    let token = peer.headers["h2ws-session"].to_str().unwrap().to_string();
+    peer.send_text("attached").await;
+    assert_eq!(peer.recv_message().await, Message::Text("attached".into()));
+    let (st, _, body) = request(&sr, Method::POST, &url, &[("h2ws-session", &token)], b"").await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert!(body.contains("already attached"), "{body}");
+    let (st, _, body) = request(
+        &sr,
+        Method::POST,
+        &url,
+        &[("h2ws-session", &token), ("h2ws-seq", "0")],
+        b"",
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert!(body.contains("stream"), "{body}");
+
+    let post = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
+        .await
+        .expect("open");
+    let ptoken = post.headers["h2ws-session"].to_str().unwrap().to_string();
+    let (st, _, body) = request(
+        &sr,
+        Method::POST,
+        &url,
+        &[("h2ws-session", &ptoken), ("h2ws-seq", "17")],
+        b"",
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert!(body.contains("ahead"), "{body}");
+
+    // 410: the session ended.
+    peer.close(1000, "").await;
+    peer.closed().await;
+    peer.end_upstream();
+    peer.wait_down_end().await;
+    let mut gone = false;
+    for _ in 0..100 {
+        let (st, _, body) = request(
+            &sr,
+            Method::POST,
+            &url,
+            &[("h2ws-session", &token), ("h2ws-seq", "0")],
+            b"",
+        )
+        .await;
+        if st == StatusCode::GONE {
+            assert!(body.contains("ended"), "{body}");
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gone, "an ended session answers 410");
+
+    // CORS preflight.
+    let (st, h, _) = request(
+        &sr,
+        Method::OPTIONS,
+        &url,
+        &[
+            ("origin", "http://127.0.0.1:9"),
+            ("access-control-request-method", "POST"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("h2ws-seq"));
+    let (st, _, _) = request(
+        &sr,
+        Method::OPTIONS,
+        &url,
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    let url = format!("https://{a}/ws/echo");
+    let mut peer = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
+        .await
+        .expect("open");
+    let token = peer.headers["h2ws-session"].to_str().unwrap().to_string();
+    // Frames for three messages, stream framing (MASK = 0).
+    let frame = |t: &str| {
+        let mut f = vec![0x81, t.len() as u8];
+        f.extend_from_slice(t.as_bytes());
+        f
+    };
+    let post = |seq: &'static str, body: Vec<u8>| {
+        let sr = sr.clone();
+        let url = url.clone();
+        let token = token.clone();
+        async move {
+            request(
+                &sr,
+                Method::POST,
+                &url,
+                &[("h2ws-session", &token), ("h2ws-seq", seq)],
+                &body,
+            )
+            .await
+            .0
+        }
+    };
+    // seq 2 and 1 first (held), then 0 releases all three in order.
+    let (s2, s1) = tokio::join!(post("2", frame("two")), post("1", frame("one")));
+    assert!(s2.is_success() && s1.is_success(), "{s2} {s1}");
+    assert_eq!(post("0", frame("zero")).await, StatusCode::OK);
+    for want in ["zero", "one", "two"] {
+        assert_eq!(peer.recv_message().await, Message::Text(want.into()));
+    }
+    // A repeated seq is answered 204 and ignored.
+    assert_eq!(post("1", frame("dup")).await, StatusCode::NO_CONTENT);
+    // A batch with two frames.
+    let mut two = frame("a");
+    two.extend(frame("b"));
+    assert_eq!(post("3", two).await, StatusCode::OK);
+    assert_eq!(peer.recv_message().await, Message::Text("a".into()));
+    assert_eq!(peer.recv_message().await, Message::Text("b".into()));
+    // The duplicate never arrived.
+    let (st, _, _) = request(
+        &sr,
+        Method::POST,
+        &url,
+        &[("h2ws-session", &token), ("h2ws-seq", "4")],
+        &frame("last"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(peer.recv_message().await, Message::Text("last".into()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn close_codes_both_ways() {
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    for kind in Kind::ALL {
+        // Client closes: the server echoes the code.
+        let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
+        p.close(4321, "client bye").await;
+        assert_eq!(
+            p.closed().await,
+            (4321, String::new(), true),
+            "{kind:?} client close"
+        );
+        // Server closes: the client sees the server's code and reason.
+        let mut p = Peer::open(&sr, &a, "/ws/closer", kind).await.expect("open");
+        p.send_text("close 4002 server bye").await;
+        let (code, reason, clean) = p.closed().await;
+        assert_eq!(
+            (code, reason.as_str(), clean),
+            (4002, "server bye", true),
+            "{kind:?} server close"
+        );
+        p.end_upstream();
+        p.wait_down_end().await;
+        assert_eq!(p.reset, None, "{kind:?}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn handshake_context_and_refusal_by_the_app() {
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    for kind in Kind::ALL {
+        let (ph, eh) = match kind {
+            Kind::Stream | Kind::Post => ("h2ws-protocol", "h2ws-extensions"),
+            _ => ("sec-websocket-protocol", "sec-websocket-extensions"),
+        };
+        let _ = eh;
+        let r = Peer::open_with(&sr, &a, "/ws/auth", kind, &[(ph, "chat")]).await;
+        let r = r.err().expect("refused without a token");
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{kind:?}");
+        assert!(r.body.contains("bad token"));
+        let mut p = Peer::open_with(
+            &sr,
+            &a,
+            "/ws/auth",
+            kind,
+            &[("authorization", "Bearer ok"), (ph, "chat, chat.v2")],
+        )
+        .await
+        .expect("accepted");
+        assert_eq!(
+            p.headers[ph], "chat",
+            "{kind:?}: client's first supported choice"
+        );
+        assert_eq!(p.recv_message().await, Message::Text("hello chat".into()));
+
+        let mut p = Peer::open_with(
+            &sr,
+            &a,
+            "/ws/closer?x=1",
+            kind,
+            &[("authorization", "Bearer t"), ("cookie", "a=1; c=42")],
+        )
+        .await
+        .expect("open");
+        p.send_text("info").await;
+        let Message::Text(line) = p.recv_message().await else {
+            panic!()
+        };
+        let transport = match kind {
+            Kind::Native => "native",
+            Kind::Rfc8441 => "rfc8441",
+            Kind::Stream => "stream",
+            Kind::Post => "post",
+        };
+        assert_eq!(
+            line,
+            format!("transport={transport} path=/ws/closer query=x=1 version=HTTP/2.0 protocol=- peer=127.0.0.1 cookie=42 auth=Bearer t")
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_frames_get_the_right_close_code() {
+    let config = SocketConfig {
+        max_message_size: 1000,
+        ..SocketConfig::default()
+    };
+    let (server, sr, a) = setup(config).await;
+    // Stream framing: a masked frame (1002), invalid UTF-8 (1007), too big (1009), reserved opcode.
+    let cases: Vec<(Kind, Vec<u8>, u16)> = vec![
+        (
+            Kind::Stream,
+            vec![0x81, 0x85, 1, 2, 3, 4, b'h', b'e', b'l', b'l', b'o'],
+            1002,
+        ),
+        (Kind::Stream, vec![0x81, 0x02, 0xff, 0xfe], 1007),
+        (Kind::Post, vec![0x81, 0x02, 0xc3, 0x28], 1007),
+        (Kind::Stream, vec![0x83, 0x00], 1002),
+        (Kind::Post, vec![0xc1, 0x01, b'x'], 1002),
+        // RFC 8441 carries RFC 6455 framing: an unmasked client frame is an error.
+        (Kind::Rfc8441, vec![0x81, 0x01, b'x'], 1002),
+        // Native: reserved opcode and an invalid close code.
+        (Kind::Native, vec![0x83], 1002),
+        (Kind::Native, vec![0x88, 0x03, 0xed], 1002),
+        (Kind::Native, vec![0x81, 0xff], 1007),
+    ];
+    for (kind, bytes, want) in cases {
+        let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
+        p.write_raw(Bytes::from(bytes.clone())).await;
+        let (code, _, _) = p.closed().await;
+        assert_eq!(code, want, "{kind:?} {bytes:02x?}");
+        p.wait_down_end().await;
+        if kind == Kind::Native {
+            assert_eq!(
+                p.reset,
+                Some(h2::Reason::PROTOCOL_ERROR),
+                "native: RST_STREAM after Close"
+            );
+        }
+    }
+    // Too big, on every transport.
+    for kind in Kind::ALL {
+        let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
+        p.send_binary(&pattern(2000)).await;
+        let (code, _, _) = p.closed().await;
+        assert_eq!(code, 1009, "{kind:?} too big");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn native_data_frames_are_whole_websocket_frames() {
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Native)
+        .await
+        .expect("open");
+    let big = pattern(1 << 20);
+    p.send_binary(&big).await;
+    assert_eq!(p.recv_message().await, Message::Binary(big.clone()));
+    // Each DATA frame was one frame (the Peer checks it parses as exactly one) of at most
+    // 16384 bytes; the message came fragmented: Binary then Continuations, FIN on the last.
+    let frames = std::mem::take(&mut p.data_frames);
+    assert!(frames.len() >= 65, "{} DATA frames", frames.len());
+    assert!(frames.iter().all(|f| !f.is_empty() && f.len() <= 16_384));
+    assert_eq!(frames[0][0], 0x02, "first: Binary, no FIN");
+    assert!(
+        frames[1..frames.len() - 1].iter().all(|f| f[0] == 0x00),
+        "Continuations"
+    );
+    assert_eq!(frames[frames.len() - 1][0], 0x80, "last: FIN Continuation");
+    let payload: usize = frames.iter().map(|f| f.len() - 1).sum();
+    assert_eq!(payload, big.len());
+
+    // Regression (h2 hands over one chunk per DATA frame): many small frames, each its own
+    // DATA frame, sent back to back without waiting; a merged chunk would be a 1002.
+    for i in 0..100u8 {
+        p.write_raw(Bytes::from(vec![0x82, i])).await;
+    }
+    for i in 0..100u8 {
+        assert_eq!(p.recv_message().await, Message::Binary(vec![i]));
+    }
+    // Small messages come back as one DATA frame each.
+    let frames = std::mem::take(&mut p.data_frames);
+    assert_eq!(frames.len(), 100);
+    assert!(frames
+        .iter()
+        .enumerate()
+        .all(|(i, f)| f[..] == [0x82, i as u8]));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_sockets_multiplexed_on_one_connection() {
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let kind = Kind::ALL[i % 4];
+        let sr = sr.clone();
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
+            for j in 0..5 {
+                let text = format!("socket {i} message {j}");
+                p.send_text(&text).await;
+                assert_eq!(p.recv_message().await, Message::Text(text));
+            }
+            p
+        }));
+    }
+    let mut peers = Vec::new();
+    for t in tasks {
+        peers.push(t.await.expect("socket task"));
+    }
+    let stats = server.endpoint().stats().snapshot();
+    assert_eq!(stats.open_total, 100, "{stats:?}");
+    assert_eq!(stats.open["native"], 25);
+    assert_eq!(stats.open["post"], 25);
+    for p in &mut peers {
+        p.close(1000, "").await;
+        p.closed().await;
+    }
+    server.shutdown().await;
+}
