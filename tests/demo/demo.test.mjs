@@ -40,9 +40,9 @@ function devserverBinary() {
 }
 
 /** Starts the devserver on ephemeral ports; resolves once both `listening` lines are out. */
-async function startServer(bin) {
+async function startServer(bin, www = WWW) {
   const certDir = mkdtempSync(path.join(tmpdir(), 'h2ws-demo-cert-'));
-  const args = ['--addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--www', WWW, '--pkg', PKG, '--cert-dir', certDir];
+  const args = ['--addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--www', www, '--pkg', PKG, '--cert-dir', certDir];
   const child = spawn(bin, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
   const output = [];
   child.stderr.on('data', (c) => output.push(c.toString()));
@@ -138,6 +138,7 @@ async function received(page, message) {
 
 // ---- the tests --------------------------------------------------------------------------------
 
+let bin;
 let server;
 let browser;
 let main; // the page the screenshot is taken of
@@ -145,7 +146,8 @@ let main; // the page the screenshot is taken of
 before(async () => {
   assert.ok(existsSync(path.join(PKG, 'package.json')), `${PKG}/package.json missing: build the package first (bash wasm/build.sh)`);
   mkdirSync(OUT, { recursive: true });
-  server = await startServer(devserverBinary());
+  bin = devserverBinary();
+  server = await startServer(bin);
   browser = await launch();
 }, { timeout: 1_900_000 });
 
@@ -313,6 +315,25 @@ test('an untrusted certificate is detected after clicking through the warning', 
     await page.screenshot({ path: path.join(OUT, 'demo-cert.png') });
   } finally {
     await strict.close();
+  }
+});
+
+test('examples/page: the minimal page echoes through H2WebSocket', async () => {
+  const example = await startServer(bin, path.join(root, 'examples/page'));
+  const page = await browser.context.newPage();
+  try {
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(example.https + '/', { timeout: SHORT });
+    await page.waitForSelector('#send:not([disabled])', { timeout: SHORT });
+    await page.fill('#text', 'ping from the example');
+    await page.click('#send');
+    await page.waitForFunction(() => document.getElementById('log').textContent.includes('echo: ping from the example'), null, { timeout: SHORT });
+    assert.equal((await page.locator('#log').innerText()).trim(), 'open\necho: ping from the example');
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    await example.stop();
   }
 });
 
