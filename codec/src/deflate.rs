@@ -4,10 +4,12 @@
 //! Window sizes: `miniz_oxide` always inflates with a 32 KiB window, which reads any smaller
 //! window, so every `*_max_window_bits` value is accepted on the receiving side. On the sending
 //! side a compressor must never reference data further back than the agreed window
-//! (RFC 7692 §7.1.2.1); `miniz_oxide` has no true small-window LZ77 mode (its "window bits"
-//! setting in 0.9 only lowers the level), so when our agreed window is below 15 bits the
-//! compressor switches to run-length matching, whose only distance is 1 byte. That honours every
-//! window from 8 to 15 bits at some cost in ratio, so no offer has to be declined for its window.
+//! (RFC 7692 §7.1.2.1), and `miniz_oxide` has no true small-window LZ77 mode (its "window bits"
+//! setting in 0.9 only lowers the level). So for a 12 to 14-bit window we compress each message
+//! in window-sized pieces with the context reset before each piece (distances stay inside a
+//! piece), and below 12 bits we use run-length matching (distance 1 only). Both honour the
+//! window, at some cost in ratio, so no offer has to be declined for its window size. A test
+//! checks every distance with an independent decoder.
 //!
 //! Limits of the inflater: `miniz_oxide` reads a back-reference to before the start of the
 //! stream as zero bytes instead of failing (zlib reports "distance too far back"), so such
@@ -296,6 +298,10 @@ pub struct Compressor {
     /// Allocated on first use (~200 KiB of tables), so a socket that never sends costs nothing.
     inner: Option<Box<CompressorOxide>>,
     flags: u32,
+    /// `Some(n)`: the agreed window (12 to 14 bits) is smaller than miniz's 32 KiB, so messages
+    /// are compressed in independent pieces of at most `n` (= window) bytes, the context reset
+    /// before each: no back-reference can reach further than the window (RFC 7692 §7.1.2.1).
+    piece: Option<usize>,
     no_context_takeover: bool,
     /// True while the context is empty (fresh or just reset), to skip a needless reset.
     fresh: bool,
@@ -312,18 +318,23 @@ impl fmt::Debug for Compressor {
 impl Compressor {
     fn new(level: u8, window_bits: u8, no_context_takeover: bool) -> Self {
         let level = level.min(10);
-        // Run-length matching only references the previous byte, which fits any window;
-        // level 1 would select miniz's fast path, which ignores the RLE flag, so use >= 2.
-        let (level, strategy) = if window_bits < 15 && level > 0 {
-            (level.max(2), CompressionStrategy::RLE)
-        } else {
-            (level, CompressionStrategy::Default)
+        let bits = window_bits.clamp(8, 15);
+        // Below 12 bits a context reset (about 200 KiB of tables to clear) per window-sized
+        // piece would cost more than the compression; run-length matching, whose only distance
+        // is 1, fits any window instead. (Level 1 would select miniz's fast path, which ignores
+        // the RLE flag, hence at least 2.)
+        let (level, strategy, piece) = match bits {
+            15 => (level, CompressionStrategy::Default, None),
+            12..=14 => (level, CompressionStrategy::Default, Some(1usize << bits)),
+            _ if level == 0 => (0, CompressionStrategy::Default, None),
+            _ => (level.max(2), CompressionStrategy::RLE, None),
         };
         // Negative window bits = raw DEFLATE, no zlib header.
         let flags = create_comp_flags_from_zip_params(i32::from(level), -15, strategy as i32);
         Self {
             inner: None,
             flags,
+            piece,
             no_context_takeover,
             fresh: true,
         }
@@ -337,31 +348,50 @@ impl Compressor {
         let inner = self
             .inner
             .get_or_insert_with(|| Box::new(CompressorOxide::new(flags)));
-        if self.no_context_takeover && !self.fresh {
-            inner.reset();
-        }
-        self.fresh = false;
         let start = out.len();
-        // Output goes straight into `out`, in steps no larger than the worst case (stored
-        // blocks + flush marker) and at most 64 KiB, so a large message is not zero-filled
-        // twice its size up front. Usually one call suffices.
-        let step = (payload.len() + payload.len() / 64 + 64).min(COMPRESS_STEP);
-        let mut input = payload;
-        loop {
-            let len = out.len();
-            out.resize(len + step, 0);
-            let (status, consumed, written) =
-                compress(inner, input, &mut out[len..], TDEFLFlush::Sync);
-            out.truncate(len + written);
-            input = &input[consumed..];
-            // Done once all input is taken and the output was not filled (nothing pending).
-            // (Had it been filled exactly, one more call adds an empty sync block: harmless.)
-            if status != TDEFLStatus::Okay || (input.is_empty() && written < step) {
-                break;
+        match self.piece {
+            None => {
+                if self.no_context_takeover && !self.fresh {
+                    inner.reset();
+                }
+                self.fresh = false;
+                compress_flushed(inner, payload, out);
+            }
+            Some(n) => {
+                // Each piece ends in a byte-aligned sync flush, so the pieces simply follow one
+                // another as blocks of one stream; the reset forgets everything before.
+                let mut pieces = payload.chunks(n);
+                let first = pieces.next().unwrap_or(&[]);
+                for piece in core::iter::once(first).chain(pieces) {
+                    if !self.fresh {
+                        inner.reset();
+                    }
+                    self.fresh = false;
+                    compress_flushed(inner, piece, out);
+                }
             }
         }
         if out[start..].ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
+        }
+    }
+}
+
+/// Compresses `input` and sync-flushes, appending to `out`. Output goes straight into `out`, in
+/// steps no larger than the worst case (stored blocks + flush marker) and at most 64 KiB, so a
+/// large message is not zero-filled twice its size up front; usually one call suffices.
+fn compress_flushed(inner: &mut CompressorOxide, mut input: &[u8], out: &mut Vec<u8>) {
+    let step = (input.len() + input.len() / 64 + 64).min(COMPRESS_STEP);
+    loop {
+        let len = out.len();
+        out.resize(len + step, 0);
+        let (status, consumed, written) = compress(inner, input, &mut out[len..], TDEFLFlush::Sync);
+        out.truncate(len + written);
+        input = &input[consumed..];
+        // Done once all input is taken and the output was not filled (nothing pending).
+        // (Had it been filled exactly, one more call adds an empty sync block: harmless.)
+        if status != TDEFLStatus::Okay || (input.is_empty() && written < step) {
+            break;
         }
     }
 }

@@ -447,3 +447,40 @@ fn valid_streams_never_stall_at_window_boundaries() {
         }
     }
 }
+
+#[test]
+fn mid_size_windows_still_compress_structured_data() {
+    // 12 to 14-bit windows compress window-sized pieces with full LZ77 matching, so repetitive
+    // data still shrinks well (run-length matching alone would leave it at over half its size).
+    let mut data = Vec::new();
+    let mut i = 0u32;
+    while data.len() < 100_000 {
+        data.extend_from_slice(
+            format!(
+                "{{\"id\":{i},\"user\":\"user{}\",\"text\":\"hello number {}\"}},",
+                i % 37,
+                i * 7 % 1000
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    for bits in 12u8..=14 {
+        let p = DeflateParams {
+            server_max_window_bits: bits,
+            ..Default::default()
+        };
+        let mut wire = Vec::new();
+        p.compressor(true).compress(&data, &mut wire);
+        assert!(
+            wire.len() * 4 < data.len(),
+            "bits {bits}: {} of {}",
+            wire.len(),
+            data.len()
+        );
+        wire.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let (back, max_dist) = checker::inflate(&wire).unwrap();
+        assert_eq!(back, data);
+        assert!(max_dist <= 1 << bits, "bits {bits}: distance {max_dist}");
+    }
+}
