@@ -492,7 +492,7 @@ async fn client_rfc6455_slow_reader_backpressures_the_peer() {
     assert!(
         early * SIZE < 24 << 20,
         "{early} messages ({} MiB) went out while the client was not reading",
-        early * SIZE >> 20
+        (early * SIZE) >> 20
     );
     for i in 0..COUNT {
         match ws.recv_timeout(LIMIT).await.unwrap() {
@@ -504,4 +504,57 @@ async fn client_rfc6455_slow_reader_backpressures_the_peer() {
         }
     }
     assert_eq!(sent.load(Ordering::SeqCst), COUNT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rfc6455_clones_share_one_socket_and_the_last_drop_closes_1001() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut texts = Vec::new();
+        while let Some(Ok(msg)) = ws.next().await {
+            match msg {
+                TMsg::Text(t) => {
+                    texts.push(t.to_string());
+                    let _ = ws.send(TMsg::Text(t)).await;
+                }
+                TMsg::Close(frame) => {
+                    let _ = tx.send((texts, frame.map(|f| u16::from(f.code))));
+                    break;
+                }
+                _ => {}
+            }
+        }
+    });
+    let ws = client(Trust::Certificates(vec![]))
+        .connect(
+            &format!("ws://127.0.0.1:{port}/"),
+            Transport::Rfc6455,
+            &OpenOptions::default(),
+        )
+        .await
+        .unwrap();
+    // One clone receives in its own task while the other sends.
+    let receiver = ws.clone();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got.push(receiver.recv_timeout(LIMIT).await.unwrap().unwrap());
+        }
+        got
+    });
+    for i in 0..20 {
+        ws.send(format!("t{i}")).await.unwrap();
+    }
+    let got = tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap();
+    let want: Vec<Message> = (0..20).map(|i| Message::Text(format!("t{i}"))).collect();
+    assert_eq!(got, want);
+    // The reader's clone is gone with its task; dropping the last handle closes with 1001.
+    drop(ws);
+    let (texts, code) = tokio::time::timeout(LIMIT, rx).await.unwrap().unwrap();
+    assert_eq!(texts.len(), 20);
+    assert_eq!(code, Some(1001));
 }

@@ -27,6 +27,9 @@ pub(crate) struct Timings {
     pub(crate) close_timeout: Duration,
 }
 
+/// Largest coalesced output unit on byte streams.
+const COALESCE_LIMIT: usize = 16 << 10;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Exchanging frames.
@@ -46,6 +49,8 @@ pub(crate) struct Driver {
     phase: Phase,
     /// The unit being handed to the transport.
     out: Option<Bytes>,
+    /// A unit taken from the codec that did not fit the previous coalesced one.
+    stash: Option<Vec<u8>>,
     input_done: bool,
     /// The transport failed: stop at once, nothing more can be written.
     failed: bool,
@@ -71,6 +76,7 @@ impl Driver {
             timings,
             phase: Phase::Running,
             out: None,
+            stash: None,
             input_done: false,
             failed: false,
             protocol_error: false,
@@ -86,6 +92,24 @@ impl Driver {
     /// Spawns the driver; it ends with the socket.
     pub(crate) fn spawn(self) {
         tokio::spawn(self);
+    }
+
+    /// The next output unit. On byte streams, small frames are joined (up to
+    /// [`COALESCE_LIMIT`]) so a burst of small messages costs one write / TLS record / DATA
+    /// frame instead of one each; a unit that does not fit waits in `stash`.
+    fn next_unit(&mut self, conn: &mut h2ws_codec::Connection) -> Option<Vec<u8>> {
+        let mut unit = self.stash.take().or_else(|| conn.poll_transmit())?;
+        if self.native || unit.len() >= COALESCE_LIMIT {
+            return Some(unit);
+        }
+        while let Some(next) = conn.poll_transmit() {
+            if unit.len() + next.len() > COALESCE_LIMIT {
+                self.stash = Some(next);
+                break;
+            }
+            unit.extend_from_slice(&next);
+        }
+        Some(unit)
     }
 
     /// Feeds the codec's events to the app queue (or drops them if the app is gone).
@@ -175,7 +199,7 @@ impl Driver {
                 if self.out.is_none() {
                     let mut st = shared.lock();
                     let before = st.conn.pending_bytes();
-                    self.out = st.conn.poll_transmit().map(Bytes::from);
+                    self.out = self.next_unit(&mut st.conn).map(Bytes::from);
                     if self.out.is_some() && before >= limits.send_buffer {
                         notify_app = true; // a sender may be waiting for room
                     }
@@ -329,7 +353,7 @@ impl Future for Driver {
                 Phase::Running => {
                     progress |= this.step(cx);
                     let closed = this.shared.lock().conn.is_closed();
-                    if this.failed || (closed && this.out.is_none()) {
+                    if this.failed || (closed && this.out.is_none() && this.stash.is_none()) {
                         this.phase = Phase::Ending;
                         progress = true;
                     }

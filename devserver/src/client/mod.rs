@@ -219,14 +219,15 @@ fn codec_config(
     options: &OpenOptions,
     deflate: Option<h2ws_codec::deflate::DeflateParams>,
 ) -> h2ws_codec::Config {
-    let mut c = h2ws_codec::Config::default();
-    c.deflate = deflate;
-    c.max_frame_size = config.max_frame_size;
-    c.max_message_size = config.max_message_size;
-    c.deliver_fragments = options.fragments;
-    c.allow_rsv1 = options.allow_rsv1;
-    c.native_max_payload = NATIVE_MAX_DATA_FRAME;
-    c
+    h2ws_codec::Config {
+        max_frame_size: config.max_frame_size,
+        max_message_size: config.max_message_size,
+        deliver_fragments: options.fragments,
+        allow_rsv1: options.allow_rsv1,
+        native_max_payload: NATIVE_MAX_DATA_FRAME,
+        deflate,
+        ..h2ws_codec::Config::default()
+    }
 }
 
 /// Fresh randomness (mask seeds, handshake keys). The OS RNG failing is not recoverable.

@@ -90,10 +90,16 @@ impl State {
 }
 
 /// One WebSocket, whatever its transport. All methods take `&self`, so one task can `recv`
-/// while another sends (share it with an `Arc` or borrow it in a `join!`).
+/// while another sends; clones are handles to the same socket (like the server's
+/// `Socket::split`).
 ///
-/// Dropping the handle starts a Close 1001 (going away) if the socket is still open.
+/// When the last clone is dropped, a still open socket is closed with 1001 (going away).
+#[derive(Clone)]
 pub struct WebSocket {
+    inner: Arc<Handle>,
+}
+
+struct Handle {
     shared: Arc<Shared>,
     handshake: Handshake,
 }
@@ -101,28 +107,34 @@ pub struct WebSocket {
 impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("handshake", &self.handshake)
+            .field("handshake", &self.inner.handshake)
             .finish_non_exhaustive()
     }
 }
 
 impl WebSocket {
     pub(crate) fn new(shared: Arc<Shared>, handshake: Handshake) -> Self {
-        WebSocket { shared, handshake }
+        WebSocket {
+            inner: Arc::new(Handle { shared, handshake }),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
     }
 
     /// What the opening handshake settled (transport, subprotocol, extensions).
     pub fn handshake(&self) -> &Handshake {
-        &self.handshake
+        &self.inner.handshake
     }
 
     pub fn transport(&self) -> Transport {
-        self.handshake.transport
+        self.inner.handshake.transport
     }
 
     /// The chosen subprotocol, if any.
     pub fn protocol(&self) -> Option<&str> {
-        self.handshake.protocol.as_deref()
+        self.inner.handshake.protocol.as_deref()
     }
 
     /// The next message; `None` once the socket is closed (see [`close_status`]).
@@ -194,13 +206,13 @@ impl WebSocket {
     /// silent before it ends.
     pub async fn recv_event(&self) -> Option<Event> {
         loop {
-            let notified = self.shared.app.notified();
+            let notified = self.shared().app.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
-                let mut st = self.shared.lock();
+                let mut st = self.shared().lock();
                 if let Some(ev) = st.events.pop_front() {
-                    if st.events.len() + 1 >= self.shared.limits.recv_queue {
+                    if st.events.len() + 1 >= self.shared().limits.recv_queue {
                         st.wake_driver();
                     }
                     return Some(ev);
@@ -269,13 +281,13 @@ impl WebSocket {
     /// Waits (at most `close_timeout` + 1 s after a close started, else without limit) for the
     /// socket to end, and tells how.
     pub async fn closed(&self) -> Result<CloseStatus, Error> {
-        let limit = self.shared.limits.close_timeout + Duration::from_secs(1);
+        let limit = self.shared().limits.close_timeout + Duration::from_secs(1);
         loop {
-            let notified = self.shared.app.notified();
+            let notified = self.shared().app.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let closing = {
-                let st = self.shared.lock();
+                let st = self.shared().lock();
                 if let Some(s) = &st.finished {
                     return Ok(s.clone());
                 }
@@ -293,19 +305,19 @@ impl WebSocket {
 
     /// How the socket ended, once it has.
     pub fn close_status(&self) -> Option<CloseStatus> {
-        self.shared.lock().finished.clone()
+        self.shared().lock().finished.clone()
     }
 
     /// Queued outgoing bytes (the codec's output not yet handed to the transport).
     pub fn buffered_amount(&self) -> usize {
-        self.shared.lock().conn.pending_bytes()
+        self.shared().lock().conn.pending_bytes()
     }
 
     fn now(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<(), h2ws_codec::SendError>,
     ) -> Result<(), Error> {
-        let mut st = self.shared.lock();
+        let mut st = self.shared().lock();
         if let Some(s) = &st.finished {
             return Err(Error::Closed { code: s.code });
         }
@@ -318,16 +330,16 @@ impl WebSocket {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<(), h2ws_codec::SendError>,
     ) -> Result<(), Error> {
-        let limit = self.shared.limits.send_timeout;
+        let limit = self.shared().limits.send_timeout;
         let wait = async {
             loop {
-                let notified = self.shared.app.notified();
+                let notified = self.shared().app.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
                 {
-                    let st = self.shared.lock();
+                    let st = self.shared().lock();
                     if st.finished.is_some()
-                        || st.conn.pending_bytes() < self.shared.limits.send_buffer
+                        || st.conn.pending_bytes() < self.shared().limits.send_buffer
                     {
                         return;
                     }
@@ -342,7 +354,7 @@ impl WebSocket {
     }
 }
 
-impl Drop for WebSocket {
+impl Drop for Handle {
     fn drop(&mut self) {
         let mut st = self.shared.lock();
         st.app_gone = true;

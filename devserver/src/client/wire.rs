@@ -30,7 +30,8 @@ const MAX_BATCHES_IN_FLIGHT: usize = 4;
 pub(crate) enum Wire {
     Bytes(BytesWire),
     H2(H2Wire),
-    Post(PostWire),
+    /// Boxed: the request template makes it several times larger than the other variants.
+    Post(Box<PostWire>),
 }
 
 pub(crate) struct BytesWire {
@@ -89,14 +90,14 @@ impl Wire {
         requests: SendRequest<Bytes>,
         template: http::Request<()>,
     ) -> Self {
-        Wire::Post(PostWire {
+        Wire::Post(Box::new(PostWire {
             recv,
             requests,
             template,
             next_seq: 0,
             batch: BytesMut::new(),
             in_flight: VecDeque::new(),
-        })
+        }))
     }
 
     /// Reads the next chunk (one DATA frame on HTTP/2) and hands it to `feed`.
@@ -121,9 +122,8 @@ impl Wire {
                 feed(&w.rbuf[..n]);
                 Poll::Ready(Ok(true))
             }
-            Wire::H2(H2Wire { recv, .. }) | Wire::Post(PostWire { recv, .. }) => {
-                poll_h2_input(recv, cx, feed)
-            }
+            Wire::H2(w) => poll_h2_input(&mut w.recv, cx, feed),
+            Wire::Post(w) => poll_h2_input(&mut w.recv, cx, feed),
         }
     }
 
