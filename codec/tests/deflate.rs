@@ -102,6 +102,31 @@ proptest! {
     }
 
     #[test]
+    fn mutated_streams_never_panic(
+        m in message(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        cut in any::<usize>(),
+        limit in 0usize..40_000,
+    ) {
+        // Valid compressed data with a few bytes changed reaches deep into the decoder
+        // (Huffman tables, distances), which purely random bytes rarely do.
+        let mut wire = Vec::new();
+        DeflateParams::default().compressor(false).compress(&m, &mut wire);
+        for (at, x) in &flips {
+            let i = at % wire.len();
+            wire[i] ^= x | 1;
+        }
+        let mut d = DeflateParams::default().decompressor(true);
+        let mut out = Vec::new();
+        let split = cut % (wire.len() + 1);
+        let r = d
+            .decompress(&wire[..split], false, &mut out, limit)
+            .and_then(|()| d.decompress(&wire[split..], true, &mut out, limit));
+        prop_assert!(matches!(r, Ok(()) | Err(DeflateError::TooBig) | Err(DeflateError::Corrupt)));
+        prop_assert!(out.len() <= limit);
+    }
+
+    #[test]
     fn compressor_output_decodes_independently_within_its_window(
         bits in 8u8..=15,
         msgs in proptest::collection::vec(message(), 1..4),

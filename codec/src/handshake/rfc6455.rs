@@ -263,7 +263,12 @@ mod tests {
         assert_eq!(info.offer.extensions[0].name, "permessage-deflate");
     }
 
-    type Case = (&'static str, Vec<(&'static str, &'static [u8])>, u16, &'static str);
+    type Case = (
+        &'static str,
+        Vec<(&'static str, &'static [u8])>,
+        u16,
+        &'static str,
+    );
 
     #[test]
     fn refusals() {
