@@ -209,14 +209,8 @@ test('echo lab: H2WebSocket stream and post beside the browser’s WebSocket, sa
   await main.selectOption('#echo-size', String(size));
   await main.fill('#echo-count', String(count));
   await main.click('#echo-run');
-  await main.waitForFunction(
-    () => {
-      const cols = [...document.querySelectorAll('.echo-col')];
-      return cols.length === 3 && cols.every((c) => ['done', 'error'].includes(c.dataset.state));
-    },
-    null,
-    { timeout: LONG },
-  );
+  await main.waitForSelector('#echo-results[data-run="done"]', { timeout: LONG });
+  assert.equal(await main.locator('.echo-col').count(), 3);
   for (const kind of ['stream', 'post', 'native']) {
     const col = `.echo-col[data-kind="${kind}"]`;
     const state = await main.getAttribute(col, 'data-state');
@@ -272,7 +266,7 @@ test('over HTTP/1.1 the demo says why `stream` cannot work and `post` still does
     await page.selectOption('#echo-size', '128');
     await page.fill('#echo-count', '50');
     await page.click('#echo-run');
-    await page.waitForFunction(() => [...document.querySelectorAll('.echo-col')].every((c) => ['done', 'error'].includes(c.dataset.state)), null, { timeout: LONG });
+    await page.waitForSelector('#echo-results[data-run="done"]', { timeout: LONG });
     for (const kind of ['post', 'native']) {
       assert.equal(await page.getAttribute(`.echo-col[data-kind="${kind}"]`, 'data-state'), 'done', await text(page, `.echo-col[data-kind="${kind}"] .col-note`));
     }

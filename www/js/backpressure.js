@@ -111,6 +111,12 @@ export function initBackpressure(ctx) {
     );
 
     let poller = 0;
+    let finished = false;
+    // Totals only grow; answers may arrive out of order, so keep the largest seen.
+    const serverSaw = (stats) => {
+      c.srvIn = Math.max(c.srvIn, stats.bytes_in - base.stats.bytes_in);
+      c.srvOut = Math.max(c.srvOut, stats.bytes_out - base.stats.bytes_out);
+    };
     const redraw = () => {
       const t = now();
       const held = Math.max(0, c.srvIn - c.srvOut);
@@ -149,10 +155,8 @@ export function initBackpressure(ctx) {
 
       poller = setInterval(async () => {
         const p = await probeServer(POLL_MS * 5);
-        if (p.ok) {
-          c.srvIn = Math.max(0, p.stats.bytes_in - base.stats.bytes_in);
-          c.srvOut = Math.max(0, p.stats.bytes_out - base.stats.bytes_out);
-        }
+        if (finished) return; // a late answer must not touch the final figures
+        if (p.ok) serverSaw(p.stats);
         if (!stopped) redraw();
         if (performance.now() - lastProgress > STALL_MS) stop(`no progress for ${STALL_MS / 1000} s`);
       }, POLL_MS);
@@ -182,12 +186,10 @@ export function initBackpressure(ctx) {
     } catch (e) {
       stop(e.message);
     } finally {
+      finished = true;
       clearInterval(poller);
       const p = await probeServer();
-      if (p.ok) {
-        c.srvIn = Math.max(0, p.stats.bytes_in - base.stats.bytes_in);
-        c.srvOut = Math.max(0, p.stats.bytes_out - base.stats.bytes_out);
-      }
+      if (p.ok) serverSaw(p.stats);
       redraw();
       try {
         wss.close({ closeCode: 1000, reason: 'done' });
@@ -198,12 +200,13 @@ export function initBackpressure(ctx) {
       stop = null;
       const lost = closedInfo && closedInfo.closeCode === 1006;
       if (lost) socketLost('Backpressure');
+      // The note first: the status is the last thing to change (tests wait for it).
       if (stopReason && stopReason !== 'user') {
-        setStatus('failed', 'bad');
         note.replaceChildren(h('span.bad', {}, `Stopped: ${stopReason}.`));
+        setStatus('failed', 'bad');
       } else {
-        setStatus(stopReason === 'user' ? 'stopped' : 'done', stopReason === 'user' ? 'closed' : 'open');
         note.replaceChildren(explain(c, size, delay));
+        setStatus(stopReason === 'user' ? 'stopped' : 'done', stopReason === 'user' ? 'closed' : 'open');
       }
     }
   }

@@ -248,6 +248,7 @@ export function initEcho(ctx) {
     runBtn.disabled = true;
     stopBtn.disabled = false;
     form.dataset.running = '';
+    results.dataset.run = 'running';
     columns = kinds.map(column);
     results.replaceChildren(...columns.map((c) => c.el));
     summary.textContent = `${count} × ${fmtBytes(size)} per phase${note ? ` — ${note}` : ''}`;
@@ -276,8 +277,9 @@ export function initEcho(ctx) {
     }
     runBtn.disabled = false;
     stopBtn.disabled = true;
-    delete form.dataset.running;
     summary.replaceChildren(...compare(columns, count, size));
+    delete form.dataset.running;
+    results.dataset.run = 'done'; // figures, columns and summary are final
   }
 
   function streamHint(kind) {
