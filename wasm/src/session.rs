@@ -18,7 +18,7 @@ use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, Response};
 
 use crate::socket::{self, CloseAction, Output, SocketCore, Transport};
 use crate::transport::{post::PostUpstream, stream::StreamUpstream, Upstream};
-use crate::web::{self, Read, Timer};
+use crate::web::{self, Interval, Read, Timer};
 
 /// The open request must be answered within this time.
 const OPEN_TIMEOUT_MS: i32 = 30_000;
@@ -26,6 +26,11 @@ const OPEN_TIMEOUT_MS: i32 = 30_000;
 const CLOSE_TIMEOUT_MS: i32 = 5_000;
 /// After the close handshake, the server ends the downstream within this time (else we cancel it).
 const DRAIN_TIMEOUT_MS: i32 = 2_000;
+/// The server pings after 30 s of silence (DESIGN §2.5): a downstream silent for this long is
+/// dead (1006), even if no transport error ever arrives.
+const IDLE_TIMEOUT_MS: f64 = 75_000.0;
+/// How often the idle check runs.
+const IDLE_CHECK_MS: i32 = 15_000;
 /// Default per-origin cap (DESIGN §1): Chromium holds at most ~256 streams per connection and
 /// a socket uses two, so the cap fails fast instead of hanging.
 const DEFAULT_MAX_PER_ORIGIN: u32 = 100;
@@ -67,6 +72,9 @@ pub struct Session {
     counted: Cell<bool>,
     pub(crate) finished: Cell<bool>,
     close_timer: RefCell<Option<Timer>>,
+    idle_check: RefCell<Option<Interval>>,
+    /// `Date.now()` of the last downstream chunk.
+    last_input: Cell<f64>,
     drain_deadline: RefCell<Option<Promise>>,
 }
 
@@ -86,6 +94,8 @@ impl Session {
             counted: Cell::new(false),
             finished: Cell::new(false),
             close_timer: RefCell::new(None),
+            idle_check: RefCell::new(None),
+            last_input: Cell::new(js_sys::Date::now()),
             drain_deadline: RefCell::new(None),
         }))
     }
@@ -185,10 +195,33 @@ impl Session {
         };
         *self.upstream.borrow_mut() = Some(upstream);
         *self.reader.borrow_mut() = Some(reader);
+        self.last_input.set(js_sys::Date::now());
+        self.arm_idle_check();
         let outputs = self.core.borrow_mut().opened(&protocol, &extensions);
         self.deliver(outputs);
         self.ensure_driving();
         Ok(())
+    }
+
+    /// Push mode only: a pull-mode reader may legitimately leave data unread for any time.
+    fn arm_idle_check(self: &Rc<Self>) {
+        if self.pull_mode || self.finished.get() {
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        *self.idle_check.borrow_mut() = Some(Interval::every(IDLE_CHECK_MS, move || {
+            let Some(this) = weak.upgrade() else {
+                return;
+            };
+            if !this.finished.get() && js_sys::Date::now() - this.last_input.get() > IDLE_TIMEOUT_MS
+            {
+                // Spawned: failing clears this interval, which must not happen inside its callback.
+                spawn_local(async move {
+                    this.abort.abort();
+                    this.fail();
+                });
+            }
+        }));
     }
 
     /// Starts the read loop unless one runs or none is wanted.
@@ -229,6 +262,7 @@ impl Session {
                     if self.finished.get() {
                         return;
                     }
+                    self.last_input.set(js_sys::Date::now());
                     let outputs = self.core.borrow_mut().recv(&bytes);
                     self.deliver(outputs);
                     self.flush();
@@ -388,6 +422,7 @@ impl Session {
                 } => {
                     self.finished.set(true);
                     self.close_timer.borrow_mut().take();
+                    self.idle_check.borrow_mut().take();
                     self.release_slot();
                     let info = Object::new();
                     let _ = Reflect::set(&info, &"code".into(), &code.into());

@@ -17,6 +17,8 @@ use crate::web;
 pub const MAX_IN_FLIGHT: usize = 4;
 /// Network-error retries of one batch (a repeated `seq` is ignored by the server: safe).
 const RETRIES: u32 = 2;
+/// A batch not answered within this time fails the socket (1006).
+const BATCH_TIMEOUT_MS: i32 = 30_000;
 
 pub struct PostUpstream {
     inner: Rc<Inner>,
@@ -98,6 +100,12 @@ async fn post_batch(
     inner: Rc<Inner>,
     (seq, bytes, app_bytes, waiters): (u64, Vec<u8>, usize, Vec<Function>),
 ) {
+    let weak = inner.session.clone();
+    let _deadline = web::Timer::once(BATCH_TIMEOUT_MS, move || {
+        if let Some(session) = weak.upgrade() {
+            session.transport_failed();
+        }
+    });
     let mut attempts = 0;
     let ok = loop {
         match send_once(&inner, seq, &bytes).await {
