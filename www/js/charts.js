@@ -79,7 +79,8 @@ export function histogramSvg(samples, { lo, hi, p50, p99, width = 320, height = 
     if (k % step) return;
     const xx = pad.l + ((i - lo) / counts.length) * w;
     svg.append(s('line', { x1: xx, x2: xx, y1: pad.t + hh, y2: pad.t + hh + 3, class: 'axis' }));
-    svg.append(s('text', { x: xx, y: height - 4, class: 'tick', 'text-anchor': 'middle' }, fmtEdge(binEdge(i))));
+    const anchor = xx < pad.l + 16 ? 'start' : xx > pad.l + w - 16 ? 'end' : 'middle'; // never clipped
+    svg.append(s('text', { x: xx, y: height - 4, class: 'tick', 'text-anchor': anchor }, fmtEdge(binEdge(i))));
   });
   for (const [v, name] of [[p50, 'p50'], [p99, 'p99']]) {
     if (!Number.isFinite(v)) continue;
