@@ -5,7 +5,7 @@
 //! Browsers cannot set `Sec-*` headers from `fetch()`, hence the `h2ws-*` names.
 
 use super::{read_accepted, read_offer, single_header, Accepted, HandshakeError, Offer};
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -163,18 +163,7 @@ pub fn upstream_request_headers(session: &str, seq: Option<u64>) -> Vec<(&'stati
     let mut out = Vec::with_capacity(2);
     out.push((H2WS_SESSION, session.into()));
     if let Some(n) = seq {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        out.push((H2WS_SEQ, String::from_utf8_lossy(&digits[i..]).into_owned()));
+        out.push((H2WS_SEQ, n.to_string()));
     }
     out
 }
