@@ -472,3 +472,30 @@ async fn client_devserver_answers_server_pings_and_stays_open() {
     }
     f.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_devserver_quiet_fetch_sockets_attach_at_once() {
+    let config = h2ws_devserver::SocketConfig {
+        attach_timeout: Duration::from_millis(300),
+        ..h2ws_devserver::SocketConfig::default()
+    };
+    let f = start_with(config).await;
+    let h2 = f.h2(true).await;
+    for transport in [Transport::Stream, Transport::Post] {
+        let ws = h2
+            .open("/ws/echo", transport, &OpenOptions::default())
+            .await
+            .unwrap();
+        // Nothing to send for longer than the attach timeout: the upstream is attached anyway.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(ws.close_status(), None, "{transport:?}");
+        ws.send("late but fine").await.unwrap();
+        assert_eq!(
+            next(&ws).await,
+            Message::Text("late but fine".into()),
+            "{transport:?}"
+        );
+        ws.close(1000, "").await.unwrap();
+    }
+    f.stop().await;
+}

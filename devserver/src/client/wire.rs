@@ -59,6 +59,9 @@ pub(crate) struct PostWire {
     next_seq: u64,
     batch: BytesMut,
     in_flight: VecDeque<ResponseFuture>,
+    /// Send batch 0 even if empty: it attaches the upstream at once, so a quiet socket is not
+    /// closed by the server's attach timeout (DESIGN §2.2).
+    needs_attach: bool,
 }
 
 impl Wire {
@@ -97,6 +100,7 @@ impl Wire {
             next_seq: 0,
             batch: BytesMut::new(),
             in_flight: VecDeque::new(),
+            needs_attach: true,
         }))
     }
 
@@ -308,7 +312,10 @@ impl PostWire {
                     }));
                 }
             }
-            if !self.batch.is_empty() && self.in_flight.len() < MAX_BATCHES_IN_FLIGHT {
+            if (!self.batch.is_empty() || self.needs_attach)
+                && self.in_flight.len() < MAX_BATCHES_IN_FLIGHT
+            {
+                self.needs_attach = false;
                 ready!(self.requests.poll_ready(cx))?;
                 let mut req = http::Request::new(());
                 *req.method_mut() = self.template.method().clone();
