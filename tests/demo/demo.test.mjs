@@ -29,6 +29,7 @@ const CHROMIUM_ARGS = [
 ];
 const SHORT = 10_000; // one UI step
 const LONG = 120_000; // a measurement run
+const STEP_TEST = 60_000; // a test made of UI steps
 
 // ---- devserver --------------------------------------------------------------------------------
 
@@ -156,7 +157,7 @@ after(async () => {
   await server?.stop();
 });
 
-test('the demo loads over HTTP/2 with the package from /pkg/', async () => {
+test('the demo loads over HTTP/2 with the package from /pkg/', { timeout: STEP_TEST }, async () => {
   main = await openDemo(browser.context, server.https);
   assert.equal(await text(main, '#fact-page'), 'HTTP/2');
   assert.match(await text(main, '#fact-pkg'), /^h2ws .*HTTP\/2/);
@@ -166,7 +167,7 @@ test('the demo loads over HTTP/2 with the package from /pkg/', async () => {
   assert.deepEqual(pageErrors.get(main), []);
 });
 
-test('chat: stream, native WebSocket and post pages see each other', async () => {
+test('chat: stream, native WebSocket and post pages see each other', { timeout: STEP_TEST }, async () => {
   const b = await openDemo(browser.context, server.https);
   const c = await openDemo(browser.context, server.https);
   try {
@@ -276,7 +277,7 @@ test('over HTTP/1.1 the demo says why `stream` cannot work and `post` still does
   }
 });
 
-test('a package that fails to load is explained; the browser’s WebSocket still works', async () => {
+test('a package that fails to load is explained; the browser’s WebSocket still works', { timeout: STEP_TEST }, async () => {
   const page = await browser.context.newPage();
   try {
     await page.route('**/pkg/**', (route) => route.abort('failed'));
@@ -312,7 +313,7 @@ test('an untrusted certificate is detected after clicking through the warning', 
   }
 });
 
-test('examples/page: the minimal page echoes through H2WebSocket', async () => {
+test('examples/page: the minimal page echoes through H2WebSocket', { timeout: STEP_TEST }, async () => {
   const example = await startServer(bin, path.join(root, 'examples/page'));
   const page = await browser.context.newPage();
   try {
@@ -331,7 +332,7 @@ test('examples/page: the minimal page echoes through H2WebSocket', async () => {
   }
 });
 
-test('server gone: sockets close 1006 and the page says to restart it', async () => {
+test('server gone: sockets close 1006 and the page says to restart it', { timeout: STEP_TEST }, async () => {
   const a = await openDemo(browser.context, server.https);
   const b = await openDemo(browser.context, server.https);
   try {
