@@ -129,8 +129,8 @@ const ISSUES = {
     what:
       'You reached this page through a certificate warning. The demo works for now only because of that exception: the browser forgets it when it restarts, refuses service workers from this origin, and other clients (curl, scripts, native apps) refuse the certificate outright.',
     todo: [
-      `Trust the local certificate the devserver generated (its location and SPKI hash are printed when \`${SERVER_CMD}\` starts), or`,
-      'start a throwaway Chromium: `chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list=<SPKI printed by the server> https://localhost:8443/`.',
+      'Start a throwaway Chromium that trusts exactly this certificate: `chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list=<hash> https://localhost:8443/`, where `<hash>` is the `spki-sha256` line the devserver prints at start, or',
+      'trust the certificate the devserver generated (kept in its `--cert-dir`, by default a per-user cache directory) in your system or browser certificate store.',
     ],
   }),
   'server-gone': (d) => d.back ? ({
@@ -154,7 +154,7 @@ const ISSUES = {
     what: `GET /.h2ws/stats failed: ${d.error}. A page cannot tell a stopped server from a certificate the browser refuses: both are a plain network error.`,
     todo: [
       `Check that the devserver runs (\`${SERVER_CMD}\`) on this address.`,
-      'If it does, the browser probably does not trust its certificate: open the server’s https:// address once and accept it, or use a throwaway Chromium with `--ignore-certificate-errors-spki-list=<SPKI printed by the server>`.',
+      'If it does, the browser probably does not trust its certificate: open the server’s https:// address once and accept it, or use a throwaway Chromium with `--ignore-certificate-errors-spki-list=<hash>` (the `spki-sha256` line the server prints).',
     ],
   }),
 };
