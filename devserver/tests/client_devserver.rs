@@ -499,3 +499,45 @@ async fn client_devserver_quiet_fetch_sockets_attach_at_once() {
     }
     f.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_devserver_post_over_http11() {
+    let f = start().await;
+    for tls in [true, false] {
+        let base = f.base(tls);
+        let ws = f
+            .client
+            .connect_post_http1(&format!("{base}/ws/echo"), &OpenOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("tls {tls}: {e}"));
+        assert_eq!(ws.transport(), Transport::Post);
+        tokio::time::timeout(LIMIT, echo_suite(&ws))
+            .await
+            .unwrap_or_else(|_| panic!("tls {tls}: echo suite timed out"));
+
+        let options = OpenOptions {
+            headers: vec![("x-test".into(), "h1".into())],
+            ..OpenOptions::default()
+        };
+        let ws = f
+            .client
+            .connect_post_http1(&format!("{base}/ws/whoami"), &options)
+            .await
+            .unwrap();
+        ws.send("who").await.unwrap();
+        assert_eq!(next(&ws).await, Message::Text("post HTTP/1.1 h1".into()));
+        ws.close(1000, "").await.unwrap();
+
+        // Server-side close code over HTTP/1.1 too.
+        let ws = f
+            .client
+            .connect_post_http1(&format!("{base}/ws/closer"), &OpenOptions::default())
+            .await
+            .unwrap();
+        ws.send("close:4005").await.unwrap();
+        assert_eq!(ws.recv_timeout(LIMIT).await.unwrap(), None);
+        let status = ws.close_status().unwrap();
+        assert_eq!((status.code, status.clean), (4005, true));
+    }
+    f.stop().await;
+}

@@ -122,11 +122,13 @@ impl Driver {
                 clean,
             } = &ev
             {
-                self.close_status = Some(CloseStatus {
+                let status = CloseStatus {
                     code: code.0,
                     reason: reason.clone(),
                     clean: *clean,
-                });
+                };
+                st.closed = Some(status.clone());
+                self.close_status = Some(status);
             }
             if !st.app_gone {
                 st.events.push_back(ev);

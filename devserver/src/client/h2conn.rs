@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, Request};
 use super::connect::{self, Target};
 use super::socket::Handshake;
 use super::tls::ALPN_H2;
-use super::wire::Wire;
+use super::wire::{self, Wire};
 use super::{ClientConfig, Error, OpenOptions, Transport, WebSocket};
 
 /// Stream-level receive window the client advertises (bytes the server may send ahead).
@@ -271,7 +271,11 @@ impl H2Connection {
             let (up_resp, up_send) = self.send_request(upstream, false).await?;
             Wire::h2(up_send, downstream, false, Some(up_resp))
         } else {
-            Wire::post(downstream, self.inner.requests.clone(), upstream)
+            let up = wire::Up::H2 {
+                requests: self.inner.requests.clone(),
+                in_flight: Default::default(),
+            };
+            Wire::post(wire::Down::H2(downstream), up, upstream)
         };
         Ok(super::start(config, conn, wire, false, handshake))
     }
@@ -294,11 +298,11 @@ fn request(method: Method, uri: &str) -> Result<Request<()>, Error> {
         .map_err(|e| Error::InvalidUrl(format!("{uri}: {e}")))
 }
 
-fn header_value(v: &str) -> Result<HeaderValue, Error> {
+pub(crate) fn header_value(v: &str) -> Result<HeaderValue, Error> {
     HeaderValue::from_str(v).map_err(|_| Error::InvalidHeader(v.to_owned()))
 }
 
-fn add_common_headers(h: &mut HeaderMap, options: &OpenOptions) -> Result<(), Error> {
+pub(crate) fn add_common_headers(h: &mut HeaderMap, options: &OpenOptions) -> Result<(), Error> {
     if let Some(origin) = &options.origin {
         h.insert(http::header::ORIGIN, header_value(origin)?);
     }
@@ -310,11 +314,11 @@ fn add_common_headers(h: &mut HeaderMap, options: &OpenOptions) -> Result<(), Er
     Ok(())
 }
 
-fn header_pairs(h: &HeaderMap) -> Vec<(&str, &[u8])> {
+pub(crate) fn header_pairs(h: &HeaderMap) -> Vec<(&str, &[u8])> {
     h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
 }
 
-fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_owned())

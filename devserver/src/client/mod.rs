@@ -6,7 +6,8 @@
 //! * [`Transport::Native`]: the seed mapping, `:scheme ws|wss`, one WebSocket frame per DATA
 //!   frame (DESIGN §4).
 //! * [`Transport::Stream`] and [`Transport::Post`]: the two-request fetch transports (DESIGN §2)
-//!   with stream framing (MASK = 0).
+//!   with stream framing (MASK = 0); `post` also over HTTP/1.1
+//!   ([`Client::connect_post_http1`]).
 //!
 //! The HTTP/2 transports multiplex: open an [`H2Connection`] once and as many sockets on it as
 //! the server allows. Each socket is one [`WebSocket`] handle (`recv` / `send` / `close`) driven
@@ -36,6 +37,7 @@
 mod connect;
 mod driver;
 mod error;
+mod fetch1;
 mod h2conn;
 mod http1;
 mod socket;
@@ -155,6 +157,17 @@ impl Client {
         }
         let conn = H2Connection::connect(self.config.clone(), &target).await?;
         conn.open(&target.path_and_query, transport, options).await
+    }
+
+    /// Opens a `post` socket over HTTP/1.1 (what browsers without HTTP/2 use): the downstream
+    /// response on one connection, the POST batches on a second one.
+    pub async fn connect_post_http1(
+        &self,
+        url: &str,
+        options: &OpenOptions,
+    ) -> Result<WebSocket, Error> {
+        let target = Target::parse(url)?;
+        fetch1::open_post(&self.config, &target, options).await
     }
 
     /// Opens an HTTP/2 connection (TLS with ALPN `h2`, or h2c prior knowledge for `ws://` /

@@ -53,8 +53,10 @@ pub(crate) struct State {
     pub(crate) events: VecDeque<Event>,
     /// The driver's waker, to wake it after a send, a close or a `recv` that made room.
     pub(crate) driver: Option<Waker>,
-    /// Set once by the driver when the socket is over.
+    /// Set once by the driver when the socket is over (transport ended too).
     pub(crate) finished: Option<CloseStatus>,
+    /// The close handshake's outcome, as soon as the codec reports it.
+    pub(crate) closed: Option<CloseStatus>,
     /// The app dropped its handle: the driver closes (1001) and discards events.
     pub(crate) app_gone: bool,
 }
@@ -67,6 +69,7 @@ impl Shared {
                 events: VecDeque::new(),
                 driver: None,
                 finished: None,
+                closed: None,
                 app_gone: false,
             }),
             app: Notify::new(),
@@ -303,9 +306,10 @@ impl WebSocket {
         }
     }
 
-    /// How the socket ended, once it has.
+    /// How the socket ended, once it has (available as soon as `recv` returned `None`).
     pub fn close_status(&self) -> Option<CloseStatus> {
-        self.shared().lock().finished.clone()
+        let st = self.shared().lock();
+        st.finished.clone().or_else(|| st.closed.clone())
     }
 
     /// Queued outgoing bytes (the codec's output not yet handed to the transport).
@@ -318,7 +322,7 @@ impl WebSocket {
         f: impl FnOnce(&mut Connection) -> Result<(), h2ws_codec::SendError>,
     ) -> Result<(), Error> {
         let mut st = self.shared().lock();
-        if let Some(s) = &st.finished {
+        if let Some(s) = st.finished.as_ref().or(st.closed.as_ref()) {
             return Err(Error::Closed { code: s.code });
         }
         f(&mut st.conn)?;

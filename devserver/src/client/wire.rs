@@ -4,7 +4,8 @@
 //! * `H2`: bytes in DATA frames of HTTP/2 streams (RFC 8441 one stream; `stream` a downstream
 //!   response + an upstream request body). With `whole_frames` (native mapping) each output
 //!   unit is one DATA frame, sent only once flow-control capacity for all of it is granted.
-//! * `Post`: downstream response + ordered POST batches upstream (DESIGN §2.3).
+//! * `Post`: downstream response + ordered POST batches upstream (DESIGN §2.3), on HTTP/2
+//!   or on two HTTP/1.1 connections.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -15,6 +16,7 @@ use std::task::{ready, Context, Poll};
 use bytes::{Bytes, BytesMut};
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{RecvStream, SendStream};
+use http_body_util::Full;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connect::Io;
@@ -52,17 +54,40 @@ pub(crate) struct H2Wire {
 }
 
 pub(crate) struct PostWire {
-    recv: RecvStream,
-    requests: SendRequest<Bytes>,
+    down: Down,
+    up: Up,
     /// The upstream request's URI and headers, cloned per batch with its `h2ws-seq`.
     template: http::Request<()>,
     next_seq: u64,
     batch: BytesMut,
-    in_flight: VecDeque<ResponseFuture>,
     /// Send batch 0 even if empty: it attaches the upstream at once, so a quiet socket is not
     /// closed by the server's attach timeout (DESIGN §2.2).
     needs_attach: bool,
 }
+
+/// A `post` socket's downstream: the open request's response body.
+pub(crate) enum Down {
+    H2(RecvStream),
+    H1(hyper::body::Incoming),
+}
+
+/// A `post` socket's upstream: where batches go.
+pub(crate) enum Up {
+    /// Multiplexed: up to [`MAX_BATCHES_IN_FLIGHT`] batch requests at once.
+    H2 {
+        requests: SendRequest<Bytes>,
+        in_flight: VecDeque<ResponseFuture>,
+    },
+    /// HTTP/1.1 cannot multiplex: one batch at a time on a keep-alive connection of its own.
+    H1 {
+        requests: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        in_flight: Option<H1Response>,
+    },
+}
+
+type H1Response = Pin<
+    Box<dyn Future<Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>> + Send>,
+>;
 
 impl Wire {
     pub(crate) fn bytes(io: Io, leftover: Vec<u8>) -> Self {
@@ -88,18 +113,13 @@ impl Wire {
         })
     }
 
-    pub(crate) fn post(
-        recv: RecvStream,
-        requests: SendRequest<Bytes>,
-        template: http::Request<()>,
-    ) -> Self {
+    pub(crate) fn post(down: Down, up: Up, template: http::Request<()>) -> Self {
         Wire::Post(Box::new(PostWire {
-            recv,
-            requests,
+            down,
+            up,
             template,
             next_seq: 0,
             batch: BytesMut::new(),
-            in_flight: VecDeque::new(),
             needs_attach: true,
         }))
     }
@@ -127,7 +147,10 @@ impl Wire {
                 Poll::Ready(Ok(true))
             }
             Wire::H2(w) => poll_h2_input(&mut w.recv, cx, feed),
-            Wire::Post(w) => poll_h2_input(&mut w.recv, cx, feed),
+            Wire::Post(w) => match &mut w.down {
+                Down::H2(recv) => poll_h2_input(recv, cx, feed),
+                Down::H1(body) => poll_h1_input(body, cx, feed),
+            },
         }
     }
 
@@ -291,32 +314,75 @@ fn stream_gone() -> Error {
     ))
 }
 
+fn poll_h1_input(
+    body: &mut hyper::body::Incoming,
+    cx: &mut Context<'_>,
+    feed: impl FnOnce(&[u8]),
+) -> Poll<Result<bool, Error>> {
+    use http_body::Body as _;
+    loop {
+        match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+            None => return Poll::Ready(Ok(false)),
+            Some(Err(e)) => return Poll::Ready(Err(Error::Http1(e.to_string()))),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => {
+                    feed(&data);
+                    return Poll::Ready(Ok(true));
+                }
+                _ => continue, // empty chunk or trailers
+            },
+        }
+    }
+}
+
+/// A batch answer: 200, or 204 for a duplicate, are fine; anything else fails the socket.
+fn check_batch_status(status: http::StatusCode) -> Result<(), Error> {
+    match status.as_u16() {
+        200 | 204 => Ok(()),
+        status => Err(Error::Refused {
+            status,
+            reason: "POST batch refused".into(),
+        }),
+    }
+}
+
 impl PostWire {
-    /// Sends waiting batches (at most 4 in flight) and collects answers: 200 or 204 (a
-    /// duplicate) are fine, anything else fails the socket. `Ready` when nothing waits.
+    /// Sends waiting batches and collects their answers. `Ready` when nothing waits.
     fn poll_send_batches(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             let mut progress = false;
-            while let Some(front) = self.in_flight.front_mut() {
-                let resp = match Pin::new(front).poll(cx) {
-                    Poll::Pending => break,
-                    Poll::Ready(r) => r?,
-                };
-                self.in_flight.pop_front();
-                progress = true;
-                let status = resp.status().as_u16();
-                if status != 200 && status != 204 {
-                    return Poll::Ready(Err(Error::Refused {
-                        status,
-                        reason: "POST batch refused".into(),
-                    }));
+            let room = match &mut self.up {
+                Up::H2 { in_flight, .. } => {
+                    while let Some(front) = in_flight.front_mut() {
+                        let resp = match Pin::new(front).poll(cx) {
+                            Poll::Pending => break,
+                            Poll::Ready(r) => r?,
+                        };
+                        in_flight.pop_front();
+                        progress = true;
+                        check_batch_status(resp.status())?;
+                    }
+                    in_flight.len() < MAX_BATCHES_IN_FLIGHT
                 }
-            }
-            if (!self.batch.is_empty() || self.needs_attach)
-                && self.in_flight.len() < MAX_BATCHES_IN_FLIGHT
-            {
-                self.needs_attach = false;
-                ready!(self.requests.poll_ready(cx))?;
+                Up::H1 { in_flight, .. } => {
+                    if let Some(fut) = in_flight {
+                        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                            *in_flight = None;
+                            progress = true;
+                            let resp = r.map_err(|e| Error::Http1(e.to_string()))?;
+                            check_batch_status(resp.status())?;
+                        }
+                    }
+                    in_flight.is_none()
+                }
+            };
+            if room && (!self.batch.is_empty() || self.needs_attach) {
+                match &mut self.up {
+                    Up::H2 { requests, .. } => ready!(requests.poll_ready(cx))?,
+                    Up::H1 { requests, .. } => {
+                        ready!(requests.poll_ready(cx)).map_err(|e| Error::Http1(e.to_string()))?
+                    }
+                }
                 let mut req = http::Request::new(());
                 *req.method_mut() = self.template.method().clone();
                 *req.uri_mut() = self.template.uri().clone();
@@ -326,12 +392,33 @@ impl PostWire {
                     http::HeaderValue::from(self.next_seq),
                 );
                 self.next_seq += 1;
-                let (resp, mut body) = self.requests.send_request(req, false)?;
-                body.send_data(self.batch.split().freeze(), true)?;
-                self.in_flight.push_back(resp);
+                self.needs_attach = false;
+                let body = self.batch.split().freeze();
+                match &mut self.up {
+                    Up::H2 {
+                        requests,
+                        in_flight,
+                    } => {
+                        let (resp, mut stream) = requests.send_request(req, false)?;
+                        stream.send_data(body, true)?;
+                        in_flight.push_back(resp);
+                    }
+                    Up::H1 {
+                        requests,
+                        in_flight,
+                    } => {
+                        let (parts, ()) = req.into_parts();
+                        let req = http::Request::from_parts(parts, Full::new(body));
+                        *in_flight = Some(Box::pin(requests.send_request(req)));
+                    }
+                }
                 progress = true;
             }
-            if self.batch.is_empty() && self.in_flight.is_empty() {
+            let idle = match &self.up {
+                Up::H2 { in_flight, .. } => in_flight.is_empty(),
+                Up::H1 { in_flight, .. } => in_flight.is_none(),
+            };
+            if self.batch.is_empty() && !self.needs_attach && idle {
                 return Poll::Ready(Ok(()));
             }
             if !progress {
