@@ -173,6 +173,7 @@ export function initBackpressure(ctx) {
           }, () => {});
         }
       })();
+      writing.catch((e) => stop(`write: ${e?.message ?? e}`));
 
       const reader = readable.getReader();
       while (c.read < total && !stopped) {

@@ -2,7 +2,7 @@
 // transport, run one after the other so they do not compete, shown side by side.
 
 import { $, h, rich, fmtBytes, fmtMs, fmtNum, sleep } from './dom.js';
-import { TRANSPORTS, openSocket, opened, closeText } from './sockets.js';
+import { TRANSPORTS, openSocket, opened } from './sockets.js';
 import { summarize, histogramSvg, binOf } from './charts.js';
 import { socketLost, socketBack } from './diagnostics.js';
 
