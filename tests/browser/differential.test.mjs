@@ -65,6 +65,22 @@ describe('differential: WebSocket vs H2WebSocket', () => {
     });
   }
 
+  it('subprotocol offer: identical protocol and events', async () => {
+    const { native, h2 } = await both(async (Ctor) => {
+      // Whatever the echo app does with an offer (pick one or none), both must agree.
+      const ws = new Ctor('/ws/echo', ['chat', 'superchat']);
+      const log = t.trace(ws);
+      const first = await t.onceAny(ws, ['open', 'close'], 10000);
+      const protocol = ws.protocol;
+      if (first.type === 'open') {
+        ws.close(3001);
+        await t.once(ws, 'close', 10000);
+      }
+      return { protocol, log };
+    });
+    assert.deepEqual(h2, native);
+  });
+
   it('refused handshake: identical events', async () => {
     const { native, h2 } = await both(async (Ctor) => {
       const ws = new Ctor('/ws/no-such-app');

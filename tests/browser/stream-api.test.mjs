@@ -53,6 +53,29 @@ describe('H2WebSocketStream', () => {
     assert.deepEqual(r, { o: 'WebSocketError 1006', c: 'WebSocketError 1006' });
   });
 
+  it('an abort signal fails the handshake; opened and closed reject with its reason', async () => {
+    const r = await page.evaluate(async () => {
+      const early = new AbortController();
+      early.abort(new Error('before'));
+      const a = new H2WebSocketStream('/ws/echo', { signal: early.signal });
+      const late = new AbortController();
+      const b = new H2WebSocketStream('/ws/echo', { signal: late.signal });
+      late.abort();
+      const settle = (p) => p.then(() => 'resolved', (e) => `${e.name}:${e.message}`);
+      // After open, aborting changes nothing.
+      const after = new AbortController();
+      const c = new H2WebSocketStream('/ws/echo', { signal: after.signal });
+      await c.opened;
+      after.abort();
+      c.close();
+      return { a: [await settle(a.opened), await settle(a.closed)], b: [await settle(b.opened), await settle(b.closed)], c: await c.closed };
+    });
+    assert.deepEqual(r.a, ['Error:before', 'Error:before']);
+    assert.equal(r.b[0], r.b[1]);
+    assert.match(r.b[0], /^AbortError:/);
+    assert.equal(r.c.closeCode, 1000); // the echo app answers a Close without code with 1000
+  });
+
   it('backpressure: a slow reader stalls the server (stats), writes resolve as the upstream takes them', async () => {
     const r = await page.evaluate(async () => {
       const COUNT = 96;

@@ -2,7 +2,7 @@
 // order), close codes both ways, chat across transports, `auto` choosing `stream`.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, TRANSPORTS } from './harness.mjs';
+import { setup, openPage, TRANSPORTS } from './harness.mjs';
 
 describe('transports', () => {
   let env;
@@ -120,6 +120,26 @@ describe('transports', () => {
       return { before: before.open.stream ?? 0, during: during.open.stream ?? 0 };
     });
     assert.equal(r.during, r.before + 1);
+  });
+
+  it('auto falls back to post where request streaming is missing (simulated)', async () => {
+    const other = await openPage(env.browser.context, env.server.origin, '/no-request-streaming.html');
+    try {
+      const r = await other.evaluate(async () => {
+        const before = await t.stats();
+        const ws = new H2WebSocket('/ws/echo');
+        await t.once(ws, 'open');
+        ws.send('via post');
+        const echoed = (await t.once(ws, 'message')).data;
+        const during = await t.stats();
+        ws.close();
+        await t.once(ws, 'close');
+        return { echoed, post: (during.open.post ?? 0) - (before.open.post ?? 0), stream: (during.open.stream ?? 0) - (before.open.stream ?? 0) };
+      });
+      assert.deepEqual(r, { echoed: 'via post', post: 1, stream: 0 });
+    } finally {
+      await other.close();
+    }
   });
 
   it('post keeps sends ordered under load (coalesced batches, <= 4 in flight)', async () => {

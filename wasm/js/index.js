@@ -267,6 +267,7 @@ export class H2WebSocketStream {
   #readableController = null;
   #writableController = null;
   #ended = null; // { code, reason, wasClean }
+  #abortReason = null;
 
   constructor(url, options = undefined) {
     if (arguments.length === 0) {
@@ -298,8 +299,12 @@ export class H2WebSocketStream {
       true,
     );
     this.#url = this.#core.url;
+    // As WebSocketStream: aborting while CONNECTING fails the handshake; `opened` and `closed`
+    // reject with the signal's reason.
     signal?.addEventListener('abort', () => {
-      if (this.#core.readyState === CONNECTING) this.#core.close(undefined, undefined);
+      if (this.#core.readyState !== CONNECTING) return;
+      this.#abortReason = signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
+      this.#core.close(undefined, undefined);
     }, { once: true });
   }
 
@@ -342,7 +347,7 @@ export class H2WebSocketStream {
         if (data.wasClean) {
           this.#closed.resolve({ closeCode: data.code, reason: data.reason });
         } else {
-          const error = new H2WebSocketError('The connection closed abnormally.', {
+          const error = this.#abortReason ?? new H2WebSocketError('The connection closed abnormally.', {
             closeCode: data.code, reason: data.reason,
           });
           this.#opened.reject(error);

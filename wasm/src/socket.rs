@@ -449,10 +449,15 @@ pub enum Transport {
     Post,
 }
 
-/// Checks the open response's chosen subprotocol against the offer (a server may only pick one
-/// we offered; none offered → none allowed).
+/// Checks the open response's chosen subprotocol against the offer: a server may only pick one
+/// we offered, and, as Chromium's and Firefox's own WebSocket require, must pick one when we
+/// offered any (none offered → none allowed).
 pub fn check_protocol(offered: &[String], chosen: &str) -> bool {
-    chosen.is_empty() || offered.iter().any(|p| p == chosen)
+    if chosen.is_empty() {
+        offered.is_empty()
+    } else {
+        offered.iter().any(|p| p == chosen)
+    }
 }
 
 #[cfg(test)]
