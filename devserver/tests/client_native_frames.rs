@@ -187,3 +187,89 @@ async fn client_native_and_rfc8441_need_enable_connect_protocol() {
         );
     }
 }
+
+/// What the raw server saw after sending one bad native frame.
+#[derive(Debug)]
+struct AfterBadFrame {
+    frames: Vec<Bytes>,
+    reset: Option<h2::Reason>,
+}
+
+/// Sends `bad` as one native frame, then records the client's DATA frames until the stream
+/// ends or is reset.
+async fn bad_frame_server(bad: &'static [u8]) -> (u16, oneshot::Receiver<AfterBadFrame>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut builder = h2::server::Builder::new();
+        builder.enable_connect_protocol();
+        let mut conn = builder.handshake::<_, Bytes>(tcp).await.unwrap();
+        let Some(Ok((req, mut respond))) = conn.accept().await else {
+            return;
+        };
+        tokio::spawn(async move { while conn.accept().await.is_some() {} });
+        let mut body = req.into_body();
+        let mut send = respond
+            .send_response(http::Response::new(()), false)
+            .unwrap();
+        send.send_data(Bytes::from_static(bad), false).unwrap();
+        let mut frames = Vec::new();
+        let mut reset = None;
+        loop {
+            match body.data().await {
+                Some(Ok(chunk)) => {
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    if chunk.first() == Some(&0x88) {
+                        // Answer the Close and end our side, as a peer does.
+                        let _ = send.send_data(chunk.clone(), true);
+                    }
+                    frames.push(chunk);
+                }
+                Some(Err(e)) => {
+                    reset = e.reason();
+                    break;
+                }
+                None => break,
+            }
+        }
+        let _ = tx.send(AfterBadFrame { frames, reset });
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn client_native_protocol_errors_close_then_reset() {
+    // (bad frame, the close code the client must send)
+    let cases: [(&'static [u8], u16); 3] = [
+        (b"\x83abc", 1002),      // reserved opcode
+        (b"\x81\xff\xfe", 1007), // invalid UTF-8 in a text message
+        (b"\x09p", 1002),        // fragmented (FIN = 0) Ping
+    ];
+    for (bad, code) in cases {
+        let (port, seen) = bad_frame_server(bad).await;
+        let ws = client()
+            .connect(
+                &format!("ws://127.0.0.1:{port}/bad"),
+                Transport::Native,
+                &OpenOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ws.recv_timeout(LIMIT).await.unwrap(), None, "{bad:?}");
+        assert_eq!(ws.close_status().unwrap().code, code, "{bad:?}");
+        let seen = tokio::time::timeout(LIMIT, seen).await.unwrap().unwrap();
+        let close = [0x88, (code >> 8) as u8, code as u8];
+        assert_eq!(
+            seen.frames.first().map(|f| &f[..3]),
+            Some(&close[..]),
+            "{bad:?}: the client's Close"
+        );
+        assert_eq!(
+            seen.reset,
+            Some(h2::Reason::PROTOCOL_ERROR),
+            "{bad:?}: then RST_STREAM(PROTOCOL_ERROR)"
+        );
+    }
+}

@@ -329,6 +329,9 @@ impl Driver {
     }
 
     fn finish(&mut self) {
+        if self.protocol_error {
+            self.wire.reset();
+        }
         let status = self.close_status.clone().unwrap_or(CloseStatus {
             code: CloseCode::ABNORMAL.0,
             reason: String::new(),

@@ -236,7 +236,8 @@ impl Wire {
 
     /// Ends our direction after the close handshake: TCP/TLS shutdown, END_STREAM (an empty
     /// DATA frame, the only one the native mapping allows), or the last POST batch answered.
-    /// `reset` (a protocol error on the native mapping) sends RST_STREAM(PROTOCOL_ERROR).
+    /// `reset` (a protocol error on the native mapping) leaves the stream open here: the
+    /// RST_STREAM comes from [`reset`](Wire::reset) once the Close has reached the peer.
     pub(crate) fn poll_end(
         &mut self,
         cx: &mut Context<'_>,
@@ -250,15 +251,21 @@ impl Wire {
                 }
                 Pin::new(&mut w.io).poll_shutdown(cx).map_err(Error::from)
             }
+            Wire::H2(_) if reset => Poll::Ready(Ok(())),
             Wire::H2(w) => {
-                if reset {
-                    w.send.send_reset(h2::Reason::PROTOCOL_ERROR);
-                } else {
-                    w.send.send_data(Bytes::new(), true)?;
-                }
+                w.send.send_data(Bytes::new(), true)?;
                 Poll::Ready(Ok(()))
             }
             Wire::Post(w) => w.poll_send_batches(cx),
+        }
+    }
+
+    /// RST_STREAM(PROTOCOL_ERROR) after a native protocol error's Close. h2 drops DATA still
+    /// queued on a stream it resets, so this runs only after the peer answered the Close (or
+    /// the close timeout passed): by then the Close frame has left.
+    pub(crate) fn reset(&mut self) {
+        if let Wire::H2(w) = self {
+            w.send.send_reset(h2::Reason::PROTOCOL_ERROR);
         }
     }
 
