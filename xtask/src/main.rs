@@ -5,6 +5,7 @@
 //!
 //! Plain `std` only: this crate compiles in a second, before anything else is installed.
 
+mod bench;
 mod conformance;
 mod dev;
 mod run;
@@ -30,6 +31,7 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
         Some("dev") => dev::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("setup") => setup::all().map(|_| ()),

@@ -16,7 +16,7 @@ pub const STAGES: &[Stage] = &[
     Stage { name: "autobahn", what: "Autobahn|Testsuite: /ws/echo over RFC 6455 and through the gateway", run: crate::conformance::run },
     Stage { name: "pkg", what: "build the npm package h2ws (wasm-pack) and check it packs", run: pkg },
     Stage { name: "wasm-unit", what: "wasm-bindgen tests of the browser core in headless Chromium", run: wasm_unit },
-    Stage { name: "browser", what: "end-to-end tests: playwright-core + Chromium against the devserver", run: browser },
+    Stage { name: "browser", what: "end-to-end tests: playwright-core + Chromium against the devserver (API, transports, demo page)", run: browser },
 ];
 
 pub fn run(args: &[String]) -> Result {
@@ -114,7 +114,7 @@ fn wasm_unit() -> Result<Tally> {
 fn browser() -> Result<Tally> {
     setup::npm_packages()?;
     Step::new(
-        "cd tests && node --test --test-concurrency=1 browser/",
+        "cd tests && node --test --test-concurrency=1 browser/ demo/",
         1800,
     )
     .run()
