@@ -119,12 +119,17 @@ pub enum Event {
     },
 }
 
+/// Unsent automatic Pongs kept before newer Pings replace the newest one.
+const MAX_QUEUED_AUTO_PONGS: usize = 16;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OutKind {
     Data,
     Control,
-    /// A Pong queued by `auto_pong`: a newer Ping replaces it (RFC 6455 §5.5.3), which keeps
-    /// a Ping flood from growing the queue.
+    /// A Pong queued by `auto_pong`. Every Ping is answered, but at most
+    /// [`MAX_QUEUED_AUTO_PONGS`] wait unsent: past that a newer Ping replaces the newest queued
+    /// Pong (RFC 6455 §5.5.3 allows answering only the latest), so a Ping flood cannot grow the
+    /// queue.
     AutoPong,
     Close,
 }
@@ -407,15 +412,20 @@ impl Connection {
             Assembled::Ping(payload) => {
                 if self.config.auto_pong && !self.close_queued && !self.missing_seed() {
                     let bytes = self.encode_control(OpCode::Pong, &payload);
-                    if let Some(old) = self
+                    let queued = self
+                        .control_out
+                        .iter()
+                        .filter(|o| o.kind == OutKind::AutoPong);
+                    if queued.count() < MAX_QUEUED_AUTO_PONGS {
+                        self.push_out(OutKind::AutoPong, bytes);
+                    } else if let Some(newest) = self
                         .control_out
                         .iter_mut()
+                        .rev()
                         .find(|o| o.kind == OutKind::AutoPong)
                     {
-                        self.pending = self.pending - old.bytes.len() + bytes.len();
-                        old.bytes = bytes;
-                    } else {
-                        self.push_out(OutKind::AutoPong, bytes);
+                        self.pending = self.pending - newest.bytes.len() + bytes.len();
+                        newest.bytes = bytes;
                     }
                 }
                 self.events.push_back(Event::Ping(payload));
@@ -925,7 +935,7 @@ mod tests {
     }
 
     #[test]
-    fn auto_pong_jumps_queued_data_and_coalesces() {
+    fn auto_pong_jumps_queued_data() {
         for framing in ALL {
             let (mut c, mut s) = pair(framing, Config::default());
             s.send_binary(&[1; 300]).unwrap();
@@ -936,20 +946,37 @@ mod tests {
                 events(&mut s),
                 vec![Event::Ping(b"a".to_vec()), Event::Ping(b"b".to_vec())]
             );
-            // One Pong (for the newest Ping), ahead of the data queued before it.
-            let first = s.poll_transmit().unwrap();
-            c.recv_any(&first).unwrap();
-            assert_eq!(
-                events(&mut c),
-                vec![Event::Pong(b"b".to_vec())],
-                "{framing:?}"
-            );
+            // Both Pongs, ahead of the data queued before them.
+            for expected in [b"a", b"b"] {
+                let unit = s.poll_transmit().unwrap();
+                c.recv_any(&unit).unwrap();
+                assert_eq!(
+                    events(&mut c),
+                    vec![Event::Pong(expected.to_vec())],
+                    "{framing:?}"
+                );
+            }
             pump(&mut s, &mut c).unwrap();
             assert!(matches!(
                 &events(&mut c)[..],
                 [Event::Message(Message::Binary(_))]
             ));
         }
+    }
+
+    #[test]
+    fn ping_flood_keeps_the_pong_queue_bounded() {
+        let (mut c, mut s) = pair(Framing::Stream, Config::default());
+        for i in 0..100u8 {
+            c.send_ping(&[i]).unwrap();
+        }
+        pump(&mut c, &mut s).unwrap();
+        let pongs: Vec<Vec<u8>> = core::iter::from_fn(|| s.poll_transmit()).collect();
+        assert_eq!(pongs.len(), MAX_QUEUED_AUTO_PONGS);
+        // The first 15 Pings are answered, the last slot answers the newest.
+        assert_eq!(pongs[0], [0x8A, 1, 0]);
+        assert_eq!(pongs[14], [0x8A, 1, 14]);
+        assert_eq!(pongs[15], [0x8A, 1, 99]);
     }
 
     impl Connection {
