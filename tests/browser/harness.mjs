@@ -73,7 +73,7 @@ export async function startDevserver(extraArgs = []) {
 }
 
 /** Headless Chromium (Debian's), fresh profile, self-signed certificate accepted. */
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'h2ws-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -83,6 +83,7 @@ export async function launchBrowser() {
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--ignore-certificate-errors',
+      ...extraArgs,
     ],
   });
   return {
