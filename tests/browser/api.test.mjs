@@ -316,6 +316,19 @@ describe('H2WebSocket API', () => {
     }
   });
 
+  it('works in a module worker (no document: URLs resolve against the worker location)', async () => {
+    const r = await page.evaluate(() => new Promise((resolve, reject) => {
+      const worker = new Worker('/worker.js', { type: 'module' });
+      const timer = setTimeout(() => reject(new Error('worker timeout')), 15000);
+      worker.onmessage = (e) => { clearTimeout(timer); worker.terminate(); resolve({ ...e.data, origin: location.host }); };
+      worker.onerror = (e) => { clearTimeout(timer); reject(new Error(e.message)); };
+    }));
+    assert.equal(r.error, undefined);
+    assert.equal(r.url, `wss://${r.origin}/ws/echo`);
+    assert.deepEqual(r.log, ['from worker', 5]);
+    assert.deepEqual([r.code, r.clean, r.stream], [1000, true, 'stream in worker']);
+  });
+
   it('fails sockets past the per-origin cap at once (error, close 1006, console warning)', async () => {
     const r = await page.evaluate(async () => {
       H2WebSocket.maxSocketsPerOrigin = 3;
