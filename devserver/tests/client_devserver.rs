@@ -541,3 +541,46 @@ async fn client_devserver_post_over_http11() {
     }
     f.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_devserver_chat_across_every_transport() {
+    let f = start().await;
+    let h2 = f.h2(true).await;
+    let mut sockets = Vec::new();
+    for transport in Transport::ALL {
+        let ws = f
+            .open(&h2, true, "/ws/chat", transport, &OpenOptions::default())
+            .await
+            .unwrap();
+        // The sender gets its own messages too: seeing its hello proves it joined the room.
+        let hello = format!("hello from {transport}");
+        ws.send(hello.clone()).await.unwrap();
+        loop {
+            if next(&ws).await == Message::Text(hello.clone()) {
+                break;
+            }
+        }
+        sockets.push(ws);
+    }
+    for ws in &sockets {
+        ws.send(format!("from {}", ws.transport())).await.unwrap();
+    }
+    let mut want: Vec<String> = Transport::ALL.iter().map(|t| format!("from {t}")).collect();
+    want.sort();
+    for ws in &sockets {
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            match next(ws).await {
+                Message::Text(t) if t.starts_with("from ") => got.push(t),
+                Message::Text(t) if t.starts_with("hello from ") => {}
+                other => panic!("{:?}: unexpected {other:?}", ws.transport()),
+            }
+        }
+        got.sort();
+        assert_eq!(got, want, "{:?}", ws.transport());
+    }
+    for ws in &sockets {
+        ws.close(1000, "").await.unwrap();
+    }
+    f.stop().await;
+}

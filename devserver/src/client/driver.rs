@@ -149,7 +149,7 @@ impl Driver {
         if !self.input_done && !self.failed {
             let room = {
                 let mut st = shared.lock();
-                st.driver = Some(cx.waker().clone());
+                register(&mut st.driver, cx);
                 st.app_gone || st.events.len() < limits.recv_queue
             };
             if room {
@@ -192,7 +192,7 @@ impl Driver {
                 }
             }
         } else {
-            shared.lock().driver = Some(cx.waker().clone());
+            register(&mut shared.lock().driver, cx);
         }
 
         // Output: control frames first is the codec's order; write one unit at a time.
@@ -404,5 +404,12 @@ impl Future for Driver {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// Stores the driver's waker for the app side, cloning it only when it changed.
+fn register(slot: &mut Option<std::task::Waker>, cx: &Context<'_>) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        *slot = Some(cx.waker().clone());
     }
 }
