@@ -392,7 +392,10 @@ fn transport_choice() {
 fn chosen_protocol_must_be_offered() {
     let offered = vec!["chat".to_string()];
     assert!(check_protocol(&offered, "chat"));
-    assert!(!check_protocol(&offered, ""), "offered but none chosen fails, as in Chromium");
+    assert!(
+        !check_protocol(&offered, ""),
+        "offered but none chosen fails, as in Chromium"
+    );
     assert!(!check_protocol(&offered, "superchat"));
     assert!(!check_protocol(&[], "chat"));
     assert!(check_protocol(&[], ""));
