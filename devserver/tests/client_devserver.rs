@@ -584,3 +584,64 @@ async fn client_devserver_chat_across_every_transport() {
     }
     f.stop().await;
 }
+
+/// The gateway's shape (DESIGN §5): frames forwarded one by one, an extension negotiated end
+/// to end but not terminated here, RSV1 frames passed through untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_devserver_fragments_with_untouched_permessage_deflate() {
+    use h2ws_codec::deflate;
+    use h2ws_devserver::client::FragmentKind;
+    let f = start().await;
+    let h2 = f.h2(true).await;
+    let options = OpenOptions {
+        fragments: true,
+        allow_rsv1: true,
+        extensions: Some("permessage-deflate".into()),
+        ..OpenOptions::default()
+    };
+    for transport in Transport::ALL {
+        let ws = f
+            .open(&h2, true, "/ws/echo", transport, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
+        let answer = ws.handshake().extensions.clone().expect("deflate accepted");
+        let params = deflate::accept_response(&answer).unwrap();
+        // What the gateway's own client would have compressed: sent as one RSV1 frame.
+        let text = "hello hello hello hello hello ".repeat(20);
+        let mut compressed = Vec::new();
+        params
+            .compressor(false)
+            .compress(text.as_bytes(), &mut compressed);
+        assert!(compressed.len() < text.len() / 4);
+        ws.send_fragment(FragmentKind::Text, 0b100, &compressed, true)
+            .await
+            .unwrap();
+        // The echo comes back compressed by the server, still RSV1, handed over untouched.
+        let mut inflated = Vec::new();
+        let mut inflate = params.decompressor(false);
+        loop {
+            match tokio::time::timeout(LIMIT, ws.recv_frame()).await.unwrap() {
+                Incoming::Fragment {
+                    kind,
+                    rsv,
+                    data,
+                    fin,
+                } => {
+                    if kind != FragmentKind::Continuation {
+                        assert_eq!((kind, rsv), (FragmentKind::Text, 0b100), "{transport:?}");
+                    }
+                    inflate
+                        .decompress(&data, fin, &mut inflated, 1 << 20)
+                        .unwrap();
+                    if fin {
+                        break;
+                    }
+                }
+                other => panic!("{transport:?}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(String::from_utf8(inflated).unwrap(), text, "{transport:?}");
+        ws.close(1000, "").await.unwrap();
+    }
+    f.stop().await;
+}
