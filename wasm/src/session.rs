@@ -123,9 +123,10 @@ impl Session {
             self.fail();
             return;
         }
-        match self.handshake().await {
-            Ok(()) => {}
-            Err(_) => self.fail(),
+        if self.handshake().await.is_err() {
+            // Refused or broken: release whatever the open request still holds.
+            self.abort.abort();
+            self.fail();
         }
     }
 

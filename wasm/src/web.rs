@@ -125,6 +125,8 @@ pub fn post_request(
         init.set_body(body);
     }
     Reflect::set(&init, &"cache".into(), &"no-store".into())?;
+    // A WebSocket handshake never follows redirects (a POST would even turn into a GET).
+    Reflect::set(&init, &"redirect".into(), &"error".into())?;
     if half_duplex {
         Reflect::set(&init, &"duplex".into(), &"half".into())?;
     }
