@@ -169,3 +169,69 @@ pub(crate) fn first_line(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     text.lines().next().unwrap_or("").trim().to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target::parse("ws://127.0.0.1:9/chat?room=1").unwrap()
+    }
+
+    #[test]
+    fn request_has_the_rfc6455_headers_and_options() {
+        let options = OpenOptions {
+            protocols: vec!["chat".into(), "superchat".into()],
+            origin: Some("https://app.example".into()),
+            headers: vec![("authorization".into(), "Bearer x".into())],
+            ..OpenOptions::default()
+        };
+        let key = rfc6455::client_key([7; 16]);
+        let req = build_request(&target(), &options, &key, Some("permessage-deflate")).unwrap();
+        assert!(req.starts_with("GET /chat?room=1 HTTP/1.1\r\n"));
+        for line in [
+            "host: 127.0.0.1:9\r\n",
+            "upgrade: websocket\r\n",
+            "sec-websocket-version: 13\r\n",
+            "sec-websocket-protocol: chat, superchat\r\n",
+            "sec-websocket-extensions: permessage-deflate\r\n",
+            "Origin: https://app.example\r\n",
+            "authorization: Bearer x\r\n",
+        ] {
+            assert!(
+                req.to_ascii_lowercase()
+                    .contains(&line.to_ascii_lowercase()),
+                "{line:?} in {req:?}"
+            );
+        }
+        assert!(req.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let key = rfc6455::client_key([7; 16]);
+        for (name, value) in [("x-a", "v\r\nevil: 1"), ("bad name", "v"), ("x-b", "v\n")] {
+            let options = OpenOptions {
+                headers: vec![(name.into(), value.into())],
+                ..OpenOptions::default()
+            };
+            assert!(matches!(
+                build_request(&target(), &options, &key, None),
+                Err(Error::InvalidHeader(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn refusal_reason_is_the_first_line() {
+        assert_eq!(
+            first_line(b"origin not allowed\nmore"),
+            "origin not allowed"
+        );
+        assert_eq!(first_line(b""), "");
+        assert_eq!(
+            first_line(b"\xff\xfe bad utf8\r\n"),
+            "\u{fffd}\u{fffd} bad utf8"
+        );
+    }
+}

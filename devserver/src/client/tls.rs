@@ -178,3 +178,74 @@ impl ServerCertVerifier for PinVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert() -> rcgen::CertifiedKey {
+        rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap()
+    }
+
+    #[test]
+    fn spki_pin_matches_the_servers_own_computation() {
+        let ck = cert();
+        let ours = spki_sha256_base64(ck.cert.der()).unwrap();
+        let servers = crate::tls::spki_sha256(ck.cert.der()).unwrap();
+        assert_eq!(ours, servers);
+        assert!(matches!(
+            Trust::spki_sha256_base64(&ours),
+            Ok(Trust::SpkiSha256(v)) if v.len() == 1
+        ));
+    }
+
+    #[test]
+    fn bad_pins_and_pem_are_config_errors() {
+        assert!(matches!(
+            Trust::spki_sha256_base64("not base64!"),
+            Err(Error::TlsConfig(_))
+        ));
+        assert!(matches!(
+            Trust::spki_sha256_base64("AAAA"),
+            Err(Error::TlsConfig(_))
+        ));
+        assert!(matches!(
+            Trust::certificates_pem(b"no pem here"),
+            Err(Error::TlsConfig(_))
+        ));
+        let ck = cert();
+        assert!(matches!(
+            Trust::certificates_pem(ck.cert.pem().as_bytes()),
+            Ok(Trust::Certificates(v)) if v.len() == 1 && v[0].as_ref() == ck.cert.der().as_ref()
+        ));
+    }
+
+    #[test]
+    fn pin_verifier_accepts_only_the_pin() {
+        let (a, b) = (cert(), cert());
+        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        let name = ServerName::try_from("localhost").unwrap();
+        let now = UnixTime::now();
+        let by_cert =
+            PinVerifier::new(&Trust::certificate_der(a.cert.der().to_vec()), algs).unwrap();
+        assert!(by_cert
+            .verify_server_cert(a.cert.der(), &[], &name, &[], now)
+            .is_ok());
+        assert!(by_cert
+            .verify_server_cert(b.cert.der(), &[], &name, &[], now)
+            .is_err());
+        let pin = spki_sha256_base64(b.cert.der()).unwrap();
+        let by_spki = PinVerifier::new(&Trust::spki_sha256_base64(&pin).unwrap(), algs).unwrap();
+        assert!(by_spki
+            .verify_server_cert(b.cert.der(), &[], &name, &[], now)
+            .is_ok());
+        assert!(by_spki
+            .verify_server_cert(a.cert.der(), &[], &name, &[], now)
+            .is_err());
+        // Garbage is refused, not a panic.
+        let junk = CertificateDer::from(vec![0x30, 0x03, 1, 2, 3]);
+        assert!(by_spki
+            .verify_server_cert(&junk, &[], &name, &[], now)
+            .is_err());
+    }
+}
