@@ -89,14 +89,14 @@ impl Target {
 }
 
 /// A TCP stream, with or without TLS, as one concrete type (no boxing of the hot path's I/O).
-pub enum Io {
+pub(crate) enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Io {
     /// The negotiated ALPN protocol, if any.
-    pub fn alpn(&self) -> Option<&[u8]> {
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
         match self {
             Io::Plain(_) => None,
             Io::Tls(t) => t.get_ref().1.alpn_protocol(),
