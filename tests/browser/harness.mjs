@@ -120,9 +120,13 @@ export async function setup(extraArgs = []) {
       server,
       browser,
       page,
+      /** Closes everything; fails if the page had uncaught errors or unhandled rejections. */
       async teardown() {
         await browser.close().catch(() => {});
         await server.stop().catch(() => {});
+        if (page.pageErrors.length > 0) {
+          throw new Error(`uncaught errors in the page:\n${page.pageErrors.join('\n')}`);
+        }
       },
     };
   } catch (e) {

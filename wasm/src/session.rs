@@ -274,7 +274,7 @@ impl Session {
                     return;
                 }
                 Ok(Read::TimedOut) => {
-                    let _ = reader.cancel();
+                    web::settle(reader.cancel());
                     self.downstream_ended();
                     return;
                 }
@@ -292,7 +292,7 @@ impl Session {
             // The codec queued a Close with the error's code (flushed above): end both ways.
             self.end_upstream();
             if let Some(reader) = self.reader.borrow().as_ref() {
-                let _ = reader.cancel();
+                web::settle(reader.cancel());
             }
             self.fail();
         } else if done && self.drain_deadline.borrow().is_none() {

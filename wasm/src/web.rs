@@ -82,6 +82,13 @@ impl Drop for Interval {
     }
 }
 
+/// Lets a promise settle in the background, so a rejection is handled (no console noise).
+pub fn settle(promise: Promise) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = JsFuture::from(promise).await;
+    });
+}
+
 /// `Promise.race([a, b])`.
 pub fn race(a: &Promise, b: &Promise) -> Promise {
     Promise::race(&Array::of2(a, b))

@@ -67,10 +67,7 @@ impl StreamUpstream {
     }
 
     pub fn finish(&self) {
-        let closed = self.writer.close();
-        spawn_local(async move {
-            // A rejection here means the request already failed; that path reports itself.
-            let _ = JsFuture::from(closed).await;
-        });
+        // A rejection here means the request already failed; that path reports itself.
+        web::settle(self.writer.close());
     }
 }
