@@ -27,19 +27,25 @@ describe('HTTP/1.1 connection', () => {
       // Wait until the server dropped this probe's session, so it does not blur the count below.
       await t.until(async () => (await t.stats()).open_total === base.open_total, 15000, 100);
       const before = await t.stats();
-      const ws = new H2WebSocket('/ws/echo');
-      ws.binaryType = 'arraybuffer';
-      await t.once(ws, 'open');
-      const got = t.messages(ws, 101);
-      for (let i = 0; i < 100; i++) ws.send(`h1-${i}`);
-      ws.send(new Uint8Array(1 << 20));
-      const data = await got;
-      // The server files a session under `post` once its first batch arrived.
-      const during = await t.stats();
-      ws.close(4100);
-      const close = await t.once(ws, 'close');
+      let data;
+      let during;
+      let close;
+      const kinds = await t.upstreamKinds(async () => {
+        const ws = new H2WebSocket('/ws/echo');
+        ws.binaryType = 'arraybuffer';
+        await t.once(ws, 'open');
+        const got = t.messages(ws, 101);
+        for (let i = 0; i < 100; i++) ws.send(`h1-${i}`);
+        ws.send(new Uint8Array(1 << 20));
+        data = await got;
+        // The server files a session under `post` once its first batch arrived.
+        during = await t.stats();
+        ws.close(4100);
+        close = await t.once(ws, 'close');
+      });
       return {
         transports,
+        kinds,
         post: (during.open.post ?? 0) - (before.open.post ?? 0),
         inOrder: data.slice(0, 100).every((d, i) => d === `h1-${i}`),
         big: data[100].byteLength,
@@ -47,7 +53,7 @@ describe('HTTP/1.1 connection', () => {
       };
     });
     assert.doesNotMatch(r.transports ?? '', /stream/, `h2ws-transports on HTTP/1.1: ${r.transports}`);
-    assert.deepEqual({ ...r, transports: undefined }, { transports: undefined, post: 1, inOrder: true, big: 1 << 20, close: [4100, true] });
+    assert.deepEqual({ ...r, transports: undefined }, { transports: undefined, kinds: ['post'], post: 1, inOrder: true, big: 1 << 20, close: [4100, true] });
   });
 
   it('explicit stream fails cleanly over HTTP/1.1 (error, close 1006)', async () => {

@@ -86,3 +86,24 @@ export async function stats() {
   if (!r.ok) throw new Error(`stats: HTTP ${r.status}`);
   return r.json();
 }
+
+/**
+ * Records which upstream kind the library's fetch() calls use while `body` runs:
+ * `stream` (h2ws-session, no h2ws-seq) or `post` (h2ws-seq).
+ */
+export async function upstreamKinds(body) {
+  const realFetch = globalThis.fetch;
+  const kinds = new Set();
+  globalThis.fetch = function (input, init) {
+    if (input instanceof Request && input.headers.has('h2ws-session')) {
+      kinds.add(input.headers.has('h2ws-seq') ? 'post' : 'stream');
+    }
+    return realFetch.call(this, input, init);
+  };
+  try {
+    await body();
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  return [...kinds].sort();
+}
