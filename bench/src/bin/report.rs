@@ -1,0 +1,654 @@
+//! Writes `BENCHMARKS.md` from one run: the results file the load generator, the browser
+//! script and `cargo xtask bench` appended to, plus criterion's `estimates.json` files written
+//! since the run started (older ones are ignored, so no figure comes from another run).
+//!
+//! ```text
+//! report --results target/bench/results.jsonl --criterion target/criterion --since UNIX_SECS
+//!        --out BENCHMARKS.md [--mode full|smoke] [--meta target/bench/meta.txt]
+//! ```
+//! `--meta` is a `key: value` file (date, load average, tool versions, run time) printed as is.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use h2ws_bench::{read_records, size_label, Args, Record};
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(path) => {
+            println!("wrote {}", path.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("report: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<PathBuf, String> {
+    let args = Args::from_env();
+    let results = PathBuf::from(args.req("results")?);
+    let criterion = PathBuf::from(args.get("criterion").unwrap_or("target/criterion"));
+    let since = UNIX_EPOCH + Duration::from_secs(args.num("since", 0u64)?);
+    let out = PathBuf::from(args.req("out")?);
+    let mode = args.get("mode").unwrap_or("full").to_string();
+    let records = if results.exists() {
+        read_records(&results).map_err(|e| format!("{}: {e}", results.display()))?
+    } else {
+        Vec::new()
+    };
+    let meta = match args.get("meta") {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?,
+        None => String::new(),
+    };
+    let codec = criterion_results(&criterion, since);
+    let md = render(&mode, &meta, &codec, &records);
+    std::fs::write(&out, md).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// One criterion benchmark: `group/function/size`, median time per iteration and bytes per
+/// iteration.
+#[derive(Debug, Clone)]
+struct Criterion {
+    group: String,
+    function: String,
+    size: usize,
+    median_ns: f64,
+    bytes: f64,
+}
+
+impl Criterion {
+    fn gib_per_s(&self) -> f64 {
+        self.bytes / self.median_ns * 1e9 / (1u64 << 30) as f64
+    }
+
+    /// Time per frame: the iteration processes `bytes / size` frames.
+    fn ns_per_frame(&self) -> f64 {
+        self.median_ns / (self.bytes / self.size as f64)
+    }
+}
+
+fn criterion_results(dir: &Path, since: SystemTime) -> Vec<Criterion> {
+    let mut out = Vec::new();
+    for group in ["decode", "mask", "encode"] {
+        let Ok(functions) = std::fs::read_dir(dir.join(group)) else {
+            continue;
+        };
+        for function in functions.flatten() {
+            let Ok(sizes) = std::fs::read_dir(function.path()) else {
+                continue;
+            };
+            for size in sizes.flatten() {
+                let new = size.path().join("new");
+                let estimates = new.join("estimates.json");
+                let fresh = std::fs::metadata(&estimates)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= since);
+                if !fresh {
+                    continue;
+                }
+                let parse = |p: &Path| -> Option<serde_json::Value> {
+                    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+                };
+                let (Some(est), Some(bench)) =
+                    (parse(&estimates), parse(&new.join("benchmark.json")))
+                else {
+                    continue;
+                };
+                let median_ns = est["median"]["point_estimate"].as_f64();
+                let bytes = bench["throughput"]["Bytes"].as_f64();
+                let size_n = size.file_name().to_string_lossy().parse::<usize>().ok();
+                if let (Some(median_ns), Some(bytes), Some(size_n)) = (median_ns, bytes, size_n) {
+                    out.push(Criterion {
+                        group: group.to_string(),
+                        function: function.file_name().to_string_lossy().into_owned(),
+                        size: size_n,
+                        median_ns,
+                        bytes,
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.group, a.size, &a.function).cmp(&(&b.group, b.size, &b.function)));
+    out
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 100_000.0 {
+        let s = format!("{:.0}", v);
+        // thin grouping: 1 234 567
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push('\u{202f}');
+            }
+            out.push(c);
+        }
+        out
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or("—".into(), |r| format!("{r:.2}×"))
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    }
+}
+
+/// Records of one bench, pivoted: rows (cases, first-seen order) × columns (impls).
+struct Pivot<'a> {
+    rows: Vec<String>,
+    cols: Vec<String>,
+    cells: BTreeMap<(String, String), &'a Record>,
+}
+
+impl<'a> Pivot<'a> {
+    fn new(records: &'a [Record], bench: &str) -> Self {
+        let mut rows = Vec::new();
+        let mut cols = Vec::new();
+        let mut cells = BTreeMap::new();
+        for r in records.iter().filter(|r| r.bench == bench) {
+            if !rows.contains(&r.case) {
+                rows.push(r.case.clone());
+            }
+            if !cols.contains(&r.imp) {
+                cols.push(r.imp.clone());
+            }
+            cells.insert((r.case.clone(), r.imp.clone()), r);
+        }
+        Pivot { rows, cols, cells }
+    }
+
+    fn get(&self, row: &str, col: &str) -> Option<&'a Record> {
+        self.cells.get(&(row.to_string(), col.to_string())).copied()
+    }
+
+    fn value(&self, row: &str, col: &str) -> Option<f64> {
+        self.get(row, col).and_then(|r| r.value)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Footnotes: failures and notes, numbered in order of appearance.
+#[derive(Default)]
+struct Notes(Vec<String>);
+
+impl Notes {
+    fn cell(&mut self, r: Option<&Record>, fmt: impl Fn(f64) -> String) -> String {
+        match r {
+            None => "—".into(),
+            Some(r) => match r.value {
+                Some(v) => fmt(v),
+                None => {
+                    self.0
+                        .push(format!("{} / {}: failed: {}", r.case, r.imp, r.note));
+                    format!("failed [{}]", self.0.len())
+                }
+            },
+        }
+    }
+
+    fn flush(&mut self, md: &mut String) {
+        for (i, n) in self.0.drain(..).enumerate() {
+            let _ = writeln!(md, "{}. {}", i + 1, n.replace('\n', " "));
+        }
+        md.push('\n');
+    }
+}
+
+fn render(mode: &str, meta: &str, codec: &[Criterion], records: &[Record]) -> String {
+    let mut md = String::new();
+    md.push_str("# h2ws benchmarks\n\n");
+    let _ = writeln!(
+        md,
+        "Written by `cargo xtask bench{}` from one run: h2ws and every peer measured in the same \
+         run on the same machine. Targets (issue 8) are the bar to beat, not tests.{}\n",
+        if mode == "smoke" { " --smoke" } else { "" },
+        if mode == "smoke" {
+            " **Smoke mode: tiny counts, the figures only show that every benchmark runs.**"
+        } else {
+            ""
+        }
+    );
+    md.push_str("## Machine and run\n\n");
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(md, "| CPU | {} |", cpu_model());
+    let _ = writeln!(
+        md,
+        "| cores | {} |",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if let Some(mem) = mem_total() {
+        let _ = writeln!(md, "| memory | {mem} |");
+    }
+    for line in meta.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some((k, v)) = line.split_once(": ") {
+            let _ = writeln!(md, "| {} | {} |", k.trim(), v.trim());
+        }
+    }
+    md.push('\n');
+    render_codec(&mut md, codec);
+    render_echo(&mut md, records);
+    render_http2(&mut md, records);
+    render_browser(&mut md, records);
+    render_memory(&mut md, records);
+    render_package(&mut md, records);
+    md
+}
+
+fn render_codec(md: &mut String, codec: &[Criterion]) {
+    md.push_str("## 1. Codec (criterion)\n\n");
+    md.push_str(
+        "Median time per iteration from `target/criterion/*/*/*/new/estimates.json` of this run, \
+         shown as GiB/s of payload and time per frame. Every library works through its public \
+         socket-level API on the same bytes (`bench/benches/codec.rs`): **decode** = a server \
+         reads masked client text frames (parse + unmask + UTF-8 validation + the message handed \
+         over), from an in-memory stream replaying the same frames; **mask** = masking alone; \
+         **encode** = a server sends a binary message (header + payload written out). \
+         Target: h2ws ≥ 1.0× fastwebsockets.\n\n",
+    );
+    if codec.is_empty() {
+        md.push_str("No criterion results from this run.\n\n");
+        return;
+    }
+    let find = |g: &str, f: &str, s: usize| {
+        codec
+            .iter()
+            .find(|c| c.group == g && c.function == f && c.size == s)
+    };
+    for (group, peers, note) in [
+        ("decode", &["tungstenite", "fastwebsockets"][..], ""),
+        (
+            "mask",
+            &["fastwebsockets"][..],
+            "tungstenite keeps its masking function private (`protocol::frame::mask` is not \
+             public): no public equivalent to measure.",
+        ),
+        ("encode", &["tungstenite", "fastwebsockets"][..], ""),
+    ] {
+        let _ = writeln!(md, "### {group}\n");
+        if !note.is_empty() {
+            let _ = writeln!(md, "{note}\n");
+        }
+        let mut header = "| frame | h2ws |".to_string();
+        let mut rule = "|---|---|".to_string();
+        for p in peers {
+            let _ = write!(header, " {p} |");
+            rule.push_str("---|");
+        }
+        for p in peers {
+            let _ = write!(header, " h2ws/{p} |");
+            rule.push_str("---|");
+        }
+        header.push_str(" target ≥ 1.0× fastwebsockets |");
+        rule.push_str("---|");
+        let _ = writeln!(md, "{header}\n{rule}");
+        let mut sizes: Vec<usize> = codec
+            .iter()
+            .filter(|c| c.group == group)
+            .map(|c| c.size)
+            .collect();
+        sizes.dedup();
+        for size in sizes {
+            let cell = |f: &str| {
+                find(group, f, size).map_or("—".to_string(), |c| {
+                    format!(
+                        "{} GiB/s ({} ns)",
+                        fmt_num(c.gib_per_s()),
+                        fmt_num(c.ns_per_frame())
+                    )
+                })
+            };
+            let h2ws = find(group, "h2ws", size).map(|c| c.gib_per_s());
+            let mut row = format!("| {} | {} |", size_label(size), cell("h2ws"));
+            for p in peers {
+                let _ = write!(row, " {} |", cell(p));
+            }
+            for p in peers {
+                let r = ratio(h2ws, find(group, p, size).map(|c| c.gib_per_s()));
+                let _ = write!(row, " {} |", fmt_ratio(r));
+            }
+            let r = ratio(
+                h2ws,
+                find(group, "fastwebsockets", size).map(|c| c.gib_per_s()),
+            );
+            let _ = write!(row, " {} |", verdict(r.map(|r| r >= 1.0)));
+            let _ = writeln!(md, "{row}");
+        }
+        md.push('\n');
+    }
+}
+
+fn render_echo(md: &mut String, records: &[Record]) {
+    md.push_str("## 2. Server echo, RFC 6455 over loopback (msgs/s)\n\n");
+    md.push_str(
+        "uWebSockets `load_test` shape: each connection sends one masked binary message and \
+         waits for its echo, then repeats; N connections × message size. One load generator \
+         for every server (`bench/src/bin/loadgen.rs`: single-threaded tokio, precomputed \
+         frames, header-only parsing), 127.0.0.1 only. h2ws = the release devserver's \
+         `/ws/echo` (plain listener); peers = `bench/src/bin/echo-*.rs`, all on \
+         `#[tokio::main]` (multi-thread, one worker per core), TCP_NODELAY. The load generator \
+         shares the machine's cores with the server. Target: h2ws ≥ 1.0× fastwebsockets and \
+         ahead of tokio-tungstenite.\n\n",
+    );
+    let p = Pivot::new(records, "rfc6455");
+    if p.is_empty() {
+        md.push_str("Not run.\n\n");
+        return;
+    }
+    let mut notes = Notes::default();
+    let _ = writeln!(
+        md,
+        "| shape | h2ws | fastwebsockets | tokio-tungstenite | h2ws/fastwebsockets | h2ws/tokio-tungstenite | target |\n|---|---|---|---|---|---|---|"
+    );
+    for row in &p.rows {
+        let h = p.value(row, "h2ws");
+        let f = p.value(row, "fastwebsockets");
+        let t = p.value(row, "tokio-tungstenite");
+        let met = match (ratio(h, f), ratio(h, t)) {
+            (Some(rf), Some(rt)) => Some(rf >= 1.0 && rt > 1.0),
+            _ => None,
+        };
+        let _ = writeln!(
+            md,
+            "| {row} | {} | {} | {} | {} | {} | {} |",
+            notes.cell(p.get(row, "h2ws"), fmt_num),
+            notes.cell(p.get(row, "fastwebsockets"), fmt_num),
+            notes.cell(p.get(row, "tokio-tungstenite"), fmt_num),
+            fmt_ratio(ratio(h, f)),
+            fmt_ratio(ratio(h, t)),
+            verdict(met)
+        );
+    }
+    md.push('\n');
+    notes.flush(md);
+}
+
+fn render_http2(md: &mut String, records: &[Record]) {
+    md.push_str("## 3. Server echo over HTTP/2 (msgs/s)\n\n");
+    md.push_str(
+        "The same shapes against the same release devserver, through the devserver's native \
+         client (`h2ws_devserver::client`) on h2c (plain HTTP/2, prior knowledge, like the \
+         RFC 6455 table's plain TCP): many sockets multiplexed on few HTTP/2 connections \
+         (1 per 50 sockets). The client runs the full h2ws codec and the `h2` crate on a \
+         single-threaded runtime, so it costs more CPU per message than the RFC 6455 load \
+         generator; the last columns compare with h2ws's own RFC 6455 row above.\n\n",
+    );
+    let p = Pivot::new(records, "http2");
+    let rfc = Pivot::new(records, "rfc6455");
+    if p.is_empty() {
+        md.push_str("Not run.\n\n");
+    } else {
+        let mut notes = Notes::default();
+        let cols = ["native", "rfc8441", "stream"];
+        let _ = writeln!(
+            md,
+            "| shape | connections | native | rfc8441 | stream | h2ws rfc6455 (table 2) | native/rfc6455 | rfc8441/rfc6455 | stream/rfc6455 |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for row in &p.rows {
+            let conns = cols
+                .iter()
+                .find_map(|c| p.get(row, c).filter(|r| r.value.is_some()))
+                .and_then(|r| {
+                    r.note
+                        .split_once(" (")
+                        .map(|(_, n)| n.trim_end_matches(')').to_string())
+                })
+                .unwrap_or_default();
+            let base = rfc.value(row, "h2ws");
+            let mut line = format!("| {row} | {conns} |");
+            for c in cols {
+                let _ = write!(line, " {} |", notes.cell(p.get(row, c), fmt_num));
+            }
+            let _ = write!(line, " {} |", base.map_or("—".into(), fmt_num));
+            for c in cols {
+                let _ = write!(line, " {} |", fmt_ratio(ratio(p.value(row, c), base)));
+            }
+            let _ = writeln!(md, "{line}");
+        }
+        md.push('\n');
+        notes.flush(md);
+    }
+    let h = Pivot::new(records, "h2load");
+    if !h.is_empty() {
+        md.push_str(
+            "**Ceiling: `h2load`** (nghttp2) with plain HTTP/2 requests against the same \
+             devserver: what its HTTP/2 loop serves when no WebSocket is involved.\n\n",
+        );
+        let mut notes = Notes::default();
+        let _ = writeln!(md, "| h2load run | req/s | details |\n|---|---|---|");
+        for row in &h.rows {
+            for col in &h.cols {
+                if let Some(r) = h.get(row, col) {
+                    let v = notes.cell(Some(r), fmt_num);
+                    let detail = if r.value.is_some() {
+                        r.note.as_str()
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(md, "| {row} | {v} | {detail} |");
+                }
+            }
+        }
+        md.push('\n');
+        notes.flush(md);
+    }
+}
+
+fn render_browser(md: &mut String, records: &[Record]) {
+    md.push_str("## 4. Browser (Chromium, playwright-core)\n\n");
+    md.push_str(
+        "`tests/bench/browser.mjs`: one page of the release devserver over HTTPS + HTTP/2, \
+         `H2WebSocket` with `transport: 'stream'` and `'post'` versus Chromium's own \
+         `WebSocket` on the same origin (the server's socket counts show which transport each \
+         used). RTT = sequential 16 B binary messages; bulk = 1 KiB binary messages all sent \
+         at once, until every echo is back; open = constructor to `open` on the page's warm \
+         HTTP/2 connection. Targets: RTT p50 ≤ 1.25× native, bulk ≥ 3× native, open ≤ native. \
+         DESIGN §2.4 explains the ≈ 1 ms floor Chromium adds to small-message downstream \
+         delivery over HTTP/2 response bodies.\n\n",
+    );
+    let p = Pivot::new(records, "browser");
+    if p.is_empty() {
+        md.push_str("Not run.\n\n");
+        return;
+    }
+    let mut notes = Notes::default();
+    let _ = writeln!(
+        md,
+        "| figure | WebSocket (native) | H2WebSocket stream | H2WebSocket post | stream/native | post/native | target | stream | post |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for row in &p.rows {
+        let n = p.value(row, "websocket");
+        let s = p.value(row, "stream");
+        let po = p.value(row, "post");
+        let unit = p
+            .get(row, "websocket")
+            .or_else(|| p.get(row, "stream"))
+            .map_or("", |r| r.metric.as_str());
+        let (target, check): (&str, Box<dyn Fn(f64) -> bool>) = if row.starts_with("RTT p50") {
+            ("≤ 1.25×", Box::new(|r| r <= 1.25))
+        } else if row.starts_with("bulk") {
+            ("≥ 3×", Box::new(|r| r >= 3.0))
+        } else if row.starts_with("open") {
+            ("≤ 1.0×", Box::new(|r| r <= 1.0))
+        } else {
+            ("—", Box::new(|_| true))
+        };
+        let has_target = target != "—";
+        let fmt = |v: f64| format!("{} {unit}", fmt_num(v));
+        let _ = writeln!(
+            md,
+            "| {row} | {} | {} | {} | {} | {} | {target} | {} | {} |",
+            notes.cell(p.get(row, "websocket"), fmt),
+            notes.cell(p.get(row, "stream"), fmt),
+            notes.cell(p.get(row, "post"), fmt),
+            fmt_ratio(ratio(s, n)),
+            fmt_ratio(ratio(po, n)),
+            if has_target {
+                verdict(ratio(s, n).map(&check))
+            } else {
+                "—"
+            },
+            if has_target {
+                verdict(ratio(po, n).map(&check))
+            } else {
+                "—"
+            },
+        );
+    }
+    md.push('\n');
+    let mut seen = Vec::new();
+    for imp in ["websocket", "stream", "post"] {
+        if let Some(r) = p.rows.iter().find_map(|row| p.get(row, imp)) {
+            let via = r.note.split(';').next().unwrap_or("").trim().to_string();
+            if !via.is_empty() && !seen.contains(&via) {
+                let _ = writeln!(md, "- {imp}: {via}");
+                seen.push(via);
+            }
+        }
+    }
+    if let Some(r) = p.get(&p.rows[0], "websocket") {
+        if let Some(t) = r.note.split(';').nth(1) {
+            let _ = writeln!(md, "- performance.now() resolution: {}", t.trim());
+        }
+    }
+    md.push('\n');
+    notes.flush(md);
+}
+
+fn render_memory(md: &mut String, records: &[Record]) {
+    md.push_str("## 5. Memory (release devserver, VmRSS from /proc/PID/status)\n\n");
+    md.push_str(
+        "Idle sockets: a fresh devserver, 50 warm-up sockets, RSS read, the rest opened and \
+         held (`ulimit -n` raised), 2 s to settle, RSS read again, one echo on the last socket \
+         to show the server still answers; per socket = growth / sockets. Gateway: a fresh \
+         devserver with `--upstream` to a second devserver's `/ws/echo`; one message sent as \
+         RFC 6455 fragments to `/ws/upstream` and its echo read back, the gateway's RSS \
+         sampled every 10 ms (and VmHWM): growth = peak − RSS before. Target: ≤ 8 KiB per \
+         idle socket.\n\n",
+    );
+    let p = Pivot::new(records, "memory");
+    if p.is_empty() {
+        md.push_str("Not run.\n\n");
+        return;
+    }
+    let mut notes = Notes::default();
+    let _ = writeln!(
+        md,
+        "| measurement | transport | result | target | details |\n|---|---|---|---|---|"
+    );
+    for row in &p.rows {
+        for col in &p.cols {
+            let Some(r) = p.get(row, col) else { continue };
+            let (cell, target) = if r.metric == "bytes/socket" {
+                (
+                    notes.cell(Some(r), |v| format!("{} KiB/socket", fmt_num(v / 1024.0))),
+                    format!("≤ 8 KiB: {}", verdict(r.value.map(|v| v <= 8.0 * 1024.0))),
+                )
+            } else {
+                (
+                    notes.cell(Some(r), |v| format!("+{} MiB peak", fmt_num(v / 1048576.0))),
+                    "bounded (DESIGN §5)".to_string(),
+                )
+            };
+            let detail = if r.value.is_some() {
+                r.note.as_str()
+            } else {
+                ""
+            };
+            let _ = writeln!(md, "| {row} | {col} | {cell} | {target} | {detail} |");
+        }
+    }
+    md.push('\n');
+    notes.flush(md);
+}
+
+fn render_package(md: &mut String, records: &[Record]) {
+    md.push_str("## 6. npm package size (`h2ws`)\n\n");
+    md.push_str(
+        "Built by `wasm/build.sh` (cargo profile `release-wasm`; `H2WS_FEATURES=deflate` adds \
+         permessage-deflate); what a page downloads: `h2ws_wasm_bg.wasm` + `h2ws_wasm.js` + \
+         `index.js`, raw and `gzip -9`. Target: gzip ≤ 25 KiB without deflate.\n\n",
+    );
+    let p = Pivot::new(records, "package");
+    if p.is_empty() {
+        md.push_str("Not run.\n\n");
+        return;
+    }
+    let mut notes = Notes::default();
+    let _ = writeln!(
+        md,
+        "| build | wasm raw | wasm gzip | JS raw | JS gzip | total raw | total gzip | target (gzip ≤ 25 KiB, no deflate) |\n|---|---|---|---|---|---|---|---|"
+    );
+    for row in &p.rows {
+        let kib = |v: f64| format!("{:.1} KiB", v / 1024.0);
+        let total_gz = p.value(row, "total gzip");
+        let target = if row.contains("deflate") && !row.contains("no deflate") {
+            "—".to_string()
+        } else {
+            verdict(total_gz.map(|v| v <= 25.0 * 1024.0)).to_string()
+        };
+        let _ = writeln!(
+            md,
+            "| {row} | {} | {} | {} | {} | {} | {} | {target} |",
+            notes.cell(p.get(row, "wasm raw"), kib),
+            notes.cell(p.get(row, "wasm gzip"), kib),
+            notes.cell(p.get(row, "js raw"), kib),
+            notes.cell(p.get(row, "js gzip"), kib),
+            notes.cell(p.get(row, "total raw"), kib),
+            notes.cell(p.get(row, "total gzip"), kib),
+        );
+    }
+    md.push('\n');
+    notes.flush(md);
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown (no /proc/cpuinfo model name)".into())
+}
+
+fn mem_total() -> Option<String> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(format!("{:.1} GiB", kb as f64 / 1048576.0))
+}
