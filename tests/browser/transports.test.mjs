@@ -86,6 +86,22 @@ describe('transports', () => {
     });
   }
 
+  it('idle sockets of both transports outlive the server\'s 10 s upstream-attach timeout', async () => {
+    const r = await page.evaluate(async () => {
+      const sockets = ['stream', 'post'].map((transport) => new H2WebSocket('/ws/echo', [], { transport }));
+      const logs = sockets.map((ws) => t.trace(ws));
+      await Promise.all(sockets.map((ws) => t.once(ws, 'open')));
+      await t.sleep(11500);
+      const states = sockets.map((ws) => ws.readyState);
+      const echoes = await Promise.all(sockets.map((ws) => { ws.send('still here'); return t.once(ws, 'message'); }));
+      for (const ws of sockets) ws.close();
+      await Promise.all(sockets.map((ws) => t.once(ws, 'close')));
+      return { states, echoes: echoes.map((e) => e.data), logs: logs.map((l) => l.map((e) => e.type).join(',')) };
+    });
+    assert.deepEqual(r.states, [1, 1], JSON.stringify(r.logs));
+    assert.deepEqual(r.echoes, ['still here', 'still here']);
+  });
+
   it('chat: a stream socket and a post socket see each other\'s messages, sender included', async () => {
     const r = await page.evaluate(async () => {
       const a = new H2WebSocket('/ws/chat', [], { transport: 'stream' });

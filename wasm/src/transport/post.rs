@@ -51,16 +51,22 @@ impl PostUpstream {
         token: &str,
         signal: &AbortSignal,
     ) -> PostUpstream {
-        PostUpstream {
-            inner: Rc::new(Inner {
-                url: url.to_string(),
-                headers,
-                token: token.to_string(),
-                signal: signal.clone(),
-                session: Rc::downgrade(session),
-                state: RefCell::new(Batching::default()),
+        let inner = Rc::new(Inner {
+            url: url.to_string(),
+            headers,
+            token: token.to_string(),
+            signal: signal.clone(),
+            session: Rc::downgrade(session),
+            state: RefCell::new(Batching {
+                in_flight: 1,
+                next_seq: 1,
+                ..Batching::default()
             }),
-        }
+        });
+        // Batch 0 is empty: it attaches the upstream at once, so a socket that sends nothing
+        // for a while is not closed by the server's attach timeout (DESIGN §2.2: 10 s).
+        spawn_local(post_batch(inner.clone(), (0, Vec::new(), 0, Vec::new())));
+        PostUpstream { inner }
     }
 
     pub fn send(&self, transmit: Transmit) -> Promise {
