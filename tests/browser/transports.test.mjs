@@ -102,6 +102,23 @@ describe('transports', () => {
     assert.deepEqual(r.echoes, ['still here', 'still here']);
   });
 
+  it('100 stream sockets at once on one HTTP/2 connection all work; the 101st fails at once (default cap)', async () => {
+    const r = await page.evaluate(async () => {
+      const sockets = Array.from({ length: 100 }, () => new H2WebSocket('/ws/echo', [], { transport: 'stream' }));
+      await Promise.all(sockets.map((ws) => t.once(ws, 'open', 20000)));
+      const extra = new H2WebSocket('/ws/echo');
+      const extraLog = t.trace(extra);
+      await t.once(extra, 'close', 3000);
+      const echoes = await Promise.all(sockets.map((ws, i) => { ws.send(`s${i}`); return t.once(ws, 'message', 20000); }));
+      const ok = echoes.every((e, i) => e.data === `s${i}`);
+      for (const ws of sockets) ws.close();
+      await Promise.all(sockets.map((ws) => t.once(ws, 'close', 20000)));
+      return { ok, extra: extraLog.map((e) => e.type + (e.code ? ` ${e.code}` : '')) };
+    });
+    assert.equal(r.ok, true);
+    assert.deepEqual(r.extra, ['error', 'close 1006']);
+  });
+
   it('chat: a stream socket and a post socket see each other\'s messages, sender included', async () => {
     const r = await page.evaluate(async () => {
       const a = new H2WebSocket('/ws/chat', [], { transport: 'stream' });
