@@ -141,9 +141,9 @@ impl Args {
 
 /// A human label for a byte size: `20 B`, `1 KiB`, `16 KiB`, `100 MiB`.
 pub fn size_label(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.trailing_zeros() >= 20 {
         format!("{} MiB", n >> 20)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.trailing_zeros() >= 10 {
         format!("{} KiB", n >> 10)
     } else {
         format!("{n} B")

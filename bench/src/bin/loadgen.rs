@@ -278,7 +278,7 @@ async fn idle(args: &Args) -> Res {
             if transport == Transport::Rfc6455 {
                 raw.push(Conn::connect(&url).await?);
             } else {
-                if opened % per_conn == 0 {
+                if h2_conns.len() * per_conn <= opened {
                     h2_conns.push(client.connect_h2(&base).await.map_err(|e| e.to_string())?);
                 }
                 let conn = h2_conns.last().ok_or("no connection")?;
@@ -392,20 +392,15 @@ async fn big(args: &Args) -> Res {
     let peak = peak.load(Ordering::Relaxed).max(hwm);
     let growth = peak.saturating_sub(before);
     let record = match result {
-        Ok(n) if n == size as u64 => Record::new(
-            "memory",
-            &case,
-            "gateway",
-            "bytes",
-            Some(growth as f64),
-        )
-        .note(format!(
+        Ok(n) if n == size as u64 => {
+            Record::new("memory", &case, "gateway", "bytes", Some(growth as f64)).note(format!(
             "RSS before {:.1} MiB, peak {:.1} MiB; {} frames of {} up, echo back in {elapsed:.1} s",
             before as f64 / 1048576.0,
             peak as f64 / 1048576.0,
             size.div_ceil(frame_size),
             size_label(frame_size)
-        )),
+        ))
+        }
         Ok(n) => Record::new("memory", &case, "gateway", "bytes", None)
             .note(format!("echo came back with {n} of {size} bytes")),
         Err(e) => Record::new("memory", &case, "gateway", "bytes", None).note(format!(
