@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package `h2ws` into wasm/pkg and prints its raw and gzip sizes.
 #
-#   wasm/build.sh                  # default (no permessage-deflate; see README.md for why)
-#   H2WS_DEFLATE=1 wasm/build.sh   # with permessage-deflate
+#   wasm/build.sh [--release | --dev]   # --release (default): size-optimised; --dev: quick debug build
+#   H2WS_DEFLATE=1 wasm/build.sh        # with permessage-deflate (also: H2WS_FEATURES=deflate)
 #
 # Steps: wasm-pack (cargo profile `release-wasm`: opt-level s, LTO, 1 CGU, panic=abort, symbols
 # stripped) → wasm-opt -Oz when a `wasm-opt` that understands reference types is on PATH (binaryen
@@ -14,8 +14,16 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 pkg="$here/pkg"
-features=""
+features="${H2WS_FEATURES:-}"
 if [ "${H2WS_DEFLATE:-0}" = 1 ]; then features="deflate"; fi
+mode=release
+for arg in "$@"; do
+  case "$arg" in
+    --release) mode=release ;;
+    --dev) mode=dev ;;
+    *) echo "build.sh: unknown argument '$arg' (use --release or --dev)" >&2; exit 2 ;;
+  esac
+done
 
 for tool in wasm-pack wasm-bindgen node gzip; do
   command -v "$tool" >/dev/null || { echo "build.sh: '$tool' not found on PATH" >&2; exit 1; }
@@ -27,7 +35,8 @@ if [ -n "$features" ]; then cargo_args=(--features "$features"); fi
 rm -rf "$pkg"
 # Strip the name section at link time (-30% raw size) instead of relying on wasm-opt.
 export CARGO_PROFILE_RELEASE_WASM_STRIP=true
-wasm-pack build "$here" --target web --profile release-wasm --out-dir pkg \
+if [ "$mode" = dev ]; then profile_args=(--dev); else profile_args=(--profile release-wasm); fi
+wasm-pack build "$here" --target web "${profile_args[@]}" --out-dir pkg \
   --out-name h2ws_wasm --no-opt --no-gitignore -- ${cargo_args[@]+"${cargo_args[@]}"}
 
 wasm="$pkg/h2ws_wasm_bg.wasm"
@@ -35,7 +44,9 @@ binaryen_version=0
 if command -v wasm-opt >/dev/null; then
   binaryen_version=$(wasm-opt --version | sed -n 's/.*version \([0-9]*\).*/\1/p')
 fi
-if [ "${binaryen_version:-0}" -ge 116 ]; then
+if [ "$mode" = dev ]; then
+  :
+elif [ "${binaryen_version:-0}" -ge 116 ]; then
   # Rust enables these wasm features by default; binaryen must be told about them.
   wasm-opt -Oz --strip-debug --strip-producers \
     --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
@@ -90,4 +101,4 @@ for f in h2ws_wasm_bg.wasm h2ws_wasm.js index.js; do
   total_raw=$((total_raw + raw))
   total_gz=$((total_gz + gz))
 done
-echo "h2ws package (features: ${features:-none}): raw $total_raw bytes, gzip $total_gz bytes"
+echo "h2ws package ($mode, features: ${features:-none}): raw $total_raw bytes, gzip $total_gz bytes"
