@@ -405,30 +405,30 @@ impl Peer {
 
     /// The next event (answering pings and echoing a Close on the way).
     pub async fn next_event(&mut self) -> Event {
-        tokio::time::timeout(LIMIT, self.next_event_inner())
+        self.next_event_within(LIMIT)
             .await
             .expect("an event in time")
     }
 
-    /// Like [`next_event`](Self::next_event) with a custom limit; `None` on timeout.
+    /// Like [`next_event`](Self::next_event) with a custom limit; `None` on timeout. Only the
+    /// wait for incoming data is cut short, never a write (a cancelled `post` batch would
+    /// leave a gap in the sequence).
     pub async fn next_event_within(&mut self, limit: Duration) -> Option<Event> {
-        tokio::time::timeout(limit, self.next_event_inner())
-            .await
-            .ok()
-    }
-
-    async fn next_event_inner(&mut self) -> Event {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
+            self.flush().await;
             if let Some(ev) = self.conn.poll_event() {
                 self.flush().await;
-                return ev;
+                return Some(ev);
             }
-            self.flush().await;
             if self.down_ended {
                 self.conn.recv_eof();
                 continue;
             }
-            match self.down.data().await {
+            let next = tokio::time::timeout_at(deadline, self.down.data())
+                .await
+                .ok()?;
+            match next {
                 Some(Ok(chunk)) => {
                     let _ = self.down.flow_control().release_capacity(chunk.len());
                     if self.kind == Kind::Native {
@@ -467,7 +467,13 @@ impl Peer {
 
     /// Waits for the Closed event; returns (code, reason, clean).
     pub async fn closed(&mut self) -> (u16, String, bool) {
+        let deadline = tokio::time::Instant::now() + LIMIT;
         loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}: closed in time",
+                self.kind
+            );
             match self.next_event().await {
                 Event::Closed {
                     code,

@@ -1,0 +1,132 @@
+//! Embedding: `h2ws_devserver::route` on a user's own axum app served by hyper (not the
+//! devserver's loop): rfc6455, rfc8441 (hyper extended CONNECT), fetch `stream` and `post` work;
+//! `native` is refused with 501 because it needs the devserver's own HTTP/2 loop.
+
+mod common;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use h2ws_codec::Message;
+use h2ws_devserver::{Message as M, Socket};
+use http::StatusCode;
+use tokio_tungstenite::tungstenite::Message as TMsg;
+
+/// The user's app: one route that upper-cases text.
+fn user_app() -> axum::Router {
+    axum::Router::new().route(
+        "/ws/shout",
+        h2ws_devserver::route(|mut socket: Socket| async move {
+            while let Some(msg) = socket.recv().await {
+                let reply = match msg {
+                    M::Text(t) => M::Text(t.to_uppercase()),
+                    other => other,
+                };
+                if socket.send(reply).await.is_err() {
+                    break;
+                }
+            }
+        }),
+    )
+}
+
+/// Serves the app with hyper-util's auto builder (HTTP/1.1 + h2c, extended CONNECT enabled).
+async fn serve_with_hyper() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = user_app();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let app = app.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let app = app.clone();
+                        async move {
+                            use tower::ServiceExt;
+                            app.oneshot(req.map(axum::body::Body::new)).await
+                        }
+                    });
+                let mut builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                builder.http2().enable_connect_protocol();
+                let _ = builder
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn route_serves_every_transport_but_native_on_a_plain_hyper_server() {
+    init_tracing();
+    let addr = serve_with_hyper().await;
+    let a = addr.to_string();
+
+    // rfc6455 over HTTP/1.1.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{a}/ws/shout"))
+        .await
+        .expect("rfc6455 connect");
+    ws.send(TMsg::text("hi")).await.expect("send");
+    let got = tokio::time::timeout(LIMIT, ws.next())
+        .await
+        .expect("in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, TMsg::text("HI"));
+    ws.close(None).await.expect("close");
+
+    // HTTP/2 (h2c prior knowledge) through hyper.
+    let sr = h2c(addr).await;
+    for kind in [Kind::Rfc8441, Kind::Stream, Kind::Post] {
+        let mut p = Peer::open(&sr, &a, "/ws/shout", kind)
+            .await
+            .unwrap_or_else(|r| panic!("{kind:?} refused: {r:?}"));
+        p.send_text("quiet").await;
+        assert_eq!(
+            p.recv_message().await,
+            Message::Text("QUIET".into()),
+            "{kind:?}"
+        );
+        let big = pattern(300_000);
+        p.send_binary(&big).await;
+        assert_eq!(p.recv_message().await, Message::Binary(big), "{kind:?}");
+        p.close(4000, "").await;
+        assert_eq!(p.closed().await.0, 4000, "{kind:?}");
+    }
+    let refused = Peer::open(&sr, &a, "/ws/shout", Kind::Native)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status, StatusCode::NOT_IMPLEMENTED);
+    assert!(refused.body.contains("own HTTP/2"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn user_routes_mount_on_the_devserver_with_native() {
+    init_tracing();
+    let server = server(h2ws_devserver::SocketConfig::default())
+        .routes(user_app())
+        .start()
+        .await
+        .expect("start");
+    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let a = tls_authority(&server);
+    for kind in Kind::ALL {
+        let mut p = Peer::open(&sr, &a, "/ws/shout", kind).await.expect("open");
+        p.send_text("abc").await;
+        assert_eq!(
+            p.recv_message().await,
+            Message::Text("ABC".into()),
+            "{kind:?}"
+        );
+    }
+    server.shutdown().await;
+}
