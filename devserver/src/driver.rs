@@ -66,13 +66,15 @@ pub(crate) fn spawn(
     let depth = cfg.queue_depth.max(1);
     let (cmd_tx, cmd_rx) = mpsc::channel(depth);
     let (ev_tx, ev_rx) = mpsc::channel(depth);
-    let mut config = Config::default();
-    config.max_frame_size = cfg.max_frame_size;
-    config.max_message_size = cfg.max_message_size;
-    config.deliver_fragments = wiring.deliver_fragments;
-    config.allow_rsv1 = wiring.allow_rsv1;
-    config.native_max_payload = wiring.native_max_payload;
-    config.deflate = wiring.deflate.clone();
+    let config = Config {
+        max_frame_size: cfg.max_frame_size,
+        max_message_size: cfg.max_message_size,
+        deliver_fragments: wiring.deliver_fragments,
+        allow_rsv1: wiring.allow_rsv1,
+        native_max_payload: wiring.native_max_payload,
+        deflate: wiring.deflate,
+        ..Config::default()
+    };
     let conn = Connection::new(Role::Server, wiring.framing, config);
     let guard = OpenGuard::new(endpoint, cell.clone());
     let weak = cmd_tx.downgrade();

@@ -31,7 +31,7 @@
 //!     }),
 //! );
 //! let server = Server::new()
-//!     .tls_addr("127.0.0.1:0".parse().unwrap())
+//!     .tls_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
 //!     .http_addr(None)
 //!     .routes(my_routes)
 //!     .start()
@@ -218,8 +218,10 @@ impl Server {
         let router = self.router(&endpoint)?;
         let shutdown = CancellationToken::new();
         let connections = TaskTracker::new();
-        let mut h2 = h2conn::H2Settings::default();
-        h2.send_timeout = self.config.send_timeout;
+        let h2 = h2conn::H2Settings {
+            send_timeout: self.config.send_timeout,
+            ..h2conn::H2Settings::default()
+        };
         let serving = listen::Serving {
             router,
             h2,

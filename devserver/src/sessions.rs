@@ -73,9 +73,12 @@ pub(crate) struct Opened {
     pub input: BoxStream<'static, Input>,
 }
 
+/// Ended tokens: when each ended, and the order to forget them in.
+type Expired = (HashMap<String, Instant>, VecDeque<(Instant, String)>);
+
 pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Arc<Session>>>,
-    expired: Mutex<(HashMap<String, Instant>, VecDeque<(Instant, String)>)>,
+    expired: Mutex<Expired>,
     ttl: Duration,
 }
 

@@ -301,9 +301,11 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
         }
         let own_loop = parts.extensions.get::<OwnH2Loop>().copied();
         let pending = match transport {
-            Transport::Rfc6455 => transport::rfc6455::validate(&mut parts)?,
-            Transport::Rfc8441 => transport::rfc8441::validate(&mut parts, own_loop, body)?,
-            Transport::Native => transport::native::validate(own_loop, body)?,
+            Transport::Rfc6455 => transport::rfc6455::validate(&mut parts).map_err(refuse)?,
+            Transport::Rfc8441 => {
+                transport::rfc8441::validate(&mut parts, own_loop, body).map_err(refuse)?
+            }
+            Transport::Native => transport::native::validate(own_loop, body).map_err(refuse)?,
             Transport::Stream | Transport::Post => Pending::FetchOpen,
         };
         let extensions_header = match transport {

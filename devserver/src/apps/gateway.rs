@@ -169,11 +169,13 @@ pub struct Backend {
 
 /// Copies frames both ways until both sides closed.
 async fn bridge(socket: Socket, backend: Backend, max_frame: usize, max_message: usize) {
-    let mut config = Config::default();
-    config.deliver_fragments = true;
-    config.allow_rsv1 = backend.extensions.is_some();
-    config.max_frame_size = max_frame;
-    config.max_message_size = max_message;
+    let config = Config {
+        deliver_fragments: true,
+        allow_rsv1: backend.extensions.is_some(),
+        max_frame_size: max_frame,
+        max_message_size: max_message,
+        ..Config::default()
+    };
     let mut seed = [0u8; 32];
     if getrandom::fill(&mut seed).is_err() {
         let _ = socket.close(1011, "no randomness for masking").await;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use h2ws_codec::Framing;
 use http::StatusCode;
 
@@ -16,13 +16,12 @@ use crate::upgrade::{Negotiated, Pending, Refusal};
 
 /// The codec has validated the request (DESIGN §4 header rules); this checks that it came
 /// through the own HTTP/2 loop, which alone keeps DATA frames intact.
-pub(crate) fn validate(own_loop: Option<OwnH2Loop>, body: Body) -> Result<Pending, Response> {
+pub(crate) fn validate(own_loop: Option<OwnH2Loop>, body: Body) -> Result<Pending, Refusal> {
     let Some(own) = own_loop else {
         return Err(Refusal::new(
             StatusCode::NOT_IMPLEMENTED,
             "the native mapping needs the h2ws devserver's own HTTP/2 connection loop",
-        )
-        .into_response());
+        ));
     };
     Ok(Pending::Native {
         body,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use h2ws_codec::handshake::rfc6455;
 use h2ws_codec::Framing;
 use http::header::{self, HeaderValue};
@@ -18,26 +18,25 @@ use crate::upgrade::{Negotiated, Pending, Refusal};
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The codec has validated the headers; this checks what is specific to hyper's upgrade.
-pub(crate) fn validate(parts: &mut http::request::Parts) -> Result<Pending, Response> {
-    let refuse = |r: Refusal| r.into_response();
+pub(crate) fn validate(parts: &mut http::request::Parts) -> Result<Pending, Refusal> {
     if parts.version != Version::HTTP_11 {
-        return Err(refuse(Refusal::bad_request(
+        return Err(Refusal::bad_request(
             "GET + Upgrade: websocket needs HTTP/1.1 (use extended CONNECT on HTTP/2)",
-        )));
+        ));
     }
     let key = parts
         .headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or_else(|| refuse(Refusal::bad_request("missing Sec-WebSocket-Key")))?;
+        .ok_or_else(|| Refusal::bad_request("missing Sec-WebSocket-Key"))?;
     let accept = String::from_utf8_lossy(&rfc6455::accept_key(key.as_bytes())).into_owned();
     let on_upgrade = parts
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| {
-            refuse(Refusal::new(
+            Refusal::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "this server connection cannot upgrade (serve it with hyper upgrades)",
-            ))
+            )
         })?;
     Ok(Pending::Rfc6455 { on_upgrade, accept })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use h2ws_codec::Framing;
 use http::StatusCode;
 
@@ -21,7 +21,7 @@ pub(crate) fn validate(
     parts: &mut http::request::Parts,
     own_loop: Option<OwnH2Loop>,
     body: Body,
-) -> Result<Pending, Response> {
+) -> Result<Pending, Refusal> {
     if own_loop.is_some() {
         return Ok(Pending::Rfc8441Own { body });
     }
@@ -30,8 +30,7 @@ pub(crate) fn validate(
         None => Err(Refusal::new(
             StatusCode::NOT_IMPLEMENTED,
             "extended CONNECT is not upgradable on this server",
-        )
-        .into_response()),
+        )),
     }
 }
 
