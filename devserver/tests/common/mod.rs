@@ -602,3 +602,29 @@ pub fn test_routes() -> axum::Router {
             }),
         )
 }
+
+impl Peer {
+    /// Native only: sends one DATA frame if flow control grants capacity for all of it within
+    /// `wait`; false when it did not (the server is pushing back).
+    pub async fn try_write_native(&mut self, unit: Bytes, wait: Duration) -> bool {
+        let Up::H2(send) = &mut self.up else {
+            panic!("try_write_native needs an h2 upstream")
+        };
+        send.reserve_capacity(unit.len());
+        let granted = tokio::time::timeout(wait, async {
+            while send.capacity() < unit.len() {
+                match poll_fn(|cx| send.poll_capacity(cx)).await {
+                    Some(Ok(_)) => {}
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await
+        .unwrap_or(false);
+        if granted {
+            send.send_data(unit, false).expect("send_data");
+        }
+        granted
+    }
+}
