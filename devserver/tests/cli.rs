@@ -1,0 +1,173 @@
+//! The `h2ws-devserver` binary: stable start-up lines (`listening URL`, `spki-sha256 B64`),
+//! port 0, the served certificate matching the printed SPKI hash, `--cert/--key`, and SIGTERM
+//! closing sockets with 1001 before a clean exit.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+
+struct Running {
+    child: Child,
+    https: String,
+    http: Option<String>,
+    spki: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn h2ws-devserver");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut https, mut http, mut spki) = (None, None, None);
+    let want = if args.contains(&"--no-http") { 2 } else { 3 };
+    for _ in 0..want {
+        let line = lines.next().expect("a start-up line").expect("utf-8");
+        if let Some(url) = line.strip_prefix("listening https://") {
+            https = Some(url.to_string());
+        } else if let Some(url) = line.strip_prefix("listening http://") {
+            http = Some(url.to_string());
+        } else if let Some(b64) = line.strip_prefix("spki-sha256 ") {
+            spki = Some(b64.to_string());
+        } else {
+            panic!("unexpected start-up line {line:?}");
+        }
+    }
+    Running {
+        child,
+        https: https.expect("https line"),
+        http,
+        spki: spki.expect("spki line"),
+    }
+}
+
+fn cli_cert_dir() -> String {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("h2ws-cli-cert")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn prints_listeners_and_spki_and_closes_sockets_with_1001_on_sigterm() {
+    let dir = cli_cert_dir();
+    let mut server = run(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--cert-dir",
+        &dir,
+    ]);
+    assert!(server.https.starts_with("127.0.0.1:") && !server.https.ends_with(":0"));
+    assert!(server
+        .http
+        .as_deref()
+        .is_some_and(|h| h.starts_with("127.0.0.1:")));
+    assert_eq!(server.spki.len(), 44, "base64 of a sha256");
+
+    // The certificate served is the one whose SPKI hash was printed.
+    let addr: std::net::SocketAddr = server.https.parse().unwrap();
+    let tls = tls_connect(addr, &[b"h2"]).await;
+    let leaf = tls.get_ref().1.peer_certificates().expect("certificate")[0].clone();
+    assert_eq!(
+        h2ws_devserver::tls::spki_sha256(&leaf).unwrap(),
+        server.spki
+    );
+    drop(tls);
+
+    // A socket open at SIGTERM gets Close 1001, then the process exits successfully.
+    let sr = h2_tls(addr).await;
+    let mut p = Peer::open(&sr, &server.https, "/ws/echo", Kind::Native)
+        .await
+        .expect("open");
+    p.send_text("before").await;
+    assert_eq!(
+        p.recv_message().await,
+        h2ws_codec::Message::Text("before".into())
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let (code, _, clean) = p.closed().await;
+    assert_eq!((code, clean), (1001, true));
+    let exit = tokio::task::spawn_blocking(move || server.child.wait())
+        .await
+        .unwrap()
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn given_cert_and_key_and_no_plain_listener() {
+    // Reuse the cached generated pair (one PEM with both) as --cert/--key.
+    let dir = cli_cert_dir();
+    drop(run(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--no-http",
+        "--cert-dir",
+        &dir,
+    ]));
+    let pem = format!("{dir}/localhost.pem");
+    let server = run(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--no-http",
+        "--cert",
+        &pem,
+        "--key",
+        &pem,
+    ]);
+    assert!(server.http.is_none());
+    let addr: std::net::SocketAddr = server.https.parse().unwrap();
+    let sr = h2_tls(addr).await;
+    let mut p = Peer::open(&sr, &server.https, "/ws/echo", Kind::Stream)
+        .await
+        .expect("open");
+    p.send_text("hi").await;
+    assert_eq!(
+        p.recv_message().await,
+        h2ws_codec::Message::Text("hi".into())
+    );
+}
+
+#[test]
+fn help_lists_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--addr",
+        "--http-addr",
+        "--no-http",
+        "--www",
+        "--pkg",
+        "--cert",
+        "--key",
+        "--cert-dir",
+        "--upstream",
+        "--allow-origin",
+        "--max-message",
+        "--max-sockets",
+    ] {
+        assert!(help.contains(flag), "--help mentions {flag}:\n{help}");
+    }
+}
