@@ -43,6 +43,9 @@ pub struct WholeDataFrames;
 #[error("reset stream: {0:?}")]
 pub struct ResetStream(pub h2::Reason);
 
+/// How long a client may take to send the HTTP/2 preface and SETTINGS.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a deliberate RST_STREAM waits so the frames sent before it are written.
 const RESET_GRACE: Duration = Duration::from_millis(50);
 
@@ -84,13 +87,17 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let mut conn = h2::server::Builder::new()
+    let handshake = h2::server::Builder::new()
         .enable_connect_protocol()
         .max_concurrent_streams(settings.max_concurrent_streams)
         .initial_window_size(settings.stream_window)
         .initial_connection_window_size(settings.connection_window)
-        .handshake::<_, Bytes>(io)
-        .await?;
+        .handshake::<_, Bytes>(io);
+    let Ok(conn) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else {
+        tracing::debug!(%peer, "no HTTP/2 preface within {HANDSHAKE_TIMEOUT:?}");
+        return Ok(());
+    };
+    let mut conn = conn?;
     let mut shutting_down = false;
     loop {
         tokio::select! {

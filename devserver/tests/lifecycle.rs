@@ -300,3 +300,30 @@ async fn static_files_with_mime_types_and_no_cache() {
     assert_eq!(p.recv_message().await, Message::Text("x".into()));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn socket_limit_answers_503() {
+    init_tracing();
+    let server = start(SocketConfig {
+        max_sockets: 2,
+        ..SocketConfig::default()
+    })
+    .await;
+    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let a = tls_authority(&server);
+    let _one = Peer::open(&sr, &a, "/ws/echo", Kind::Native)
+        .await
+        .expect("first");
+    let _two = Peer::open(&sr, &a, "/ws/echo", Kind::Stream)
+        .await
+        .expect("second");
+    for kind in Kind::ALL {
+        let r = Peer::open(&sr, &a, "/ws/echo", kind)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{kind:?}");
+        assert!(r.body.contains("too many"), "{}", r.body);
+    }
+    server.shutdown().await;
+}
