@@ -466,3 +466,39 @@ async fn many_sockets_multiplexed_on_one_connection() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn native_control_frames_jump_queued_data() {
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Native)
+        .await
+        .expect("open");
+    // 4 MiB echo: the first MiB fills our stream window, the rest waits in the server's queue.
+    let big = pattern(4 << 20);
+    p.send_binary(&big).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Our Ping reaches the server while ~3 MiB of echo data are queued there.
+    p.conn.send_ping(b"jump").expect("ping");
+    p.flush().await;
+    let mut data_frames_before_pong = None;
+    let mut message = None;
+    while message.is_none() {
+        match p.next_event().await {
+            h2ws_codec::Event::Pong(payload) => {
+                assert_eq!(payload, b"jump");
+                data_frames_before_pong = Some(p.data_frames.len());
+            }
+            h2ws_codec::Event::Message(m) => message = Some(m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let total = p.data_frames.len() - 1; // minus the Pong's own DATA frame
+    let before = data_frames_before_pong.expect("a Pong arrived before the echo ended");
+    // At most a window's worth (1 MiB ≈ 65 frames) plus the few units already on their way.
+    assert!(
+        before < 80 && before < total / 2,
+        "Pong after {before} of {total} data frames"
+    );
+    assert_eq!(message, Some(Message::Binary(big)));
+    server.shutdown().await;
+}
