@@ -103,7 +103,7 @@ export async function openPage(context, origin, pathname = '/index.html') {
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   await page.goto(origin + pathname);
-  await page.waitForFunction(() => window.h2wsReady === true, null, { timeout: 15000 });
+  await page.waitForFunction(() => window.h2wsReady === true, null, { timeout: 60000 });
   page.consoleLines = consoleLines;
   page.pageErrors = pageErrors;
   return page;

@@ -52,6 +52,24 @@ describe('transports', () => {
         assert.deepEqual(r, { binOk: true, binLen: 1 << 20, textOk: true, textLen: 'h2ws-\u00e9'.length * Math.floor((1 << 20) / 7) });
       });
 
+      it('echoes 20 MiB messages (past the server\'s 16 MiB frame limit: sent as fragments)', async () => {
+        const r = await page.evaluate(async (transport) => {
+          const ws = new H2WebSocket('/ws/echo', [], { transport });
+          ws.binaryType = 'arraybuffer';
+          await t.once(ws, 'open');
+          const bin = t.pattern(20 << 20, 11);
+          const text = 'x\u20ac'.repeat((20 << 20) / 4);
+          const got = t.messages(ws, 2, 60000);
+          ws.send(bin);
+          ws.send(text);
+          const [b, s] = await got;
+          ws.close();
+          const c = await t.once(ws, 'close');
+          return { bin: t.equalBytes(b, bin), text: s === text, clean: c.wasClean };
+        }, transport);
+        assert.deepEqual(r, { bin: true, text: true, clean: true });
+      });
+
       it('delivers 1000 messages in order', async () => {
         const r = await page.evaluate(async (transport) => {
           const ws = new H2WebSocket('/ws/echo', [], { transport });

@@ -495,7 +495,7 @@ fn message_to_js(message: Message) -> JsValue {
 }
 
 fn codec_config() -> h2ws_codec::Config {
-    h2ws_codec::Config::default()
+    socket::client_config()
 }
 
 #[cfg(feature = "deflate")]

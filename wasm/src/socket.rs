@@ -6,7 +6,26 @@
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use h2ws_codec::{CloseCode, Config, Connection, Event, Framing, Message, Role, State};
+use h2ws_codec::{
+    CloseCode, Config, Connection, Event, FragmentKind, Framing, Message, Role, State,
+};
+
+/// Largest incoming message (after inflation); larger → close 1009. Browsers set no limit; we
+/// keep one so a peer cannot exhaust the page's memory.
+pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+/// Outgoing messages larger than this leave as several frames: peers cap frame sizes (the
+/// devserver at 16 MiB), and control frames (Pong, Close) can go out between fragments.
+pub const MAX_OUTGOING_FRAME: usize = 1 << 20;
+
+/// The codec configuration of a browser socket: one frame may be as large as a whole message
+/// (browsers accept any frame size), both bounded by [`MAX_MESSAGE_SIZE`].
+pub fn client_config() -> Config {
+    Config {
+        max_frame_size: MAX_MESSAGE_SIZE,
+        max_message_size: MAX_MESSAGE_SIZE,
+        ..Config::default()
+    }
+}
 
 /// `WebSocket.readyState` values (the four constants on the class and its instances).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +105,8 @@ pub struct SocketCore {
     extensions: String,
     ending: Option<Ending>,
     failed: bool,
+    /// permessage-deflate negotiated: messages are compressed whole and sent as one frame.
+    compressed: bool,
     /// Outputs gathered from codec events, handed out by `recv`/`recv_eof`.
     pending: Vec<Output>,
 }
@@ -93,7 +114,12 @@ pub struct SocketCore {
 impl SocketCore {
     /// A client socket on the h2ws stream framing (DESIGN §3).
     pub fn new(config: Config) -> Self {
+        #[cfg(feature = "deflate")]
+        let compressed = config.deflate.is_some();
+        #[cfg(not(feature = "deflate"))]
+        let compressed = false;
         SocketCore {
+            compressed,
             conn: Connection::new(Role::Client, Framing::Stream, config),
             state: ReadyState::Connecting,
             buffered: 0,
@@ -137,9 +163,7 @@ impl SocketCore {
     pub fn send_text(&mut self, text: &str) -> Result<(), ApiError> {
         self.check_sendable()?;
         self.buffered += text.len() as u64;
-        if self.accepts_data() && self.conn.send_text(text).is_ok() {
-            self.untransmitted_app += text.len();
-        }
+        self.queue_text(text);
         Ok(())
     }
 
@@ -166,15 +190,53 @@ impl SocketCore {
 
     /// A text send that waited behind a [`SocketCore::reserve`]d one (already counted).
     pub fn send_reserved_text(&mut self, text: &str) {
-        if self.accepts_data() && self.conn.send_text(text).is_ok() {
+        self.queue_text(text);
+    }
+
+    fn queue_binary(&mut self, data: &[u8]) {
+        if !self.accepts_data() {
+            return;
+        }
+        let queued = if self.compressed || data.len() <= MAX_OUTGOING_FRAME {
+            self.conn.send_binary(data).is_ok()
+        } else {
+            self.queue_fragments(FragmentKind::Binary, data.chunks(MAX_OUTGOING_FRAME))
+        };
+        if queued {
+            self.untransmitted_app += data.len();
+        }
+    }
+
+    fn queue_text(&mut self, text: &str) {
+        if !self.accepts_data() {
+            return;
+        }
+        let queued = if self.compressed || text.len() <= MAX_OUTGOING_FRAME {
+            self.conn.send_text(text).is_ok()
+        } else {
+            self.queue_fragments(FragmentKind::Text, utf8_chunks(text, MAX_OUTGOING_FRAME))
+        };
+        if queued {
             self.untransmitted_app += text.len();
         }
     }
 
-    fn queue_binary(&mut self, data: &[u8]) {
-        if self.accepts_data() && self.conn.send_binary(data).is_ok() {
-            self.untransmitted_app += data.len();
+    /// One message as a first fragment of `kind`, continuations, and a final one.
+    fn queue_fragments<'a>(
+        &mut self,
+        kind: FragmentKind,
+        chunks: impl Iterator<Item = &'a [u8]>,
+    ) -> bool {
+        let mut chunks = chunks.peekable();
+        let mut kind = kind;
+        while let Some(chunk) = chunks.next() {
+            let fin = chunks.peek().is_none();
+            if self.conn.send_fragment(kind, 0, chunk, fin).is_err() {
+                return false;
+            }
+            kind = FragmentKind::Continuation;
         }
+        true
     }
 
     fn check_sendable(&self) -> Result<(), ApiError> {
@@ -420,6 +482,27 @@ pub fn map_scheme(
         ));
     }
     Ok(schemes)
+}
+
+/// Splits UTF-8 text into pieces of at most `max` bytes (`max` below 4 counts as 4, so a
+/// character always fits), on character boundaries so every fragment is valid UTF-8 on its own.
+/// Byte-level on purpose: `str` slicing would pull its panic formatting into the wasm.
+fn utf8_chunks(text: &str, max: usize) -> impl Iterator<Item = &[u8]> {
+    let max = max.max(4);
+    let mut rest = text.as_bytes();
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(max);
+        // Back off over continuation bytes (10xxxxxx) to the start of a character.
+        while end < rest.len() && rest[end] & 0xC0 == 0x80 {
+            end -= 1;
+        }
+        let (head, tail) = rest.split_at_checked(end)?;
+        rest = tail;
+        Some(head)
+    })
 }
 
 /// Which upstream transport to use once the open response is in (DESIGN §2, `auto`).

@@ -23,7 +23,7 @@ export function describe(e, ws) {
 }
 
 /** Resolves with the next `type` event; rejects after `ms`. */
-export function once(target, type, ms = 10000) {
+export function once(target, type, ms = 20000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timeout waiting for ${type}`)), ms);
     target.addEventListener(type, (e) => { clearTimeout(timer); resolve(e); }, { once: true });
@@ -31,12 +31,12 @@ export function once(target, type, ms = 10000) {
 }
 
 /** Resolves with the first of `types` to fire. */
-export function onceAny(target, types, ms = 10000) {
+export function onceAny(target, types, ms = 20000) {
   return Promise.race(types.map((type) => once(target, type, ms)));
 }
 
 /** Collects `n` messages (data values) or rejects after `ms`. */
-export function messages(ws, n, ms = 20000) {
+export function messages(ws, n, ms = 30000) {
   return new Promise((resolve, reject) => {
     const got = [];
     const timer = setTimeout(() => reject(new Error(`timeout: ${got.length}/${n} messages`)), ms);

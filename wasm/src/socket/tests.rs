@@ -400,3 +400,73 @@ fn chosen_protocol_must_be_offered() {
     assert!(!check_protocol(&[], "chat"));
     assert!(check_protocol(&[], ""));
 }
+
+#[test]
+fn large_messages_leave_as_fragments_of_at_most_one_mib() {
+    let mut socket = SocketCore::new(client_config());
+    socket.opened("", "");
+    let data = vec![5u8; 2 * MAX_OUTGOING_FRAME + 10];
+    socket.send_binary(&data).unwrap();
+    let transmit = socket.take_transmit().unwrap();
+    assert_eq!(transmit.app_bytes, data.len());
+    // Walk the frames: Binary (no FIN), Continuation (no FIN), Continuation + FIN.
+    let mut at = 0;
+    let mut firsts = Vec::new();
+    let mut total = 0;
+    while at < transmit.bytes.len() {
+        let first = transmit.bytes[at];
+        let (len, header) = match transmit.bytes[at + 1] {
+            127 => (
+                u64::from_be_bytes(transmit.bytes[at + 2..at + 10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 => (
+                u16::from_be_bytes(transmit.bytes[at + 2..at + 4].try_into().unwrap()) as usize,
+                4,
+            ),
+            n => (n as usize, 2),
+        };
+        assert!(len <= MAX_OUTGOING_FRAME);
+        firsts.push(first);
+        total += len;
+        at += header + len;
+    }
+    assert_eq!(firsts, vec![0x02, 0x00, 0x80]);
+    assert_eq!(total, data.len());
+}
+
+#[test]
+fn large_text_fragments_on_char_boundaries_and_reassembles() {
+    let mut socket = SocketCore::new(client_config());
+    socket.opened("", "");
+    // 3-byte characters: 1 MiB is not a multiple of 3, so a naive split would cut one.
+    let text = "€".repeat(MAX_OUTGOING_FRAME / 3 * 2 + 7);
+    socket.send_text(&text).unwrap();
+    let bytes = socket.take_transmit().unwrap().bytes;
+    // A peer on the same codec (server role, stream framing) gets the text back whole.
+    let mut server = Connection::new(Role::Server, Framing::Stream, client_config());
+    server.recv(&bytes).unwrap();
+    match server.poll_event() {
+        Some(Event::Message(Message::Text(got))) => assert_eq!(got, text),
+        other => panic!("expected the text message, got {other:?}"),
+    }
+    assert_eq!(&bytes[..1], &[0x01], "first fragment is Text without FIN");
+}
+
+#[test]
+fn utf8_chunks_respect_boundaries() {
+    let pieces: Vec<&[u8]> = utf8_chunks("aé€😀", 3).collect();
+    assert_eq!(
+        pieces,
+        vec!["aé".as_bytes(), "€".as_bytes(), "😀".as_bytes()]
+    );
+    assert!(pieces.iter().all(|p| std::str::from_utf8(p).is_ok()));
+    assert_eq!(utf8_chunks("", 3).count(), 0);
+}
+
+#[test]
+fn client_accepts_frames_as_large_as_a_message() {
+    let config = client_config();
+    assert_eq!(config.max_frame_size, MAX_MESSAGE_SIZE);
+    assert_eq!(config.max_message_size, MAX_MESSAGE_SIZE);
+}
