@@ -91,8 +91,17 @@ impl Sessions {
         }
     }
 
-    pub(crate) fn open(&self, endpoint: &Endpoint, transport: Transport) -> Opened {
-        let token = new_token();
+    pub(crate) fn open(
+        &self,
+        endpoint: &Endpoint,
+        transport: Transport,
+    ) -> Result<Opened, Refusal> {
+        let token = new_token().ok_or_else(|| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no randomness for a session token",
+            )
+        })?;
         let (tx, rx) = mpsc::channel(INBOUND_DEPTH);
         let session = Arc::new(Session {
             transport: Arc::new(TransportCell::new(transport)),
@@ -118,11 +127,11 @@ impl Sessions {
                     .await;
             }
         });
-        Opened {
+        Ok(Opened {
             token,
             session,
             input: ReceiverStream::new(rx).boxed(),
-        }
+        })
     }
 
     /// The socket ended: forget the session, remember the token as expired.
@@ -163,12 +172,12 @@ impl Sessions {
     }
 }
 
-/// 256 bits from the OS RNG, base64url without padding.
-fn new_token() -> String {
+/// 256 bits from the OS RNG, base64url without padding; `None` if the OS RNG fails (there
+/// is no safe fallback for a bearer token).
+fn new_token() -> Option<String> {
     let mut bytes = [0u8; 32];
-    // An OS RNG failure leaves no safe way to mint tokens.
-    getrandom::fill(&mut bytes).expect("the OS random number generator failed");
-    fetch::session_token(&bytes)
+    getrandom::fill(&mut bytes).ok()?;
+    Some(fetch::session_token(&bytes))
 }
 
 /// Answers a fetch upstream request (`stream` attach or `post` batch).

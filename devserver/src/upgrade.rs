@@ -437,7 +437,8 @@ impl SocketUpgrade {
         };
         let extensions = match self.forced_extensions.take() {
             Some(ext) => {
-                params.allow_rsv1 = true;
+                // Only a forwarded negotiation may carry RSV1 (the backend terminates it).
+                params.allow_rsv1 = ext.is_some();
                 ext
             }
             None if self.deflate => h2ws_codec::deflate::negotiate_server(&self.offered_extensions)

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use h2ws_codec::Framing;
 use http::header::{self, HeaderValue};
 use http::Version;
@@ -20,7 +20,10 @@ pub(crate) fn accept_open(
     run: impl FnOnce(Socket),
 ) -> Response {
     let (output, body) = super::body_output();
-    let opened = endpoint.0.sessions.open(endpoint, info.transport);
+    let opened = match endpoint.0.sessions.open(endpoint, info.transport) {
+        Ok(o) => o,
+        Err(refusal) => return refusal.into_response(),
+    };
     let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(
