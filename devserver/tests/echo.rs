@@ -163,6 +163,30 @@ where
             .expect("ok");
         assert!(got == *m, "echoed unchanged ({} bytes)", m.len());
     }
+    // A fragmented text message (split inside a multi-byte character).
+    {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        let text = "fragmented ✓✓✓ message";
+        let b = text.as_bytes();
+        let parts = [
+            (OpCode::Data(Data::Text), &b[..12], false),
+            (OpCode::Data(Data::Continue), &b[12..16], false),
+            (OpCode::Data(Data::Continue), &b[16..], true),
+        ];
+        for (op, chunk, fin) in parts {
+            ws.feed(TMsg::Frame(Frame::message(chunk.to_vec(), op, fin)))
+                .await
+                .expect("fragment");
+        }
+        ws.flush().await.expect("flush");
+        let got = ws.next().await.expect("msg").expect("ok");
+        assert_eq!(
+            got,
+            TMsg::text(text),
+            "fragmented message reassembled and echoed"
+        );
+    }
     for i in 0..200 {
         ws.feed(TMsg::text(format!("n{i}"))).await.expect("feed");
     }
@@ -211,5 +235,32 @@ async fn echo_rfc6455_tungstenite_tls_http1() {
         .expect("handshake");
     assert_eq!(resp.status(), 101);
     tungstenite_suite(&mut ws).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rfc6455_server_initiated_close_code() {
+    init_tracing();
+    let server = server(SocketConfig::default())
+        .routes(test_routes())
+        .start()
+        .await
+        .expect("start");
+    let url = format!("ws://{}/ws/closer", http_authority(&server));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    ws.send(TMsg::text("close 4002 server bye"))
+        .await
+        .expect("send");
+    let mut close = None;
+    while let Some(Ok(m)) = ws.next().await {
+        if let TMsg::Close(c) = m {
+            close = c;
+        }
+    }
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), 4002);
+    assert_eq!(close.reason.as_str(), "server bye");
     server.shutdown().await;
 }
