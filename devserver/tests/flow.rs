@@ -56,12 +56,22 @@ async fn a_slow_reader_backpressures_the_sending_app() {
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
         sent.store(0, Ordering::SeqCst);
         let mut p = Peer::open(&sr, &a, "/ws/flood", kind).await.expect("open");
-        // Do not read: the client's stream window (1 MiB) fills, then the server's queues.
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let stalled = sent.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let still = sent.load(Ordering::SeqCst);
-        assert_eq!(stalled, still, "{kind:?}: the app is blocked in send()");
+        // Do not read: the client's stream window (1 MiB) fills, then the server's queues,
+        // then the app blocks in send(). Wait until the count holds still for 300 ms.
+        let mut stalled = sent.load(Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = sent.load(Ordering::SeqCst);
+            if now == stalled && now > 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{kind:?}: the app never blocked ({now} sent)"
+            );
+            stalled = now;
+        }
         // About 1 MiB of window + the socket's bounded queues, not unbounded.
         assert!(
             (500..3000).contains(&stalled),
