@@ -965,6 +965,52 @@ mod tests {
     }
 
     #[test]
+    fn native_ping_jumps_into_a_large_message() {
+        let config = Config {
+            native_max_payload: 1000,
+            ..Config::default()
+        };
+        let (mut c, mut s) = pair(Framing::Native, config);
+        s.send_binary(&[9; 5000]).unwrap();
+        let first = s.poll_transmit().unwrap();
+        s.send_ping(b"now").unwrap();
+        // The Ping goes out between two DATA frames of the message, which stays intact.
+        let second = s.poll_transmit().unwrap();
+        assert_eq!(second, [0x89, b'n', b'o', b'w']);
+        c.recv_data_frame(&first).unwrap();
+        c.recv_data_frame(&second).unwrap();
+        assert_eq!(events(&mut c), vec![Event::Ping(b"now".to_vec())]);
+        pump(&mut s, &mut c).unwrap();
+        assert_eq!(
+            events(&mut c),
+            vec![Event::Message(Message::Binary(vec![9; 5000]))]
+        );
+    }
+
+    #[test]
+    fn peer_close_mid_fragmented_message_is_handled() {
+        let (mut c, mut s) = pair(Framing::Stream, Config::default());
+        c.send_fragment(FragmentKind::Text, 0, b"half", false)
+            .unwrap();
+        c.close(Some(CloseCode::GOING_AWAY), "").unwrap();
+        pump(&mut c, &mut s).unwrap();
+        // The unfinished message is dropped; the close handshake proceeds.
+        pump(&mut s, &mut c).unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Closed {
+                code: CloseCode::GOING_AWAY,
+                reason: String::new(),
+                clean: true
+            }]
+        );
+        assert!(matches!(
+            &events(&mut c)[..],
+            [Event::Closed { clean: true, .. }]
+        ));
+    }
+
+    #[test]
     fn ping_flood_keeps_the_pong_queue_bounded() {
         let (mut c, mut s) = pair(Framing::Stream, Config::default());
         for i in 0..100u8 {
