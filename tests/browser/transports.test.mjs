@@ -137,6 +137,30 @@ describe('transports', () => {
     assert.deepEqual(r.extra, ['error', 'close 1006']);
   });
 
+  it('cross-origin (page on 127.0.0.1, socket to localhost): CORS preflight and exposed headers, both transports', async () => {
+    const port = new URL(env.server.origin).port;
+    const r = await page.evaluate(async (port) => {
+      const out = {};
+      for (const transport of ['stream', 'post']) {
+        // The Authorization header makes every request preflighted.
+        const ws = new H2WebSocket(`wss://localhost:${port}/ws/echo`, [], { transport, headers: { Authorization: 'Bearer cors' } });
+        const log = t.trace(ws);
+        const first = await t.onceAny(ws, ['open', 'close']);
+        if (first.type === 'open') {
+          ws.send(`cross-${transport}`);
+          await t.once(ws, 'message');
+          ws.close(1000);
+          await t.once(ws, 'close');
+        }
+        out[transport] = log.map((e) => e.type + (e.type === 'message' ? `:${e.data} ${e.origin}` : '') + (e.code ? ` ${e.code}` : ''));
+      }
+      return out;
+    }, port);
+    for (const transport of ['stream', 'post']) {
+      assert.deepEqual(r[transport], ['open', `message:cross-${transport} wss://localhost:${port}`, 'close 1000']);
+    }
+  });
+
   it('chat: a stream socket and a post socket see each other\'s messages, sender included', async () => {
     const r = await page.evaluate(async () => {
       const a = new H2WebSocket('/ws/chat', [], { transport: 'stream' });
