@@ -7,6 +7,9 @@
 //!   axum app. In a plain axum/hyper server that gives `stream`, `post`, `rfc8441` (with
 //!   hyper's `enable_connect_protocol`) and `rfc6455`; `native` needs the devserver's own
 //!   HTTP/2 loop ([`h2conn`]), used by [`Server`], and is refused with 501 elsewhere.
+//!   Limits, timeouts, the Origin allowlist, fetch sessions and stats live in an [`Endpoint`]:
+//!   add `.layer(axum::Extension(Endpoint::new(config)))` to your router to set them, else a
+//!   process-wide default endpoint is used.
 //! - **Server**: TLS with a cached localhost certificate ([`tls`]), ALPN `h2`/`http/1.1`, a
 //!   plain listener (HTTP/1.1 + h2c), apps (`/ws/echo`, `/ws/chat`, `/ws/upstream`), static
 //!   files, `/.h2ws/stats`, graceful shutdown (sockets get Close 1001).
