@@ -502,3 +502,55 @@ async fn native_control_frames_jump_queued_data() {
     assert_eq!(message, Some(Message::Binary(big)));
     server.shutdown().await;
 }
+
+/// One raw HTTP/1.1 request on the plain listener; returns the whole response text.
+async fn raw_http1(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(LIMIT, tcp.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn rfc6455_refusals() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (server, _sr, _a) = setup(SocketConfig::default()).await;
+    let addr = server.http_addr().unwrap();
+    let base =
+        "GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+    let res = raw_http1(addr, &format!("{base}Sec-WebSocket-Version: 13\r\n\r\n")).await;
+    assert!(res.starts_with("HTTP/1.1 400"), "{res}");
+    assert!(res.contains("Sec-WebSocket-Key"), "{res}");
+    let res = raw_http1(
+        addr,
+        &format!(
+            "{base}Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(res.starts_with("HTTP/1.1 426"), "{res}");
+    assert!(
+        res.to_lowercase().contains("sec-websocket-version: 13"),
+        "{res}"
+    );
+    // A foreign Origin → 403.
+    let mut req = format!("ws://{addr}/ws/echo")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 403);
+            let body = String::from_utf8_lossy(res.body().as_deref().unwrap_or_default());
+            assert!(body.contains("origin"), "{body}");
+        }
+        other => panic!("expected 403, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    server.shutdown().await;
+}
