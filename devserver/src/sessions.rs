@@ -356,3 +356,50 @@ async fn post_batch(
     }
     Ok(StatusCode::OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tokens_live_then_expire() {
+        let endpoint = Endpoint::new(crate::SocketConfig::default());
+        let sessions = &endpoint.0.sessions;
+        let a = sessions.open(&endpoint, Transport::Stream).expect("open");
+        let b = sessions.open(&endpoint, Transport::Stream).expect("open");
+        assert_ne!(a.token, b.token);
+        assert!(fetch::is_valid_session_token(a.token.as_bytes()));
+        assert!(a.token.len() >= 43, "256 bits: {}", a.token);
+        assert!(sessions.lookup(&a.token).is_ok());
+        sessions.end(&a.token);
+        assert_eq!(
+            sessions.lookup(&a.token).err().map(|r| r.status),
+            Some(StatusCode::GONE)
+        );
+        assert_eq!(
+            sessions.lookup("nope").err().map(|r| r.status),
+            Some(StatusCode::NOT_FOUND)
+        );
+        assert!(sessions.lookup(&b.token).is_ok());
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_are_forgotten_after_the_ttl() {
+        let endpoint = Endpoint::new(crate::SocketConfig {
+            expired_token_ttl: Duration::from_millis(1),
+            ..crate::SocketConfig::default()
+        });
+        let sessions = &endpoint.0.sessions;
+        let a = sessions.open(&endpoint, Transport::Post).expect("open");
+        sessions.end(&a.token);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            sessions.lookup(&a.token).err().map(|r| r.status),
+            Some(StatusCode::NOT_FOUND)
+        );
+        // Ending another prunes the old entry.
+        let b = sessions.open(&endpoint, Transport::Post).expect("open");
+        sessions.end(&b.token);
+        assert_eq!(sessions.expired.lock().unwrap().0.len(), 1);
+    }
+}
