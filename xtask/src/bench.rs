@@ -2,6 +2,8 @@
 //! `BENCHMARKS.md` (smoke mode: tiny counts, written to `target/bench/BENCHMARKS-smoke.md` so the
 //! committed figures are never replaced by smoke figures).
 //!
+//! `H2WS_BENCH_NOTE="..."` adds a note to the machine table (e.g. that the machine was shared).
+//!
 //! Order: install what is missing (h2load, Chromium, wasm tools, npm packages) → release builds →
 //! package sizes (`wasm/build.sh` with and without deflate) → codec (criterion) → RFC 6455 echo
 //! (h2ws vs fastwebsockets vs tokio-tungstenite, interleaved per shape) → HTTP/2 echo (native,
@@ -23,6 +25,8 @@ struct Plan {
     smoke: bool,
     /// Seconds each echo measurement runs (after its warm-up).
     echo_secs: f64,
+    /// Interleaved rounds of every echo measurement; the report shows the median.
+    rounds: usize,
     /// (connections, message size) of the echo benchmarks (uWebSockets load_test shapes).
     shapes: &'static [(usize, usize)],
     idle_sockets: usize,
@@ -38,6 +42,7 @@ impl Plan {
             Plan {
                 smoke,
                 echo_secs: 0.3,
+                rounds: 1,
                 shapes: SHAPES,
                 idle_sockets: 300,
                 big_message: 4 << 20,
@@ -46,7 +51,8 @@ impl Plan {
         } else {
             Plan {
                 smoke,
-                echo_secs: 4.0,
+                echo_secs: 1.5,
+                rounds: 3,
                 shapes: SHAPES,
                 idle_sockets: 10_000,
                 big_message: 100 << 20,
@@ -89,6 +95,10 @@ pub fn run(args: &[String]) -> Result {
         ),
         ("rustc", output("rustc --version").unwrap_or_default()),
     ];
+    // What the figures cannot show by themselves (e.g. "the machine was shared").
+    if let Ok(note) = std::env::var("H2WS_BENCH_NOTE") {
+        meta.push(("note", note));
+    }
 
     install()?;
     meta.push((
@@ -97,7 +107,7 @@ pub fn run(args: &[String]) -> Result {
     ));
     meta.push(("h2load", output("h2load --version").unwrap_or_default()));
     Step::new(
-        "cargo build --release -p h2ws-devserver -p h2ws-bench --bins",
+        "cargo build --release -p h2ws-devserver -p h2ws-bench --bins --benches",
         2400,
     )
     .run()?;
@@ -305,7 +315,10 @@ fn loadgen(args: &str, results: &Path, timeout: u64) -> Result {
 }
 
 fn codec(plan: &Plan) -> Result {
-    let step = Step::new("cargo bench --profile release -p h2ws-bench --bench codec", 1200);
+    let step = Step::new(
+        "cargo bench --profile release -p h2ws-devserver -p h2ws-bench --bench codec",
+        1200,
+    );
     let step = if plan.smoke {
         step.env("H2WS_BENCH_SMOKE", "1")
     } else {
@@ -329,9 +342,9 @@ fn echo(plan: &Plan, results: &Path) -> Result {
         ("fastwebsockets", format!("{}/", fast.url("ws://")?)),
         ("tokio-tungstenite", format!("{}/", tung.url("ws://")?)),
     ];
-    // Interleaved per shape, so drifting background load hits every server alike.
+    // Interleaved per shape and round, so drifting background load hits every server alike.
     for &(conns, size) in plan.shapes {
-        for (imp, url) in &servers {
+        for (imp, url) in servers.iter().cycle().take(servers.len() * plan.rounds) {
             loadgen(
                 &format!(
                     "ws --url {url} --imp {imp} --conns {conns} --size {size} --secs {}",
@@ -350,7 +363,12 @@ fn http2(plan: &Plan, results: &Path) -> Result {
     let http = server.url("http://")?;
     for &(conns, size) in plan.shapes {
         let connections = (conns / 50).max(1);
-        for transport in ["native", "rfc8441", "stream"] {
+        let transports = ["native", "rfc8441", "stream"];
+        for transport in transports
+            .iter()
+            .cycle()
+            .take(transports.len() * plan.rounds)
+        {
             loadgen(
                 &format!(
                     "h2 --url {http} --path /ws/echo --transport {transport} --conns {conns} \

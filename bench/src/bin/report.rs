@@ -158,18 +158,58 @@ fn verdict(ok: Option<bool>) -> &'static str {
     }
 }
 
-/// Records of one bench, pivoted: rows (cases, first-seen order) × columns (impls).
-struct Pivot<'a> {
+/// Records of one bench, pivoted: rows (cases, first-seen order) × columns (impls). A cell
+/// measured several times (interleaved rounds) shows the median of its successful runs.
+struct Pivot {
     rows: Vec<String>,
     cols: Vec<String>,
-    cells: BTreeMap<(String, String), &'a Record>,
+    cells: BTreeMap<(String, String), Record>,
 }
 
-impl<'a> Pivot<'a> {
-    fn new(records: &'a [Record], bench: &str) -> Self {
+/// The median record of several runs of one cell; failed runs count only when all failed.
+fn median(runs: &[&Record]) -> Record {
+    let mut ok: Vec<&Record> = runs.iter().copied().filter(|r| r.value.is_some()).collect();
+    if ok.is_empty() {
+        return runs[runs.len() - 1].clone();
+    }
+    ok.sort_by(|a, b| {
+        a.value
+            .partial_cmp(&b.value)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut m = ok[ok.len() / 2].clone();
+    if runs.len() > 1 {
+        let all: Vec<String> = ok.iter().filter_map(|r| r.value).map(fmt_num).collect();
+        let failed = runs.len() - ok.len();
+        m.note = format!(
+            "{}median of {} runs: {}{}",
+            if m.note.is_empty() {
+                String::new()
+            } else {
+                format!("{}; ", m.note)
+            },
+            ok.len(),
+            all.join(", "),
+            if failed > 0 {
+                format!(
+                    "; {failed} failed: {}",
+                    runs.iter()
+                        .find(|r| r.value.is_none())
+                        .map_or("", |r| r.note.as_str())
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    m
+}
+
+impl Pivot {
+    fn new(records: &[Record], bench: &str) -> Self {
         let mut rows = Vec::new();
         let mut cols = Vec::new();
-        let mut cells = BTreeMap::new();
+        let mut runs: BTreeMap<(String, String), Vec<&Record>> = BTreeMap::new();
         for r in records.iter().filter(|r| r.bench == bench) {
             if !rows.contains(&r.case) {
                 rows.push(r.case.clone());
@@ -177,13 +217,16 @@ impl<'a> Pivot<'a> {
             if !cols.contains(&r.imp) {
                 cols.push(r.imp.clone());
             }
-            cells.insert((r.case.clone(), r.imp.clone()), r);
+            runs.entry((r.case.clone(), r.imp.clone()))
+                .or_default()
+                .push(r);
         }
+        let cells = runs.into_iter().map(|(k, v)| (k, median(&v))).collect();
         Pivot { rows, cols, cells }
     }
 
-    fn get(&self, row: &str, col: &str) -> Option<&'a Record> {
-        self.cells.get(&(row.to_string(), col.to_string())).copied()
+    fn get(&self, row: &str, col: &str) -> Option<&Record> {
+        self.cells.get(&(row.to_string(), col.to_string()))
     }
 
     fn value(&self, row: &str, col: &str) -> Option<f64> {
@@ -354,7 +397,8 @@ fn render_echo(md: &mut String, records: &[Record]) {
          frames, header-only parsing), 127.0.0.1 only. h2ws = the release devserver's \
          `/ws/echo` (plain listener); peers = `bench/src/bin/echo-*.rs`, all on \
          `#[tokio::main]` (multi-thread, one worker per core), TCP_NODELAY. The load generator \
-         shares the machine's cores with the server. Target: h2ws ≥ 1.0× fastwebsockets and \
+         shares the machine's cores with the server. Each cell is the median of interleaved rounds \
+         (every server in turn, then again), listed under the table. Target: h2ws ≥ 1.0× fastwebsockets and \
          ahead of tokio-tungstenite.\n\n",
     );
     let p = Pivot::new(records, "rfc6455");
@@ -388,6 +432,28 @@ fn render_echo(md: &mut String, records: &[Record]) {
     }
     md.push('\n');
     notes.flush(md);
+    runs_list(md, &p);
+}
+
+/// The individual runs behind each median cell, so the spread is visible.
+fn runs_list(md: &mut String, p: &Pivot) {
+    let mut lines = Vec::new();
+    for row in &p.rows {
+        for col in &p.cols {
+            if let Some(r) = p.get(row, col) {
+                if let Some((_, runs)) = r.note.split_once("median of ") {
+                    lines.push(format!("{row} / {col}: {runs}"));
+                }
+            }
+        }
+    }
+    if !lines.is_empty() {
+        md.push_str("<details><summary>every run</summary>\n\n");
+        for l in lines {
+            let _ = writeln!(md, "- {l}");
+        }
+        md.push_str("\n</details>\n\n");
+    }
 }
 
 fn render_http2(md: &mut String, records: &[Record]) {
@@ -416,9 +482,8 @@ fn render_http2(md: &mut String, records: &[Record]) {
                 .iter()
                 .find_map(|c| p.get(row, c).filter(|r| r.value.is_some()))
                 .and_then(|r| {
-                    r.note
-                        .split_once(" (")
-                        .map(|(_, n)| n.trim_end_matches(')').to_string())
+                    let (_, rest) = r.note.split_once(" (")?;
+                    rest.split_once(')').map(|(c, _)| c.to_string())
                 })
                 .unwrap_or_default();
             let base = rfc.value(row, "h2ws");
@@ -434,6 +499,7 @@ fn render_http2(md: &mut String, records: &[Record]) {
         }
         md.push('\n');
         notes.flush(md);
+        runs_list(md, &p);
     }
     let h = Pivot::new(records, "h2load");
     if !h.is_empty() {
