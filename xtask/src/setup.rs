@@ -8,9 +8,6 @@ use crate::Result;
 
 pub const WASM_PACK_VERSION: &str = "0.15.1";
 pub const APT_PACKAGES: &[&str] = &["chromium", "chromium-driver", "binaryen"];
-/// Python peers for interop tests live in their own venv, never in the system interpreter.
-pub const PY_VENV: &str = "target/py-venv";
-pub const PY_PACKAGES: &str = "h2==4.2.0 websockets==15.0.1";
 
 pub fn all() -> Result {
     wasm_target()?;
@@ -18,7 +15,7 @@ pub fn all() -> Result {
     wasm_pack()?;
     wasm_bindgen_cli()?;
     node()?;
-    python_venv()?;
+    python()?;
     Ok(())
 }
 
@@ -92,17 +89,12 @@ pub fn npm_packages() -> Result {
     Step::new(script, 900).run().map(drop)
 }
 
-pub fn python_venv() -> Result {
-    let py = format!("{PY_VENV}/bin/python");
-    let check = format!(
-        "cd {} && {py} -c 'import h2, websockets'",
-        crate::run::shell_quote(&crate::root().to_string_lossy())
-    );
-    if probe(&check) {
+/// The interop tests build their own venvs (python-hyper `h2`, Autobahn) from PyPI.
+pub fn python() -> Result {
+    if probe("python3 -m venv --help") {
         return Ok(());
     }
-    let script = format!("python3 -m venv {PY_VENV} && {py} -m pip install -q {PY_PACKAGES}");
-    Step::new(&script, 900).run().map(drop)
+    Err("python3 with the venv module is needed for the interop tests: apt-get install -y python3-venv".into())
 }
 
 /// The version of `name` recorded in the workspace's Cargo.lock.
