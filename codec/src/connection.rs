@@ -58,6 +58,13 @@ pub struct Config {
     /// negotiation it does not terminate). Ignored without `deliver_fragments`, because a
     /// joined message cannot be handed over opaque. Default false.
     pub allow_rsv1: bool,
+    /// With `deliver_fragments` on Rfc6455 / Stream framing: once this many bytes of a data
+    /// frame have arrived (and more are still to come), hand them over as an
+    /// [`Event::Fragment`] with `fin = false`; the frame's last piece carries its `fin`. A
+    /// proxy then never holds a whole frame, however large, and `max_frame_size` no longer
+    /// limits such frames (`max_message_size` still does). Messages inflated here are still
+    /// handed over frame by frame. 0 (the default) = whole frames.
+    pub fragment_chunk: usize,
     /// Native only: the largest DATA frame the peer accepts (its SETTINGS_MAX_FRAME_SIZE);
     /// outgoing messages are cut into DATA frames of at most this many bytes (1 header byte +
     /// payload). Default 16384.
@@ -75,6 +82,7 @@ impl Default for Config {
             auto_pong: true,
             deliver_fragments: false,
             allow_rsv1: false,
+            fragment_chunk: 0,
             native_max_payload: 16384,
             #[cfg(feature = "deflate")]
             deflate: None,
@@ -198,7 +206,8 @@ impl Connection {
             max_message_size: config.max_message_size,
             deliver_fragments: config.deliver_fragments,
             allow_rsv1: config.allow_rsv1,
-        });
+        })
+        .with_streamed_frames(config.fragment_chunk > 0);
         #[cfg(feature = "deflate")]
         let (assembler, compressor) = match &config.deflate {
             Some(params) => {
@@ -291,6 +300,21 @@ impl Connection {
                 if done {
                     self.payload = None;
                     self.end_frame()?;
+                } else if self.config.fragment_chunk > 0 {
+                    if let Some(Assembled::Fragment {
+                        kind,
+                        rsv,
+                        data,
+                        fin,
+                    }) = self.assembler.take_partial(self.config.fragment_chunk)
+                    {
+                        self.events.push_back(Event::Fragment {
+                            kind,
+                            rsv,
+                            data,
+                            fin,
+                        });
+                    }
                 }
                 continue;
             }
@@ -1155,6 +1179,98 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn fragment_chunk_streams_a_large_frame_in_pieces() {
+        let config = Config {
+            deliver_fragments: true,
+            allow_rsv1: true,
+            fragment_chunk: 4096,
+            max_frame_size: 1000,
+            ..Config::default()
+        };
+        for framing in [Framing::Rfc6455, Framing::Stream] {
+            let (mut c, mut s) = pair(framing, config.clone());
+            let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+            // One frame of 100 000 bytes, RSV1 passed through, then a short final frame.
+            c.send_fragment(FragmentKind::Binary, 0b100, &payload, false)
+                .unwrap();
+            c.send_fragment(FragmentKind::Continuation, 0, b"end", true)
+                .unwrap();
+            while let Some(bytes) = c.poll_transmit() {
+                for piece in bytes.chunks(1500) {
+                    s.recv(piece).unwrap();
+                }
+            }
+            let got = events(&mut s);
+            assert!(got.len() > 20, "{framing:?}: {} events", got.len());
+            let mut joined = Vec::new();
+            for (i, ev) in got.iter().enumerate() {
+                let Event::Fragment {
+                    kind,
+                    rsv,
+                    data,
+                    fin,
+                } = ev
+                else {
+                    panic!("{framing:?}: {ev:?}");
+                };
+                let first = i == 0;
+                let last = i + 1 == got.len();
+                assert_eq!(
+                    *kind,
+                    if first {
+                        FragmentKind::Binary
+                    } else {
+                        FragmentKind::Continuation
+                    }
+                );
+                assert_eq!(*rsv, if first { 0b100 } else { 0 }, "{framing:?} #{i}");
+                assert_eq!(*fin, last);
+                assert!(data.len() < 4096 + 1500, "piece of {} bytes", data.len());
+                joined.extend_from_slice(data);
+            }
+            assert_eq!(joined.len(), payload.len() + 3);
+            assert_eq!(&joined[..payload.len()], &payload[..]);
+            assert_eq!(&joined[payload.len()..], b"end");
+        }
+    }
+
+    #[test]
+    fn fragment_chunk_keeps_text_rules_and_message_limit() {
+        let config = Config {
+            deliver_fragments: true,
+            fragment_chunk: 16,
+            max_message_size: 100,
+            ..Config::default()
+        };
+        // Text split inside a code point streams through; invalid UTF-8 fails at once, mid-frame.
+        let (mut c, mut s) = pair(Framing::Stream, config.clone());
+        c.send_text(&"é".repeat(30)).unwrap();
+        let frame = c.poll_transmit().unwrap();
+        for b in &frame {
+            s.recv(&[*b]).unwrap();
+        }
+        let text: Vec<u8> = events(&mut s)
+            .into_iter()
+            .flat_map(|e| match e {
+                Event::Fragment { data, .. } => data,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(text, "é".repeat(30).as_bytes());
+        let mut s = Connection::new(Role::Server, Framing::Stream, config.clone());
+        let mut bad = vec![0x81, 60];
+        bad.extend_from_slice(&[b'a'; 20]);
+        bad.push(0xFF);
+        assert_eq!(s.recv(&bad), Err(ProtocolError::InvalidUtf8));
+        // The message limit still holds for streamed frames.
+        let mut s = Connection::new(Role::Server, Framing::Stream, config);
+        assert_eq!(
+            s.recv(&[0x82, 126, 0x00, 200]),
+            Err(ProtocolError::MessageTooBig)
+        );
     }
 
     #[test]

@@ -104,6 +104,8 @@ struct FrameState {
     rsv: u8,
     /// Payload bytes received so far (the masking offset of the next piece).
     received: u64,
+    /// Part of this frame was already handed over ([`MessageAssembler::take_partial`]).
+    split: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -136,6 +138,9 @@ pub struct MessageAssembler {
     /// The current frame's compressed payload.
     #[cfg(feature = "deflate")]
     compressed: Vec<u8>,
+    /// Data frames may be handed over in pieces ([`take_partial`](Self::take_partial)), so
+    /// their size is not limited by `max_frame_size` (nothing holds them whole).
+    stream_frames: bool,
 }
 
 impl MessageAssembler {
@@ -151,7 +156,17 @@ impl MessageAssembler {
             inflater: None,
             #[cfg(feature = "deflate")]
             compressed: Vec::new(),
+            stream_frames: false,
         }
+    }
+
+    /// With `deliver_fragments`: the caller hands data frames over in pieces with
+    /// [`take_partial`](Self::take_partial), so a frame is never held whole and
+    /// `max_frame_size` no longer bounds frames that are not inflated here (`max_message_size`
+    /// still does).
+    pub fn with_streamed_frames(mut self, enabled: bool) -> Self {
+        self.stream_frames = enabled;
+        self
     }
 
     /// Terminates permessage-deflate: RSV1 messages are inflated with this decompressor.
@@ -212,6 +227,7 @@ impl MessageAssembler {
                 fin,
                 rsv,
                 received: 0,
+                split: false,
             });
             return Ok(());
         }
@@ -224,7 +240,12 @@ impl MessageAssembler {
         if compressed && (opcode == OpCode::Continuation || !(may_inflate || may_pass)) {
             return Err(ProtocolError::ReservedBits);
         }
-        if payload_len > self.config.max_frame_size as u64 {
+        let inflated_here = match opcode {
+            OpCode::Continuation => self.message.is_some_and(|m| m.inflate),
+            _ => compressed && may_inflate,
+        };
+        let streamed = self.stream_frames && self.config.deliver_fragments && !inflated_here;
+        if payload_len > self.config.max_frame_size as u64 && !streamed {
             return Err(ProtocolError::FrameTooBig);
         }
         let wire_len = match (opcode, &self.message) {
@@ -272,8 +293,39 @@ impl MessageAssembler {
             fin,
             rsv,
             received: 0,
+            split: false,
         });
         Ok(())
+    }
+
+    /// With `deliver_fragments`: hands over what arrived so far of the current data frame as a
+    /// fragment with `fin = false`, once at least `min` bytes wait, so a large frame streams
+    /// through in pieces instead of being held whole. The frame's remaining bytes come later
+    /// (from here or [`end_frame`](Self::end_frame), which carries the frame's `fin`); only the
+    /// message's first piece carries its kind and RSV bits. `None` when nothing is due, for
+    /// control frames, and for messages inflated here (those are handed over per frame).
+    pub fn take_partial(&mut self, min: usize) -> Option<Assembled> {
+        if !self.config.deliver_fragments || self.data.len() < min.max(1) {
+            return None;
+        }
+        let frame = self.frame.as_mut().filter(|f| !f.opcode.is_control())?;
+        let m = self.message.as_mut().filter(|m| !m.inflate)?;
+        let kind = match (m.first, m.text) {
+            (false, _) => FragmentKind::Continuation,
+            (true, true) => FragmentKind::Text,
+            (true, false) => FragmentKind::Binary,
+        };
+        let rsv = if frame.split { 0 } else { frame.rsv };
+        frame.split = true;
+        let data = core::mem::take(&mut self.data);
+        m.first = false;
+        m.delivered += data.len();
+        Some(Assembled::Fragment {
+            kind,
+            rsv,
+            data,
+            fin: false,
+        })
     }
 
     /// Takes the next piece of the current frame's payload, unmasking it with `mask` (if any)
@@ -335,8 +387,9 @@ impl MessageAssembler {
                 (true, true) => FragmentKind::Text,
                 (true, false) => FragmentKind::Binary,
             };
-            // Inflated data is handed over plain, so the RSV1 bit goes with it.
-            let rsv = if m.inflate { 0 } else { frame.rsv };
+            // Inflated data is handed over plain, so the RSV1 bit goes with it; a frame already
+            // partly handed over gave its bits to its first piece.
+            let rsv = if m.inflate || frame.split { 0 } else { frame.rsv };
             let data = core::mem::take(&mut self.data);
             if let Some(next) = self.message.as_mut() {
                 m.first = false;
