@@ -37,6 +37,8 @@ pub struct SocketConfig {
     pub queue_depth: usize,
     /// How long an ended fetch session's token is remembered (→ 410 instead of 404).
     pub expired_token_ttl: Duration,
+    /// At most this many fetch sessions waiting for their upstream at once (further opens → 503).
+    pub max_pending_attaches: usize,
 }
 
 impl Default for SocketConfig {
@@ -53,6 +55,7 @@ impl Default for SocketConfig {
             allowed_origins: Vec::new(),
             queue_depth: 16,
             expired_token_ttl: Duration::from_secs(300),
+            max_pending_attaches: 1_000,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! attach timeout, ordered `post` batches, and remembering ended tokens (410).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -45,9 +46,27 @@ pub(crate) struct Session {
     inbound: mpsc::Sender<Input>,
     attach: tokio::sync::Mutex<Attach>,
     socket: Mutex<Option<CommandHandle>>,
+    /// Held until the upstream attaches (or the session ends): counts toward the cap.
+    waiting: Mutex<Option<PendingAttach>>,
+}
+
+/// One session waiting for its upstream; the count drops when this does.
+struct PendingAttach(Arc<AtomicUsize>);
+
+impl Drop for PendingAttach {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Session {
+    /// The upstream attached: the session no longer counts as pending.
+    fn attached(&self) {
+        if let Ok(mut w) = self.waiting.lock() {
+            w.take();
+        }
+    }
+
     pub(crate) fn set_socket(&self, handle: CommandHandle) {
         if let Ok(mut s) = self.socket.lock() {
             *s = Some(handle);
@@ -80,6 +99,8 @@ pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Arc<Session>>>,
     expired: Mutex<Expired>,
     ttl: Duration,
+    /// Sessions whose upstream has not attached yet.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Sessions {
@@ -88,7 +109,13 @@ impl Sessions {
             live: Mutex::new(HashMap::new()),
             expired: Mutex::new((HashMap::new(), VecDeque::new())),
             ttl,
+            pending: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Sessions waiting for their upstream to attach.
+    pub(crate) fn pending_attaches(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     pub(crate) fn open(
@@ -96,6 +123,16 @@ impl Sessions {
         endpoint: &Endpoint,
         transport: Transport,
     ) -> Result<Opened, Refusal> {
+        // Unattached sessions cost a task, a timer and a token each: cap them (DESIGN §2.1: 503).
+        let cap = endpoint.config().max_pending_attaches;
+        if self.pending.fetch_add(1, Ordering::Relaxed) >= cap {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many sessions waiting for their upstream",
+            ));
+        }
+        let waiting = PendingAttach(self.pending.clone());
         let token = new_token().ok_or_else(|| {
             Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +145,7 @@ impl Sessions {
             inbound: tx,
             attach: tokio::sync::Mutex::new(Attach::None),
             socket: Mutex::new(None),
+            waiting: Mutex::new(Some(waiting)),
         });
         if let Ok(mut live) = self.live.lock() {
             live.insert(token.clone(), session.clone());
@@ -223,7 +261,10 @@ async fn attach_stream(session: &Session, body: Body) -> Result<StatusCode, Refu
     {
         let mut attach = session.attach.lock().await;
         match *attach {
-            Attach::None => *attach = Attach::Stream,
+            Attach::None => {
+                *attach = Attach::Stream;
+                session.attached();
+            }
             Attach::Stream => {
                 return Err(Refusal::new(
                     StatusCode::CONFLICT,
@@ -279,6 +320,7 @@ async fn post_batch(
                 held_bytes: 0,
             };
             endpoint.stats().switch(&session.transport, Transport::Post);
+            session.attached();
         }
         match &*attach {
             Attach::Stream => {

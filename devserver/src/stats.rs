@@ -30,6 +30,9 @@ pub struct StatsSnapshot {
     /// Server → client.
     pub messages_out: u64,
     pub bytes_out: u64,
+    /// Fetch sessions waiting for their upstream to attach.
+    #[serde(default)]
+    pub pending_attaches: u64,
 }
 
 impl Stats {
@@ -68,6 +71,7 @@ impl Stats {
             bytes_in: self.bytes_in.load(Relaxed),
             messages_out: self.messages_out.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
+            pending_attaches: 0,
         }
     }
 }
@@ -123,8 +127,10 @@ impl Stats {
 pub(crate) async fn handler(
     axum::extract::Extension(endpoint): axum::extract::Extension<crate::Endpoint>,
 ) -> impl axum::response::IntoResponse {
+    let mut snapshot = endpoint.stats().snapshot();
+    snapshot.pending_attaches = endpoint.0.sessions.pending_attaches() as u64;
     (
         [(http::header::CACHE_CONTROL, "no-store")],
-        axum::Json(endpoint.stats().snapshot()),
+        axum::Json(snapshot),
     )
 }
