@@ -49,23 +49,46 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a deliberate RST_STREAM waits so the frames sent before it are written.
 const RESET_GRACE: Duration = Duration::from_millis(50);
 
-/// HTTP/2 settings of the loop.
+/// HTTP/2 settings and limits of the loop.
 #[derive(Clone, Debug)]
 pub struct H2Settings {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (DESIGN §1: ≥ 1000); streams past it are refused
+    /// (RST_STREAM REFUSED_STREAM).
     pub max_concurrent_streams: u32,
     pub stream_window: u32,
     pub connection_window: u32,
     /// Longest wait for flow-control capacity for one response chunk.
     pub send_timeout: Duration,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: a larger header block (HEADERS + CONTINUATION, counted
+    /// as h2 decodes it) is refused (431 / RST_STREAM) and never buffered whole.
+    pub max_header_list_size: u32,
+    /// Streams the peer opened and reset before we accepted them, at most (the "rapid reset"
+    /// attack, CVE-2023-44487); more → GOAWAY ENHANCE_YOUR_CALM.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams we reset because the peer misbehaved on them, at most per connection; more →
+    /// GOAWAY ENHANCE_YOUR_CALM.
+    pub max_local_error_reset_streams: usize,
+    /// Bytes buffered per stream on the way out (h2's send buffer).
+    pub max_send_buffer_size: usize,
+    /// A connection without any open stream for this long gets GOAWAY and is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for H2Settings {
+    /// 1000 streams, 256 KiB stream / 8 MiB connection windows, 30 s send timeout, 64 KiB
+    /// header lists, 20 pending-accept resets, 1024 local error resets, 400 KiB send buffer,
+    /// 180 s idle timeout.
     fn default() -> Self {
         H2Settings {
             max_concurrent_streams: 1000,
             stream_window: 256 << 10,
             connection_window: 8 << 20,
             send_timeout: Duration::from_secs(30),
+            max_header_list_size: 64 << 10,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+            max_send_buffer_size: 400 << 10,
+            idle_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -92,6 +115,10 @@ where
         .max_concurrent_streams(settings.max_concurrent_streams)
         .initial_window_size(settings.stream_window)
         .initial_connection_window_size(settings.connection_window)
+        .max_header_list_size(settings.max_header_list_size)
+        .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(Some(settings.max_local_error_reset_streams))
+        .max_send_buffer_size(settings.max_send_buffer_size)
         .handshake::<_, Bytes>(io);
     let Ok(conn) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else {
         tracing::debug!(%peer, "no HTTP/2 preface within {HANDSHAKE_TIMEOUT:?}");
@@ -99,8 +126,24 @@ where
     };
     let mut conn = conn?;
     let mut shutting_down = false;
+    // Idle = no open stream; checked a few times per timeout (h2 has no "went idle" signal).
+    let idle_timeout = settings.idle_timeout.max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(idle_timeout / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
+            _ = tick.tick(), if !shutting_down => {
+                if conn.has_streams() {
+                    idle_since = None;
+                } else if idle_since.get_or_insert_with(tokio::time::Instant::now).elapsed()
+                    >= idle_timeout
+                {
+                    tracing::debug!(%peer, "HTTP/2 connection idle for {idle_timeout:?}: GOAWAY");
+                    shutting_down = true;
+                    conn.graceful_shutdown();
+                }
+            }
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
                     let service = service.clone();

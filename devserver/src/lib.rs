@@ -103,6 +103,9 @@ pub struct Server {
     cert: Option<CertSource>,
     upstream: Option<String>,
     config: SocketConfig,
+    h2: h2conn::H2Settings,
+    max_headers: usize,
+    max_head_bytes: usize,
     routes: Option<Router>,
     apps: bool,
 }
@@ -124,6 +127,9 @@ impl Server {
             cert: None,
             upstream: None,
             config: SocketConfig::default(),
+            h2: h2conn::H2Settings::default(),
+            max_headers: 100,
+            max_head_bytes: 64 << 10,
             routes: None,
             apps: true,
         }
@@ -171,6 +177,21 @@ impl Server {
         self
     }
 
+    /// HTTP/2 limits and timers of the server's own HTTP/2 loop (header list size, rapid-reset
+    /// limits, idle connection timeout...). Its `send_timeout` is taken from the socket config.
+    pub fn h2_settings(mut self, settings: h2conn::H2Settings) -> Self {
+        self.h2 = settings;
+        self
+    }
+
+    /// HTTP/1.1 request-head limits: at most `max_headers` fields and `max_bytes` bytes
+    /// (default 100 and 64 KiB; larger → 431). HTTP/2 has its own, see [`Server::h2_settings`].
+    pub fn http1_limits(mut self, max_headers: usize, max_bytes: usize) -> Self {
+        self.max_headers = max_headers;
+        self.max_head_bytes = max_bytes;
+        self
+    }
+
     /// Extra routes, merged with the built-in ones (paths must not overlap).
     pub fn routes(mut self, routes: Router) -> Self {
         self.routes = Some(routes);
@@ -190,7 +211,7 @@ impl Server {
         if self.apps {
             let chat = apps::chat::Chat::new();
             router = router
-                .route("/ws/echo", route(apps::echo::run))
+                .route("/ws/echo", any(apps::echo::handle))
                 .route("/ws/chat", route(move |socket| chat.clone().run(socket)));
         }
         if let Some(url) = &self.upstream {
@@ -223,11 +244,15 @@ impl Server {
         let connections = TaskTracker::new();
         let h2 = h2conn::H2Settings {
             send_timeout: self.config.send_timeout,
-            ..h2conn::H2Settings::default()
+            ..self.h2.clone()
         };
         let serving = listen::Serving {
             router,
             h2,
+            http1: listen::Http1Limits {
+                max_headers: self.max_headers,
+                max_head_bytes: self.max_head_bytes,
+            },
             shutdown: shutdown.clone(),
             connections: connections.clone(),
         };

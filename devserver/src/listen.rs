@@ -24,11 +24,21 @@ use crate::h2conn::{self, H2Settings};
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Request-head limits of HTTP/1.1 connections.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Http1Limits {
+    /// Most header fields in one request (more → 431).
+    pub max_headers: usize,
+    /// Largest request head, bytes (hyper's read buffer; larger → 431). At least 8 KiB.
+    pub max_head_bytes: usize,
+}
+
 /// What a listener needs to serve connections.
 #[derive(Clone)]
 pub(crate) struct Serving {
     pub router: Router,
     pub h2: H2Settings,
+    pub http1: Http1Limits,
     pub shutdown: CancellationToken,
     pub connections: TaskTracker,
 }
@@ -128,7 +138,7 @@ async fn serve_http1<IO>(io: IO, peer: SocketAddr, serving: Serving)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let router = serving.router;
+    let router = serving.router.clone();
     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
@@ -138,6 +148,8 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .max_headers(serving.http1.max_headers)
+        .max_buf_size(serving.http1.max_head_bytes.max(8192))
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);

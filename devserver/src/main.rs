@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use h2ws_devserver::h2conn::H2Settings;
 use h2ws_devserver::{CertSource, Server, SocketConfig};
 
 /// HTTPS + HTTP/2 development server hosting every h2ws transport on one path.
@@ -46,6 +47,31 @@ struct Cli {
     /// Most open sockets at once.
     #[arg(long, value_name = "N")]
     max_sockets: Option<usize>,
+    /// Ping a socket after this many seconds without traffic (default 30).
+    #[arg(long, value_name = "SECS")]
+    ping_interval: Option<f64>,
+    /// Drop a socket (1006) after this many seconds without traffic (default 60).
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    /// Close a fetch session whose upstream has not attached within this many seconds with
+    /// 1011 (default 10).
+    #[arg(long, value_name = "SECS")]
+    attach_timeout: Option<f64>,
+    /// Most fetch sessions waiting for their upstream at once; further opens → 503 (default 1000).
+    #[arg(long, value_name = "N")]
+    max_pending_attaches: Option<usize>,
+    /// Largest request header block, bytes: HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE and the
+    /// HTTP/1.1 request head (default 65536; larger → 431).
+    #[arg(long, value_name = "BYTES")]
+    max_header_bytes: Option<u32>,
+    /// Close HTTP/2 connections without open streams after this many seconds (default 180).
+    #[arg(long, value_name = "SECS")]
+    h2_idle_timeout: Option<f64>,
+}
+
+/// Seconds from the command line as a duration (clap already checked it is a number).
+fn secs(s: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(s.max(0.001)).unwrap_or(std::time::Duration::MAX)
 }
 
 #[tokio::main]
@@ -68,10 +94,33 @@ async fn main() -> std::process::ExitCode {
     if let Some(n) = cli.max_sockets {
         config.max_sockets = n;
     }
+    if let Some(s) = cli.ping_interval {
+        config.ping_after = secs(s);
+    }
+    if let Some(s) = cli.idle_timeout {
+        config.idle_timeout = secs(s);
+    }
+    if let Some(s) = cli.attach_timeout {
+        config.attach_timeout = secs(s);
+    }
+    if let Some(n) = cli.max_pending_attaches {
+        config.max_pending_attaches = n;
+    }
+    let mut h2 = H2Settings::default();
+    let mut max_head_bytes = 64 << 10;
+    if let Some(n) = cli.max_header_bytes {
+        h2.max_header_list_size = n;
+        max_head_bytes = n as usize;
+    }
+    if let Some(s) = cli.h2_idle_timeout {
+        h2.idle_timeout = secs(s);
+    }
     let mut server = Server::new()
         .tls_addr(cli.addr)
         .http_addr((!cli.no_http).then_some(cli.http_addr))
-        .socket_config(config);
+        .socket_config(config)
+        .h2_settings(h2)
+        .http1_limits(100, max_head_bytes);
     if let Some(www) = cli.www {
         server = server.www(www);
     }
