@@ -21,6 +21,9 @@ use crate::stats::{OpenGuard, TransportCell};
 /// Stop taking app commands while this much codec output waits for the transport.
 const HIGH_WATER: usize = 256 << 10;
 
+/// Fragment mode: a data frame is handed to the app in pieces of about this size.
+pub(crate) const FRAGMENT_CHUNK: usize = 16 << 10;
+
 /// A chunk from the transport.
 pub(crate) enum Input {
     /// Bytes of the byte stream (Rfc6455/Stream framing) or one DATA frame (Native).
@@ -70,6 +73,12 @@ pub(crate) fn spawn(
         max_frame_size: cfg.max_frame_size,
         max_message_size: cfg.max_message_size,
         deliver_fragments: wiring.deliver_fragments,
+        // A proxy socket forwards a large frame in pieces instead of holding it whole.
+        fragment_chunk: if wiring.deliver_fragments {
+            FRAGMENT_CHUNK
+        } else {
+            0
+        },
         allow_rsv1: wiring.allow_rsv1,
         native_max_payload: wiring.native_max_payload,
         deflate: wiring.deflate,

@@ -236,6 +236,8 @@ fn codec_config(
         max_frame_size: config.max_frame_size,
         max_message_size: config.max_message_size,
         deliver_fragments: options.fragments,
+        // Fragment mode (proxies): a large frame is handed over in pieces, never held whole.
+        fragment_chunk: if options.fragments { 16 << 10 } else { 0 },
         allow_rsv1: options.allow_rsv1,
         native_max_payload: NATIVE_MAX_DATA_FRAME,
         deflate,
