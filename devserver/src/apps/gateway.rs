@@ -1,277 +1,236 @@
-//! `/ws/upstream` with `--upstream ws://HOST:PORT/PATH`: bridges every socket, whatever its
-//! transport, to an RFC 6455 backend frame by frame (DESIGN §5). Subprotocol and extension
-//! negotiation is forwarded end to end (RSV1 passes through untouched); close codes pass both
-//! ways; a lost backend closes the client with 1014.
+//! `/ws/upstream` with `--upstream ws://HOST:PORT/PATH` (or `wss://`): bridges every socket,
+//! whatever its transport, to an RFC 6455 backend (DESIGN §5).
 //!
-//! This is the working bridge of issue 4; the memory bound for huge single frames and the
-//! full 1014 semantics are the later "gateway and reliability" issue.
+//! - **Frame by frame, bounded.** Both legs run in fragment mode with
+//!   [`Config::fragment_chunk`](h2ws_codec::Config::fragment_chunk): a data frame is forwarded
+//!   in pieces as it arrives, so neither a whole message nor a whole frame is ever held, and
+//!   memory per socket stays bounded by the queues (a few hundred KiB) whatever the size.
+//!   Frames up to a piece's size keep their boundaries; larger ones are re-fragmented (as the
+//!   native mapping must do anyway), which RFC 6455 §5.4 allows for permessage-deflate and for
+//!   no extension. Control frames therefore interleave between pieces and never wait behind a
+//!   large message.
+//! - **Negotiation end to end.** The backend is opened first with the client's subprotocols
+//!   and extension offer; its answer is forwarded verbatim to the client, and RSV1 frames pass
+//!   untouched both ways (permessage-deflate is terminated by the two ends, not here).
+//! - **Close codes both ways**, mapped where a code cannot be sent: a backend that is lost or
+//!   breaks the protocol → the client gets 1014 (bad gateway); a client that is lost → the
+//!   backend gets 1001 (going away); a Close without code → 1000.
+//! - **Refusals**: backend unreachable or refusing → HTTP 502 (504 when it does not answer in
+//!   time) on every transport's handshake, before the client's socket is accepted.
+//! - Ping/Pong are per hop: each leg answers and sends its own (liveness on each leg).
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
-use h2ws_codec::handshake::rfc6455 as hs;
-use h2ws_codec::{CloseCode, Config, Connection, Event, Framing, Role};
 use http::StatusCode;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::socket::{FragmentKind, Incoming, Message};
-use crate::upgrade::{header_pairs, Refusal};
-use crate::{Socket, SocketUpgrade};
+use crate::client::{
+    Client, ClientConfig, Error as ClientError, OpenOptions, Transport as ClientTransport, Trust,
+    WebSocket,
+};
+use crate::socket::{CloseStatus, Incoming, SocketReceiver, SocketSender};
+use crate::upgrade::Refusal;
+use crate::SocketUpgrade;
 
+/// Backend connect + upgrade, each.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Queued bytes toward the backend before the client leg stops reading.
+const BACKEND_SEND_BUFFER: usize = 256 << 10;
+/// Backend events (fragments) held before the backend leg stops reading.
+const BACKEND_RECV_QUEUE: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("upstream URL must look like ws://HOST:PORT/PATH: {0}")]
+    #[error("upstream URL must look like ws://HOST:PORT/PATH or wss://HOST:PORT/PATH: {0}")]
     BadUrl(String),
-    #[error("connecting to the upstream: {0}")]
-    Connect(#[from] std::io::Error),
-    #[error("upstream HTTP: {0}")]
-    Http(#[from] hyper::Error),
-    #[error("upstream refused the WebSocket handshake: {0}")]
-    Handshake(h2ws_codec::handshake::HandshakeError),
-    #[error("upstream request: {0}")]
-    Request(#[from] http::Error),
 }
 
-/// An RFC 6455 backend.
+/// An RFC 6455 backend and the client that reaches it.
 #[derive(Clone, Debug)]
 pub struct Gateway {
-    host: String,
-    port: u16,
-    authority: String,
-    path: String,
+    url: String,
+    trust: Trust,
 }
 
 impl Gateway {
-    /// `ws://host:port/path` (plain WebSocket backends; `wss` is not supported yet).
+    /// `ws://host:port/path` or `wss://host:port/path`. A `wss` backend is verified against
+    /// no roots until [`with_trust`](Self::with_trust) says which certificates to accept.
     pub fn new(url: &str) -> Result<Self, GatewayError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| GatewayError::BadUrl(url.to_string()))?;
-        if uri.scheme_str() != Some("ws") {
+        let target =
+            crate::client::Target::parse(url).map_err(|_| GatewayError::BadUrl(url.into()))?;
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) || target.host.is_empty() {
             return Err(GatewayError::BadUrl(url.to_string()));
         }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| GatewayError::BadUrl(url.to_string()))?;
-        let host = authority
-            .host()
-            .trim_matches(|c| c == '[' || c == ']')
-            .to_string();
         Ok(Gateway {
-            host,
-            port: authority.port_u16().unwrap_or(80),
-            authority: authority.as_str().to_string(),
-            path: uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into()),
+            url: url.to_string(),
+            trust: Trust::Roots(std::sync::Arc::new(rustls::RootCertStore::empty())),
         })
     }
 
-    /// The route handler: opens the backend first, then accepts the client with the
-    /// backend's subprotocol and extensions, or answers 502.
+    /// Which backend certificates to accept (`wss` backends).
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// The route handler: opens the backend first, then accepts the client with the backend's
+    /// subprotocol and extensions, or refuses it (502, 504).
     pub async fn handle(self, upgrade: SocketUpgrade) -> Response {
-        let protocols = upgrade.info().offered_protocols.clone();
-        let extensions = upgrade.offered_extensions().map(str::to_string);
-        let backend = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            self.connect(&protocols, extensions.as_deref()),
-        )
-        .await;
-        let backend = match backend {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                tracing::info!("gateway: {e}");
-                return Refusal::new(StatusCode::BAD_GATEWAY, e.to_string()).into_response();
-            }
-            Err(_) => {
-                return Refusal::new(StatusCode::GATEWAY_TIMEOUT, "upstream did not answer")
-                    .into_response()
-            }
-        };
-        let max_message = upgrade.endpoint.config().max_message_size;
-        let max_frame = upgrade.endpoint.config().max_frame_size;
-        upgrade
-            .with_protocol(backend.protocol.clone())
-            .with_extensions(backend.extensions.clone())
-            .deliver_fragments(true)
-            .on_socket(move |socket| bridge(socket, backend, max_frame, max_message))
-    }
-
-    async fn connect(
-        &self,
-        protocols: &[String],
-        extensions: Option<&str>,
-    ) -> Result<Backend, GatewayError> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        let _ = tcp.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!("gateway upstream connection: {e}");
-            }
+        let cfg = upgrade.endpoint.config();
+        let client = Client::new(ClientConfig {
+            connect_timeout: CONNECT_TIMEOUT,
+            handshake_timeout: CONNECT_TIMEOUT,
+            close_timeout: cfg.close_timeout,
+            send_timeout: cfg.send_timeout,
+            ping_interval: cfg.ping_after,
+            idle_timeout: cfg.idle_timeout,
+            max_message_size: cfg.max_message_size,
+            max_frame_size: cfg.max_frame_size,
+            send_buffer: BACKEND_SEND_BUFFER,
+            recv_queue: BACKEND_RECV_QUEUE,
+            ..ClientConfig::new(self.trust.clone())
         });
-        let mut random = [0u8; 16];
-        getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let key = hs::client_key(random);
-        let offered: Vec<&str> = protocols.iter().map(String::as_str).collect();
-        let mut req = http::Request::get(self.path.as_str());
-        for (name, value) in hs::request_headers(&self.authority, &key, &offered, extensions) {
-            req = req.header(name, value);
-        }
-        let res = sender.send_request(req.body(Body::empty())?).await?;
-        let (protocol, ext) = {
-            let pairs = header_pairs(res.headers());
-            let offered_ext: Vec<&str> = extensions
-                .map(|e| e.split(',').map(str::trim).collect())
-                .unwrap_or_default();
-            let offered_names: Vec<&str> = offered_ext
-                .iter()
-                .map(|e| e.split(';').next().unwrap_or("").trim())
-                .collect();
-            let accepted = hs::validate_response(
-                res.status().as_u16(),
-                &pairs,
-                &key,
-                &offered,
-                &offered_names,
-            )
-            .map_err(GatewayError::Handshake)?;
-            (
-                accepted.protocol.map(str::to_string),
-                res.headers()
-                    .get(http::header::SEC_WEBSOCKET_EXTENSIONS)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-            )
+        let options = OpenOptions {
+            protocols: upgrade.info().offered_protocols.clone(),
+            extensions: upgrade.offered_extensions().map(str::to_string),
+            fragments: true,
+            allow_rsv1: true,
+            ..OpenOptions::default()
         };
-        let upgraded = hyper::upgrade::on(res).await?;
-        Ok(Backend {
-            io: upgraded,
-            protocol,
-            extensions: ext,
-        })
-    }
-}
-
-/// An opened backend WebSocket.
-pub struct Backend {
-    io: hyper::upgrade::Upgraded,
-    protocol: Option<String>,
-    extensions: Option<String>,
-}
-
-/// Copies frames both ways until both sides closed.
-async fn bridge(socket: Socket, backend: Backend, max_frame: usize, max_message: usize) {
-    let config = Config {
-        deliver_fragments: true,
-        allow_rsv1: backend.extensions.is_some(),
-        max_frame_size: max_frame,
-        max_message_size: max_message,
-        ..Config::default()
-    };
-    let mut seed = [0u8; 32];
-    if getrandom::fill(&mut seed).is_err() {
-        let _ = socket.close(1011, "no randomness for masking").await;
-        return;
-    }
-    let mut conn = Connection::new(Role::Client, Framing::Rfc6455, config).with_mask_seed(seed);
-    let (mut read, mut write) = tokio::io::split(TokioIo::new(backend.io));
-    let (sender, mut receiver) = socket.split();
-    let mut buf = BytesMut::with_capacity(16 << 10);
-    let mut backend_eof = false;
-    let mut backend_closed = false;
-    let mut client_closed = false;
-    loop {
-        while let Some(out) = conn.poll_transmit() {
-            let wrote = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out)).await;
-            if !matches!(wrote, Ok(Ok(()))) {
-                backend_eof = true;
-                conn.recv_eof();
-                break;
+        let backend = match client
+            .connect(&self.url, ClientTransport::Rfc6455, &options)
+            .await
+        {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::info!("gateway: upstream {}: {e}", self.url);
+                let status = match e {
+                    ClientError::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                return Refusal::new(status, format!("upstream: {e}")).into_response();
             }
-        }
-        while let Some(event) = conn.poll_event() {
-            match event {
-                Event::Fragment {
+        };
+        let handshake = backend.handshake().clone();
+        upgrade
+            .with_protocol(handshake.protocol)
+            .with_extensions(handshake.extensions)
+            .deliver_fragments(true)
+            .on_socket(move |socket| async move {
+                let (sender, receiver) = socket.split();
+                bridge(sender, receiver, backend).await;
+            })
+    }
+}
+
+/// Copies frames both ways until both legs closed. Each direction ends at its own leg's
+/// close and then starts the close of the other leg with the mapped code; both legs' drivers
+/// bound the close handshakes with their close timeouts.
+async fn bridge(sender: SocketSender, mut receiver: SocketReceiver, backend: WebSocket) {
+    let to_backend = async {
+        loop {
+            match receiver.recv_frame().await {
+                Incoming::Fragment {
                     kind,
                     rsv,
                     data,
                     fin,
                 } => {
-                    let kind = match kind {
-                        h2ws_codec::FragmentKind::Text => FragmentKind::Text,
-                        h2ws_codec::FragmentKind::Binary => FragmentKind::Binary,
-                        h2ws_codec::FragmentKind::Continuation => FragmentKind::Continuation,
-                    };
-                    let _ = sender.send_fragment(kind, rsv, data.into(), fin).await;
+                    // A refused send means the backend leg ended: its close reaches the client
+                    // through the other direction; keep draining until the client's close.
+                    let _ = backend.send_fragment(kind, rsv, &data, fin).await;
                 }
-                Event::Message(h2ws_codec::Message::Text(t)) => {
-                    let _ = sender.send(Message::Text(t)).await;
+                Incoming::Message(m) => {
+                    let _ = backend.send(m).await;
                 }
-                Event::Message(h2ws_codec::Message::Binary(b)) => {
-                    let _ = sender.send(Message::Binary(b.into())).await;
-                }
-                Event::Ping(_) | Event::Pong(_) => {}
-                Event::Closed { code, reason, .. } => {
-                    backend_closed = true;
-                    let code = match code {
-                        c if c.is_sendable() => c.0,
-                        CloseCode::NO_STATUS => 1000,
-                        _ => CloseCode::BAD_GATEWAY.0,
-                    };
-                    let _ = sender.close(code, &reason).await;
-                }
-            }
-        }
-        if backend_closed && client_closed {
-            break;
-        }
-        tokio::select! {
-            n = read.read_buf(&mut buf), if !backend_eof => match n {
-                Ok(0) | Err(_) => {
-                    backend_eof = true;
-                    conn.recv_eof();
-                }
-                Ok(_) => {
-                    let chunk = buf.split().freeze();
-                    if let Err(e) = conn.recv(&chunk) {
-                        tracing::debug!("gateway: upstream broke the protocol: {e}");
-                    }
-                }
-            },
-            incoming = receiver.recv_frame(), if !client_closed => match incoming {
-                Incoming::Fragment { kind, rsv, data, fin } => {
-                    let kind = match kind {
-                        FragmentKind::Text => h2ws_codec::FragmentKind::Text,
-                        FragmentKind::Binary => h2ws_codec::FragmentKind::Binary,
-                        FragmentKind::Continuation => h2ws_codec::FragmentKind::Continuation,
-                    };
-                    let _ = conn.send_fragment(kind, rsv, &data, fin);
-                }
-                Incoming::Message(Message::Text(t)) => { let _ = conn.send_text(&t); }
-                Incoming::Message(Message::Binary(b)) => { let _ = conn.send_binary(&b); }
                 Incoming::Closed(status) => {
-                    client_closed = true;
-                    let code = match CloseCode(status.code) {
-                        c if c.is_sendable() => c,
-                        CloseCode::NO_STATUS => CloseCode::NORMAL,
-                        _ => CloseCode::GOING_AWAY,
-                    };
-                    let _ = conn.close(Some(code), &status.reason);
+                    let (code, reason) = toward_backend(&status);
+                    let _ = backend.start_close(Some(h2ws_codec::CloseCode(code)), &reason);
+                    return;
                 }
-            },
-            _ = tokio::time::sleep(Duration::from_secs(5)), if client_closed && !backend_closed => {
-                // The backend did not answer our Close in time.
-                break;
             }
+        }
+    };
+    let to_client = async {
+        loop {
+            match backend.recv_frame().await {
+                Incoming::Fragment {
+                    kind,
+                    rsv,
+                    data,
+                    fin,
+                } => {
+                    let _ = sender.send_fragment(kind, rsv, data, fin).await;
+                }
+                Incoming::Message(m) => {
+                    let _ = sender.send(m).await;
+                }
+                Incoming::Closed(status) => {
+                    let (code, reason) = toward_client(&status);
+                    let _ = sender.close(code, &reason).await;
+                    return;
+                }
+            }
+        }
+    };
+    tokio::join!(to_backend, to_client);
+    // Dropping the backend handle of a still open socket closes it with 1001.
+    drop(backend);
+}
+
+/// The code the client gets when the backend leg ended.
+fn toward_client(status: &CloseStatus) -> (u16, String) {
+    map_close(status, h2ws_codec::CloseCode::BAD_GATEWAY.0, "upstream lost")
+}
+
+/// The code the backend gets when the client leg ended.
+fn toward_backend(status: &CloseStatus) -> (u16, String) {
+    map_close(status, h2ws_codec::CloseCode::GOING_AWAY.0, "client gone")
+}
+
+/// A clean close passes its code and reason on (1005 "no code" → 1000); a leg that failed
+/// (lost transport, protocol error, timeout) gives the other side `failed`.
+fn map_close(status: &CloseStatus, failed: u16, why: &str) -> (u16, String) {
+    let code = h2ws_codec::CloseCode(status.code);
+    if !status.clean {
+        return (failed, why.to_string());
+    }
+    if code == h2ws_codec::CloseCode::NO_STATUS {
+        return (h2ws_codec::CloseCode::NORMAL.0, String::new());
+    }
+    if code.is_sendable() {
+        return (code.0, status.reason.clone());
+    }
+    (failed, why.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, clean: bool) -> CloseStatus {
+        CloseStatus {
+            code,
+            reason: "r".into(),
+            clean,
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), write.shutdown()).await;
+
+    #[test]
+    fn close_mapping() {
+        assert_eq!(toward_client(&status(4100, true)), (4100, "r".into()));
+        assert_eq!(toward_client(&status(1005, true)), (1000, String::new()));
+        assert_eq!(toward_client(&status(1006, false)).0, 1014);
+        assert_eq!(toward_client(&status(1002, false)).0, 1014);
+        assert_eq!(toward_backend(&status(1006, false)).0, 1001);
+        assert_eq!(toward_backend(&status(4200, true)), (4200, "r".into()));
+    }
+
+    #[test]
+    fn urls() {
+        assert!(Gateway::new("ws://127.0.0.1:9000/echo").is_ok());
+        assert!(Gateway::new("wss://localhost/x").is_ok());
+        assert!(Gateway::new("http://127.0.0.1/").is_err());
+        assert!(Gateway::new("127.0.0.1:80").is_err());
+    }
 }
