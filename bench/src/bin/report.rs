@@ -179,7 +179,15 @@ fn median(runs: &[&Record]) -> Record {
     });
     let mut m = ok[ok.len() / 2].clone();
     if runs.len() > 1 {
-        let all: Vec<String> = ok.iter().filter_map(|r| r.value).map(fmt_num).collect();
+        let all: Vec<String> = ok
+            .iter()
+            .filter_map(|r| r.value)
+            .map(|v| match m.metric.as_str() {
+                "bytes" => format!("{} MiB", fmt_num(v / 1048576.0)),
+                "bytes/socket" => format!("{} KiB", fmt_num(v / 1024.0)),
+                _ => fmt_num(v),
+            })
+            .collect();
         let failed = runs.len() - ok.len();
         m.note = format!(
             "{}median of {} runs: {}{}",
