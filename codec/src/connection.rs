@@ -289,7 +289,13 @@ impl Connection {
         }
         while !input.is_empty() && !self.ignoring_input() {
             if let Some(p) = self.payload.as_mut() {
-                let n = p.remaining.min(input.len() as u64) as usize;
+                let mut n = p.remaining.min(input.len() as u64) as usize;
+                if self.config.fragment_chunk > 0 {
+                    // Pieces of at most `fragment_chunk` bytes, whatever the read size.
+                    let room = self.config.fragment_chunk
+                        - self.assembler.buffered().min(self.config.fragment_chunk);
+                    n = n.min(room.max(1));
+                }
                 let (piece, rest) = input.split_at(n);
                 input = rest;
                 p.remaining -= n as u64;
@@ -1228,7 +1234,7 @@ mod tests {
                 );
                 assert_eq!(*rsv, if first { 0b100 } else { 0 }, "{framing:?} #{i}");
                 assert_eq!(*fin, last);
-                assert!(data.len() < 4096 + 1500, "piece of {} bytes", data.len());
+                assert!(data.len() <= 4096, "piece of {} bytes", data.len());
                 joined.extend_from_slice(data);
             }
             assert_eq!(joined.len(), payload.len() + 3);

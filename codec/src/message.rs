@@ -197,6 +197,12 @@ impl MessageAssembler {
         }
     }
 
+    /// Bytes of the current data frame held and not yet handed over (fragment mode), or of
+    /// the message being joined.
+    pub fn buffered(&self) -> usize {
+        self.data.len()
+    }
+
     /// Whether a data message is in progress (a Continuation is expected next).
     pub fn in_message(&self) -> bool {
         self.message.is_some()
@@ -389,7 +395,11 @@ impl MessageAssembler {
             };
             // Inflated data is handed over plain, so the RSV1 bit goes with it; a frame already
             // partly handed over gave its bits to its first piece.
-            let rsv = if m.inflate || frame.split { 0 } else { frame.rsv };
+            let rsv = if m.inflate || frame.split {
+                0
+            } else {
+                frame.rsv
+            };
             let data = core::mem::take(&mut self.data);
             if let Some(next) = self.message.as_mut() {
                 m.first = false;
