@@ -35,7 +35,7 @@ use crate::SocketUpgrade;
 /// Backend connect + upgrade, each.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Queued bytes toward the backend before the client leg stops reading.
-const BACKEND_SEND_BUFFER: usize = 256 << 10;
+const BACKEND_SEND_BUFFER: usize = 64 << 10;
 /// Backend events (fragments) held before the backend leg stops reading.
 const BACKEND_RECV_QUEUE: usize = 4;
 

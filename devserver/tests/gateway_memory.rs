@@ -1,0 +1,157 @@
+//! The gateway's memory bound (DESIGN §5, issue 7): a 100 MiB message, sent as ONE frame, goes
+//! client → gateway → backend echo → gateway → client while the gateway process's peak RSS
+//! grows by at most 2 MiB. Both devservers run as child processes (the real binary), so the
+//! measurement covers exactly the gateway: its `VmHWM` is reset through `/proc/PID/clear_refs`
+//! after a warm-up and read back after the transfer.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use h2ws_devserver::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
+
+const MESSAGE: usize = 100 << 20;
+const MAX_GROWTH_KIB: u64 = 2 << 10;
+
+struct Running {
+    child: Child,
+    https: String,
+    http: String,
+    spki: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn devserver(extra: &[&str]) -> Running {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h2ws-gwmem-cert");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--cert-dir",
+            dir.to_str().expect("utf-8 path"),
+            "--max-message",
+            "209715200",
+        ])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn h2ws-devserver");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut https, mut http, mut spki) = (None, None, None);
+    for _ in 0..3 {
+        let line = lines.next().expect("a start-up line").expect("utf-8");
+        if let Some(a) = line.strip_prefix("listening https://") {
+            https = Some(a.to_string());
+        } else if let Some(a) = line.strip_prefix("listening http://") {
+            http = Some(a.to_string());
+        } else if let Some(b) = line.strip_prefix("spki-sha256 ") {
+            spki = Some(b.to_string());
+        }
+    }
+    Running {
+        child,
+        https: https.expect("https"),
+        http: http.expect("http"),
+        spki: spki.expect("spki"),
+    }
+}
+
+/// A `/proc/PID/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// Resets the peak RSS (`VmHWM`) to the current RSS (Linux ≥ 4.0, "5" in clear_refs).
+fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    let mut x: u32 = 0x1234_5678;
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
+    let backend = devserver(&[]);
+    let upstream = format!("--upstream=ws://{}/ws/echo", backend.http);
+    let gateway = devserver(&[&upstream]);
+    let pid = gateway.child.id();
+
+    let mut config = ClientConfig::new(Trust::spki_sha256_base64(&gateway.spki).unwrap());
+    config.max_message_size = 200 << 20;
+    config.max_frame_size = 200 << 20;
+    config.send_timeout = Duration::from_secs(120);
+    config.idle_timeout = Duration::from_secs(120);
+    let client = Client::new(config);
+    let big = pattern(MESSAGE);
+    let small = pattern(64 << 10);
+
+    // RFC 6455 (the client sends one 100 MiB frame), then the HTTP/2 transports, which also
+    // carry it as one message (native: cut to DATA frames by the client).
+    for (transport, url) in [
+        (Transport::Rfc6455, format!("ws://{}/ws/upstream", gateway.http)),
+        (Transport::Native, format!("wss://{}/ws/upstream", gateway.https)),
+        (Transport::Stream, format!("wss://{}/ws/upstream", gateway.https)),
+    ] {
+        let ws = client
+            .connect(&url, transport, &OpenOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
+        // Warm-up: the connection, TLS and one small round trip are in the baseline.
+        ws.send_binary(&small).await.expect("send warm-up");
+        let echoed = ws.recv_timeout(Duration::from_secs(20)).await.expect("in time");
+        assert_eq!(echoed, Some(Message::Binary(small.clone().into())));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = status_kib(pid, "VmRSS:");
+        assert!(reset_peak(pid), "cannot reset VmHWM of pid {pid}");
+        let started = std::time::Instant::now();
+        let (sent, got) = tokio::join!(
+            ws.send_binary(&big),
+            ws.recv_timeout(Duration::from_secs(300))
+        );
+        sent.expect("send 100 MiB");
+        let got = got.expect("echo in time").expect("a message");
+        let elapsed = started.elapsed();
+        let peak = status_kib(pid, "VmHWM:");
+        let Message::Binary(data) = got else {
+            panic!("{transport:?}: expected binary")
+        };
+        assert_eq!(data.len(), MESSAGE, "{transport:?}");
+        assert!(data[..] == big[..], "{transport:?}: payload changed");
+        let growth = peak.saturating_sub(before);
+        eprintln!(
+            "{transport:?}: 100 MiB round trip through the gateway in {elapsed:.1?}; gateway RSS {before} KiB before, peak {peak} KiB (+{growth} KiB)"
+        );
+        assert!(
+            growth <= MAX_GROWTH_KIB,
+            "{transport:?}: gateway RSS grew by {growth} KiB (> {MAX_GROWTH_KIB} KiB)"
+        );
+        let status = ws.close(1000, "done").await.expect("close");
+        assert_eq!(status.code, 1000);
+    }
+}
