@@ -114,9 +114,18 @@ async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
     // RFC 6455 (the client sends one 100 MiB frame), then the HTTP/2 transports, which also
     // carry it as one message (native: cut to DATA frames by the client).
     for (transport, url) in [
-        (Transport::Rfc6455, format!("ws://{}/ws/upstream", gateway.http)),
-        (Transport::Native, format!("wss://{}/ws/upstream", gateway.https)),
-        (Transport::Stream, format!("wss://{}/ws/upstream", gateway.https)),
+        (
+            Transport::Rfc6455,
+            format!("ws://{}/ws/upstream", gateway.http),
+        ),
+        (
+            Transport::Native,
+            format!("wss://{}/ws/upstream", gateway.https),
+        ),
+        (
+            Transport::Stream,
+            format!("wss://{}/ws/upstream", gateway.https),
+        ),
     ] {
         let ws = client
             .connect(&url, transport, &OpenOptions::default())
@@ -124,7 +133,10 @@ async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
         // Warm-up: the connection, TLS and one small round trip are in the baseline.
         ws.send_binary(&small).await.expect("send warm-up");
-        let echoed = ws.recv_timeout(Duration::from_secs(20)).await.expect("in time");
+        let echoed = ws
+            .recv_timeout(Duration::from_secs(20))
+            .await
+            .expect("in time");
         assert_eq!(echoed, Some(Message::Binary(small.clone().into())));
         tokio::time::sleep(Duration::from_millis(200)).await;
         let before = status_kib(pid, "VmRSS:");

@@ -180,7 +180,11 @@ async fn bridge(sender: SocketSender, mut receiver: SocketReceiver, backend: Web
 
 /// The code the client gets when the backend leg ended.
 fn toward_client(status: &CloseStatus) -> (u16, String) {
-    map_close(status, h2ws_codec::CloseCode::BAD_GATEWAY.0, "upstream lost")
+    map_close(
+        status,
+        h2ws_codec::CloseCode::BAD_GATEWAY.0,
+        "upstream lost",
+    )
 }
 
 /// The code the backend gets when the client leg ended.
