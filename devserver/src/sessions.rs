@@ -2,6 +2,7 @@
 //! attach timeout, ordered `post` batches, and remembering ended tokens (410).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -50,12 +51,19 @@ pub(crate) struct Session {
     waiting: Mutex<Option<PendingAttach>>,
 }
 
-/// One session waiting for its upstream; the count drops when this does.
-struct PendingAttach(Arc<AtomicUsize>);
+/// One session waiting for its upstream; the count drops, and the attach timer stops (its
+/// task and timer freed at once, not 10 s later), when this does.
+struct PendingAttach {
+    count: Arc<AtomicUsize>,
+    timer: Option<tokio::task::AbortHandle>,
+}
 
 impl Drop for PendingAttach {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
     }
 }
 
@@ -93,11 +101,14 @@ pub(crate) struct Opened {
 }
 
 /// Ended tokens: when each ended, and the order to forget them in.
-type Expired = (HashMap<String, Instant>, VecDeque<(Instant, String)>);
+/// Tokens are kept as 64-bit keyed fingerprints (~40 bytes an entry instead of two strings):
+/// a collision between server-made random tokens only turns a 404 into a 410.
+type Expired = (HashMap<u64, Instant>, VecDeque<(Instant, u64)>);
 
 pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Arc<Session>>>,
     expired: Mutex<Expired>,
+    fingerprint: std::collections::hash_map::RandomState,
     ttl: Duration,
     /// Sessions whose upstream has not attached yet.
     pending: Arc<AtomicUsize>,
@@ -108,6 +119,7 @@ impl Sessions {
         Sessions {
             live: Mutex::new(HashMap::new()),
             expired: Mutex::new((HashMap::new(), VecDeque::new())),
+            fingerprint: std::collections::hash_map::RandomState::new(),
             ttl,
             pending: Arc::new(AtomicUsize::new(0)),
         }
@@ -132,7 +144,10 @@ impl Sessions {
                 "too many sessions waiting for their upstream",
             ));
         }
-        let waiting = PendingAttach(self.pending.clone());
+        let waiting = PendingAttach {
+            count: self.pending.clone(),
+            timer: None,
+        };
         let token = new_token().ok_or_else(|| {
             Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -152,7 +167,7 @@ impl Sessions {
         }
         let weak: Weak<Session> = Arc::downgrade(&session);
         let timeout = endpoint.config().attach_timeout;
-        tokio::spawn(async move {
+        let timer = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             let Some(session) = weak.upgrade() else {
                 return;
@@ -165,6 +180,12 @@ impl Sessions {
                     .await;
             }
         });
+        if let Ok(mut w) = session.waiting.lock() {
+            match w.as_mut() {
+                Some(pending) => pending.timer = Some(timer.abort_handle()),
+                None => timer.abort(),
+            }
+        }
         Ok(Opened {
             token,
             session,
@@ -188,8 +209,9 @@ impl Sessions {
                     map.remove(&old);
                 }
             }
-            map.insert(token.to_string(), now);
-            order.push_back((now, token.to_string()));
+            let key = self.fingerprint.hash_one(token);
+            map.insert(key, now);
+            order.push_back((now, key));
         }
     }
 
@@ -197,11 +219,10 @@ impl Sessions {
         if let Some(s) = self.live.lock().ok().and_then(|l| l.get(token).cloned()) {
             return Ok(s);
         }
-        let expired = self
-            .expired
-            .lock()
-            .ok()
-            .and_then(|e| e.0.get(token).map(|t| t.elapsed() < self.ttl));
+        let expired = self.expired.lock().ok().and_then(|e| {
+            let key = self.fingerprint.hash_one(token);
+            e.0.get(&key).map(|t| t.elapsed() < self.ttl)
+        });
         if expired == Some(true) {
             Err(Refusal::new(StatusCode::GONE, "session ended"))
         } else {
