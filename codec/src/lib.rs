@@ -86,6 +86,6 @@ pub use error::{DeflateFailure, ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode, Parsed};
 pub use message::{FragmentKind, Message};
 
-pub mod handshake;
 #[cfg(feature = "deflate")]
 pub mod deflate;
+pub mod handshake;

@@ -6,7 +6,9 @@ use h2ws_codec::utf8::Utf8Validator;
 /// Returns the number of mismatches between the dispatched masking and the scalar reference.
 #[no_mangle]
 pub extern "C" fn check_mask() -> u32 {
-    let data: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..3000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let mut bad = 0;
     for start in 0..20 {
         for len in (0..1200).step_by(7) {
@@ -16,7 +18,9 @@ pub extern "C" fn check_mask() -> u32 {
                 let mut b = data.clone();
                 apply_mask_scalar(&mut a, key, offset);
                 apply_mask(&mut b[start..start + len], key, offset);
-                if a[..] != b[start..start + len] { bad += 1; }
+                if a[..] != b[start..start + len] {
+                    bad += 1;
+                }
             }
         }
     }
