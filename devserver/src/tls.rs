@@ -17,6 +17,11 @@ const PAIR_FILE: &str = "localhost.pem";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -78,8 +83,11 @@ impl Identity {
                 (pair.clone(), pair)
             }
         };
-        let chain = CertificateDer::pem_file_iter(&cert_path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        // Each file is read once: with --cert-dir shared by servers starting together, reading
+        // the pair twice could mix a certificate and a key from two different generations.
+        let cert_pem = read(&cert_path)?;
+        let chain = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|source| TlsError::Pem {
                 path: cert_path.clone(),
                 source,
@@ -88,7 +96,12 @@ impl Identity {
             .first()
             .ok_or_else(|| TlsError::NoCertificate(cert_path.clone()))?;
         let spki_sha256 = spki_sha256(leaf)?;
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|source| TlsError::Pem {
+        let key_pem = if key_path == cert_path {
+            cert_pem
+        } else {
+            read(&key_path)?
+        };
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| TlsError::Pem {
             path: key_path.clone(),
             source,
         })?;
@@ -134,8 +147,23 @@ fn generate_into(dir: &Path, pair: &Path) -> Result<(), TlsError> {
         path: tmp.clone(),
         source,
     })?;
-    std::fs::rename(&tmp, pair).map_err(|source| TlsError::Write {
-        path: pair.to_path_buf(),
+    // Publish with a hard link, which fails if the pair exists: the first generation wins and
+    // every server sharing the directory serves the same certificate.
+    let published = match std::fs::hard_link(&tmp, pair) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(TlsError::Write {
+            path: pair.to_path_buf(),
+            source,
+        }),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    published
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
         source,
     })
 }
