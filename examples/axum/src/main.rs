@@ -1,0 +1,55 @@
+//! A user's own axum app serving h2ws sockets on its own route.
+//!
+//! ```sh
+//! cargo xtask pkg                       # build the npm package into wasm/pkg (once)
+//! cargo run -p h2ws-example-axum        # then open http://127.0.0.1:3000/ (an address argument overrides)
+//! ```
+//!
+//! Plain `axum::serve` speaks HTTP/1.1 here, so browsers use the `post` transport (and their own
+//! WebSocket over RFC 6455); for `stream` and the native mapping, mount the same routes on the
+//! devserver's HTTPS + HTTP/2 loop with `h2ws_devserver::Server::new().routes(app)`.
+
+use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
+use h2ws_devserver::{route, Message, Socket};
+use tower_http::services::ServeDir;
+
+const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>h2ws + axum</title>
+<input id="t" value="hello"> <button id="b">Send</button><pre id="log"></pre>
+<script type="module">
+  import { H2WebSocket } from '/pkg/index.js';
+  const log = (l) => (document.getElementById('log').textContent += l + '\n');
+  const ws = new H2WebSocket('/ws/shout');
+  ws.onopen = () => log('open');
+  ws.onmessage = (e) => log(e.data);
+  ws.onclose = (e) => log(`close ${e.code}`);
+  document.getElementById('b').onclick = () => ws.send(document.getElementById('t').value);
+</script>"#;
+
+/// The app: every text message comes back in capitals. One `Socket` type whatever the transport.
+async fn shout(mut socket: Socket) {
+    while let Some(message) = socket.recv().await {
+        let reply = match message {
+            Message::Text(text) => Message::Text(text.to_uppercase()),
+            binary => binary,
+        };
+        if socket.send(reply).await.is_err() {
+            break;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/ws/shout", route(shout))
+        .nest_service("/pkg", ServeDir::new("wasm/pkg"));
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await
+}
