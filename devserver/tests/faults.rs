@@ -678,3 +678,50 @@ fn soak_quick_run_across_every_transport() {
     }
     assert!(stdout.contains("OK"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_liveness_flags_shorten_the_timers() {
+    init_tracing();
+    let child = devserver(
+        "127.0.0.1:0",
+        &["--ping-interval", "0.2", "--idle-timeout", "0.6"],
+    );
+    let addr: SocketAddr = child
+        .url
+        .trim_start_matches("https://")
+        .parse()
+        .expect("addr");
+    let sr = h2_tls(addr).await;
+    let mut p = Peer::open(&sr, &addr.to_string(), "/ws/echo", Kind::Native)
+        .await
+        .expect("open");
+    // A peer that never answers pings.
+    p.conn = h2ws_codec::Connection::new(
+        h2ws_codec::Role::Client,
+        h2ws_codec::Framing::Native,
+        h2ws_codec::Config {
+            auto_pong: false,
+            ..Default::default()
+        },
+    );
+    let start = Instant::now();
+    let mut pinged = None;
+    let code = loop {
+        match p.next_event().await {
+            h2ws_codec::Event::Ping(_) => {
+                pinged.get_or_insert(start.elapsed());
+            }
+            h2ws_codec::Event::Closed { code, .. } => break code.0,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let took = start.elapsed();
+    println!("pinged after {pinged:?}, dropped with {code} after {took:?}");
+    assert_eq!(code, 1006);
+    assert!(
+        pinged.is_some_and(|t| t < Duration::from_millis(500)),
+        "{pinged:?}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    drop(child);
+}

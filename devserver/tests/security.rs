@@ -252,6 +252,42 @@ async fn http1_request_heads_over_the_limits_get_431() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_selects_the_first_offered_subprotocol_on_every_transport() {
+    use h2ws_devserver::client::{Client, ClientConfig, OpenOptions, Transport, Trust};
+    init_tracing();
+    let server = start(SocketConfig::default()).await;
+    let client = Client::new(ClientConfig::new(
+        Trust::spki_sha256_base64(server.spki_sha256().unwrap()).unwrap(),
+    ));
+    let url = format!("{}/ws/echo", server.tls_url().unwrap());
+    let offer = OpenOptions {
+        protocols: vec!["superchat".into(), "chat".into()],
+        ..OpenOptions::default()
+    };
+    for t in [
+        Transport::Rfc6455,
+        Transport::Rfc8441,
+        Transport::Native,
+        Transport::Stream,
+        Transport::Post,
+    ] {
+        let ws = client
+            .connect(&url, t, &offer)
+            .await
+            .unwrap_or_else(|e| panic!("{t:?}: {e}"));
+        assert_eq!(ws.protocol(), Some("superchat"), "{t:?}");
+        let plain = client
+            .connect(&url, t, &OpenOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{t:?}: {e}"));
+        assert_eq!(plain.protocol(), None, "{t:?}");
+        ws.close(1000, "").await.expect("close");
+        plain.close(1000, "").await.expect("close");
+    }
+    server.shutdown().await;
+}
+
 // ---------------------------------------------------------------- raw HTTP/2 attacks
 
 /// A devserver child process (TLS + plain listeners on ephemeral ports).
