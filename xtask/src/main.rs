@@ -11,6 +11,7 @@ mod dev;
 mod run;
 mod server;
 mod setup;
+mod soak;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ commands:
   setup                                    only install the tools the tests need
   pkg [--release]                          only build the npm package into wasm/pkg
   conformance                              Autobahn|Testsuite on /ws/echo and through the gateway
+  soak [--release] [SOAK_ARGS...]          sequenced messages on every transport at once (h2ws-soak --help)
   stages                                   list the test stages
 ";
 
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("dev") => dev::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("setup") => setup::all().map(|_| ()),
+        Some("soak") => soak::run(&args[1..]),
         Some("pkg") => dev::build_pkg(args[1..].iter().any(|a| a == "--release")),
         Some("conformance") => conformance::run().and_then(|t| match t.failed {
             0 => Ok(()),
