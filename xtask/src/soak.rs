@@ -15,11 +15,7 @@ const HARD_LIMIT: Duration = Duration::from_secs(1800);
 
 pub fn run(args: &[String]) -> Result {
     let release = args.iter().any(|a| a == "--release");
-    let mut soak_args: Vec<String> = args
-        .iter()
-        .filter(|a| *a != "--release")
-        .cloned()
-        .collect();
+    let mut soak_args: Vec<String> = args.iter().filter(|a| *a != "--release").cloned().collect();
     if soak_args.is_empty() {
         soak_args = DEFAULT_ARGS.iter().map(|s| s.to_string()).collect();
     }
