@@ -102,6 +102,7 @@ pub struct Server {
     pkg: Option<PathBuf>,
     cert: Option<CertSource>,
     upstream: Option<String>,
+    upstream_trust: Option<client::Trust>,
     config: SocketConfig,
     h2: h2conn::H2Settings,
     max_headers: usize,
@@ -126,6 +127,7 @@ impl Server {
             pkg: None,
             cert: None,
             upstream: None,
+            upstream_trust: None,
             config: SocketConfig::default(),
             h2: h2conn::H2Settings::default(),
             max_headers: 100,
@@ -165,9 +167,16 @@ impl Server {
         self
     }
 
-    /// Enables `/ws/upstream`, bridged to this RFC 6455 backend (`ws://HOST:PORT/PATH`).
+    /// Enables `/ws/upstream`, bridged to this RFC 6455 backend (`ws://HOST:PORT/PATH` or
+    /// `wss://HOST:PORT/PATH`).
     pub fn upstream(mut self, url: impl Into<String>) -> Self {
         self.upstream = Some(url.into());
+        self
+    }
+
+    /// Which certificates a `wss://` upstream may present (default: none is trusted).
+    pub fn upstream_trust(mut self, trust: client::Trust) -> Self {
+        self.upstream_trust = Some(trust);
         self
     }
 
@@ -215,7 +224,10 @@ impl Server {
                 .route("/ws/chat", route(move |socket| chat.clone().run(socket)));
         }
         if let Some(url) = &self.upstream {
-            let gateway = apps::gateway::Gateway::new(url)?;
+            let mut gateway = apps::gateway::Gateway::new(url)?;
+            if let Some(trust) = &self.upstream_trust {
+                gateway = gateway.with_trust(trust.clone());
+            }
             router = router.route(
                 "/ws/upstream",
                 any(move |upgrade: SocketUpgrade| gateway.clone().handle(upgrade)),

@@ -38,6 +38,9 @@ struct Cli {
     /// Enables /ws/upstream, bridged to this RFC 6455 backend.
     #[arg(long, value_name = "ws://HOST:PORT/PATH")]
     upstream: Option<String>,
+    /// Certificate(s) a wss:// upstream must present (PEM; pinned, no name or date checks).
+    #[arg(long, value_name = "PEM", requires = "upstream")]
+    upstream_cert: Option<PathBuf>,
     /// Also allow this Origin (repeatable; same origin and localhost are always allowed).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origin: Vec<String>,
@@ -134,6 +137,20 @@ async fn main() -> std::process::ExitCode {
     }
     if let Some(upstream) = cli.upstream {
         server = server.upstream(upstream);
+    }
+    if let Some(pem) = cli.upstream_cert {
+        let trust = std::fs::read(&pem)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                h2ws_devserver::client::Trust::certificates_pem(&bytes).map_err(|e| e.to_string())
+            });
+        match trust {
+            Ok(t) => server = server.upstream_trust(t),
+            Err(e) => {
+                eprintln!("h2ws-devserver: --upstream-cert {}: {e}", pem.display());
+                return std::process::ExitCode::FAILURE;
+            }
+        }
     }
     let running = match server.start().await {
         Ok(r) => r,
