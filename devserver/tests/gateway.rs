@@ -517,3 +517,56 @@ async fn gateway_control_frames_overtake_a_large_message() {
     }
     server.shutdown().await;
 }
+
+/// A `wss://` backend (another devserver's TLS listener) with its certificate pinned; without
+/// the pin the backend is not trusted and the open is refused with 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_reaches_a_wss_backend_with_a_pinned_certificate() {
+    init_tracing();
+    let backend = start(SocketConfig::default()).await;
+    let url = format!("wss://{}/ws/echo", tls_authority(&backend));
+    let pin = Trust::spki_sha256_base64(backend.spki_sha256().unwrap()).unwrap();
+    let server = server(SocketConfig::default())
+        .upstream(url.clone())
+        .upstream_trust(pin)
+        .start()
+        .await
+        .expect("start");
+    let client = client_for(&server);
+    for transport in [Transport::Rfc6455, Transport::Native] {
+        let ws = client
+            .connect(
+                &url_for(&server, transport, "/ws/upstream"),
+                transport,
+                &OpenOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
+        ws.send_text("over tls").await.unwrap();
+        assert_eq!(
+            ws.recv_timeout(LIMIT).await.unwrap(),
+            Some(h2ws_devserver::client::Message::Text("over tls".into()))
+        );
+        ws.close(1000, "").await.unwrap();
+    }
+    let untrusted = h2ws_devserver::Server::new()
+        .tls_addr(None)
+        .http_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .upstream(url)
+        .start()
+        .await
+        .expect("start");
+    let err = client_for(&server)
+        .connect(
+            &format!("ws://{}/ws/upstream", http_authority(&untrusted)),
+            Transport::Rfc6455,
+            &OpenOptions::default(),
+        )
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.refusal_status(), Some(502), "{err}");
+    untrusted.shutdown().await;
+    server.shutdown().await;
+    backend.shutdown().await;
+}
