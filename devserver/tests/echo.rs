@@ -135,10 +135,8 @@ async fn fetch_open_response_headers() {
     assert_eq!(h["h2ws-transports"], "stream, post");
     let token = h["h2ws-session"].to_str().unwrap();
     assert!(token.len() >= 22, "token carries >= 128 bits: {token}");
-    assert!(
-        h.get("h2ws-protocol").is_none(),
-        "echo speaks no subprotocol"
-    );
+    // /ws/echo selects the first offered subprotocol (README: wire details).
+    assert_eq!(h["h2ws-protocol"], "nope");
     server.shutdown().await;
 }
 
