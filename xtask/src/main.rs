@@ -26,6 +26,7 @@ commands:
   setup                                    only install the tools the tests need
   pkg [--release]                          only build the npm package into wasm/pkg
   conformance                              Autobahn|Testsuite on /ws/echo and through the gateway
+  bench [--smoke]                          every benchmark side by side with peers -> BENCHMARKS.md
   soak [--release] [SOAK_ARGS...]          sequenced messages on every transport at once (h2ws-soak --help)
   stages                                   list the test stages
 ";
