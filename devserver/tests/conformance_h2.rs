@@ -631,8 +631,8 @@ struct Tcp {
 }
 
 enum Wire {
-    Tcp(Tcp),
-    H2(Peer),
+    Tcp(Box<Tcp>),
+    H2(Box<Peer>),
 }
 
 const MASK: [u8; 4] = [0x37, 0xFA, 0x21, 0x3D];
@@ -752,13 +752,13 @@ async fn open(
                     .then(|| v.trim().to_string())
             });
             let params = answer.map(|a| deflate::accept_response(&a).expect("deflate answer"));
-            let conn = reader(path, params.clone());
+            let conn = reader(path, params);
             (
-                Wire::Tcp(Tcp {
+                Wire::Tcp(Box::new(Tcp {
                     tcp,
                     conn,
                     ended: false,
-                }),
+                })),
                 params,
             )
         }
@@ -785,8 +785,8 @@ async fn open(
                 .headers
                 .get(name)
                 .map(|v| deflate::accept_response(v.to_str().unwrap()).expect("deflate answer"));
-            p.conn = reader(path, params.clone());
-            (Wire::H2(p), params)
+            p.conn = reader(path, params);
+            (Wire::H2(Box::new(p)), params)
         }
     }
 }

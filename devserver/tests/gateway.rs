@@ -563,8 +563,7 @@ async fn gateway_reaches_a_wss_backend_with_a_pinned_certificate() {
             &OpenOptions::default(),
         )
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(err.refusal_status(), Some(502), "{err}");
     untrusted.shutdown().await;
     server.shutdown().await;
