@@ -70,7 +70,8 @@ pub struct H2Settings {
     pub max_local_error_reset_streams: usize,
     /// Bytes buffered per stream on the way out (h2's send buffer).
     pub max_send_buffer_size: usize,
-    /// A connection without any open stream for this long gets GOAWAY and is closed.
+    /// A connection without any open stream for this long gets GOAWAY; it is closed when the
+    /// peer acknowledges, or after at most as long again (10 s at most) if it does not.
     pub idle_timeout: Duration,
 }
 
@@ -131,8 +132,16 @@ where
     let mut tick = tokio::time::interval(idle_timeout / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut idle_since: Option<tokio::time::Instant> = None;
+    // After an idle GOAWAY h2 waits for a PING round trip before closing; a peer that never
+    // answers is dropped after this (it has no streams, so nothing is lost).
+    let mut idle_close: Option<tokio::time::Instant> = None;
     loop {
+        let close_at = idle_close.unwrap_or_else(|| tokio::time::Instant::now() + idle_timeout);
         tokio::select! {
+            _ = tokio::time::sleep_until(close_at), if idle_close.is_some() => {
+                tracing::debug!(%peer, "idle HTTP/2 connection did not close after GOAWAY: dropped");
+                return Ok(());
+            }
             _ = tick.tick(), if !shutting_down => {
                 if conn.has_streams() {
                     idle_since = None;
@@ -142,6 +151,9 @@ where
                     tracing::debug!(%peer, "HTTP/2 connection idle for {idle_timeout:?}: GOAWAY");
                     shutting_down = true;
                     conn.graceful_shutdown();
+                    idle_close = Some(
+                        tokio::time::Instant::now() + idle_timeout.min(Duration::from_secs(10)),
+                    );
                 }
             }
             next = conn.accept() => match next {

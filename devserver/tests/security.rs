@@ -858,3 +858,38 @@ async fn raw_h2_continuation_flood_is_cut_off() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_get_goaway_busy_ones_stay() {
+    init_tracing();
+    let idle = Duration::from_millis(400);
+    let server = server(SocketConfig::default())
+        .h2_settings(h2ws_devserver::h2conn::H2Settings {
+            idle_timeout: idle,
+            ..Default::default()
+        })
+        .start()
+        .await
+        .expect("start");
+    let a = tls_authority(&server);
+    // A raw connection that never opens a stream is closed after the idle timeout.
+    let quiet = Attacker::connect(server.http_addr().unwrap(), true).await;
+    let start = Instant::now();
+    let seen = quiet.outcome(Duration::from_secs(5)).await;
+    let took = start.elapsed();
+    println!("idle connection: {seen:?} after {took:?}");
+    assert!(
+        seen.closed && seen.goaway == Some(0),
+        "GOAWAY NO_ERROR: {seen:?}"
+    );
+    assert!(took >= idle && took < idle * 4, "{took:?}");
+    // A connection carrying a socket stays open past it, and works.
+    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Native)
+        .await
+        .expect("open");
+    tokio::time::sleep(idle * 3).await;
+    p.send_text("still").await;
+    assert_eq!(p.recv_message().await, Message::Text("still".into()));
+    server.shutdown().await;
+}
