@@ -111,8 +111,8 @@ async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
     let big = pattern(MESSAGE);
     let small = pattern(64 << 10);
 
-    // RFC 6455 (the client sends one 100 MiB frame), then the HTTP/2 transports, which also
-    // carry it as one message (native: cut to DATA frames by the client).
+    // RFC 6455 and RFC 8441 (the client sends one 100 MiB frame), native (cut to DATA frames
+    // by the client) and stream (one frame in the upstream body).
     for (transport, url) in [
         (
             Transport::Rfc6455,
@@ -124,6 +124,10 @@ async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
         ),
         (
             Transport::Stream,
+            format!("wss://{}/ws/upstream", gateway.https),
+        ),
+        (
+            Transport::Rfc8441,
             format!("wss://{}/ws/upstream", gateway.https),
         ),
     ] {
