@@ -158,6 +158,8 @@ where
             }
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
+                    // Activity between two idle checks counts too.
+                    idle_since = None;
                     let service = service.clone();
                     let send_timeout = settings.send_timeout;
                     tokio::spawn(async move {
