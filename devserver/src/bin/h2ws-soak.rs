@@ -92,7 +92,7 @@ fn message(id: &str, seq: u64, max: usize) -> Message {
     while s.len() < len {
         s.push(fill as char);
     }
-    if seq % 2 == 0 {
+    if seq.is_multiple_of(2) {
         Message::Text(s)
     } else {
         Message::Binary(s.into_bytes().into())
