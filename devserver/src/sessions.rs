@@ -381,7 +381,10 @@ async fn post_batch(
                 format!("batch over {limit} bytes"),
             ));
         }
-        Err(_) => return Err(Refusal::bad_request("batch body failed")),
+        Err(e) => {
+            tracing::debug!("post batch {seq}: body failed: {e}");
+            return Err(Refusal::bad_request("batch body failed"));
+        }
     };
     let mut attach = session.attach.lock().await;
     let Attach::Post {
@@ -403,6 +406,7 @@ async fn post_batch(
             ));
         }
         *held_bytes += bytes.len();
+        tracing::debug!("post batch {seq} held: waiting for batch {next}");
         held.insert(seq, bytes);
         return Ok(StatusCode::OK);
     }
