@@ -46,6 +46,8 @@ pub(crate) struct Session {
     pub(crate) transport: Arc<TransportCell>,
     inbound: mpsc::Sender<Input>,
     attach: tokio::sync::Mutex<Attach>,
+    /// Held while a run of `post` batches is handed to the socket, in order.
+    apply: tokio::sync::Mutex<()>,
     socket: Mutex<Option<CommandHandle>>,
     /// Held until the upstream attaches (or the session ends): counts toward the cap.
     waiting: Mutex<Option<PendingAttach>>,
@@ -159,6 +161,7 @@ impl Sessions {
             transport: Arc::new(TransportCell::new(transport)),
             inbound: tx,
             attach: tokio::sync::Mutex::new(Attach::None),
+            apply: tokio::sync::Mutex::new(()),
             socket: Mutex::new(None),
             waiting: Mutex::new(Some(waiting)),
         });
@@ -386,39 +389,48 @@ async fn post_batch(
             return Err(Refusal::bad_request("batch body failed"));
         }
     };
-    let mut attach = session.attach.lock().await;
-    let Attach::Post {
-        next,
-        held,
-        held_bytes,
-    } = &mut *attach
-    else {
-        return Err(Refusal::new(StatusCode::CONFLICT, "session changed mode"));
-    };
-    if seq < *next || held.contains_key(&seq) {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    if seq != *next {
-        if *held_bytes + bytes.len() > limit {
-            return Err(Refusal::new(
-                StatusCode::CONFLICT,
-                "too much data held ahead of the next batch",
-            ));
+    // Runs of batches are applied in order under `apply`, and the state lock is never held
+    // while the socket takes them: other batches of this session are still checked and read
+    // meanwhile, so their bodies do not sit in the connection's flow-control window (shared
+    // by every socket on the connection) behind a slow socket.
+    let _apply = session.apply.lock().await;
+    let run = {
+        let mut attach = session.attach.lock().await;
+        let Attach::Post {
+            next,
+            held,
+            held_bytes,
+        } = &mut *attach
+        else {
+            return Err(Refusal::new(StatusCode::CONFLICT, "session changed mode"));
+        };
+        if seq < *next || held.contains_key(&seq) {
+            return Ok(StatusCode::NO_CONTENT);
         }
-        *held_bytes += bytes.len();
-        tracing::debug!("post batch {seq} held: waiting for batch {next}");
-        held.insert(seq, bytes);
-        return Ok(StatusCode::OK);
-    }
-    let mut batch = Some(bytes);
-    while let Some(bytes) = batch.take() {
+        if seq != *next {
+            if *held_bytes + bytes.len() > limit {
+                return Err(Refusal::new(
+                    StatusCode::CONFLICT,
+                    "too much data held ahead of the next batch",
+                ));
+            }
+            *held_bytes += bytes.len();
+            tracing::debug!("post batch {seq} held: waiting for batch {next}");
+            held.insert(seq, bytes);
+            return Ok(StatusCode::OK);
+        }
+        let mut run = vec![bytes];
+        *next += 1;
+        while let Some(b) = held.remove(next) {
+            *held_bytes -= b.len();
+            run.push(b);
+            *next += 1;
+        }
+        run
+    };
+    for bytes in run {
         if !bytes.is_empty() && session.inbound.send(Input::Chunk(bytes)).await.is_err() {
             return Err(Refusal::new(StatusCode::GONE, "session ended"));
-        }
-        *next += 1;
-        if let Some(b) = held.remove(next) {
-            *held_bytes -= b.len();
-            batch = Some(b);
         }
     }
     Ok(StatusCode::OK)
