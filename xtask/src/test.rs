@@ -113,6 +113,8 @@ fn wasm_unit() -> Result<Tally> {
 
 fn browser() -> Result<Tally> {
     setup::npm_packages()?;
+    // The suites start target/debug/h2ws-devserver (already built when stage rust ran).
+    Step::new("cargo build -p h2ws-devserver", 1800).run()?;
     Step::new(
         "cd tests && node --test --test-concurrency=1 browser/ demo/",
         1800,
