@@ -123,6 +123,9 @@ impl<'a> Step<'a> {
                 tally.scan_line(&line);
             }
         }
+        SEEN.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .add(tally);
         let status = child
             .wait()
             .map_err(|e| format!("waiting for `{}`: {e}", self.script))?;
@@ -232,6 +235,25 @@ mod tests {
     fn ignores_unrelated_lines() {
         let t = tally_of(&["running 3 tests", "passed, failed", "x passed, y failed"]);
         assert_eq!(t, Tally::default());
+    }
+
+    #[test]
+    fn steps_count_what_they_report_even_when_they_fail() {
+        let before = seen();
+        let ok = Step::new("echo 'test result: ok. 2 passed; 0 failed; 1 ignored'", 30).run();
+        assert_eq!(
+            ok,
+            Ok(Tally {
+                passed: 2,
+                failed: 0,
+                ignored: 1
+            })
+        );
+        let failed = Step::new("echo '# pass 3'; echo '# fail 1'; exit 1", 30).run();
+        assert!(failed.is_err());
+        let after = seen();
+        assert!(after.passed >= before.passed + 5, "{before:?} -> {after:?}");
+        assert!(after.failed > before.failed, "{before:?} -> {after:?}");
     }
 
     #[test]
