@@ -25,7 +25,7 @@ commands:
   test [--stage NAME]...                   install what is missing, then run every test stage
   setup                                    only install the tools the tests need
   pkg [--release]                          only build the npm package into wasm/pkg
-  conformance                              Autobahn|Testsuite on /ws/echo and through the gateway
+  conformance [--quick]                    Autobahn|Testsuite (all 517 cases; --quick: the test stage's sample) on /ws/echo and through the gateway
   bench [--smoke]                          every benchmark side by side with peers -> BENCHMARKS.md
   soak [--release] [SOAK_ARGS...]          sequenced messages on every transport at once (h2ws-soak --help)
   stages                                   list the test stages
@@ -40,7 +40,12 @@ fn main() -> ExitCode {
         Some("setup") => setup::all().map(|_| ()),
         Some("soak") => soak::run(&args[1..]),
         Some("pkg") => dev::build_pkg(args[1..].iter().any(|a| a == "--release")),
-        Some("conformance") => conformance::run().and_then(|t| match t.failed {
+        Some("conformance") => conformance::run(if args[1..].iter().any(|a| a == "--quick") {
+            conformance::Scope::Quick
+        } else {
+            conformance::Scope::Full
+        })
+        .and_then(|t| match t.failed {
             0 => Ok(()),
             n => Err(format!("{n} Autobahn cases failed")),
         }),
