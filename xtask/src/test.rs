@@ -13,6 +13,7 @@ pub const STAGES: &[Stage] = &[
     Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, binaryen)", run: stage_setup },
     Stage { name: "codec-wasm32", what: "h2ws-codec builds for wasm32 without std", run: codec_wasm32 },
     Stage { name: "rust", what: "cargo test: codec, devserver, xtask (unit, property, integration, interop, doctests)", run: rust },
+    Stage { name: "soak", what: "h2ws-soak: 20 sockets per transport, all five at once, 20 s of sequenced messages: none lost, duplicated, reordered or corrupted", run: soak },
     Stage { name: "autobahn", what: "Autobahn|Testsuite on /ws/echo over RFC 6455 and through the gateway (all 517 cases: groups 1-7, 9, 10, 12, 13; the same as cargo xtask conformance)", run: autobahn },
     Stage { name: "pkg", what: "build the npm package h2ws (wasm-pack) and check it packs", run: pkg },
     Stage { name: "wasm-unit", what: "wasm-bindgen tests of the browser core in headless Chromium", run: wasm_unit },
@@ -96,6 +97,16 @@ fn rust() -> Result<Tally> {
     Step::new(
         "cargo test --workspace --exclude h2ws-bench --no-fail-fast",
         2400,
+    )
+    .run()
+}
+
+fn soak() -> Result<Tally> {
+    // A shorter `cargo xtask soak` (its default is 60 s): 100 sockets at once against one
+    // devserver, figures per transport including per-socket fairness and the longest wait.
+    Step::new(
+        "cargo run -q -p h2ws-devserver --bin h2ws-soak -- --sockets 20 --duration 20",
+        600,
     )
     .run()
 }

@@ -56,7 +56,6 @@ const TRANSPORTS: [Transport; 5] = [
 ];
 
 /// Per-transport figures (summed over its sockets).
-#[derive(Default)]
 struct Figures {
     sent: AtomicU64,
     received: AtomicU64,
@@ -66,6 +65,28 @@ struct Figures {
     reordered: AtomicU64,
     corrupted: AtomicU64,
     errors: AtomicU64,
+    /// Fairness: the fewest and most echoes one socket got, and the longest wait for an echo.
+    socket_min: AtomicU64,
+    socket_max: AtomicU64,
+    longest_gap_ms: AtomicU64,
+}
+
+impl Default for Figures {
+    fn default() -> Self {
+        Figures {
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            duplicated: AtomicU64::new(0),
+            reordered: AtomicU64::new(0),
+            corrupted: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            socket_min: AtomicU64::new(u64::MAX),
+            socket_max: AtomicU64::new(0),
+            longest_gap_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Figures {
@@ -165,6 +186,7 @@ async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, s
     let drain = Duration::from_secs_f64(cli.drain);
     let mut expected = 0u64;
     let mut last_progress = Instant::now();
+    let mut longest_gap = Duration::ZERO;
     loop {
         if done.load(Ordering::Acquire) && expected >= sent.load(Ordering::Relaxed) {
             break;
@@ -178,6 +200,7 @@ async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, s
             Err(_) => continue,
             Ok(Some(msg)) => {
                 check(&id, &mut expected, &msg, cli.max_size, &f);
+                longest_gap = longest_gap.max(last_progress.elapsed());
                 last_progress = Instant::now();
             }
             Ok(None) => {
@@ -188,6 +211,10 @@ async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, s
         }
     }
     let _ = sender.await;
+    f.socket_min.fetch_min(expected, Ordering::Relaxed);
+    f.socket_max.fetch_max(expected, Ordering::Relaxed);
+    f.longest_gap_ms
+        .fetch_max(longest_gap.as_millis() as u64, Ordering::Relaxed);
     let sent = sent.load(Ordering::Relaxed);
     if expected < sent {
         f.lost.fetch_add(sent - expected, Ordering::Relaxed);
@@ -204,6 +231,13 @@ async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, s
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Arc::new(Cli::parse());
+    // Server and client diagnostics on stderr when asked (`RUST_LOG=h2ws_devserver=debug`).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let mut local = None;
     let (url, spki) = match (&cli.url, &cli.spki) {
         (Some(u), Some(s)) => (u.trim_end_matches('/').to_string(), s.clone()),
@@ -299,7 +333,7 @@ async fn main() -> ExitCode {
         msgs += load(&f.received);
         bytes += load(&f.bytes);
         println!(
-            "{:<8} sent {} received {} bytes {} lost {} duplicated {} reordered {} corrupted {} errors {}  {:.0} msg/s",
+            "{:<8} sent {} received {} bytes {} lost {} duplicated {} reordered {} corrupted {} errors {}  {:.0} msg/s, per socket {}..{}, longest wait for an echo {} ms",
             t.to_string(),
             load(&f.sent),
             load(&f.received),
@@ -310,6 +344,9 @@ async fn main() -> ExitCode {
             load(&f.corrupted),
             load(&f.errors),
             load(&f.received) as f64 / took.as_secs_f64(),
+            load(&f.socket_min).min(load(&f.socket_max)),
+            load(&f.socket_max),
+            load(&f.longest_gap_ms),
         );
     }
     if let Some(server) = local {
