@@ -24,6 +24,11 @@ const HIGH_WATER: usize = 256 << 10;
 /// Fragment mode: a data frame is handed to the app in pieces of about this size.
 pub(crate) const FRAGMENT_CHUNK: usize = 16 << 10;
 
+/// Fragment mode: queue depth each way between driver and app. A proxy's queues hold pieces
+/// of frames in flight, not messages an app is working through: four pieces (64 KiB) each way
+/// keep a gateway streaming at full speed while bounding what a socket holds.
+const FRAGMENT_QUEUE_DEPTH: usize = 4;
+
 /// A chunk from the transport.
 pub(crate) enum Input {
     /// Bytes of the byte stream (Rfc6455/Stream framing) or one DATA frame (Native).
@@ -66,7 +71,12 @@ pub(crate) fn spawn(
     mut wiring: Wiring,
 ) -> (Socket, CommandHandle) {
     let cfg = endpoint.config();
-    let depth = cfg.queue_depth.max(1);
+    let depth = if wiring.deliver_fragments {
+        FRAGMENT_QUEUE_DEPTH.min(cfg.queue_depth)
+    } else {
+        cfg.queue_depth
+    }
+    .max(1);
     let (cmd_tx, cmd_rx) = mpsc::channel(depth);
     let (ev_tx, ev_rx) = mpsc::channel(depth);
     let config = Config {

@@ -1,4 +1,5 @@
-//! The gateway's memory bound (DESIGN §5, issue 7): a 100 MiB message, sent as ONE frame, goes
+//! The gateway's memory bound (DESIGN §5, issue 7): a 100 MiB message, sent as ONE frame and
+//! as 100 frames of 1 MiB, goes
 //! client → gateway → backend echo → gateway → client while the gateway process's peak RSS
 //! grows by at most 2 MiB. Both devservers run as child processes (the real binary), so the
 //! measurement covers exactly the gateway: its `VmHWM` is reset through `/proc/PID/clear_refs`
@@ -9,9 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use h2ws_devserver::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
+use h2ws_devserver::FragmentKind;
 
 const MESSAGE: usize = 100 << 20;
 const MAX_GROWTH_KIB: u64 = 2 << 10;
+/// Frame size of the fragmented shape (the benchmark's).
+const FRAME: usize = 1 << 20;
 
 struct Running {
     child: Child,
@@ -96,7 +100,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
+async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
     let backend = devserver(&[]);
     let upstream = format!("--upstream=ws://{}/ws/echo", backend.http);
     let gateway = devserver(&[&upstream]);
@@ -113,7 +117,7 @@ async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
 
     // RFC 6455 and RFC 8441 (the client sends one 100 MiB frame), native (cut to DATA frames
     // by the client) and stream (one frame in the upstream body).
-    for (transport, url) in [
+    for (transport, url, fragmented) in [
         (
             Transport::Rfc6455,
             format!("ws://{}/ws/upstream", gateway.http),
@@ -130,7 +134,15 @@ async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
             Transport::Rfc8441,
             format!("wss://{}/ws/upstream", gateway.https),
         ),
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|(t, url)| [(t, url.clone(), false), (t, url, true)])
+    {
+        let shape = if fragmented {
+            "100 × 1 MiB frames"
+        } else {
+            "one frame"
+        };
         let ws = client
             .connect(&url, transport, &OpenOptions::default())
             .await
@@ -146,10 +158,22 @@ async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
         let before = status_kib(pid, "VmRSS:");
         assert!(reset_peak(pid), "cannot reset VmHWM of pid {pid}");
         let started = std::time::Instant::now();
-        let (sent, got) = tokio::join!(
-            ws.send_binary(&big),
-            ws.recv_timeout(Duration::from_secs(300))
-        );
+        let send = async {
+            if !fragmented {
+                return ws.send_binary(&big).await;
+            }
+            for (i, frame) in big.chunks(FRAME).enumerate() {
+                let kind = if i == 0 {
+                    FragmentKind::Binary
+                } else {
+                    FragmentKind::Continuation
+                };
+                ws.send_fragment(kind, 0, frame, (i + 1) * FRAME >= big.len())
+                    .await?;
+            }
+            Ok(())
+        };
+        let (sent, got) = tokio::join!(send, ws.recv_timeout(Duration::from_secs(300)));
         sent.expect("send 100 MiB");
         let got = got.expect("echo in time").expect("a message");
         let elapsed = started.elapsed();
@@ -161,11 +185,11 @@ async fn gateway_streams_a_100_mib_single_frame_message_with_bounded_rss() {
         assert!(data[..] == big[..], "{transport:?}: payload changed");
         let growth = peak.saturating_sub(before);
         eprintln!(
-            "{transport:?}: 100 MiB round trip through the gateway in {elapsed:.1?}; gateway RSS {before} KiB before, peak {peak} KiB (+{growth} KiB)"
+            "{transport:?}, {shape}: 100 MiB round trip through the gateway in {elapsed:.1?}; gateway RSS {before} KiB before, peak {peak} KiB (+{growth} KiB)"
         );
         assert!(
             growth <= MAX_GROWTH_KIB,
-            "{transport:?}: gateway RSS grew by {growth} KiB (> {MAX_GROWTH_KIB} KiB)"
+            "{transport:?}, {shape}: gateway RSS grew by {growth} KiB (> {MAX_GROWTH_KIB} KiB)"
         );
         let status = ws.close(1000, "done").await.expect("close");
         assert_eq!(status.code, 1000);
