@@ -622,10 +622,11 @@ fn render_memory(md: &mut String, records: &[Record]) {
         "Idle sockets: a fresh devserver, 50 warm-up sockets, RSS read, the rest opened and \
          held (`ulimit -n` raised), 2 s to settle, RSS read again, one echo on the last socket \
          to show the server still answers; per socket = growth / sockets. Gateway: a fresh \
-         devserver with `--upstream` to a second devserver's `/ws/echo`; one message sent as \
-         RFC 6455 fragments to `/ws/upstream` and its echo read back, the gateway's RSS \
-         sampled every 10 ms (and VmHWM): growth = peak − RSS before. Target: ≤ 8 KiB per \
-         idle socket.\n\n",
+         devserver with `--upstream` to a backend; one warm-up socket through it (a 64 KiB \
+         message), then one message sent as RFC 6455 fragments to `/ws/upstream` and its \
+         echo read back, the gateway's RSS sampled every 10 ms (and VmHWM): growth = peak − \
+         RSS before (after the warm-up). Targets: ≤ 8 KiB per idle socket (issue 8); gateway \
+         growth ≤ 2 MiB (issue 7).\n\n",
     );
     let p = Pivot::new(records, "memory");
     if p.is_empty() {
