@@ -37,17 +37,13 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("dev") => dev::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
-        Some("setup") => setup::all().map(|_| ()),
+        Some("setup") => setup::all(),
         Some("soak") => soak::run(&args[1..]),
         Some("pkg") => dev::build_pkg(args[1..].iter().any(|a| a == "--release")),
         Some("conformance") => conformance::run(if args[1..].iter().any(|a| a == "--quick") {
             conformance::Scope::Quick
         } else {
             conformance::Scope::Full
-        })
-        .and_then(|t| match t.failed {
-            0 => Ok(()),
-            n => Err(format!("{n} Autobahn cases failed")),
         }),
         Some("stages") => {
             for stage in test::STAGES {

@@ -1,12 +1,13 @@
 //! `cargo xtask test`: every test stage, in dependency order, with a tally at the end.
 
-use crate::run::{Step, Tally};
+use crate::run::Step;
 use crate::{setup, Result};
 
 pub struct Stage {
     pub name: &'static str,
     pub what: &'static str,
-    run: fn() -> Result<Tally>,
+    /// Runs the stage; the closing count comes from every step's own output (`run::seen`).
+    run: fn() -> Result,
 }
 
 pub const STAGES: &[Stage] = &[
@@ -41,7 +42,7 @@ pub fn run(args: &[String]) -> Result {
     {
         println!("\n=== stage {}: {}", stage.name, stage.what);
         match (stage.run)() {
-            Ok(_) => ran.push(stage.name),
+            Ok(()) => ran.push(stage.name),
             Err(e) => {
                 println!("=== stage {} FAILED: {e}", stage.name);
                 failures.push((stage.name, e));
@@ -71,26 +72,26 @@ pub fn run(args: &[String]) -> Result {
     }
 }
 
-fn autobahn() -> Result<Tally> {
+fn autobahn() -> Result {
     crate::conformance::run(crate::conformance::Scope::Full)
 }
 
-fn stage_setup() -> Result<Tally> {
-    setup::all().map(|_| Tally::default())
+fn stage_setup() -> Result {
+    setup::all()
 }
 
-fn codec_wasm32() -> Result<Tally> {
-    let mut tally = Step::new(
+fn codec_wasm32() -> Result {
+    Step::new(
         "cargo build -p h2ws-codec --target wasm32-unknown-unknown --no-default-features",
         900,
     )
     .run()?;
-    tally.add(Step::new("cargo build -p h2ws-codec --target wasm32-unknown-unknown --no-default-features --features deflate", 900)
-        .run()?);
-    Ok(tally)
+    Step::new("cargo build -p h2ws-codec --target wasm32-unknown-unknown --no-default-features --features deflate", 900)
+        .run()?;
+    Ok(())
 }
 
-fn rust() -> Result<Tally> {
+fn rust() -> Result {
     // Unit, property, integration and interop tests and doctests of every crate (the browser
     // library's pure logic natively; its wasm side runs in stage wasm-unit). The bench crate is
     // exercised by `cargo xtask bench --smoke`, not here.
@@ -98,35 +99,39 @@ fn rust() -> Result<Tally> {
         "cargo test --workspace --exclude h2ws-bench --no-fail-fast",
         2400,
     )
-    .run()
+    .run()?;
+    Ok(())
 }
 
-fn soak() -> Result<Tally> {
+fn soak() -> Result {
     // A shorter `cargo xtask soak` (its default is 60 s): 100 sockets at once against one
     // devserver, figures per transport including per-socket fairness and the longest wait.
     Step::new(
         "cargo run -q -p h2ws-devserver --bin h2ws-soak -- --sockets 20 --duration 20",
         600,
     )
-    .run()
+    .run()?;
+    Ok(())
 }
 
-fn pkg() -> Result<Tally> {
+fn pkg() -> Result {
     Step::new("bash wasm/build.sh --release", 1800).run()?;
     Step::new(
         "cd wasm/pkg && npm pack --dry-run --json >/dev/null && echo 'npm pack: ok'",
         300,
     )
-    .run()
+    .run()?;
+    Ok(())
 }
 
-fn wasm_unit() -> Result<Tally> {
+fn wasm_unit() -> Result {
     Step::new("wasm-pack test --headless --chrome wasm", 1200)
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-        .run()
+        .run()?;
+    Ok(())
 }
 
-fn browser() -> Result<Tally> {
+fn browser() -> Result {
     setup::npm_packages()?;
     // The suites start target/debug/h2ws-devserver (already built when stage rust ran).
     Step::new("cargo build -p h2ws-devserver", 1800).run()?;
@@ -134,5 +139,6 @@ fn browser() -> Result<Tally> {
         "cd tests && node --test --test-concurrency=1 browser/ demo/",
         1800,
     )
-    .run()
+    .run()?;
+    Ok(())
 }
