@@ -25,7 +25,7 @@ commands:
   test [--stage NAME]...                   install what is missing, then run every test stage
   setup                                    only install the tools the tests need
   pkg [--release]                          only build the npm package into wasm/pkg
-  conformance [--quick]                    Autobahn|Testsuite (all 517 cases; --quick: the test stage's sample) on /ws/echo and through the gateway
+  conformance [--quick]                    Autobahn|Testsuite on /ws/echo and through the gateway (all 517 cases, as the test stage; --quick: a 361-case sample)
   bench [--smoke]                          every benchmark side by side with peers -> BENCHMARKS.md
   soak [--release] [SOAK_ARGS...]          sequenced messages on every transport at once (h2ws-soak --help)
   stages                                   list the test stages
