@@ -4,54 +4,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
-struct Running {
-    child: Child,
-    https: String,
-    http: Option<String>,
-    spki: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(args: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn h2ws-devserver");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut https, mut http, mut spki) = (None, None, None);
-    let want = if args.contains(&"--no-http") { 2 } else { 3 };
-    for _ in 0..want {
-        let line = lines.next().expect("a start-up line").expect("utf-8");
-        if let Some(url) = line.strip_prefix("listening https://") {
-            https = Some(url.to_string());
-        } else if let Some(url) = line.strip_prefix("listening http://") {
-            http = Some(url.to_string());
-        } else if let Some(b64) = line.strip_prefix("spki-sha256 ") {
-            spki = Some(b64.to_string());
-        } else {
-            panic!("unexpected start-up line {line:?}");
-        }
-    }
-    Running {
-        child,
-        https: https.expect("https line"),
-        http,
-        spki: spki.expect("spki line"),
-    }
+/// The binary with ARGS; its start-up lines must be only the listeners and the pin.
+fn run(args: &[&str]) -> DevServerProcess {
+    let server = DevServerProcess::start(args);
+    assert!(
+        server.other_lines.is_empty(),
+        "unexpected start-up lines {:?}",
+        server.other_lines
+    );
+    server
 }
 
 fn cli_cert_dir() -> String {

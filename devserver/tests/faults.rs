@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -232,58 +231,17 @@ async fn a_silently_vanished_client_is_freed_by_the_liveness_timeout() {
 }
 
 /// A devserver child process (`--no-http`, its own ephemeral port unless given).
-struct Child_ {
-    child: Child,
-    url: String,
-    spki: String,
-}
-
-impl Drop for Child_ {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn devserver(addr: &str, extra: &[&str]) -> Child_ {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
-        .args(["--addr", addr, "--no-http", "--cert-dir"])
-        .arg(cert_dir())
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn h2ws-devserver");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut url, mut spki) = (None, None);
-    while url.is_none() || spki.is_none() {
-        let line = lines
-            .next()
-            .expect("a start-up line")
-            .expect("readable stdout");
-        if let Some(u) = line.strip_prefix("listening ") {
-            url = Some(u.to_string());
-        } else if let Some(s) = line.strip_prefix("spki-sha256 ") {
-            spki = Some(s.to_string());
-        }
-    }
-    Child_ {
-        child,
-        url: url.unwrap(),
-        spki: spki.unwrap(),
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS")
+fn devserver(addr: &str, extra: &[&str]) -> DevServerProcess {
+    let dir = cert_dir();
+    let mut args = vec![
+        "--addr",
+        addr,
+        "--no-http",
+        "--cert-dir",
+        dir.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    DevServerProcess::start(&args)
 }
 
 const CLIENT_TRANSPORTS: [Transport; 5] = [
@@ -298,11 +256,11 @@ const CLIENT_TRANSPORTS: [Transport; 5] = [
 async fn devserver_restart_mid_stream_gives_the_native_client_1006() {
     init_tracing();
     let first = devserver("127.0.0.1:0", &[]);
-    let addr = first.url.trim_start_matches("https://").to_string();
+    let addr = first.https.clone();
     let client = Client::new(ClientConfig::new(
         Trust::spki_sha256_base64(&first.spki).expect("pin"),
     ));
-    let url = format!("{}/ws/echo", first.url);
+    let url = format!("{}/ws/echo", first.https_url());
     let mut sockets = Vec::new();
     for t in CLIENT_TRANSPORTS {
         let ws = client
@@ -618,11 +576,7 @@ async fn ten_thousand_sockets_opened_and_closed_leak_nothing() {
     init_tracing();
     let child = devserver("127.0.0.1:0", &[]);
     let pid = child.child.id();
-    let addr: SocketAddr = child
-        .url
-        .trim_start_matches("https://")
-        .parse()
-        .expect("addr");
+    let addr: SocketAddr = child.https.parse().expect("addr");
     let a = addr.to_string();
     let observer = h2_tls(addr).await;
     let settle = |n: u64| {
@@ -638,15 +592,15 @@ async fn ten_thousand_sockets_opened_and_closed_leak_nothing() {
         }
     };
     let start = Instant::now();
-    let idle = rss_kib(pid);
+    let idle = proc_status_kib(pid, "VmRSS:");
     churn(addr, 2_000, 4, 16).await;
     settle(2_000).await;
-    let warm = rss_kib(pid);
+    let warm = proc_status_kib(pid, "VmRSS:");
     let warm_took = start.elapsed();
     let round = Instant::now();
     churn(addr, 10_000, 4, 16).await;
     let snap = settle(12_000).await;
-    let after = rss_kib(pid);
+    let after = proc_status_kib(pid, "VmRSS:");
     println!(
         "devserver RSS: {idle} KiB idle, {warm} KiB after 2 000 sockets ({warm_took:?}), \
          {after} KiB after 10 000 more ({:?}); {snap:?}",
@@ -686,11 +640,7 @@ async fn cli_liveness_flags_shorten_the_timers() {
         "127.0.0.1:0",
         &["--ping-interval", "0.2", "--idle-timeout", "0.6"],
     );
-    let addr: SocketAddr = child
-        .url
-        .trim_start_matches("https://")
-        .parse()
-        .expect("addr");
+    let addr: SocketAddr = child.https.parse().expect("addr");
     let sr = h2_tls(addr).await;
     let mut p = Peer::open(&sr, &addr.to_string(), "/ws/echo", Kind::Native)
         .await

@@ -5,9 +5,11 @@
 //! measurement covers exactly the gateway: its `VmHWM` is reset through `/proc/PID/clear_refs`
 //! after a warm-up and read back after the transfer.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::Duration;
+
+use common::{proc_status_kib, DevServerProcess};
 
 use h2ws_devserver::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
 use h2ws_devserver::FragmentKind;
@@ -17,68 +19,20 @@ const MAX_GROWTH_KIB: u64 = 2 << 10;
 /// Frame size of the fragmented shape (the benchmark's).
 const FRAME: usize = 1 << 20;
 
-struct Running {
-    child: Child,
-    https: String,
-    http: String,
-    spki: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn devserver(extra: &[&str]) -> Running {
+fn devserver(extra: &[&str]) -> DevServerProcess {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h2ws-gwmem-cert");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--cert-dir",
-            dir.to_str().expect("utf-8 path"),
-            "--max-message",
-            "209715200",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn h2ws-devserver");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut https, mut http, mut spki) = (None, None, None);
-    for _ in 0..3 {
-        let line = lines.next().expect("a start-up line").expect("utf-8");
-        if let Some(a) = line.strip_prefix("listening https://") {
-            https = Some(a.to_string());
-        } else if let Some(a) = line.strip_prefix("listening http://") {
-            http = Some(a.to_string());
-        } else if let Some(b) = line.strip_prefix("spki-sha256 ") {
-            spki = Some(b.to_string());
-        }
-    }
-    Running {
-        child,
-        https: https.expect("https"),
-        http: http.expect("http"),
-        spki: spki.expect("spki"),
-    }
-}
-
-/// A `/proc/PID/status` field in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+    let mut args = vec![
+        "--addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--cert-dir",
+        dir.to_str().expect("utf-8 path"),
+        "--max-message",
+        "209715200",
+    ];
+    args.extend_from_slice(extra);
+    DevServerProcess::start(&args)
 }
 
 /// Resets the peak RSS (`VmHWM`) to the current RSS (Linux ≥ 4.0, "5" in clear_refs).
@@ -102,9 +56,11 @@ fn pattern(len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
     let backend = devserver(&[]);
-    let upstream = format!("--upstream=ws://{}/ws/echo", backend.http);
+    let backend_http = backend.http.as_deref().expect("plain listener");
+    let upstream = format!("--upstream=ws://{backend_http}/ws/echo");
     let gateway = devserver(&[&upstream]);
-    let pid = gateway.child.id();
+    let pid = gateway.pid();
+    let gateway_http = gateway.http.clone().expect("plain listener");
 
     let mut config = ClientConfig::new(Trust::spki_sha256_base64(&gateway.spki).unwrap());
     config.max_message_size = 200 << 20;
@@ -120,7 +76,7 @@ async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
     for (transport, url, fragmented) in [
         (
             Transport::Rfc6455,
-            format!("ws://{}/ws/upstream", gateway.http),
+            format!("ws://{gateway_http}/ws/upstream"),
         ),
         (
             Transport::Native,
@@ -155,7 +111,7 @@ async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
             .expect("in time");
         assert_eq!(echoed, Some(Message::Binary(small.clone().into())));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let before = status_kib(pid, "VmRSS:");
+        let before = proc_status_kib(pid, "VmRSS:");
         assert!(reset_peak(pid), "cannot reset VmHWM of pid {pid}");
         let started = std::time::Instant::now();
         let send = async {
@@ -177,7 +133,7 @@ async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
         sent.expect("send 100 MiB");
         let got = got.expect("echo in time").expect("a message");
         let elapsed = started.elapsed();
-        let peak = status_kib(pid, "VmHWM:");
+        let peak = proc_status_kib(pid, "VmHWM:");
         let Message::Binary(data) = got else {
             panic!("{transport:?}: expected binary")
         };

@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -292,64 +290,41 @@ async fn echo_selects_the_first_offered_subprotocol_on_every_transport() {
 
 /// A devserver child process (TLS + plain listeners on ephemeral ports).
 struct Devserver {
-    child: Child,
+    process: DevServerProcess,
     tls: SocketAddr,
     plain: SocketAddr,
 }
 
-impl Drop for Devserver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Devserver {
     fn start() -> Devserver {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
-            .args(["--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-            .arg("--cert-dir")
-            .arg(cert_dir())
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn h2ws-devserver");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let (mut tls, mut plain) = (None, None);
-        // Read the whole banner (the spki line comes last): a closed pipe before it would
-        // make the server's println fail.
-        loop {
-            let line = lines.next().expect("start-up line").expect("stdout");
-            if let Some(a) = line.strip_prefix("listening https://") {
-                tls = a.parse().ok();
-            } else if let Some(a) = line.strip_prefix("listening http://") {
-                plain = a.parse().ok();
-            } else if line.starts_with("spki-sha256 ") {
-                break;
-            }
-        }
+        let dir = cert_dir();
+        let process = DevServerProcess::start(&[
+            "--addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--cert-dir",
+            dir.to_str().expect("utf-8 path"),
+        ]);
+        let tls = process.https.parse().expect("TLS listener address");
+        let plain = process
+            .http
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .expect("plain listener address");
         Devserver {
-            child,
-            tls: tls.unwrap(),
-            plain: plain.unwrap(),
+            process,
+            tls,
+            plain,
         }
     }
 
     fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next())
-                    .and_then(|n| n.parse().ok())
-            })
-            .expect("VmRSS")
+        proc_status_kib(self.process.pid(), "VmRSS:")
     }
 
     fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.process.child.try_wait(), Ok(None))
     }
 }
 

@@ -628,3 +628,81 @@ impl Peer {
         granted
     }
 }
+
+/// The real `h2ws-devserver` binary as a child process (RUST_LOG=warn, stderr discarded),
+/// killed when dropped.
+pub struct DevServerProcess {
+    pub child: std::process::Child,
+    /// `host:port` of the TLS listener.
+    pub https: String,
+    /// `host:port` of the plain listener (None with `--no-http`).
+    pub http: Option<String>,
+    /// base64(sha256(SPKI)) of the served certificate.
+    pub spki: String,
+    /// Start-up lines that are neither a listener nor the pin.
+    pub other_lines: Vec<String>,
+}
+
+impl DevServerProcess {
+    /// Runs `h2ws-devserver ARGS` and reads its start-up lines up to the SPKI pin, which comes
+    /// last (the whole banner is read: a pipe closed before it would fail the server's println).
+    pub fn start(args: &[&str]) -> DevServerProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn h2ws-devserver");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let (mut https, mut http, mut other_lines) = (None, None, Vec::new());
+        let spki = loop {
+            let line = lines.next().expect("a start-up line").expect("utf-8");
+            if let Some(a) = line.strip_prefix("listening https://") {
+                https = Some(a.to_string());
+            } else if let Some(a) = line.strip_prefix("listening http://") {
+                http = Some(a.to_string());
+            } else if let Some(b64) = line.strip_prefix("spki-sha256 ") {
+                break b64.to_string();
+            } else {
+                other_lines.push(line);
+            }
+        };
+        DevServerProcess {
+            child,
+            https: https.expect("a `listening https://` line"),
+            http,
+            spki,
+            other_lines,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `https://host:port`.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.https)
+    }
+}
+
+impl Drop for DevServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `/proc/PID/status` field (`VmRSS:`, `VmHWM:`, …) in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
