@@ -104,14 +104,10 @@ fn rust() -> Result {
 }
 
 fn soak() -> Result {
-    // A shorter `cargo xtask soak` (its default is 60 s): 100 sockets at once against one
+    // `cargo xtask soak` shortened (its default is 60 s): 100 sockets at once against one
     // devserver, figures per transport including per-socket fairness and the longest wait.
-    Step::new(
-        "cargo run -q -p h2ws-devserver --bin h2ws-soak -- --sockets 20 --duration 20",
-        600,
-    )
-    .run()?;
-    Ok(())
+    let args = ["--sockets", "20", "--duration", "20"].map(String::from);
+    crate::soak::run(&args)
 }
 
 fn pkg() -> Result {
