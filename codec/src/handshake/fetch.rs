@@ -34,6 +34,16 @@ pub const EXPOSE_HEADERS: &str = "h2ws-session, h2ws-protocol, h2ws-extensions, 
 pub const ALLOW_HEADERS: &str =
     "h2ws-version, h2ws-protocol, h2ws-extensions, h2ws-session, h2ws-seq";
 
+/// The first bytes of every open response body: an empty, unsolicited Pong frame (stream
+/// framing, `0x8A 0x00`), written right after the response headers.
+///
+/// Why: Firefox and WebKit resolve `fetch()` only when the first body byte arrives (headers alone
+/// are not enough), and buffering proxies (nginx 1.22) send a response's headers only together
+/// with its first body bytes. Without bytes at once a page in those engines never learns the
+/// session token. An unsolicited Pong is legal RFC 6455 (§5.5.3) that every WebSocket decoder
+/// already accepts and ignores, so older clients keep working; clients must not require it.
+pub const OPEN_PREAMBLE: [u8; 2] = [0x8A, 0x00];
+
 /// Session tokens carry at least 128 random bits: 22 base64url characters.
 const MIN_TOKEN_LEN: usize = 22;
 /// Longest accepted token (64 bytes); bounds the work spent on a hostile header.

@@ -45,6 +45,10 @@ pub(crate) struct Driver {
     wire: Wire,
     /// Native mapping: input is one frame per DATA frame.
     native: bool,
+    /// Fetch transports: the downstream starts with the open preamble (an empty Pong, codec
+    /// `handshake::fetch::OPEN_PREAMBLE`), part of the open rather than an event for the app.
+    /// Cleared by the first event, so only a leading empty Pong is dropped.
+    expect_preamble: bool,
     timings: Timings,
     phase: Phase,
     /// The unit being handed to the transport.
@@ -69,10 +73,12 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(shared: Arc<Shared>, wire: Wire, native: bool, timings: Timings) -> Self {
         let now = Instant::now();
+        let expect_preamble = shared.lock().conn.framing() == h2ws_codec::Framing::Stream;
         Driver {
             shared,
             wire,
             native,
+            expect_preamble,
             timings,
             phase: Phase::Running,
             out: None,
@@ -116,6 +122,11 @@ impl Driver {
     fn take_events(&mut self, st: &mut super::socket::State) -> bool {
         let mut any = false;
         while let Some(ev) = st.conn.poll_event() {
+            if std::mem::take(&mut self.expect_preamble)
+                && matches!(&ev, Event::Pong(payload) if payload.is_empty())
+            {
+                continue;
+            }
             if let Event::Closed {
                 code,
                 reason,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
+use h2ws_codec::handshake::fetch;
 use h2ws_codec::Framing;
 use http::header::{self, HeaderValue};
 use http::Version;
@@ -20,6 +21,14 @@ pub(crate) fn accept_open(
     run: impl FnOnce(Socket),
 ) -> Response {
     let (output, body) = super::body_output();
+    // Bytes right behind the headers, so `fetch()` resolves in Firefox and WebKit and buffering
+    // proxies forward the headers at once (codec `OPEN_PREAMBLE`). The queue is new and empty.
+    if output
+        .try_send(Ok(bytes::Bytes::from_static(&fetch::OPEN_PREAMBLE)))
+        .is_err()
+    {
+        tracing::warn!("open preamble not queued");
+    }
     let opened = match endpoint.0.sessions.open(endpoint, info.transport) {
         Ok(o) => o,
         Err(refusal) => return refusal.into_response(),

@@ -297,7 +297,7 @@ impl Peer {
                 }
             }
         };
-        Ok(Peer {
+        let mut peer = Peer {
             kind,
             conn,
             up,
@@ -307,7 +307,17 @@ impl Peer {
             reset: None,
             down_ended: false,
             post_statuses: Vec::new(),
-        })
+        };
+        if matches!(kind, Kind::Stream | Kind::Post) {
+            // The open response's body starts at once with the open preamble (an empty Pong):
+            // checked here for every fetch open, then out of the tests' way.
+            let first = peer.next_event_within(LIMIT).await;
+            assert!(
+                matches!(&first, Some(Event::Pong(p)) if p.is_empty()),
+                "fetch open: the body must start with the open preamble (empty Pong), got {first:?}"
+            );
+        }
+        Ok(peer)
     }
 
     /// Writes everything the codec has queued.
