@@ -114,6 +114,13 @@ impl Session {
     }
 
     async fn open(self: Rc<Self>) {
+        if let Err(why) =
+            socket::check_requested_transport(&self.params.transport, self.params.request_streaming)
+        {
+            web::warn(&format!("h2ws: cannot open {}: {why}.", self.params.ws_url));
+            self.fail();
+            return;
+        }
         if !self.acquire_slot() {
             web::warn(&format!(
                 "h2ws: too many open sockets to {} (cap {}); failing this one. See H2WebSocket.maxSocketsPerOrigin.",
@@ -174,7 +181,11 @@ impl Session {
             &self.params.transport,
             self.params.request_streaming,
             transports.as_deref(),
-        );
+        )
+        .map_err(|why| {
+            web::warn(&format!("h2ws: cannot open {}: {why}.", self.params.ws_url));
+            JsValue::NULL
+        })?;
         let upstream = match transport {
             Transport::Stream => {
                 let headers = build_headers(&self.params.headers)?;

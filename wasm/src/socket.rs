@@ -505,23 +505,47 @@ fn utf8_chunks(text: &str, max: usize) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// Which upstream transport to use once the open response is in (DESIGN §2, `auto`).
+/// Why a forced `transport: 'stream'` cannot run here (the socket fails before `open`).
+pub const NO_REQUEST_STREAMING: &str = "transport 'stream' needs fetch() request-body streaming, \
+     which this browser does not have (Firefox and Safari send no streamed bodies); use \
+     transport 'auto' or 'post'";
+/// Why a forced `transport: 'stream'` cannot run on this connection.
+pub const SERVER_WITHOUT_STREAM: &str = "transport 'stream' is not offered by the server on this \
+     connection (h2ws-transports); use transport 'auto' or 'post'";
+
+/// Before the open request: a forced `stream` in a browser that cannot stream request bodies
+/// fails at once, so no open request is spent and no stringified body is ever sent.
+pub fn check_requested_transport(
+    requested: &str,
+    request_streaming: bool,
+) -> Result<(), &'static str> {
+    if requested == "stream" && !request_streaming {
+        return Err(NO_REQUEST_STREAMING);
+    }
+    Ok(())
+}
+
+/// Which upstream transport to use once the open response is in (DESIGN §2, `auto`): `stream`
+/// when this browser can stream request bodies and the server offers it, else `post`. A forced
+/// `stream` the server does not offer is an error (the socket fails before `open`).
 pub fn choose_transport(
     requested: &str,
     request_streaming: bool,
     server_transports: Option<&str>,
-) -> Transport {
+) -> Result<Transport, &'static str> {
     let server_has_stream = server_transports
         .map(|list| {
             list.split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("stream"))
         })
         .unwrap_or(true);
+    check_requested_transport(requested, request_streaming)?;
     match requested {
-        "stream" => Transport::Stream,
-        "post" => Transport::Post,
-        _ if request_streaming && server_has_stream => Transport::Stream,
-        _ => Transport::Post,
+        "stream" if server_has_stream => Ok(Transport::Stream),
+        "stream" => Err(SERVER_WITHOUT_STREAM),
+        "post" => Ok(Transport::Post),
+        _ if request_streaming && server_has_stream => Ok(Transport::Stream),
+        _ => Ok(Transport::Post),
     }
 }
 

@@ -365,27 +365,43 @@ fn url_scheme_rules() {
 
 #[test]
 fn transport_choice() {
-    assert_eq!(
-        choose_transport("auto", true, Some("stream, post")),
-        Transport::Stream
-    );
+    let both = Some("stream, post");
+    assert_eq!(choose_transport("auto", true, both), Ok(Transport::Stream));
     assert_eq!(
         choose_transport("auto", true, Some("post")),
-        Transport::Post
+        Ok(Transport::Post)
+    );
+    assert_eq!(choose_transport("auto", false, both), Ok(Transport::Post));
+    assert_eq!(choose_transport("auto", true, None), Ok(Transport::Stream));
+    assert_eq!(choose_transport("post", true, both), Ok(Transport::Post));
+    assert_eq!(
+        choose_transport("post", false, Some("post")),
+        Ok(Transport::Post)
     );
     assert_eq!(
-        choose_transport("auto", false, Some("stream, post")),
-        Transport::Post
+        choose_transport("stream", true, both),
+        Ok(Transport::Stream)
     );
-    assert_eq!(choose_transport("auto", true, None), Transport::Stream);
+    // Forced `stream` where it cannot work fails (before `open`) with a reason to log.
     assert_eq!(
-        choose_transport("post", true, Some("stream, post")),
-        Transport::Post
+        choose_transport("stream", true, Some("post")),
+        Err(SERVER_WITHOUT_STREAM)
     );
     assert_eq!(
-        choose_transport("stream", false, Some("post")),
-        Transport::Stream
+        choose_transport("stream", false, both),
+        Err(NO_REQUEST_STREAMING)
     );
+}
+
+#[test]
+fn forced_stream_without_request_streaming_fails_before_the_open_request() {
+    assert_eq!(
+        check_requested_transport("stream", false),
+        Err(NO_REQUEST_STREAMING)
+    );
+    assert_eq!(check_requested_transport("stream", true), Ok(()));
+    assert_eq!(check_requested_transport("auto", false), Ok(()));
+    assert_eq!(check_requested_transport("post", false), Ok(()));
 }
 
 #[test]
