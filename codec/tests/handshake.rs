@@ -79,8 +79,33 @@ fn every_transport_on_one_path() {
         let up: Vec<(&str, &[u8])> = up.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
         assert_eq!(classify(&post, &up), Ok(transport));
         let u = fetch::validate_upstream(&up).unwrap();
-        assert_eq!((u.session, u.seq), (token.as_str(), seq));
+        assert_eq!((u.session, u.seq, u.read), (token.as_str(), seq, None));
     }
+    // The read window: offered on the open, granted in the answer, acknowledged by requests.
+    let offer: Vec<(&str, &[u8])> = vec![("h2ws-version", b"1"), ("h2ws-acks", b"1")];
+    assert!(fetch::acks_offered(&offer));
+    assert!(!fetch::acks_offered(&open));
+    assert_eq!(fetch::parse_window(b"2097152"), Some(fetch::READ_WINDOW));
+    assert_eq!(fetch::parse_window(b"0"), None);
+    assert_eq!(fetch::parse_window(b"-1"), None);
+    let ack = fetch::ack_request_headers(&token, 1 << 20);
+    let ack: Vec<(&str, &[u8])> = ack.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    assert_eq!(classify(&post, &ack), Ok(Transport::FetchAck));
+    let u = fetch::validate_upstream(&ack).unwrap();
+    assert_eq!((u.seq, u.read), (None, Some(1 << 20)));
+    let mut both = ack.clone();
+    both.push(("h2ws-seq", b"1"));
+    assert!(
+        fetch::validate_upstream(&both).is_err(),
+        "an ack is not a batch"
+    );
+    assert!(!fetch::ack_due(1 << 20, 0, 4 << 20));
+    assert!(fetch::ack_due(2 << 20, 0, 4 << 20));
+    assert!(fetch::ack_due(3 << 20, 1 << 20, 4 << 20));
+    assert!(
+        !fetch::ack_due(5, 10, 4 << 20),
+        "never due for less than acked"
+    );
 }
 
 const NAMES: &[&str] = &[

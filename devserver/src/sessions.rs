@@ -22,6 +22,7 @@ use crate::driver::{CommandHandle, Input};
 use crate::endpoint::Endpoint;
 use crate::socket::{Command, Transport};
 use crate::stats::TransportCell;
+use crate::transport::read_window::ReadWindow;
 use crate::upgrade::{check_origin, cors_headers, header_pairs, Refusal};
 use h2ws_codec::handshake::fetch;
 
@@ -51,6 +52,8 @@ pub(crate) struct Session {
     socket: Mutex<Option<CommandHandle>>,
     /// Held until the upstream attaches (or the session ends): counts toward the cap.
     waiting: Mutex<Option<PendingAttach>>,
+    /// The downstream's read window, when the client acks what it reads.
+    read_window: std::sync::OnceLock<Arc<ReadWindow>>,
 }
 
 /// One session waiting for its upstream; the count drops, and the attach timer stops (its
@@ -75,6 +78,10 @@ impl Session {
         if let Ok(mut w) = self.waiting.lock() {
             w.take();
         }
+    }
+
+    pub(crate) fn set_read_window(&self, window: Arc<ReadWindow>) {
+        let _ = self.read_window.set(window);
     }
 
     pub(crate) fn set_socket(&self, handle: CommandHandle) {
@@ -164,6 +171,7 @@ impl Sessions {
             apply: tokio::sync::Mutex::new(()),
             socket: Mutex::new(None),
             waiting: Mutex::new(Some(waiting)),
+            read_window: std::sync::OnceLock::new(),
         });
         if let Ok(mut live) = self.live.lock() {
             live.insert(token.clone(), session.clone());
@@ -268,10 +276,13 @@ async fn upstream_inner(
     let upstream = {
         let pairs = header_pairs(&parts.headers);
         let up = fetch::validate_upstream(&pairs)?;
-        (up.session.to_string(), up.seq)
+        (up.session.to_string(), up.seq, up.read)
     };
     check_origin(endpoint, parts)?;
     let session = endpoint.0.sessions.lookup(&upstream.0)?;
+    if let Some(read) = upstream.2 {
+        return ack(&session, read);
+    }
     match upstream.1 {
         None => attach_stream(&session, body).await,
         Some(seq) => {
@@ -279,6 +290,22 @@ async fn upstream_inner(
             post_batch(endpoint, &session, seq, body, limit).await
         }
     }
+}
+
+/// An ack request: the client has read `read` downstream bytes in all. Answered at once (never
+/// queued behind batches), so a client whose batches wait on a full downstream can still
+/// reopen it.
+fn ack(session: &Session, read: u64) -> Result<StatusCode, Refusal> {
+    let window = session.read_window.get().ok_or_else(|| {
+        Refusal::new(
+            StatusCode::CONFLICT,
+            "this session has no read window (open without h2ws-acks)",
+        )
+    })?;
+    window
+        .ack(read)
+        .map_err(|_| Refusal::bad_request("h2ws-read is beyond the bytes sent"))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn attach_stream(session: &Session, body: Body) -> Result<StatusCode, Refusal> {

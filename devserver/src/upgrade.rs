@@ -257,7 +257,9 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
         };
         if matches!(
             kind,
-            CodecTransport::FetchUpstreamStream | CodecTransport::FetchUpstreamPost
+            CodecTransport::FetchUpstreamStream
+                | CodecTransport::FetchUpstreamPost
+                | CodecTransport::FetchAck
         ) {
             return Err(crate::sessions::upstream(&endpoint, parts, body).await);
         }

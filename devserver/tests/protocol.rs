@@ -5,9 +5,10 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use h2ws_codec::Message;
+use h2ws_codec::{Config, Connection, Framing, Message, Role};
 use h2ws_devserver::SocketConfig;
-use http::{Method, StatusCode};
+use http::{Method, Request, StatusCode};
+use std::time::Duration;
 
 async fn setup(
     config: SocketConfig,
@@ -552,5 +553,121 @@ async fn rfc6455_refusals() {
         }
         other => panic!("expected 403, got {:?}", other.map(|(_, r)| r.status())),
     }
+    server.shutdown().await;
+}
+
+/// The read window (codec `fetch::READ_WINDOW`): a client that offers acks gets `h2ws-window`,
+/// the downstream stops about a window past what it acknowledged (here the client keeps HTTP/2
+/// flow control open, as Firefox and WebKit do, so only the window can stop it), an ack reopens
+/// it; a bogus ack is refused, and a session without a window refuses acks.
+#[tokio::test]
+async fn read_window_holds_the_downstream_until_the_client_acks() {
+    use h2ws_codec::handshake::fetch::READ_WINDOW;
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    let url = format!("https://{a}/ws/echo");
+    let open = Request::post(&url)
+        .header("h2ws-version", "1")
+        .header("h2ws-acks", "1")
+        .body(())
+        .expect("request");
+    let mut ready = sr.clone().ready().await.expect("ready");
+    let (resp, _) = ready.send_request(open, true).expect("open");
+    let resp = tokio::time::timeout(LIMIT, resp)
+        .await
+        .expect("in time")
+        .expect("open");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["h2ws-window"],
+        READ_WINDOW.to_string().as_str()
+    );
+    let token = resp.headers()["h2ws-session"].to_str().unwrap().to_string();
+    // Read everything that arrives, releasing HTTP/2 capacity at once; count the bytes.
+    let (count_tx, count_rx) = tokio::sync::watch::channel(0u64);
+    let mut down = resp.into_body();
+    tokio::spawn(async move {
+        while let Some(Ok(chunk)) = down.data().await {
+            let _ = down.flow_control().release_capacity(chunk.len());
+            count_tx.send_modify(|n| *n += chunk.len() as u64);
+        }
+    });
+    // Four 1 MiB messages, one post batch each (not awaited: the echo app may wait to send).
+    let mut conn = Connection::new(Role::Client, Framing::Stream, Config::default());
+    let message = pattern(1 << 20);
+    for seq in 0..4 {
+        conn.send_binary(&message).expect("send");
+        let batch = conn.poll_transmit().expect("a frame");
+        let (sr, url, token) = (sr.clone(), url.clone(), token.clone());
+        tokio::spawn(async move {
+            let seq = seq.to_string();
+            request(
+                &sr,
+                Method::POST,
+                &url,
+                &[("h2ws-session", &token), ("h2ws-seq", &seq)],
+                &batch,
+            )
+            .await
+        });
+    }
+    let settle = |rx: tokio::sync::watch::Receiver<u64>| async move {
+        // Until nothing arrives for 500 ms.
+        let mut last = *rx.borrow();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = *rx.borrow();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let all = 2 + 4 * ((1 << 20) + 10); // preamble + four frames (10-byte headers)
+    let held = settle(count_rx.clone()).await;
+    assert!(
+        held >= READ_WINDOW && held < all && held <= READ_WINDOW + (1 << 20) + 64,
+        "without acks the downstream stops about a window in: {held} of {all} bytes"
+    );
+    let ack = |read: u64| {
+        let (sr, url, token) = (sr.clone(), url.clone(), token.clone());
+        async move {
+            let read = read.to_string();
+            request(
+                &sr,
+                Method::POST,
+                &url,
+                &[("h2ws-session", &token), ("h2ws-read", &read)],
+                b"",
+            )
+            .await
+        }
+    };
+    let (status, _, body) = ack(held + 1_000_000_000).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(ack(held).await.0, StatusCode::NO_CONTENT);
+    let mut got = settle(count_rx.clone()).await;
+    while got < all {
+        assert!(got > held, "an ack reopens the window: {got} after {held}");
+        assert_eq!(ack(got).await.0, StatusCode::NO_CONTENT);
+        let next = settle(count_rx.clone()).await;
+        assert!(next > got, "stuck at {next} of {all}");
+        got = next;
+    }
+    assert_eq!(got, all);
+    // A session opened without h2ws-acks has no window: acks are refused.
+    let plain = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
+        .await
+        .expect("open");
+    assert!(plain.headers.get("h2ws-window").is_none());
+    let plain_token = plain.headers["h2ws-session"].to_str().unwrap().to_string();
+    let (status, _, _) = request(
+        &sr,
+        Method::POST,
+        &url,
+        &[("h2ws-session", &plain_token), ("h2ws-read", "2")],
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
     server.shutdown().await;
 }

@@ -9,6 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
+use h2ws_codec::handshake::fetch;
 use h2ws_codec::Message;
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -76,6 +77,14 @@ pub struct Session {
     /// `Date.now()` of the last downstream chunk.
     last_input: Cell<f64>,
     drain_deadline: RefCell<Option<Promise>>,
+    /// The read window the server granted (`h2ws-window`), if any: acks are sent then.
+    read_window: Cell<Option<u64>>,
+    /// The session token, for ack requests.
+    token: RefCell<String>,
+    /// Downstream body bytes read so far, and the most acknowledged.
+    read_total: Cell<u64>,
+    acked: Cell<u64>,
+    ack_in_flight: Cell<bool>,
 }
 
 impl Session {
@@ -97,6 +106,11 @@ impl Session {
             idle_check: RefCell::new(None),
             last_input: Cell::new(js_sys::Date::now()),
             drain_deadline: RefCell::new(None),
+            read_window: Cell::new(None),
+            token: RefCell::new(String::new()),
+            read_total: Cell::new(0),
+            acked: Cell::new(0),
+            ack_in_flight: Cell::new(false),
         }))
     }
 
@@ -146,6 +160,10 @@ impl Session {
         if let Some(offer) = extension_offer() {
             headers.set("h2ws-extensions", &offer)?;
         }
+        // We acknowledge what we read: the server then bounds the downstream (codec
+        // `fetch::READ_WINDOW`), the only backpressure where the engine buffers response
+        // bodies without bound (Firefox, WebKit).
+        headers.set(fetch::H2WS_ACKS, "1")?;
         let request = web::post_request(
             &self.params.http_url,
             &headers,
@@ -175,6 +193,10 @@ impl Session {
         let config = accept_extensions(&extensions).ok_or(JsValue::NULL)?;
         *self.core.borrow_mut() = SocketCore::new(config);
         let transports = answer.get("h2ws-transports")?;
+        let window = answer.get(fetch::H2WS_WINDOW)?;
+        self.read_window
+            .set(window.and_then(|w| fetch::parse_window(w.as_bytes())));
+        *self.token.borrow_mut() = token.clone();
         let body = response.body().ok_or(JsValue::NULL)?;
         let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
         let transport = socket::choose_transport(
@@ -275,6 +297,9 @@ impl Session {
                         return;
                     }
                     self.last_input.set(js_sys::Date::now());
+                    self.read_total
+                        .set(self.read_total.get() + bytes.len() as u64);
+                    self.ack_if_due();
                     let outputs = self.core.borrow_mut().recv(&bytes);
                     self.deliver(outputs);
                     self.flush();
@@ -310,6 +335,55 @@ impl Session {
             self.close_timer.borrow_mut().take();
             self.end_upstream();
             *self.drain_deadline.borrow_mut() = Some(web::sleep(DRAIN_TIMEOUT_MS));
+        }
+    }
+
+    /// Acknowledges the downstream bytes read once half the read window is used (one ack
+    /// request in flight at most; a failed ack is not retried on its own: the next read
+    /// tries again, and a dead connection shows on the downstream).
+    fn ack_if_due(self: &Rc<Self>) {
+        let Some(window) = self.read_window.get() else {
+            return;
+        };
+        let read = self.read_total.get();
+        if self.ack_in_flight.get()
+            || self.finished.get()
+            || !fetch::ack_due(read, self.acked.get(), window)
+        {
+            return;
+        }
+        self.ack_in_flight.set(true);
+        let this = self.clone();
+        spawn_local(async move {
+            let sent = this.send_ack(read).await;
+            this.ack_in_flight.set(false);
+            if sent {
+                this.acked.set(this.acked.get().max(read));
+                this.ack_if_due();
+            }
+        });
+    }
+
+    async fn send_ack(&self, read: u64) -> bool {
+        let request = (|| {
+            let headers = build_headers(&self.params.headers)?;
+            for (name, value) in fetch::ack_request_headers(&self.token.borrow(), read) {
+                headers.set(name, &value)?;
+            }
+            web::post_request(
+                &self.params.http_url,
+                &headers,
+                None,
+                false,
+                &self.abort.signal(),
+            )
+        })();
+        let Ok(request) = request else {
+            return false;
+        };
+        match JsFuture::from(web::fetch(&request)).await {
+            Ok(response) => Response::from(response).ok(),
+            Err(_) => false,
         }
     }
 

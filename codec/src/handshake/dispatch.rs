@@ -4,7 +4,7 @@
 //! Classification looks only at the request's shape; the transport's own `validate_*` then
 //! checks the details. CORS preflights (`OPTIONS`) are the server's to answer before this.
 
-use super::fetch::{H2WS_SEQ, H2WS_SESSION, H2WS_VERSION};
+use super::fetch::{H2WS_READ, H2WS_SEQ, H2WS_SESSION, H2WS_VERSION};
 use super::native::is_native_scheme;
 use super::{has_token, single_header, HandshakeError, RequestHead};
 
@@ -23,6 +23,9 @@ pub enum Transport {
     FetchUpstreamStream,
     /// `POST` + `h2ws-session` + `h2ws-seq`: `fetch::validate_upstream`, one batch.
     FetchUpstreamPost,
+    /// `POST` + `h2ws-session` + `h2ws-read`, no `h2ws-seq`: `fetch::validate_upstream`, an
+    /// acknowledgement of downstream bytes read (the read window).
+    FetchAck,
 }
 
 /// Picks the transport from the request's shape, or refuses with 400 and a reason.
@@ -58,8 +61,10 @@ pub fn classify(
             let session = single_header(headers, H2WS_SESSION, "duplicate h2ws-session header")?;
             let seq = single_header(headers, H2WS_SEQ, "duplicate h2ws-seq header")?;
             let version = single_header(headers, H2WS_VERSION, "duplicate h2ws-version header")?;
+            let read = single_header(headers, H2WS_READ, "duplicate h2ws-read header")?;
             match (session, seq, version) {
                 (Some(_), Some(_), _) => Ok(Transport::FetchUpstreamPost),
+                (Some(_), None, _) if read.is_some() => Ok(Transport::FetchAck),
                 (Some(_), None, _) => Ok(Transport::FetchUpstreamStream),
                 (None, Some(_), _) => {
                     Err(HandshakeError::bad_request("h2ws-seq without h2ws-session"))
@@ -114,6 +119,8 @@ mod tests {
             classify(&head("POST"), stream),
             Ok(Transport::FetchUpstreamStream)
         );
+        let ack: &[(&str, &[u8])] = &[("h2ws-session", b"t"), ("h2ws-read", b"10")];
+        assert_eq!(classify(&head("POST"), ack), Ok(Transport::FetchAck));
         let post: &[(&str, &[u8])] = &[("h2ws-session", b"t"), ("h2ws-seq", b"0")];
         assert_eq!(
             classify(&head("POST"), post),

@@ -22,6 +22,20 @@ pub const H2WS_SESSION: &str = "h2ws-session";
 pub const H2WS_SEQ: &str = "h2ws-seq";
 /// Response header of the open request: the upstream transports this connection can do.
 pub const H2WS_TRANSPORTS: &str = "h2ws-transports";
+/// Request header of the open request: `1` = this client acknowledges what it has read of the
+/// downstream (ack requests with [`H2WS_READ`]), so the server may hold the downstream to a read
+/// window. Why: Firefox and WebKit buffer a `fetch()` response body as it arrives, read or not,
+/// so HTTP/2 flow control never pushes back on a page that does not read; the window does.
+pub const H2WS_ACKS: &str = "h2ws-acks";
+/// Response header of the open request (only when acks were offered): the read window, the
+/// most downstream body bytes the server sends beyond what the client acknowledged.
+pub const H2WS_WINDOW: &str = "h2ws-window";
+/// Request header of an ack request (`POST` + `h2ws-session` + `h2ws-read`, no body, no
+/// `h2ws-seq`; answered 204): how many downstream body bytes the client has read in all.
+pub const H2WS_READ: &str = "h2ws-read";
+/// The read window the server grants (2 MiB): large enough that acks (one request per half
+/// window) cost nothing measurable, small enough to bound what an unread page buffers.
+pub const READ_WINDOW: u64 = 2 << 20;
 /// The only version.
 pub const VERSION: &str = "1";
 /// `content-type` of the downstream response.
@@ -29,10 +43,11 @@ pub const CONTENT_TYPE: &str = "application/h2ws";
 /// `cache-control` of the downstream response.
 pub const CACHE_CONTROL: &str = "no-store";
 /// The headers a cross-origin page must be allowed to read (`access-control-expose-headers`).
-pub const EXPOSE_HEADERS: &str = "h2ws-session, h2ws-protocol, h2ws-extensions, h2ws-transports";
+pub const EXPOSE_HEADERS: &str =
+    "h2ws-session, h2ws-protocol, h2ws-extensions, h2ws-transports, h2ws-window";
 /// The request headers a cross-origin preflight must allow (`access-control-allow-headers`).
 pub const ALLOW_HEADERS: &str =
-    "h2ws-version, h2ws-protocol, h2ws-extensions, h2ws-session, h2ws-seq";
+    "h2ws-version, h2ws-protocol, h2ws-extensions, h2ws-session, h2ws-seq, h2ws-acks, h2ws-read";
 
 /// The first bytes of every open response body: an empty, unsolicited Pong frame (stream
 /// framing, `0x8A 0x00`), written right after the response headers.
@@ -104,6 +119,8 @@ pub struct Upstream<'a> {
     pub session: &'a str,
     /// `Some(n)` for a `post` batch (§2.3), `None` for the single `stream` upstream (§2.2).
     pub seq: Option<u64>,
+    /// `Some(n)` for an ack request: `n` downstream bytes read in all ([`H2WS_READ`]).
+    pub read: Option<u64>,
 }
 
 /// Server side: checks an upstream request's headers (DESIGN §2.2 / §2.3).
@@ -127,7 +144,43 @@ pub fn validate_upstream<'a>(headers: &[(&str, &'a [u8])]) -> Result<Upstream<'a
         None => None,
         Some(v) => Some(parse_seq(v).ok_or(HandshakeError::bad_request("malformed h2ws-seq"))?),
     };
-    Ok(Upstream { session, seq })
+    let read = match single_header(headers, H2WS_READ, "duplicate h2ws-read header")? {
+        None => None,
+        Some(v) => Some(parse_seq(v).ok_or(HandshakeError::bad_request("malformed h2ws-read"))?),
+    };
+    if seq.is_some() && read.is_some() {
+        return Err(HandshakeError::bad_request(
+            "h2ws-read goes on an ack request of its own, not on a batch",
+        ));
+    }
+    Ok(Upstream { session, seq, read })
+}
+
+/// Server side: whether the open request offers read acknowledgements (`h2ws-acks: 1`).
+pub fn acks_offered(headers: &[(&str, &[u8])]) -> bool {
+    headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case(H2WS_ACKS) && v.trim_ascii() == b"1")
+}
+
+/// Client side: the read window from the open response's `h2ws-window` (`None`: the server
+/// does not bound the downstream, and no acks are sent).
+pub fn parse_window(v: &[u8]) -> Option<u64> {
+    parse_seq(v.trim_ascii()).filter(|&w| w > 0)
+}
+
+/// Client side: acknowledge now? Once half the window is read beyond the last ack, so the
+/// server never waits for an ack while the client still has half a window to read.
+pub fn ack_due(read: u64, acked: u64, window: u64) -> bool {
+    read.saturating_sub(acked) >= (window / 2).max(1)
+}
+
+/// The headers of a client's ack request.
+pub fn ack_request_headers(session: &str, read: u64) -> Vec<(&'static str, String)> {
+    alloc::vec![
+        (H2WS_SESSION, session.into()),
+        (H2WS_READ, read.to_string())
+    ]
 }
 
 /// The headers of the open request's `200` answer (besides the status).

@@ -10,6 +10,7 @@ use h2ws_codec::Framing;
 use http::header::{self, HeaderValue};
 use http::Version;
 
+use super::read_window::ReadWindow;
 use crate::endpoint::Endpoint;
 use crate::socket::{HandshakeInfo, Socket};
 use crate::upgrade::{cors_headers, headers, Negotiated};
@@ -20,7 +21,14 @@ pub(crate) fn accept_open(
     params: Negotiated,
     run: impl FnOnce(Socket),
 ) -> Response {
-    let (output, body) = super::body_output();
+    let window = {
+        let pairs = crate::upgrade::header_pairs(&info.headers);
+        fetch::acks_offered(&pairs).then(|| ReadWindow::new(fetch::READ_WINDOW))
+    };
+    let (output, body) = match &window {
+        Some(window) => super::windowed_body_output(window.clone()),
+        None => super::body_output(),
+    };
     // Bytes right behind the headers, so `fetch()` resolves in Firefox and WebKit and buffering
     // proxies forward the headers at once (codec `OPEN_PREAMBLE`). The queue is new and empty.
     if output
@@ -51,13 +59,21 @@ pub(crate) fn accept_open(
             "post"
         }),
     );
+    if let Some(window) = &window {
+        h.insert(fetch::H2WS_WINDOW, HeaderValue::from(window.window()));
+        opened.session.set_read_window(window.clone());
+    }
     crate::upgrade::set_negotiated(h, &info, headers::PROTOCOL, headers::EXTENSIONS);
     cors_headers(&info.headers, h);
     let mut wiring = super::wiring(Framing::Stream, opened.input, output, params);
     let sessions_endpoint = endpoint.clone();
     let token = opened.token.clone();
+    let ended_window = window.clone();
     wiring.on_end = Some(Box::new(move || {
         sessions_endpoint.0.sessions.end(&token);
+        if let Some(window) = ended_window {
+            window.release();
+        }
     }));
     let (socket, handle) =
         crate::driver::spawn(endpoint, info, opened.session.transport.clone(), wiring);

@@ -4,6 +4,7 @@
 
 pub(crate) mod fetch;
 pub(crate) mod native;
+pub(crate) mod read_window;
 pub(crate) mod rfc6455;
 pub(crate) mod rfc8441;
 
@@ -43,6 +44,14 @@ pub(crate) fn body_input(body: Body) -> BoxStream<'static, Input> {
 pub(crate) fn body_output() -> (mpsc::Sender<Output>, Body) {
     let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
     (tx, Body::from_stream(ReceiverStream::new(rx)))
+}
+
+/// [`body_output`] held to a read window (the fetch downstream when the client acks).
+pub(crate) fn windowed_body_output(
+    window: std::sync::Arc<read_window::ReadWindow>,
+) -> (mpsc::Sender<Output>, Body) {
+    let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
+    (tx, Body::from_stream(window.gate(ReceiverStream::new(rx))))
 }
 
 /// An upgraded connection (RFC 6455 over HTTP/1.1, RFC 8441 through hyper) as driver input,
