@@ -2,7 +2,7 @@
 // included), whatever its transport; each message carries how its sender was connected.
 
 import { $, h, rich } from './dom.js';
-import { TRANSPORTS, openSocket, opened, closeText } from './sockets.js';
+import { TRANSPORTS, openSocket, opened, closeText, streamHint } from './sockets.js';
 import { pageProtocol, protoName, socketLost, socketBack } from './diagnostics.js';
 
 const PATH = '/ws/chat';
@@ -20,7 +20,9 @@ export function initChat(ctx) {
   const saved = sessionStorage.getItem('h2ws-chat-name');
   nameEl.value = saved ?? `tab-${Math.random().toString(36).slice(2, 6)}`;
   for (const [kind, t] of Object.entries(TRANSPORTS)) {
-    transportEl.append(h('option', { value: kind, disabled: t.needsPkg && !ctx.pkg }, t.label));
+    // `stream` where the browser cannot stream request bodies would only fail: greyed out.
+    const off = (t.needsPkg && !ctx.pkg) || (kind === 'stream' && !ctx.streams);
+    transportEl.append(h('option', { value: kind, disabled: off }, t.label));
   }
   transportEl.value = ctx.pkg ? (ctx.defaultTransport ?? 'stream') : 'native';
 
@@ -120,7 +122,7 @@ export function initChat(ctx) {
       sock.send(JSON.stringify({ v: 1, kind: 'join', name, transport: kind, http: pageProtocol() }));
     } catch (e) {
       setStatus('failed', 'bad');
-      const hint = kind === 'stream' && !ctx.canStream ? ' `stream` needs fetch() request streaming, which browsers do only over HTTP/2: pick `post`.' : '';
+      const hint = kind === 'stream' && streamHint(ctx) ? ` ${streamHint(ctx)}` : '';
       sys(`Could not connect with ${TRANSPORTS[kind].label}: ${e.message}.${hint}`, '.bad');
       if (ws) ws = null;
       setConnected(false);

@@ -2,7 +2,7 @@
 // transport, run one after the other so they do not compete, shown side by side.
 
 import { $, h, rich, fmtBytes, fmtMs, fmtNum, sleep } from './dom.js';
-import { TRANSPORTS, openSocket, opened } from './sockets.js';
+import { TRANSPORTS, openSocket, opened, streamHint } from './sockets.js';
 import { summarize, histogramSvg, binOf } from './charts.js';
 import { socketLost, socketBack } from './diagnostics.js';
 
@@ -49,6 +49,22 @@ class Inbox {
   }
 }
 
+/** The smallest step performance.now() takes on this page (engines coarsen it differently). */
+let resolution;
+function timerResolution() {
+  if (resolution === undefined) {
+    let best = Infinity;
+    let last = performance.now();
+    for (const end = last + 20; last < end && best > 0.001;) {
+      const now = performance.now();
+      if (now > last) best = Math.min(best, now - last);
+      last = now;
+    }
+    resolution = best;
+  }
+  return resolution;
+}
+
 export function initEcho(ctx) {
   const form = $('#echo-form');
   const boxes = $('#echo-transports');
@@ -60,11 +76,12 @@ export function initEcho(ctx) {
   const countEl = $('#echo-count');
 
   for (const [kind, t] of Object.entries(TRANSPORTS)) {
-    const off = t.needsPkg && !ctx.pkg;
+    // `stream` in a browser that cannot stream request bodies would only fail: offered greyed out.
+    const off = (t.needsPkg && !ctx.pkg) || (kind === 'stream' && !ctx.streams);
     // Default: the fetch transport this page can use, beside the browser's own WebSocket.
     const checked = !off && (kind === 'native' || kind === (ctx.canStream ? 'stream' : 'post'));
     boxes.append(
-      h('label.check', { title: t.about },
+      h('label.check', { title: kind === 'stream' && !ctx.streams ? streamHint(ctx).replaceAll('`', '') : t.about },
         h('input', { type: 'checkbox', name: 'transport', value: kind, checked, disabled: off }), t.label),
     );
   }
@@ -269,7 +286,7 @@ export function initEcho(ctx) {
       } catch (e) {
         col.error = e;
         setState(col, 'error', 'failed');
-        col.fields.note.replaceChildren(h('span.bad', {}, e.message), streamHint(col.kind));
+        col.fields.note.replaceChildren(h('span.bad', {}, e.message), ...columnHint(col.kind));
         col.fields.note.classList.add('bad');
       }
       renderNow();
@@ -282,10 +299,10 @@ export function initEcho(ctx) {
     results.dataset.run = 'done'; // figures, columns and summary are final
   }
 
-  function streamHint(kind) {
-    return kind === 'stream' && !ctx.canStream
-      ? rich(' — `stream` needs fetch() request streaming, which browsers do only over HTTP/2; use `post` here.')
-      : '';
+  /** Rich-text nodes explaining a failed `stream` column on this page (none otherwise). */
+  function columnHint(kind) {
+    const hint = kind === 'stream' ? streamHint(ctx) : '';
+    return hint ? rich(` — ${hint}`) : [];
   }
 
   function compare(cols, count, size) {
@@ -306,15 +323,13 @@ export function initEcho(ctx) {
         `: RTT p50 ${fmtMs(c.stats.p50)} = ${r.toFixed(2)}× WebSocket’s ${fmtMs(base.stats.p50)}; throughput ${tr.toFixed(2)}× WebSocket’s. `,
       );
     }
-    if (size <= 16384 && ctx.proto === 'h2') {
+    if (size <= 16384 && ctx.proto === 'h2' && ctx.chromium) {
       out.push(
         h('span.muted', {},
           'Small messages: Chromium holds HTTP/2 response data up to ≈1 ms before handing it to a fetch reader, so fetch transports pay ≈+1 ms per round trip; large messages and bulk transfer do not. '),
       );
     }
-    if (!self.crossOriginIsolated) {
-      out.push(h('span.muted', {}, 'Timer resolution: 0.1 ms (performance.now() in a page that is not cross-origin isolated).'));
-    }
+    out.push(h('span.muted', {}, `Timer resolution here: ${fmtMs(timerResolution())} (smallest step of performance.now() measured on this page${self.crossOriginIsolated ? '' : ', which is not cross-origin isolated'}).`));
     return out;
   }
 

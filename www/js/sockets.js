@@ -22,6 +22,21 @@ export const TRANSPORTS = {
   },
 };
 
+/**
+ * Why `stream` cannot work on this page ('' when it can), from what was measured at boot:
+ * `ctx.streams` (this browser streams fetch() request bodies) and `ctx.proto` (the page's HTTP
+ * version). Rich text (backticks are code).
+ */
+export function streamHint(ctx) {
+  if (!ctx.streams) {
+    return '`stream` needs fetch() request-body streaming, which this browser does not have (Firefox and Safari lack it): `post` works here, and `auto` picks it.';
+  }
+  if (!ctx.canStream) {
+    return `\`stream\` needs fetch() request streaming, which browsers do only over HTTP/2 (this page came over ${ctx.proto || 'an unknown protocol'}): use \`post\`.`;
+  }
+  return '';
+}
+
 /** ws(s):// URL of a path on this origin. */
 export function socketUrl(path) {
   const u = new URL(path, location.href);
