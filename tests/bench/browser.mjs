@@ -1,10 +1,12 @@
-// Browser benchmark (issue 8, benchmark 4): H2WebSocket (`stream`, `post`) versus Chromium's own
-// WebSocket (RFC 8441 on the page's HTTP/2 connection), same page, same devserver, same run.
+// Browser benchmark (benchmark 4): H2WebSocket versus each engine's own WebSocket, same page,
+// same devserver, same run, in Chromium (`stream` and `post`), Firefox and WebKitGTK (`post`:
+// they cannot stream request bodies).
 //
 //   node tests/bench/browser.mjs --out RESULTS.jsonl [--smoke]
 //
 // Env: H2WS_DEVSERVER (the release devserver binary), H2WS_PKG (the built npm package directory),
-// CHROMIUM (default /usr/bin/chromium). Appends one JSON record per figure to RESULTS.jsonl.
+// H2WS_BENCH_ENGINES (default `chromium,firefox,webkit`). Appends one JSON record per figure to
+// RESULTS.jsonl (`bench: browser-<engine>`).
 //
 // Figures: RTT p50/p99 of sequential 16 B binary messages; msgs/s of 1 KiB messages sent all at
 // once (pipelined) until every echo is back; time from the constructor to `open` for a new socket
@@ -14,7 +16,7 @@ import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser, openPage } from '../browser/harness.mjs';
+import { launchEngine, openPage } from '../browser/harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -27,10 +29,15 @@ const out = path.resolve(argv[outIndex + 1]);
 const COUNTS = smoke
   ? { rtt: 50, bulk: 200, opens: 3 }
   : { rtt: 1000, bulk: 10000, opens: 30 };
-const IMPLS = ['websocket', 'stream', 'post'];
+const ENGINE_IMPLS = {
+  chromium: ['websocket', 'stream', 'post'],
+  firefox: ['websocket', 'post'],
+  webkit: ['websocket', 'post'],
+};
+const engines = (process.env.H2WS_BENCH_ENGINES ?? 'chromium,firefox,webkit').split(',').map((e) => e.trim()).filter(Boolean);
 
-function record(kase, imp, metric, value, note = '') {
-  const r = { bench: 'browser', case: kase, imp, metric, value, note };
+function record(engine, kase, imp, metric, value, note = '') {
+  const r = { bench: `browser-${engine}`, case: kase, imp, metric, value, note };
   console.log(`result ${JSON.stringify(r)}`);
   appendFileSync(out, JSON.stringify(r) + '\n');
 }
@@ -156,25 +163,43 @@ async function pageBench({ imp, counts }) {
   return result;
 }
 
-const server = await startDevserver();
-let browser;
-try {
-  browser = await launchBrowser();
-  const page = await openPage(browser.context, server.origin, '/index.html');
-  const isolated = await page.evaluate(() => crossOriginIsolated);
-  const resolution = isolated ? '5 us' : '100 us';
-  const version = browser.context.browser()?.version() ?? 'chromium';
-  for (const imp of IMPLS) {
-    const r = await page.evaluate(pageBench, { imp, counts: COUNTS });
-    const note = `server saw ${r.via}; timer ${resolution}`;
-    if (r.wrongSize) throw new Error(`${imp}: ${r.wrongSize} echoes had the wrong size`);
-    record(`RTT p50, ${COUNTS.rtt} x 16 B sequential`, imp, 'ms', r.rtt.p50, note);
-    record(`RTT p99, ${COUNTS.rtt} x 16 B sequential`, imp, 'ms', r.rtt.p99, note);
-    record(`bulk, ${COUNTS.bulk} x 1 KiB pipelined`, imp, 'msgs/s', r.bulk.msgsPerSec, `${note}; ${r.bulk.ms.toFixed(0)} ms`);
-    record(`open on a warm connection (median of ${r.open.n})`, imp, 'ms', r.open.p50, `${note}; p90 ${r.open.p90.toFixed(2)} ms`);
+/** The smallest step of performance.now() in the page (engines coarsen it differently). */
+function timerStep() {
+  let best = Infinity;
+  let last = performance.now();
+  for (const end = last + 20; last < end;) {
+    const now = performance.now();
+    if (now > last) best = Math.min(best, now - last);
+    last = now;
   }
-  console.log(`browser: ${version}, crossOriginIsolated=${isolated}`);
+  return best;
+}
+
+const server = await startDevserver();
+try {
+  for (const engine of engines) {
+    let browser;
+    try {
+      browser = await launchEngine(engine);
+      const page = await openPage(browser, server.origin, '/index.html');
+      const step = await page.evaluate(timerStep);
+      const resolution = step >= 1 ? `${step.toFixed(1)} ms` : `${Math.round(step * 1000)} us`;
+      const version = await page.evaluate(() => navigator.userAgent);
+      for (const imp of ENGINE_IMPLS[engine]) {
+        const r = await page.evaluate(pageBench, { imp, counts: COUNTS });
+        const note = `server saw ${r.via}; timer ${resolution}`;
+        if (r.wrongSize) throw new Error(`${engine} ${imp}: ${r.wrongSize} echoes had the wrong size`);
+        record(engine, `RTT p50, ${COUNTS.rtt} x 16 B sequential`, imp, 'ms', r.rtt.p50, note);
+        record(engine, `RTT p99, ${COUNTS.rtt} x 16 B sequential`, imp, 'ms', r.rtt.p99, note);
+        record(engine, `bulk, ${COUNTS.bulk} x 1 KiB pipelined`, imp, 'msgs/s', r.bulk.msgsPerSec, `${note}; ${r.bulk.ms.toFixed(0)} ms`);
+        record(engine, `open on a warm connection (median of ${r.open.n})`, imp, 'ms', r.open.p50, `${note}; p90 ${r.open.p90.toFixed(2)} ms`);
+        record(engine, `open on a warm connection (p90 of ${r.open.n})`, imp, 'ms', r.open.p90, note);
+      }
+      console.log(`browser ${engine}: ${version}`);
+    } finally {
+      await browser?.close().catch(() => {});
+    }
+  }
 } finally {
-  await browser?.close().catch(() => {});
   await server.stop().catch(() => {});
 }

@@ -2,7 +2,7 @@
 // the same page; the event sequences (types, classes, data, origin, codes, readyState) match.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup } from './harness.mjs';
+import { setup, TRANSPORTS, ENGINE } from './harness.mjs';
 
 describe('differential: WebSocket vs H2WebSocket', () => {
   let env;
@@ -47,7 +47,7 @@ describe('differential: WebSocket vs H2WebSocket', () => {
     return { log, notes };
   };
 
-  for (const transport of ['stream', 'post']) {
+  for (const transport of TRANSPORTS) {
     it(`echo scenario: identical events (${transport})`, async () => {
       const { native, h2 } = await both(echoScenario, transport);
       const features = await page.evaluate(async () => (await (await fetch('/pkg/package.json')).json()).h2wsFeatures);
@@ -59,6 +59,20 @@ describe('differential: WebSocket vs H2WebSocket', () => {
         assert.match(h2.notes[0], / ext=$/);
         native.notes = ext(native.notes);
         h2.notes = ext(h2.notes);
+      }
+      if (ENGINE === 'webkit') {
+        // `late bufferedAmount` is read in the handler of the echo of a 3000-byte send, so it
+        // says whether that send already counts as transmitted: Chromium's and Firefox's own
+        // WebSocket and H2WebSocket there say 10 (just the late send). In WebKit both sides may
+        // still count it (3004): WebKit's own WebSocket lowers bufferedAmount in a later task, and
+        // H2WebSocket's `post` counts a batch until its POST is answered, which in WebKit can come
+        // after the echo on the downstream. Either value is right; anything else is not.
+        const late = (notes) => Number(notes.find((n) => n.startsWith('late '))?.split('=')[1]);
+        for (const [who, value] of [['H2WebSocket', late(h2.notes)], ['WebSocket', late(native.notes)]]) {
+          assert.ok(value === 10 || value === 3004, `${who} late bufferedAmount ${value}`);
+        }
+        h2.notes = h2.notes.filter((n) => !n.startsWith('late '));
+        native.notes = native.notes.filter((n) => !n.startsWith('late '));
       }
       assert.deepEqual(h2, native);
       assert.deepEqual(native.log.map((e) => e.type), ['open', 'message', 'message', 'message', 'close']);

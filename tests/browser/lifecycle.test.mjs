@@ -10,7 +10,7 @@ describe('server-side endings', () => {
 
   async function pageOn(server) {
     browser ??= await launchBrowser();
-    return openPage(browser.context, server.origin);
+    return openPage(browser, server.origin);
   }
 
   async function openSockets(page) {

@@ -2,7 +2,7 @@
 // order), close codes both ways, chat across transports, `auto` choosing `stream`.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, openPage, TRANSPORTS } from './harness.mjs';
+import { setup, openPage, TRANSPORTS, ENGINE, STREAMS_REQUESTS, NEEDS_STREAM } from './harness.mjs';
 
 describe('transports', () => {
   let env;
@@ -105,8 +105,8 @@ describe('transports', () => {
   }
 
   it('idle sockets of both transports outlive the server\'s 10 s upstream-attach timeout', async () => {
-    const r = await page.evaluate(async () => {
-      const sockets = ['stream', 'post'].map((transport) => new H2WebSocket('/ws/echo', [], { transport }));
+    const r = await page.evaluate(async (transports) => {
+      const sockets = transports.map((transport) => new H2WebSocket('/ws/echo', [], { transport }));
       const logs = sockets.map((ws) => t.trace(ws));
       await Promise.all(sockets.map((ws) => t.once(ws, 'open')));
       await t.sleep(11500);
@@ -115,33 +115,42 @@ describe('transports', () => {
       for (const ws of sockets) ws.close();
       await Promise.all(sockets.map((ws) => t.once(ws, 'close')));
       return { states, echoes: echoes.map((e) => e.data), logs: logs.map((l) => l.map((e) => e.type).join(',')) };
-    });
+    }, TRANSPORTS);
     assert.deepEqual(r.states, [1, 1], JSON.stringify(r.logs));
     assert.deepEqual(r.echoes, ['still here', 'still here']);
   });
 
-  it('100 stream sockets at once on one HTTP/2 connection all work; the 101st fails at once (default cap)', async () => {
-    const r = await page.evaluate(async () => {
-      const sockets = Array.from({ length: 100 }, () => new H2WebSocket('/ws/echo', [], { transport: 'stream' }));
-      await Promise.all(sockets.map((ws) => t.once(ws, 'open', 20000)));
-      const extra = new H2WebSocket('/ws/echo');
-      const extraLog = t.trace(extra);
-      await t.once(extra, 'close', 3000);
-      const echoes = await Promise.all(sockets.map((ws, i) => { ws.send(`s${i}`); return t.once(ws, 'message', 20000); }));
-      const ok = echoes.every((e, i) => e.data === `s${i}`);
-      for (const ws of sockets) ws.close();
-      await Promise.all(sockets.map((ws) => t.once(ws, 'close', 20000)));
-      return { ok, extra: extraLog.map((e) => e.type + (e.code ? ` ${e.code}` : '')) };
-    });
+  // WebKitGTK's network stack runs at most 6 requests per origin at once even over HTTP/2
+  // (measured: 100 sockets → 6 opens, and those could not send: every slot held a downstream),
+  // so there a page gets 5 working sockets per origin (README "Browsers"); the cap is set to 5.
+  const MANY = ENGINE === 'webkit' ? 5 : 100;
+  it(`${MANY} ${TRANSPORTS[0]} sockets at once on one HTTP/2 connection all work; the next fails at once (cap ${MANY})`, async () => {
+    const r = await page.evaluate(async ({ transport, many }) => {
+      if (many !== 100) H2WebSocket.maxSocketsPerOrigin = many;
+      try {
+        const sockets = Array.from({ length: many }, () => new H2WebSocket('/ws/echo', [], { transport }));
+        await Promise.all(sockets.map((ws) => t.once(ws, 'open', 20000)));
+        const extra = new H2WebSocket('/ws/echo');
+        const extraLog = t.trace(extra);
+        await t.once(extra, 'close', 3000);
+        const echoes = await Promise.all(sockets.map((ws, i) => { ws.send(`s${i}`); return t.once(ws, 'message', 20000); }));
+        const ok = echoes.every((e, i) => e.data === `s${i}`);
+        for (const ws of sockets) ws.close();
+        await Promise.all(sockets.map((ws) => t.once(ws, 'close', 20000)));
+        return { ok, extra: extraLog.map((e) => e.type + (e.code ? ` ${e.code}` : '')) };
+      } finally {
+        H2WebSocket.maxSocketsPerOrigin = 100;
+      }
+    }, { transport: TRANSPORTS[0], many: MANY });
     assert.equal(r.ok, true);
     assert.deepEqual(r.extra, ['error', 'close 1006']);
   });
 
   it('cross-origin (page on 127.0.0.1, socket to localhost): CORS preflight and exposed headers, both transports', async () => {
     const port = new URL(env.server.origin).port;
-    const r = await page.evaluate(async (port) => {
+    const r = await page.evaluate(async ({ port, transports }) => {
       const out = {};
-      for (const transport of ['stream', 'post']) {
+      for (const transport of transports) {
         // The Authorization header makes every request preflighted.
         const ws = new H2WebSocket(`wss://localhost:${port}/ws/echo`, [], { transport, headers: { Authorization: 'Bearer cors' } });
         const log = t.trace(ws);
@@ -155,16 +164,16 @@ describe('transports', () => {
         out[transport] = log.map((e) => e.type + (e.type === 'message' ? `:${e.data} ${e.origin}` : '') + (e.code ? ` ${e.code}` : ''));
       }
       return out;
-    }, port);
-    for (const transport of ['stream', 'post']) {
+    }, { port, transports: TRANSPORTS });
+    for (const transport of TRANSPORTS) {
       assert.deepEqual(r[transport], ['open', `message:cross-${transport} wss://localhost:${port}`, 'close 1000']);
     }
   });
 
-  it('chat: a stream socket and a post socket see each other\'s messages, sender included', async () => {
-    const r = await page.evaluate(async () => {
-      const a = new H2WebSocket('/ws/chat', [], { transport: 'stream' });
-      const b = new H2WebSocket('/ws/chat', [], { transport: 'post' });
+  it(`chat: a ${TRANSPORTS[0]} socket and a ${TRANSPORTS[1]} socket see each other\'s messages, sender included`, async () => {
+    const r = await page.evaluate(async ([ta, tb]) => {
+      const a = new H2WebSocket('/ws/chat', [], { transport: ta });
+      const b = new H2WebSocket('/ws/chat', [], { transport: tb });
       await Promise.all([t.once(a, 'open'), t.once(b, 'open')]);
       await t.sleep(100);
       const gotA = t.messages(a, 2);
@@ -177,12 +186,12 @@ describe('transports', () => {
       b.close();
       await Promise.all([t.once(a, 'close'), t.once(b, 'close')]);
       return res;
-    });
+    }, TRANSPORTS);
     assert.deepEqual(r.a, ['from-a', 'from-b']);
     assert.deepEqual(r.b, ['from-a', 'from-b']);
   });
 
-  it('auto picks stream on Chromium + HTTP/2 (seen in its requests and in /.h2ws/stats)', async () => {
+  it('auto picks stream on Chromium + HTTP/2 (seen in its requests and in /.h2ws/stats)', { skip: NEEDS_STREAM }, async () => {
     const r = await page.evaluate(async () => {
       let during;
       const kinds = await t.upstreamKinds(async () => {
@@ -200,8 +209,12 @@ describe('transports', () => {
     assert.ok(r.stream >= 1, `server sees a stream socket: ${JSON.stringify(r)}`);
   });
 
-  it('auto falls back to post where request streaming is missing (simulated)', async () => {
-    const other = await openPage(env.browser.context, env.server.origin, '/no-request-streaming.html');
+  // Chromium streams request bodies, so a page that hides `duplex` simulates the other engines;
+  // Firefox and WebKit are tested as they are.
+  const noStreamingPage = STREAMS_REQUESTS ? '/no-request-streaming.html' : '/index.html';
+
+  it(`auto uses post where request streaming is missing (${STREAMS_REQUESTS ? 'simulated' : `real ${ENGINE}`})`, async () => {
+    const other = await openPage(env.browser, env.server.origin, noStreamingPage);
     try {
       const r = await other.evaluate(async () => {
         let echoed;
@@ -219,6 +232,40 @@ describe('transports', () => {
       });
       assert.deepEqual({ echoed: r.echoed, kinds: r.kinds }, { echoed: 'via post', kinds: ['post'] });
       assert.ok(r.post >= 1, `server sees a post socket: ${JSON.stringify(r)}`);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it(`a forced transport 'stream' without request streaming fails before open, sends nothing, says why (${STREAMS_REQUESTS ? 'simulated' : `real ${ENGINE}`})`, async () => {
+    const other = await openPage(env.browser, env.server.origin, noStreamingPage);
+    try {
+      const r = await other.evaluate(async () => {
+        const requests = [];
+        const realFetch = window.fetch;
+        window.fetch = function (input, init) {
+          if (String(input?.url ?? input).includes('/ws/echo')) requests.push(input);
+          return realFetch.call(this, input, init);
+        };
+        try {
+          const ws = new H2WebSocket('/ws/echo', [], { transport: 'stream' });
+          const log = t.trace(ws);
+          const state = ws.readyState;
+          const started = performance.now();
+          await t.once(ws, 'close', 5000);
+          return {
+            state,
+            log: log.map((e) => [e.type, e.code, e.wasClean].filter((x) => x !== undefined).join(' ')),
+            fast: performance.now() - started < 1000,
+            requests: requests.length,
+          };
+        } finally {
+          window.fetch = realFetch;
+        }
+      });
+      assert.deepEqual(r, { state: 0, log: ['error', 'close 1006 false'], fast: true, requests: 0 });
+      const lines = await other.console();
+      assert.ok(lines.some((l) => l.startsWith('warning:') && l.includes("transport 'stream' needs fetch() request-body streaming")), lines.join('\n'));
     } finally {
       await other.close();
     }

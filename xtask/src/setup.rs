@@ -7,7 +7,25 @@ use crate::run::{output, probe, Step};
 use crate::Result;
 
 pub const WASM_PACK_VERSION: &str = "0.15.1";
-pub const APT_PACKAGES: &[&str] = &["chromium", "chromium-driver", "binaryen"];
+/// Debian packages: the three browser engines (Chromium + its driver; Firefox ESR, driven over
+/// WebDriver BiDi by npm puppeteer-core; WebKitGTK's WebKitWebDriver + MiniBrowser, which need an
+/// X server: Xvfb) and binaryen.
+pub const APT_PACKAGES: &[&str] = &[
+    "chromium",
+    "chromium-driver",
+    "firefox-esr",
+    "webkit2gtk-driver",
+    "xvfb",
+    "binaryen",
+];
+/// A file each of [`APT_PACKAGES`] installs (except binaryen, probed as `wasm-opt`).
+const APT_FILES: &[&str] = &[
+    "/usr/bin/chromium",
+    "/usr/bin/chromedriver",
+    "/usr/bin/firefox-esr",
+    "/usr/bin/WebKitWebDriver",
+    "/usr/bin/Xvfb",
+];
 
 pub fn all() -> Result {
     wasm_target()?;
@@ -29,17 +47,15 @@ pub fn wasm_target() -> Result {
 }
 
 pub fn apt_packages() -> Result {
-    let missing = ["/usr/bin/chromium", "/usr/bin/chromedriver"]
-        .iter()
-        .any(|p| !std::path::Path::new(p).exists())
+    let missing = APT_FILES.iter().any(|p| !std::path::Path::new(p).exists())
         || !probe("command -v wasm-opt");
     if !missing {
         return Ok(());
     }
     if output("id -u").as_deref() != Some("0") {
         return Err(format!(
-            "chromium, chromium-driver and binaryen are needed; run as root or install them: \
-             sudo apt-get install -y {}",
+            "the browsers, their drivers, Xvfb and binaryen are needed; run as root or install \
+             them: sudo apt-get install -y {}",
             APT_PACKAGES.join(" ")
         ));
     }

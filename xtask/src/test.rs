@@ -11,7 +11,7 @@ pub struct Stage {
 }
 
 pub const STAGES: &[Stage] = &[
-    Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, binaryen)", run: stage_setup },
+    Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, firefox-esr, webkit2gtk-driver, xvfb, binaryen)", run: stage_setup },
     Stage { name: "codec-wasm32", what: "h2ws-codec builds for wasm32 without std", run: codec_wasm32 },
     Stage { name: "rust", what: "cargo test: codec, devserver, xtask (unit, property, integration, interop, doctests)", run: rust },
     Stage { name: "soak", what: "h2ws-soak: 20 sockets per transport, all five at once, 20 s of sequenced messages: none lost, duplicated, reordered or corrupted", run: soak },
@@ -19,6 +19,8 @@ pub const STAGES: &[Stage] = &[
     Stage { name: "pkg", what: "build the npm package h2ws (wasm-pack) and check it packs", run: pkg },
     Stage { name: "wasm-unit", what: "wasm-bindgen tests of the browser core in headless Chromium", run: wasm_unit },
     Stage { name: "browser", what: "end-to-end tests: playwright-core + Chromium against the devserver (API, transports, demo page)", run: browser },
+    Stage { name: "browser-firefox", what: "the same browser suite and the demo page in Firefox ESR (puppeteer-core over WebDriver BiDi)", run: browser_firefox },
+    Stage { name: "browser-webkit", what: "the same browser suite and the demo page in WebKitGTK, Safari's engine (WebKitWebDriver + MiniBrowser under Xvfb)", run: browser_webkit },
 ];
 
 pub fn run(args: &[String]) -> Result {
@@ -128,13 +130,23 @@ fn wasm_unit() -> Result {
 }
 
 fn browser() -> Result {
+    engine_suite("chromium", "browser/ demo/")
+}
+
+fn browser_firefox() -> Result {
+    engine_suite("firefox", "browser/ demo/engines.test.mjs")
+}
+
+fn browser_webkit() -> Result {
+    engine_suite("webkit", "browser/ demo/engines.test.mjs")
+}
+
+/// The end-to-end suites in one engine (tests/browser/harness.mjs reads `H2WS_ENGINE`).
+fn engine_suite(engine: &str, files: &str) -> Result {
     setup::npm_packages()?;
     // The suites start target/debug/h2ws-devserver (already built when stage rust ran).
     Step::new("cargo build -p h2ws-devserver", 1800).run()?;
-    Step::new(
-        "cd tests && node --test --test-concurrency=1 browser/ demo/",
-        1800,
-    )
-    .run()?;
+    let script = format!("cd tests && node --test --test-concurrency=1 {files}");
+    Step::new(&script, 1800).env("H2WS_ENGINE", engine).run()?;
     Ok(())
 }

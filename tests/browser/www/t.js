@@ -89,13 +89,13 @@ export async function stats() {
 
 /**
  * Records which upstream kind the library's fetch() calls use while `body` runs:
- * `stream` (h2ws-session, no h2ws-seq) or `post` (h2ws-seq).
+ * `stream` (h2ws-session, no h2ws-seq) or `post` (h2ws-seq); read acks (h2ws-read) are neither.
  */
 export async function upstreamKinds(body) {
   const realFetch = globalThis.fetch;
   const kinds = new Set();
   globalThis.fetch = function (input, init) {
-    if (input instanceof Request && input.headers.has('h2ws-session')) {
+    if (input instanceof Request && input.headers.has('h2ws-session') && !input.headers.has('h2ws-read')) {
       kinds.add(input.headers.has('h2ws-seq') ? 'post' : 'stream');
     }
     return realFetch.call(this, input, init);
