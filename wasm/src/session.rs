@@ -164,7 +164,8 @@ impl Session {
         // `fetch::READ_WINDOW`), the only backpressure where the engine buffers response
         // bodies without bound (Firefox, WebKit).
         headers.set(fetch::H2WS_ACKS, "1")?;
-        let request = web::post_request(
+        let request = web::request(
+            fetch::METHOD,
             &self.params.http_url,
             &headers,
             None,
@@ -370,7 +371,8 @@ impl Session {
             for (name, value) in fetch::ack_request_headers(&self.token.borrow(), read) {
                 headers.set(name, &value)?;
             }
-            web::post_request(
+            web::request(
+                fetch::METHOD,
                 &self.params.http_url,
                 &headers,
                 None,

@@ -116,8 +116,10 @@ pub async fn read_chunk(read: Promise) -> Result<Read, JsValue> {
     Ok(Read::Chunk(bytes.to_vec()))
 }
 
-/// Builds a `POST` request with the given headers, body and abort signal.
-pub fn post_request(
+/// Builds a request (`method`: codec `fetch::METHOD`, or `POST` for a streamed body) with the
+/// given headers, body and abort signal.
+pub fn request(
+    method: &str,
     url: &str,
     headers: &web_sys::Headers,
     body: Option<&JsValue>,
@@ -125,7 +127,7 @@ pub fn post_request(
     signal: &web_sys::AbortSignal,
 ) -> Result<web_sys::Request, JsValue> {
     let init = web_sys::RequestInit::new();
-    init.set_method("POST");
+    init.set_method(method);
     init.set_headers(headers);
     init.set_signal(Some(signal));
     if let Some(body) = body {

@@ -57,7 +57,9 @@ pub fn classify(
                 ))
             }
         }
-        "POST" => {
+        // PUT: what the browser library sends for the open, `post` batches and acks (see
+        // `fetch::METHOD`); POST: the same, and the only method of a `stream` upstream.
+        "POST" | "PUT" => {
             let session = single_header(headers, H2WS_SESSION, "duplicate h2ws-session header")?;
             let seq = single_header(headers, H2WS_SEQ, "duplicate h2ws-seq header")?;
             let version = single_header(headers, H2WS_VERSION, "duplicate h2ws-version header")?;
@@ -65,6 +67,9 @@ pub fn classify(
             match (session, seq, version) {
                 (Some(_), Some(_), _) => Ok(Transport::FetchUpstreamPost),
                 (Some(_), None, _) if read.is_some() => Ok(Transport::FetchAck),
+                (Some(_), None, _) if head.method == "PUT" => Err(HandshakeError::bad_request(
+                    "a stream upstream is a POST (PUT is for the open, post batches and acks)",
+                )),
                 (Some(_), None, _) => Ok(Transport::FetchUpstreamStream),
                 (None, Some(_), _) => {
                     Err(HandshakeError::bad_request("h2ws-seq without h2ws-session"))
@@ -121,6 +126,17 @@ mod tests {
         );
         let ack: &[(&str, &[u8])] = &[("h2ws-session", b"t"), ("h2ws-read", b"10")];
         assert_eq!(classify(&head("POST"), ack), Ok(Transport::FetchAck));
+        // PUT (what the browser library sends): the open, a post batch, an ack; never a stream.
+        assert_eq!(classify(&head("PUT"), open), Ok(Transport::FetchOpen));
+        assert_eq!(classify(&head("PUT"), ack), Ok(Transport::FetchAck));
+        assert_eq!(
+            classify(&head("PUT"), &[("h2ws-session", b"t"), ("h2ws-seq", b"0")]),
+            Ok(Transport::FetchUpstreamPost)
+        );
+        assert_eq!(
+            classify(&head("PUT"), &[("h2ws-session", b"t")]).map_err(|e| e.status),
+            Err(400)
+        );
         let post: &[(&str, &[u8])] = &[("h2ws-session", b"t"), ("h2ws-seq", b"0")];
         assert_eq!(
             classify(&head("POST"), post),
@@ -132,12 +148,13 @@ mod tests {
 
     #[test]
     fn everything_else_is_400() {
-        let cases: [(RequestHead<'_>, Headers<'_>); 7] = [
+        let cases: [(RequestHead<'_>, Headers<'_>); 8] = [
             (head("GET"), &[]),
             (head("GET"), &[("upgrade", b"h2c")]),
             (head("POST"), &[]),
             (head("POST"), &[("h2ws-seq", b"1")]),
-            (head("PUT"), &[("h2ws-version", b"1")]),
+            (head("PUT"), &[("h2ws-session", b"t")]),
+            (head("DELETE"), &[("h2ws-version", b"1")]),
             (head("CONNECT"), &[]),
             (
                 RequestHead {

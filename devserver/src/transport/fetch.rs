@@ -1,4 +1,5 @@
-//! The fetch transports' open (DESIGN §2.1): `POST` with `h2ws-version: 1`, answered 200
+//! The fetch transports' open (DESIGN §2.1): `PUT` (codec `fetch::METHOD`, what the browser
+//! library sends) or `POST` with `h2ws-version: 1`, answered 200
 //! `application/h2ws` with a session token; the response body is the downstream (stream
 //! framing, MASK = 0). The upstream attaches later ([`crate::sessions`]).
 

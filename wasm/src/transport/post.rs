@@ -12,6 +12,7 @@ use web_sys::{AbortSignal, Response};
 use crate::session::Session;
 use crate::socket::Transmit;
 use crate::web;
+use h2ws_codec::handshake::fetch;
 
 /// Batches in flight at once (DESIGN §2.3; the server holds up to 16 ahead).
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -143,7 +144,15 @@ async fn send_once(inner: &Inner, seq: u64, bytes: &[u8]) -> Result<u16, JsValue
     headers.set("h2ws-session", &inner.token)?;
     headers.set("h2ws-seq", &seq.to_string())?;
     let body: JsValue = Uint8Array::from(bytes).into();
-    let request = web::post_request(&inner.url, &headers, Some(&body), false, &inner.signal)?;
+    // PUT (codec `fetch::METHOD`): WebKitGTK opens a connection per POST, even over HTTP/2.
+    let request = web::request(
+        fetch::METHOD,
+        &inner.url,
+        &headers,
+        Some(&body),
+        false,
+        &inner.signal,
+    )?;
     let response = Response::from(JsFuture::from(web::fetch(&request)).await?);
     Ok(response.status())
 }

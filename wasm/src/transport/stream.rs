@@ -27,7 +27,8 @@ impl StreamUpstream {
     ) -> Result<StreamUpstream, JsValue> {
         let pipe = TransformStream::new()?;
         let writer = pipe.writable().get_writer()?;
-        let request = web::post_request(url, headers, Some(&pipe.readable()), true, signal)?;
+        // A streamed body is always POST.
+        let request = web::request("POST", url, headers, Some(&pipe.readable()), true, signal)?;
         let response = web::fetch(&request);
         let weak = Rc::downgrade(session);
         spawn_local(async move {
