@@ -120,28 +120,22 @@ describe('transports', () => {
     assert.deepEqual(r.echoes, ['still here', 'still here']);
   });
 
-  // WebKitGTK's network stack runs at most 6 requests per origin at once even over HTTP/2
-  // (measured: 100 sockets → 6 opens, and those could not send: every slot held a downstream),
-  // so there a page gets 5 working sockets per origin (README "Browsers"); the cap is set to 5.
-  const MANY = ENGINE === 'webkit' ? 5 : 100;
-  it(`${MANY} ${TRANSPORTS[0]} sockets at once on one HTTP/2 connection all work; the next fails at once (cap ${MANY})`, async () => {
-    const r = await page.evaluate(async ({ transport, many }) => {
-      if (many !== 100) H2WebSocket.maxSocketsPerOrigin = many;
-      try {
-        const sockets = Array.from({ length: many }, () => new H2WebSocket('/ws/echo', [], { transport }));
-        await Promise.all(sockets.map((ws) => t.once(ws, 'open', 20000)));
-        const extra = new H2WebSocket('/ws/echo');
-        const extraLog = t.trace(extra);
-        await t.once(extra, 'close', 3000);
-        const echoes = await Promise.all(sockets.map((ws, i) => { ws.send(`s${i}`); return t.once(ws, 'message', 20000); }));
-        const ok = echoes.every((e, i) => e.data === `s${i}`);
-        for (const ws of sockets) ws.close();
-        await Promise.all(sockets.map((ws) => t.once(ws, 'close', 20000)));
-        return { ok, extra: extraLog.map((e) => e.type + (e.code ? ` ${e.code}` : '')) };
-      } finally {
-        H2WebSocket.maxSocketsPerOrigin = 100;
-      }
-    }, { transport: TRANSPORTS[0], many: MANY });
+  // WebKitGTK's network stack (libsoup) opens a connection per POST, at most 6 per origin, even
+  // over HTTP/2: with POST opens and batches this test got 6 sockets there. The library sends
+  // PUT (codec fetch::METHOD), and every engine holds 100.
+  it(`100 ${TRANSPORTS[0]} sockets at once on one HTTP/2 connection all work; the 101st fails at once (default cap)`, async () => {
+    const r = await page.evaluate(async (transport) => {
+      const sockets = Array.from({ length: 100 }, () => new H2WebSocket('/ws/echo', [], { transport }));
+      await Promise.all(sockets.map((ws) => t.once(ws, 'open', 20000)));
+      const extra = new H2WebSocket('/ws/echo');
+      const extraLog = t.trace(extra);
+      await t.once(extra, 'close', 3000);
+      const echoes = await Promise.all(sockets.map((ws, i) => { ws.send(`s${i}`); return t.once(ws, 'message', 20000); }));
+      const ok = echoes.every((e, i) => e.data === `s${i}`);
+      for (const ws of sockets) ws.close();
+      await Promise.all(sockets.map((ws) => t.once(ws, 'close', 20000)));
+      return { ok, extra: extraLog.map((e) => e.type + (e.code ? ` ${e.code}` : '')) };
+    }, TRANSPORTS[0]);
     assert.equal(r.ok, true);
     assert.deepEqual(r.extra, ['error', 'close 1006']);
   });
