@@ -32,6 +32,17 @@ const DRAIN_TIMEOUT_MS: i32 = 2_000;
 const IDLE_TIMEOUT_MS: f64 = 75_000.0;
 /// How often the idle check runs.
 const IDLE_CHECK_MS: i32 = 15_000;
+/// Retries of an ack request that got no answer or an error status.
+const ACK_RETRIES: u32 = 3;
+
+/// How an ack request ended.
+enum AckOutcome {
+    Taken,
+    /// `410`: the server ended the socket.
+    Ended,
+    Failed,
+}
+
 /// Default per-origin cap (DESIGN §1): Chromium holds at most ~256 streams per connection and
 /// a socket uses two, so the cap fails fast instead of hanging.
 const DEFAULT_MAX_PER_ORIGIN: u32 = 100;
@@ -340,8 +351,10 @@ impl Session {
     }
 
     /// Acknowledges the downstream bytes read once half the read window is used (one ack
-    /// request in flight at most; a failed ack is not retried on its own: the next read
-    /// tries again, and a dead connection shows on the downstream).
+    /// request in flight at most). The server sends nothing past the window without acks, so
+    /// a failed ack is retried ([`ACK_RETRIES`], backing off); when none gets through the
+    /// socket fails (1006) rather than hang. `410` means the server already ended the socket:
+    /// what it still had queued comes without acks, so acking just stops.
     fn ack_if_due(self: &Rc<Self>) {
         let Some(window) = self.read_window.get() else {
             return;
@@ -356,37 +369,47 @@ impl Session {
         self.ack_in_flight.set(true);
         let this = self.clone();
         spawn_local(async move {
-            let sent = this.send_ack(read).await;
+            let mut attempt = 0;
+            let outcome = loop {
+                match this.send_ack(read).await {
+                    Some(status) if (200..300).contains(&status) => break AckOutcome::Taken,
+                    Some(410) => break AckOutcome::Ended,
+                    _ if attempt < ACK_RETRIES && !this.finished.get() => {
+                        attempt += 1;
+                        let _ = JsFuture::from(web::sleep(100 * attempt as i32)).await;
+                    }
+                    _ => break AckOutcome::Failed,
+                }
+            };
             this.ack_in_flight.set(false);
-            if sent {
-                this.acked.set(this.acked.get().max(read));
-                this.ack_if_due();
+            match outcome {
+                AckOutcome::Taken => {
+                    this.acked.set(this.acked.get().max(read));
+                    this.ack_if_due();
+                }
+                AckOutcome::Ended => this.read_window.set(None),
+                AckOutcome::Failed => this.transport_failed(),
             }
         });
     }
 
-    async fn send_ack(&self, read: u64) -> bool {
-        let request = (|| {
-            let headers = build_headers(&self.params.headers)?;
-            for (name, value) in fetch::ack_request_headers(&self.token.borrow(), read) {
-                headers.set(name, &value)?;
-            }
-            web::request(
-                fetch::METHOD,
-                &self.params.http_url,
-                &headers,
-                None,
-                false,
-                &self.abort.signal(),
-            )
-        })();
-        let Ok(request) = request else {
-            return false;
-        };
-        match JsFuture::from(web::fetch(&request)).await {
-            Ok(response) => Response::from(response).ok(),
-            Err(_) => false,
+    /// One ack request; its status, or `None` when it did not get an answer.
+    async fn send_ack(&self, read: u64) -> Option<u16> {
+        let headers = build_headers(&self.params.headers).ok()?;
+        for (name, value) in fetch::ack_request_headers(&self.token.borrow(), read) {
+            headers.set(name, &value).ok()?;
         }
+        let request = web::request(
+            fetch::METHOD,
+            &self.params.http_url,
+            &headers,
+            None,
+            false,
+            &self.abort.signal(),
+        )
+        .ok()?;
+        let response = JsFuture::from(web::fetch(&request)).await.ok()?;
+        Some(Response::from(response).status())
     }
 
     fn end_upstream(&self) {

@@ -198,7 +198,7 @@ fn install() -> Result {
         )
         .run()?;
     }
-    setup::apt_packages()?; // chromium, chromium-driver, binaryen
+    setup::apt_packages()?; // the three browser engines, their drivers, xvfb, binaryen
     setup::wasm_target()?;
     setup::wasm_pack()?;
     setup::wasm_bindgen_cli()?;

@@ -582,8 +582,14 @@ fn render_browser(md: &mut String, records: &[Record]) {
          HTTP/2 response bodies.\n\n",
     );
     for (engine, title) in [
-        ("chromium", "Chromium (playwright-core)"),
-        ("firefox", "Firefox ESR (puppeteer-core, WebDriver BiDi)"),
+        (
+            "chromium",
+            "Chromium (started directly, no automation attached during the run)",
+        ),
+        (
+            "firefox",
+            "Firefox ESR (puppeteer-core over WebDriver BiDi, network events off)",
+        ),
         (
             "webkit",
             "WebKitGTK, Safari's engine (WebKitWebDriver + MiniBrowser)",
