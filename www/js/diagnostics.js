@@ -108,7 +108,7 @@ const ISSUES = {
     what:
       'Browsers stream a fetch() request body only over HTTP/2, so the `stream` transport cannot open here. ' +
       'H2WebSocket’s default `auto` transport falls back to `post`: the downstream is still one streaming response, ' +
-      'the upstream becomes ordered POST batches (one request per batch, so sending costs more). The browser’s own WebSocket uses RFC 6455 here.' +
+      'the upstream becomes ordered PUT batches (one request per batch, so sending costs more). The browser’s own WebSocket uses RFC 6455 here.' +
       (location.protocol === 'http:'
         ? ' Reason: the page was loaded over plain `http://` — browsers speak HTTP/2 only over TLS.'
         : ' Reason: something between the browser and the server (a proxy or load balancer) speaks HTTP/1.1 to the browser, or HTTP/2 is disabled in this browser.'),

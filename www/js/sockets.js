@@ -12,7 +12,7 @@ export const TRANSPORTS = {
     label: 'H2WebSocket · post',
     badge: 'post',
     needsPkg: true,
-    about: 'a streaming response down, ordered POST batches up (works without request streaming and on HTTP/1.1)',
+    about: 'a streaming response down, ordered PUT batches up (works without request streaming and on HTTP/1.1)',
   },
   native: {
     label: 'WebSocket (browser’s own)',
