@@ -20,11 +20,8 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { launchEngine } from '../browser/harness.mjs';
+import { launchEngine, startDevserver } from '../browser/harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
 const argv = process.argv.slice(2);
 const smoke = argv.includes('--smoke');
 const outIndex = argv.indexOf('--out');
@@ -45,38 +42,6 @@ function record(engine, kase, imp, metric, value, note = '') {
   const r = { bench: `browser-${engine}`, case: kase, imp, metric, value, note };
   console.log(`result ${JSON.stringify(r)}`);
   appendFileSync(out, JSON.stringify(r) + '\n');
-}
-
-/** The release devserver on 127.0.0.1:0 (HTTPS only); resolves with { origin, stop() }. */
-async function startDevserver() {
-  const bin = process.env.H2WS_DEVSERVER ?? path.join(root, 'target/release/h2ws-devserver');
-  const pkg = process.env.H2WS_PKG ?? path.join(root, 'wasm/pkg');
-  const certDir = mkdtempSync(path.join(tmpdir(), 'h2ws-bench-cert-'));
-  const args = ['--addr', '127.0.0.1:0', '--no-http', '--www', path.join(root, 'tests/browser/www'), '--pkg', pkg, '--cert-dir', certDir];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
-  const output = [];
-  const origin = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`devserver silent for 30 s:\n${output.join('')}`)), 30000);
-    let buffered = '';
-    child.stdout.on('data', (c) => {
-      buffered += c.toString();
-      const m = buffered.match(/listening (https:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.stderr.on('data', (c) => output.push(c.toString()));
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`devserver exited (${code}):\n${output.join('')}`)); });
-  });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  return {
-    origin,
-    async stop() {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-      rmSync(certDir, { recursive: true, force: true });
-    },
-  };
 }
 
 /**
@@ -128,6 +93,7 @@ async function runWithAdapter(engine, url) {
   }
 }
 
+// The harness's fixture: $H2WS_DEVSERVER (the release binary) and $H2WS_PKG, the test pages.
 const server = await startDevserver();
 try {
   for (const engine of engines) {

@@ -27,7 +27,8 @@ export const NEEDS_STREAM = !STREAMS_REQUESTS && `${ENGINE} does not stream fetc
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const root = path.resolve(here, '../..');
 export const www = path.join(here, 'www');
-export const pkg = path.join(root, 'wasm/pkg');
+/** The npm package the devserver serves at /pkg/: $H2WS_PKG (the benchmark's build) or wasm/pkg. */
+export const pkg = process.env.H2WS_PKG ?? path.join(root, 'wasm/pkg');
 
 /** The devserver binary: $H2WS_DEVSERVER or the workspace debug/release build. */
 export function devserverBinary() {

@@ -175,14 +175,7 @@ impl Session {
         // `fetch::READ_WINDOW`), the only backpressure where the engine buffers response
         // bodies without bound (Firefox, WebKit).
         headers.set(fetch::H2WS_ACKS, "1")?;
-        let request = web::request(
-            fetch::METHOD,
-            &self.params.http_url,
-            &headers,
-            None,
-            false,
-            &self.abort.signal(),
-        )?;
+        let request = self.bodiless_request(&headers)?;
         let abort = self.abort.clone();
         let timeout = Timer::once(OPEN_TIMEOUT_MS, move || abort.abort());
         let response = JsFuture::from(web::fetch(&request)).await;
@@ -399,17 +392,21 @@ impl Session {
         for (name, value) in fetch::ack_request_headers(&self.token.borrow(), read) {
             headers.set(name, &value).ok()?;
         }
-        let request = web::request(
+        let request = self.bodiless_request(&headers).ok()?;
+        let response = JsFuture::from(web::fetch(&request)).await.ok()?;
+        Some(Response::from(response).status())
+    }
+
+    /// The open and ack requests: no body, `fetch::METHOD` (PUT), this socket's abort signal.
+    fn bodiless_request(&self, headers: &Headers) -> Result<web_sys::Request, JsValue> {
+        web::request(
             fetch::METHOD,
             &self.params.http_url,
-            &headers,
+            headers,
             None,
             false,
             &self.abort.signal(),
         )
-        .ok()?;
-        let response = JsFuture::from(web::fetch(&request)).await.ok()?;
-        Some(Response::from(response).status())
     }
 
     fn end_upstream(&self) {
