@@ -273,17 +273,17 @@ async fn upstream_inner(
     parts: &http::request::Parts,
     body: Body,
 ) -> Result<StatusCode, Refusal> {
-    let upstream = {
+    let (token, seq, read) = {
         let pairs = header_pairs(&parts.headers);
         let up = fetch::validate_upstream(&pairs)?;
         (up.session.to_string(), up.seq, up.read)
     };
     check_origin(endpoint, parts)?;
-    let session = endpoint.0.sessions.lookup(&upstream.0)?;
-    if let Some(read) = upstream.2 {
+    let session = endpoint.0.sessions.lookup(&token)?;
+    if let Some(read) = read {
         return ack(&session, read);
     }
-    match upstream.1 {
+    match seq {
         None => attach_stream(&session, body).await,
         Some(seq) => {
             let limit = endpoint.config().max_message_size.saturating_add(14);

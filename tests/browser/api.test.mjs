@@ -292,25 +292,14 @@ describe('H2WebSocket API', () => {
       };
       if (ENGINE === 'chromium') page.raw.on('request', onRequest);
       const r = await page.evaluate(async (transport) => {
-        const seen = [];
-        const realFetch = window.fetch;
-        window.fetch = function (input, init) {
-          // The library passes Request objects; never copy one (that would take its body).
-          if (input instanceof Request && input.url.includes('/ws/echo?hdr')) {
-            seen.push({ method: input.method, headers: Object.fromEntries(input.headers) });
-          }
-          return realFetch.call(this, input, init);
-        };
-        try {
+        const seen = (await t.requestsDuring(async () => {
           const ws = new H2WebSocket('/ws/echo?hdr', [], { transport, headers: { Authorization: 'Bearer t0ken', 'X-Extra': 'yes' } });
           await t.once(ws, 'open');
           ws.send('x');
           await t.once(ws, 'message');
           ws.close();
           await t.once(ws, 'close');
-        } finally {
-          window.fetch = realFetch;
-        }
+        })).filter((r) => r.url.includes('/ws/echo?hdr'));
         let typeError;
         try { new H2WebSocket('/ws/echo', [], { headers: { 'bad header': 'x' } }); } catch (e) { typeError = e.name; }
         let badTransport;

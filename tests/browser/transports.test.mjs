@@ -235,27 +235,23 @@ describe('transports', () => {
     const other = await openPage(env.browser, env.server.origin, noStreamingPage);
     try {
       const r = await other.evaluate(async () => {
-        const requests = [];
-        const realFetch = window.fetch;
-        window.fetch = function (input, init) {
-          if (String(input?.url ?? input).includes('/ws/echo')) requests.push(input);
-          return realFetch.call(this, input, init);
-        };
-        try {
+        let state;
+        let log;
+        let elapsed;
+        const requests = (await t.requestsDuring(async () => {
           const ws = new H2WebSocket('/ws/echo', [], { transport: 'stream' });
-          const log = t.trace(ws);
-          const state = ws.readyState;
+          log = t.trace(ws);
+          state = ws.readyState;
           const started = performance.now();
           await t.once(ws, 'close', 5000);
-          return {
-            state,
-            log: log.map((e) => [e.type, e.code, e.wasClean].filter((x) => x !== undefined).join(' ')),
-            fast: performance.now() - started < 1000,
-            requests: requests.length,
-          };
-        } finally {
-          window.fetch = realFetch;
-        }
+          elapsed = performance.now() - started;
+        })).filter((r) => r.url.includes('/ws/echo'));
+        return {
+          state,
+          log: log.map((e) => [e.type, e.code, e.wasClean].filter((x) => x !== undefined).join(' ')),
+          fast: elapsed < 1000,
+          requests: requests.length,
+        };
       });
       assert.deepEqual(r, { state: 0, log: ['error', 'close 1006 false'], fast: true, requests: 0 });
       const lines = await other.console();

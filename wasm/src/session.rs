@@ -142,7 +142,7 @@ impl Session {
         if let Err(why) =
             socket::check_requested_transport(&self.params.transport, self.params.request_streaming)
         {
-            web::warn(&format!("h2ws: cannot open {}: {why}.", self.params.ws_url));
+            self.warn_cannot_open(why);
             self.fail();
             return;
         }
@@ -210,7 +210,7 @@ impl Session {
             transports.as_deref(),
         )
         .map_err(|why| {
-            web::warn(&format!("h2ws: cannot open {}: {why}.", self.params.ws_url));
+            self.warn_cannot_open(why);
             JsValue::NULL
         })?;
         let upstream = match transport {
@@ -240,6 +240,11 @@ impl Session {
         self.deliver(outputs);
         self.ensure_driving();
         Ok(())
+    }
+
+    /// The console message of a socket that cannot open with the transport it asked for.
+    fn warn_cannot_open(&self, why: &str) {
+        web::warn(&format!("h2ws: cannot open {}: {why}.", self.params.ws_url));
     }
 
     /// Push mode only: a pull-mode reader may legitimately leave data unread for any time.

@@ -148,20 +148,36 @@ pub fn validate_upstream<'a>(headers: &[(&str, &'a [u8])]) -> Result<Upstream<'a
     // The token is base64url, hence ASCII.
     let session = core::str::from_utf8(token)
         .map_err(|_| HandshakeError::bad_request("malformed h2ws-session token"))?;
-    let seq = match single_header(headers, H2WS_SEQ, "duplicate h2ws-seq header")? {
-        None => None,
-        Some(v) => Some(parse_seq(v).ok_or(HandshakeError::bad_request("malformed h2ws-seq"))?),
-    };
-    let read = match single_header(headers, H2WS_READ, "duplicate h2ws-read header")? {
-        None => None,
-        Some(v) => Some(parse_seq(v).ok_or(HandshakeError::bad_request("malformed h2ws-read"))?),
-    };
+    let seq = decimal_header(
+        headers,
+        H2WS_SEQ,
+        "duplicate h2ws-seq header",
+        "malformed h2ws-seq",
+    )?;
+    let read = decimal_header(
+        headers,
+        H2WS_READ,
+        "duplicate h2ws-read header",
+        "malformed h2ws-read",
+    )?;
     if seq.is_some() && read.is_some() {
         return Err(HandshakeError::bad_request(
             "h2ws-read goes on an ack request of its own, not on a batch",
         ));
     }
     Ok(Upstream { session, seq, read })
+}
+
+/// An optional header holding one strict decimal ([`parse_seq`]): `h2ws-seq`, `h2ws-read`.
+fn decimal_header(
+    headers: &[(&str, &[u8])],
+    name: &str,
+    duplicate: &'static str,
+    malformed: &'static str,
+) -> Result<Option<u64>, HandshakeError> {
+    single_header(headers, name, duplicate)?
+        .map(|v| parse_seq(v).ok_or(HandshakeError::bad_request(malformed)))
+        .transpose()
 }
 
 /// Server side: whether the open request offers read acknowledgements (`h2ws-acks: 1`).

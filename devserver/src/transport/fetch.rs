@@ -26,10 +26,7 @@ pub(crate) fn accept_open(
         let pairs = crate::upgrade::header_pairs(&info.headers);
         fetch::acks_offered(&pairs).then(|| ReadWindow::new(fetch::READ_WINDOW))
     };
-    let (output, body) = match &window {
-        Some(window) => super::windowed_body_output(window.clone()),
-        None => super::body_output(),
-    };
+    let (output, body) = super::gated_body_output(window.clone());
     // Bytes right behind the headers, so `fetch()` resolves in Firefox and WebKit and buffering
     // proxies forward the headers at once (codec `OPEN_PREAMBLE`). The queue is new and empty.
     if output

@@ -42,16 +42,21 @@ pub(crate) fn body_input(body: Body) -> BoxStream<'static, Input> {
 /// A streaming response body fed by the driver's output queue; the body ends when the
 /// driver drops the sender, and an `Err` unit resets the stream.
 pub(crate) fn body_output() -> (mpsc::Sender<Output>, Body) {
-    let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
-    (tx, Body::from_stream(ReceiverStream::new(rx)))
+    gated_body_output(None)
 }
 
-/// [`body_output`] held to a read window (the fetch downstream when the client acks).
-pub(crate) fn windowed_body_output(
-    window: std::sync::Arc<read_window::ReadWindow>,
+/// [`body_output`], held to a read window when there is one (the fetch downstream when the
+/// client acks).
+pub(crate) fn gated_body_output(
+    window: Option<std::sync::Arc<read_window::ReadWindow>>,
 ) -> (mpsc::Sender<Output>, Body) {
     let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
-    (tx, Body::from_stream(window.gate(ReceiverStream::new(rx))))
+    let rx = ReceiverStream::new(rx);
+    let body = match window {
+        Some(window) => Body::from_stream(window.gate(rx)),
+        None => Body::from_stream(rx),
+    };
+    (tx, body)
 }
 
 /// An upgraded connection (RFC 6455 over HTTP/1.1, RFC 8441 through hyper) as driver input,

@@ -7,17 +7,23 @@ import { chromium } from 'playwright-core';
 
 export const name = 'chromium';
 
+/** Debian's Chromium ($CHROMIUM overrides) and the flags every run here uses (headless, closed network, the devserver's self-signed certificate). */
+export const executable = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const FLAGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--ignore-certificate-errors',
+];
+
 /** Headless Chromium, fresh profile, self-signed certificates accepted. `options.args`: extra flags. */
 export async function launch(options = {}) {
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'h2ws-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    executablePath: executable,
     headless: true,
     ignoreHTTPSErrors: true,
     args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--ignore-certificate-errors',
+      ...FLAGS,
       ...(options.http1 ? ['--disable-http2'] : []),
       ...(options.args ?? []),
     ],

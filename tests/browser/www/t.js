@@ -88,22 +88,33 @@ export async function stats() {
 }
 
 /**
- * Records which upstream kind the library's fetch() calls use while `body` runs:
- * `stream` (h2ws-session, no h2ws-seq) or `post` (h2ws-seq); read acks (h2ws-read) are neither.
+ * Every request the page's code hands to the global fetch() while `body` runs, in order:
+ * { url, method, headers } (header names lower-case). The library passes Request objects.
  */
-export async function upstreamKinds(body) {
+export async function requestsDuring(body) {
   const realFetch = globalThis.fetch;
-  const kinds = new Set();
+  const seen = [];
   globalThis.fetch = function (input, init) {
-    if (input instanceof Request && input.headers.has('h2ws-session') && !input.headers.has('h2ws-read')) {
-      kinds.add(input.headers.has('h2ws-seq') ? 'post' : 'stream');
-    }
+    const request = input instanceof Request ? input : new Request(input, { ...init, body: undefined });
+    seen.push({ url: request.url, method: request.method, headers: Object.fromEntries(request.headers) });
     return realFetch.call(this, input, init);
   };
   try {
     await body();
   } finally {
     globalThis.fetch = realFetch;
+  }
+  return seen;
+}
+
+/**
+ * Which upstream kind the library's fetch() calls use while `body` runs: `stream`
+ * (h2ws-session, no h2ws-seq) or `post` (h2ws-seq); read acks (h2ws-read) are neither.
+ */
+export async function upstreamKinds(body) {
+  const kinds = new Set();
+  for (const { headers } of await requestsDuring(body)) {
+    if (headers['h2ws-session'] && !headers['h2ws-read']) kinds.add(headers['h2ws-seq'] ? 'post' : 'stream');
   }
   return [...kinds].sort();
 }
