@@ -21,6 +21,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { launchEngine, startDevserver } from '../browser/harness.mjs';
+import * as chromium from '../browser/engines/chromium.mjs';
 
 const argv = process.argv.slice(2);
 const smoke = argv.includes('--smoke');
@@ -51,12 +52,11 @@ function record(engine, kase, imp, metric, value, note = '') {
  */
 async function runChromiumUnattached(url) {
   const dir = mkdtempSync(path.join(tmpdir(), 'h2ws-bench-chromium-'));
-  const child = spawn(process.env.CHROMIUM ?? '/usr/bin/chromium', [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--ignore-certificate-errors', `--user-data-dir=${dir}`,
+  const child = spawn(chromium.executable, [
+    '--headless', ...chromium.FLAGS, `--user-data-dir=${dir}`,
     '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', url,
-  ], { stdio: 'ignore' });
+  ], { stdio: 'ignore', detached: true });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
     const deadline = Date.now() + 600_000;
     let port;
@@ -73,8 +73,11 @@ async function runChromiumUnattached(url) {
     }
     throw new Error('chromium: the benchmark page did not finish in 10 min');
   } finally {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    // The whole process group (its renderer and GPU processes write to the profile too), and
+    // the profile only once they are gone.
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    await exited;
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
