@@ -9,7 +9,8 @@ use crate::Result;
 pub const WASM_PACK_VERSION: &str = "0.15.1";
 /// Debian packages: the three browser engines (Chromium + its driver; Firefox ESR, driven over
 /// WebDriver BiDi by npm puppeteer-core; WebKitGTK's WebKitWebDriver + MiniBrowser, which need an
-/// X server: Xvfb) and binaryen.
+/// X server: Xvfb), binaryen, and the real infrastructure the proxy and scale-out tests start as
+/// their own child processes on loopback (HAProxy 2.6, nginx 1.22, Redis 7).
 pub const APT_PACKAGES: &[&str] = &[
     "chromium",
     "chromium-driver",
@@ -17,6 +18,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "webkit2gtk-driver",
     "xvfb",
     "binaryen",
+    "haproxy",
+    "nginx-light",
+    "redis-server",
 ];
 /// A file each of [`APT_PACKAGES`] installs (except binaryen, probed as `wasm-opt`).
 const APT_FILES: &[&str] = &[
@@ -25,6 +29,9 @@ const APT_FILES: &[&str] = &[
     "/usr/bin/firefox-esr",
     "/usr/bin/WebKitWebDriver",
     "/usr/bin/Xvfb",
+    "/usr/sbin/haproxy",
+    "/usr/sbin/nginx",
+    "/usr/bin/redis-server",
 ];
 
 pub fn all() -> Result {
@@ -59,8 +66,15 @@ pub fn apt_packages() -> Result {
             APT_PACKAGES.join(" ")
         ));
     }
+    // haproxy, nginx and redis-server start a system service on install where policy allows it
+    // (nginx on 0.0.0.0:80). The tests run their own instances on loopback only, so service starts
+    // are denied for the duration of the install (the usual Docker `policy-rc.d`), unless the
+    // machine already has a policy of its own.
     let script = format!(
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {}",
+        "own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' \
+         > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own=1; fi; \
+         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {}; rc=$?; \
+         if [ $own = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $rc",
         APT_PACKAGES.join(" ")
     );
     Step::new(&script, 1200).run().map(drop)

@@ -11,7 +11,7 @@ pub struct Stage {
 }
 
 pub const STAGES: &[Stage] = &[
-    Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, firefox-esr, webkit2gtk-driver, xvfb, binaryen)", run: stage_setup },
+    Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, firefox-esr, webkit2gtk-driver, xvfb, binaryen, haproxy, nginx, redis-server)", run: stage_setup },
     Stage { name: "codec-wasm32", what: "h2ws-codec builds for wasm32 without std", run: codec_wasm32 },
     Stage { name: "rust", what: "cargo test: codec, devserver, xtask (unit, property, integration, interop, doctests)", run: rust },
     Stage { name: "soak", what: "h2ws-soak: 20 sockets per transport, all five at once, 20 s of sequenced messages: none lost, duplicated, reordered or corrupted", run: soak },
