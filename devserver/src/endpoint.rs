@@ -39,6 +39,47 @@ pub struct SocketConfig {
     pub expired_token_ttl: Duration,
     /// At most this many fetch sessions waiting for their upstream at once (further opens → 503).
     pub max_pending_attaches: usize,
+    /// This server's name among several behind one load balancer. Fetch session tokens then
+    /// start with `ID.` so the balancer can send a session's upstream requests to the instance
+    /// that holds it without shared state; a token of another instance is answered 421.
+    pub instance_id: Option<InstanceId>,
+}
+
+/// A server instance's name in session tokens: 1 to 32 of `A-Z a-z 0-9 - _`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InstanceId(String);
+
+/// Why a string is not an [`InstanceId`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("instance id {0:?}: use 1 to 32 of A-Z a-z 0-9 - _")]
+pub struct InvalidInstanceId(pub String);
+
+impl InstanceId {
+    pub fn new(id: impl Into<String>) -> Result<Self, InvalidInstanceId> {
+        let id = id.into();
+        if h2ws_codec::handshake::fetch::is_valid_instance_id(id.as_bytes()) {
+            Ok(InstanceId(id))
+        } else {
+            Err(InvalidInstanceId(id))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for InstanceId {
+    type Err = InvalidInstanceId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        InstanceId::new(s)
+    }
+}
+
+impl std::fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl Default for SocketConfig {
@@ -56,6 +97,7 @@ impl Default for SocketConfig {
             queue_depth: 16,
             expired_token_ttl: Duration::from_secs(300),
             max_pending_attaches: 1_000,
+            instance_id: None,
         }
     }
 }

@@ -68,7 +68,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use endpoint::{Endpoint, SocketConfig};
+pub use endpoint::{Endpoint, InstanceId, InvalidInstanceId, SocketConfig};
 pub use socket::{
     CloseStatus, FragmentKind, HandshakeInfo, Incoming, Message, Socket, SocketError,
     SocketReceiver, SocketSender, Transport,

@@ -67,6 +67,10 @@ struct Cli {
     /// HTTP/1.1 request head (default 65536; larger → 431).
     #[arg(long, value_name = "BYTES")]
     max_header_bytes: Option<u32>,
+    /// This instance's name behind a load balancer (1 to 32 of A-Z a-z 0-9 - _): fetch session
+    /// tokens start with `ID.` so the balancer can route on them; another instance's token → 421.
+    #[arg(long, value_name = "ID")]
+    instance_id: Option<h2ws_devserver::InstanceId>,
     /// Close HTTP/2 connections without open streams after this many seconds (default 180).
     #[arg(long, value_name = "SECS")]
     h2_idle_timeout: Option<f64>,
@@ -88,6 +92,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let mut config = SocketConfig {
         allowed_origins: cli.allow_origin,
+        instance_id: cli.instance_id,
         ..SocketConfig::default()
     };
     if let Some(n) = cli.max_message {

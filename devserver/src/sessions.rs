@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::driver::{CommandHandle, Input};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, InstanceId};
 use crate::socket::{Command, Transport};
 use crate::stats::TransportCell;
 use crate::transport::read_window::ReadWindow;
@@ -121,6 +121,10 @@ pub(crate) struct Sessions {
     ttl: Duration,
     /// Sessions whose upstream has not attached yet.
     pending: Arc<AtomicUsize>,
+    /// Upstream requests refused with 421 (token of another instance): a misrouting balancer.
+    misdirected: AtomicU64,
+    /// Upstream requests refused with 404/410 (unknown or ended session).
+    unknown: AtomicU64,
 }
 
 impl Sessions {
@@ -131,7 +135,17 @@ impl Sessions {
             fingerprint: std::collections::hash_map::RandomState::new(),
             ttl,
             pending: Arc::new(AtomicUsize::new(0)),
+            misdirected: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
         }
+    }
+
+    /// Upstream requests answered 421 and 404/410 so far (for `/.h2ws/stats`).
+    pub(crate) fn refused(&self) -> (u64, u64) {
+        (
+            self.misdirected.load(Ordering::Relaxed),
+            self.unknown.load(Ordering::Relaxed),
+        )
     }
 
     /// Sessions waiting for their upstream to attach.
@@ -157,7 +171,8 @@ impl Sessions {
             count: self.pending.clone(),
             timer: None,
         };
-        let token = new_token().ok_or_else(|| {
+        let instance = endpoint.config().instance_id.as_ref().map(|i| i.as_str());
+        let token = new_token(instance).ok_or_else(|| {
             Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no randomness for a session token",
@@ -226,7 +241,18 @@ impl Sessions {
         }
     }
 
-    fn lookup(&self, token: &str) -> Result<Arc<Session>, Refusal> {
+    /// The live session of `token`: 421 when the token names another instance (the load
+    /// balancer sent it to the wrong server: no lookup can succeed here), 410 when it ended
+    /// recently, else 404.
+    fn lookup(&self, token: &str, instance: Option<&InstanceId>) -> Result<Arc<Session>, Refusal> {
+        let named = fetch::token_instance(token.as_bytes());
+        if named != instance.map(|i| i.as_str().as_bytes()) {
+            self.misdirected.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "session token of another server instance",
+            ));
+        }
         if let Some(s) = self.live.lock().ok().and_then(|l| l.get(token).cloned()) {
             return Ok(s);
         }
@@ -234,6 +260,7 @@ impl Sessions {
             let key = self.fingerprint.hash_one(token);
             e.0.get(&key).map(|t| t.elapsed() < self.ttl)
         });
+        self.unknown.fetch_add(1, Ordering::Relaxed);
         if expired == Some(true) {
             Err(Refusal::new(StatusCode::GONE, "session ended"))
         } else {
@@ -242,12 +269,12 @@ impl Sessions {
     }
 }
 
-/// 256 bits from the OS RNG, base64url without padding; `None` if the OS RNG fails (there
-/// is no safe fallback for a bearer token).
-fn new_token() -> Option<String> {
+/// 256 bits from the OS RNG, base64url without padding, after `INSTANCE.` when the server has
+/// an instance id; `None` if the OS RNG fails (there is no safe fallback for a bearer token).
+fn new_token(instance: Option<&str>) -> Option<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).ok()?;
-    Some(fetch::session_token(&bytes))
+    Some(fetch::session_token_for(instance, &bytes))
 }
 
 /// Answers a fetch upstream request (`stream` attach or `post` batch).
@@ -279,7 +306,10 @@ async fn upstream_inner(
         (up.session.to_string(), up.seq, up.read)
     };
     check_origin(endpoint, parts)?;
-    let session = endpoint.0.sessions.lookup(&token)?;
+    let session = endpoint
+        .0
+        .sessions
+        .lookup(&token, endpoint.config().instance_id.as_ref())?;
     if let Some(read) = read {
         return ack(&session, read);
     }
@@ -476,17 +506,17 @@ mod tests {
         assert_ne!(a.token, b.token);
         assert!(fetch::is_valid_session_token(a.token.as_bytes()));
         assert!(a.token.len() >= 43, "256 bits: {}", a.token);
-        assert!(sessions.lookup(&a.token).is_ok());
+        assert!(sessions.lookup(&a.token, None).is_ok());
         sessions.end(&a.token);
         assert_eq!(
-            sessions.lookup(&a.token).err().map(|r| r.status),
+            sessions.lookup(&a.token, None).err().map(|r| r.status),
             Some(StatusCode::GONE)
         );
         assert_eq!(
-            sessions.lookup("nope").err().map(|r| r.status),
+            sessions.lookup("nope", None).err().map(|r| r.status),
             Some(StatusCode::NOT_FOUND)
         );
-        assert!(sessions.lookup(&b.token).is_ok());
+        assert!(sessions.lookup(&b.token, None).is_ok());
     }
 
     #[tokio::test]
@@ -500,12 +530,54 @@ mod tests {
         sessions.end(&a.token);
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(
-            sessions.lookup(&a.token).err().map(|r| r.status),
+            sessions.lookup(&a.token, None).err().map(|r| r.status),
             Some(StatusCode::NOT_FOUND)
         );
         // Ending another prunes the old entry.
         let b = sessions.open(&endpoint, Transport::Post).expect("open");
         sessions.end(&b.token);
         assert_eq!(sessions.expired.lock().unwrap().0.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn instance_tokens_route_and_misdirected_ones_get_421() {
+        let id = |s: &str| InstanceId::new(s).expect("valid id");
+        let endpoint = Endpoint::new(crate::SocketConfig {
+            instance_id: Some(id("s2")),
+            ..crate::SocketConfig::default()
+        });
+        let sessions = &endpoint.0.sessions;
+        let a = sessions.open(&endpoint, Transport::Stream).expect("open");
+        let random = a
+            .token
+            .strip_prefix("s2.")
+            .expect("token starts with the instance id");
+        // The prefix takes nothing from the 256 random bits.
+        assert_eq!(random.len(), 43);
+        assert!(fetch::is_valid_session_token(a.token.as_bytes()));
+        assert!(sessions.lookup(&a.token, Some(&id("s2"))).is_ok());
+        // The same token at another instance, or at one without an id, and a token of
+        // another instance here: 421, counted; never a lookup.
+        let status =
+            |t: &str, i: Option<&InstanceId>| sessions.lookup(t, i).err().map(|r| r.status);
+        assert_eq!(
+            status(&a.token, Some(&id("s1"))),
+            Some(StatusCode::MISDIRECTED_REQUEST)
+        );
+        assert_eq!(
+            status(&a.token, None),
+            Some(StatusCode::MISDIRECTED_REQUEST)
+        );
+        assert_eq!(
+            status(random, Some(&id("s2"))),
+            Some(StatusCode::MISDIRECTED_REQUEST)
+        );
+        assert_eq!(sessions.refused(), (3, 0));
+        let other = fetch::session_token_for(Some("s2"), &[1; 32]);
+        assert_eq!(status(&other, Some(&id("s2"))), Some(StatusCode::NOT_FOUND));
+        assert_eq!(sessions.refused(), (3, 1));
+        assert!(InstanceId::new("a.b").is_err());
+        assert!(InstanceId::new("").is_err());
+        assert!(InstanceId::new("x".repeat(33)).is_err());
     }
 }

@@ -33,6 +33,16 @@ pub struct StatsSnapshot {
     /// Fetch sessions waiting for their upstream to attach.
     #[serde(default)]
     pub pending_attaches: u64,
+    /// This server's instance id (`--instance-id`), if any.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Upstream requests answered 421: their token names another instance (a load balancer
+    /// that does not route on the instance id or lost its stickiness).
+    #[serde(default)]
+    pub sessions_misdirected: u64,
+    /// Upstream requests answered 404 or 410 (unknown or ended session).
+    #[serde(default)]
+    pub sessions_unknown: u64,
 }
 
 impl Stats {
@@ -72,6 +82,9 @@ impl Stats {
             messages_out: self.messages_out.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
             pending_attaches: 0,
+            instance: None,
+            sessions_misdirected: 0,
+            sessions_unknown: 0,
         }
     }
 }
@@ -129,6 +142,12 @@ pub(crate) async fn handler(
 ) -> impl axum::response::IntoResponse {
     let mut snapshot = endpoint.stats().snapshot();
     snapshot.pending_attaches = endpoint.0.sessions.pending_attaches() as u64;
+    snapshot.instance = endpoint
+        .config()
+        .instance_id
+        .as_ref()
+        .map(|i| i.to_string());
+    (snapshot.sessions_misdirected, snapshot.sessions_unknown) = endpoint.0.sessions.refused();
     (
         [(http::header::CACHE_CONTROL, "no-store")],
         axum::Json(snapshot),

@@ -69,8 +69,10 @@ pub const OPEN_PREAMBLE: [u8; 2] = [0x8A, 0x00];
 
 /// Session tokens carry at least 128 random bits: 22 base64url characters.
 const MIN_TOKEN_LEN: usize = 22;
-/// Longest accepted token (64 bytes); bounds the work spent on a hostile header.
+/// Longest accepted random part (64 bytes); bounds the work spent on a hostile header.
 const MAX_TOKEN_LEN: usize = 86;
+/// Longest instance id (see [`is_valid_instance_id`]).
+pub const MAX_INSTANCE_ID_LEN: usize = 32;
 
 /// A session token from 32 caller-supplied random bytes (256 bits): base64url, no padding,
 /// 43 characters. The codec has no RNG; the server uses its OS RNG.
@@ -78,13 +80,55 @@ pub fn session_token(random: &[u8; 32]) -> String {
     URL_SAFE_NO_PAD.encode(random)
 }
 
-/// True when `token` is base64url without padding (canonical) of 16 to 64 bytes.
+/// A session token routable to one server instance: `INSTANCE.RANDOM` (RANDOM as in
+/// [`session_token`]). Why a plain-text prefix: a load balancer can route the upstream
+/// requests of a session on it without shared state (HAProxy: `use-server s1 if
+/// { req.hdr(h2ws-session) -m beg s1. }`). The prefix adds no secret and takes nothing from
+/// the 256 random bits. `instance` must pass [`is_valid_instance_id`]; `None` gives the plain
+/// token.
+pub fn session_token_for(instance: Option<&str>, random: &[u8; 32]) -> String {
+    match instance {
+        Some(id) => {
+            let mut t = String::with_capacity(id.len() + 44);
+            t.push_str(id);
+            t.push('.');
+            t.push_str(&URL_SAFE_NO_PAD.encode(random));
+            t
+        }
+        None => session_token(random),
+    }
+}
+
+/// True for an instance id: 1 to 32 of `A-Z a-z 0-9 - _` (no `.`, which ends it in a token,
+/// and nothing a header or an HAProxy ACL would need to escape).
+pub fn is_valid_instance_id(id: &[u8]) -> bool {
+    (1..=MAX_INSTANCE_ID_LEN).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
+/// The instance id a token names (`INSTANCE.RANDOM`), if any. Does not validate the token.
+pub fn token_instance(token: &[u8]) -> Option<&[u8]> {
+    token
+        .iter()
+        .position(|b| *b == b'.')
+        .map(|dot| &token[..dot])
+}
+
+/// True when `token` is `[INSTANCE "."] RANDOM`: an optional valid instance id
+/// ([`is_valid_instance_id`]) and RANDOM base64url without padding (canonical) of 16 to 64 bytes.
 pub fn is_valid_session_token(token: &[u8]) -> bool {
-    if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&token.len()) {
+    let random = match token_instance(token) {
+        Some(id) if is_valid_instance_id(id) => &token[id.len() + 1..],
+        Some(_) => return false,
+        None => token,
+    };
+    if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&random.len()) {
         return false;
     }
     let mut buf = [0u8; 66];
-    matches!(URL_SAFE_NO_PAD.decode_slice(token, &mut buf), Ok(n) if n >= 16)
+    matches!(URL_SAFE_NO_PAD.decode_slice(random, &mut buf), Ok(n) if n >= 16)
 }
 
 /// Strict decimal `u64`: digits only, no sign, no leading zero (except `0` itself), no overflow,
@@ -336,6 +380,29 @@ mod tests {
         assert!(!is_valid_session_token(b"AAAAAAAAAAAAAAAAAAAAAA=="));
         assert!(!is_valid_session_token(b"AAAAAAAAAAAAAAAAAAAAA+"));
         assert!(!is_valid_session_token(b"AAAAAAAAAAAAAAAAAAAAAB"));
+    }
+
+    #[test]
+    fn instance_tokens() {
+        let r = [7u8; 32];
+        let t = session_token_for(Some("eu-1_b"), &r);
+        assert_eq!(t, alloc::format!("eu-1_b.{}", session_token(&r)));
+        assert!(is_valid_session_token(t.as_bytes()));
+        assert_eq!(token_instance(t.as_bytes()), Some(&b"eu-1_b"[..]));
+        assert_eq!(token_instance(session_token(&r).as_bytes()), None);
+        assert_eq!(session_token_for(None, &r), session_token(&r));
+        // The random part keeps its own rules; the prefix must be a valid id.
+        assert!(!is_valid_session_token(b"s1.AAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!is_valid_session_token(b".AAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!is_valid_session_token(b"s 1.AAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!is_valid_session_token(b"a.b.AAAAAAAAAAAAAAAAAAAAAA"));
+        let long = alloc::format!("{}.AAAAAAAAAAAAAAAAAAAAAA", "x".repeat(33));
+        assert!(!is_valid_session_token(long.as_bytes()));
+        let max = alloc::format!("{}.AAAAAAAAAAAAAAAAAAAAAA", "x".repeat(32));
+        assert!(is_valid_session_token(max.as_bytes()));
+        for bad in [&b""[..], b"a.b", b"a b", b"\xc3\xa9", &[b'a'; 33]] {
+            assert!(!is_valid_instance_id(bad));
+        }
     }
 
     #[test]
