@@ -51,6 +51,7 @@ pub mod endpoint;
 pub mod files;
 pub mod h2conn;
 mod listen;
+pub mod rooms;
 mod sessions;
 pub mod socket;
 pub mod stats;
@@ -69,6 +70,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use endpoint::{Endpoint, InstanceId, InvalidInstanceId, SocketConfig};
+pub use rooms::{Broker, Member, RoomError, Rooms, RoomsConfig, RoomsSnapshot};
 pub use socket::{
     CloseStatus, FragmentKind, HandshakeInfo, Incoming, Message, Socket, SocketError,
     SocketReceiver, SocketSender, Transport,
@@ -109,6 +111,7 @@ pub struct Server {
     max_head_bytes: usize,
     routes: Option<Router>,
     apps: bool,
+    rooms: Option<Rooms>,
 }
 
 impl Default for Server {
@@ -134,6 +137,7 @@ impl Server {
             max_head_bytes: 64 << 10,
             routes: None,
             apps: true,
+            rooms: None,
         }
     }
 
@@ -207,6 +211,13 @@ impl Server {
         self
     }
 
+    /// The rooms `/ws/chat` uses, e.g. [`Rooms::redis`] to fan out across instances (default:
+    /// in-process). Their counters appear in `/.h2ws/stats` under `rooms`.
+    pub fn rooms(mut self, rooms: Rooms) -> Self {
+        self.rooms = Some(rooms);
+        self
+    }
+
     /// Whether to mount `/ws/echo`, `/ws/chat` (default: yes).
     pub fn builtin_apps(mut self, enabled: bool) -> Self {
         self.apps = enabled;
@@ -217,8 +228,9 @@ impl Server {
     /// endpoint in its request extensions.
     pub fn router(&self, endpoint: &Endpoint) -> Result<Router, ServerError> {
         let mut router = Router::new().route("/.h2ws/stats", get(stats::handler));
+        let rooms = self.rooms.clone().unwrap_or_default();
         if self.apps {
-            let chat = apps::chat::Chat::new();
+            let chat = apps::chat::Chat::with_rooms(rooms.clone());
             router = router
                 .route("/ws/echo", any(apps::echo::handle))
                 .route("/ws/chat", route(move |socket| chat.clone().run(socket)));
@@ -242,7 +254,9 @@ impl Server {
             });
         }
         router = files::routes(router, self.www.clone(), self.pkg.clone());
-        Ok(router.layer(Extension(endpoint.clone())))
+        Ok(router
+            .layer(Extension(rooms))
+            .layer(Extension(endpoint.clone())))
     }
 
     /// Binds the listeners and starts serving.

@@ -71,6 +71,10 @@ struct Cli {
     /// tokens start with `ID.` so the balancer can route on them; another instance's token → 421.
     #[arg(long, value_name = "ID")]
     instance_id: Option<h2ws_devserver::InstanceId>,
+    /// Fan `/ws/chat` out through this Redis server's pub/sub, to every instance using it
+    /// (default: in-process). Must be reachable at start; later outages are retried.
+    #[arg(long, value_name = "redis://HOST:PORT")]
+    broker: Option<String>,
     /// Close HTTP/2 connections without open streams after this many seconds (default 180).
     #[arg(long, value_name = "SECS")]
     h2_idle_timeout: Option<f64>,
@@ -139,6 +143,15 @@ async fn main() -> std::process::ExitCode {
         server = server.cert(CertSource::Files { cert, key });
     } else if let Some(dir) = cli.cert_dir {
         server = server.cert(CertSource::Generated { dir });
+    }
+    if let Some(url) = cli.broker {
+        match h2ws_devserver::Rooms::redis(&url, h2ws_devserver::RoomsConfig::default()).await {
+            Ok(rooms) => server = server.rooms(rooms),
+            Err(e) => {
+                eprintln!("h2ws-devserver: --broker: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
     }
     if let Some(upstream) = cli.upstream {
         server = server.upstream(upstream);

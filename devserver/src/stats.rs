@@ -43,6 +43,9 @@ pub struct StatsSnapshot {
     /// Upstream requests answered 404 or 410 (unknown or ended session).
     #[serde(default)]
     pub sessions_unknown: u64,
+    /// The rooms of `/ws/chat` (and of apps using the same [`Rooms`](crate::Rooms)).
+    #[serde(default)]
+    pub rooms: Option<crate::rooms::RoomsSnapshot>,
 }
 
 impl Stats {
@@ -85,6 +88,7 @@ impl Stats {
             instance: None,
             sessions_misdirected: 0,
             sessions_unknown: 0,
+            rooms: None,
         }
     }
 }
@@ -139,6 +143,7 @@ impl Stats {
 /// `GET /.h2ws/stats`.
 pub(crate) async fn handler(
     axum::extract::Extension(endpoint): axum::extract::Extension<crate::Endpoint>,
+    rooms: Option<axum::extract::Extension<crate::Rooms>>,
 ) -> impl axum::response::IntoResponse {
     let mut snapshot = endpoint.stats().snapshot();
     snapshot.pending_attaches = endpoint.0.sessions.pending_attaches() as u64;
@@ -148,6 +153,7 @@ pub(crate) async fn handler(
         .as_ref()
         .map(|i| i.to_string());
     (snapshot.sessions_misdirected, snapshot.sessions_unknown) = endpoint.0.sessions.refused();
+    snapshot.rooms = rooms.map(|r| r.0.snapshot());
     (
         [(http::header::CACHE_CONTROL, "no-store")],
         axum::Json(snapshot),
