@@ -4,6 +4,8 @@
 //! `stream` and `post` transports.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
