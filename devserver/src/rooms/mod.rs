@@ -8,7 +8,9 @@
 //! the order that sender published them (one sender awaits each publish; Redis keeps the order
 //! of one connection's commands and delivers to subscribers in that order).
 //!
-//! Backpressure: a member has a bounded queue ([`RoomsConfig::member_queue`]). Delivery never
+//! Backpressure: a member has a bounded queue ([`RoomsConfig::member_queue`] messages,
+//! [`RoomsConfig::member_queue_bytes`] bytes; one message over the byte bound still fits into an
+//! empty queue). Delivery never
 //! waits for a member: a member whose queue is full is **evicted** (removed from the room; its
 //! [`Member::recv`] ends and [`Member::evicted`] is true; [`Rooms::serve`] then closes its
 //! socket with 1008 "too slow for the room"), so one slow member cannot stall a room.
@@ -22,7 +24,7 @@
 mod redis;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -39,8 +41,10 @@ pub use self::redis::RedisBroker;
 pub struct RoomsConfig {
     /// Largest message a member may publish, bytes (larger → [`RoomError::TooLarge`]; 1 MiB).
     pub max_message_size: usize,
-    /// Messages queued for one member before it is evicted as too slow (64).
+    /// Messages queued for one member before it is evicted as too slow (1024).
     pub member_queue: usize,
+    /// Bytes queued for one member before it is evicted as too slow (4 MiB).
+    pub member_queue_bytes: usize,
     /// Longest wait for the broker to take one publish (2 s).
     pub publish_timeout: Duration,
     /// Longest wait to connect to the broker (2 s).
@@ -58,7 +62,8 @@ impl Default for RoomsConfig {
     fn default() -> Self {
         RoomsConfig {
             max_message_size: 1 << 20,
-            member_queue: 64,
+            member_queue: 1024,
+            member_queue_bytes: 4 << 20,
             publish_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(100),
@@ -102,6 +107,7 @@ pub struct Hub {
     topics: Mutex<HashMap<String, HashMap<u64, Slot>>>,
     next_id: AtomicU64,
     depth: usize,
+    max_bytes: usize,
     delivered: AtomicU64,
     evicted: AtomicU64,
 }
@@ -109,14 +115,16 @@ pub struct Hub {
 struct Slot {
     tx: mpsc::Sender<Message>,
     evicted: Arc<AtomicBool>,
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Hub {
-    fn new(depth: usize) -> Self {
+    fn new(depth: usize, max_bytes: usize) -> Self {
         Hub {
             topics: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             depth: depth.max(1),
+            max_bytes,
             delivered: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
         }
@@ -130,17 +138,30 @@ impl Hub {
         let Some(members) = topics.get_mut(topic) else {
             return;
         };
-        members.retain(|_, slot| match slot.tx.try_send(msg.clone()) {
-            Ok(()) => {
-                self.delivered.fetch_add(1, Relaxed);
-                true
+        let len = msg.len();
+        members.retain(|_, slot| {
+            let queued = slot.queued_bytes.load(Relaxed);
+            let sent = if queued > 0 && queued + len > self.max_bytes {
+                Err(mpsc::error::TrySendError::Full(()))
+            } else {
+                slot.tx.try_send(msg.clone()).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
+                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
+                })
+            };
+            match sent {
+                Ok(()) => {
+                    slot.queued_bytes.fetch_add(len, Relaxed);
+                    self.delivered.fetch_add(1, Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    slot.evicted.store(true, Relaxed);
+                    self.evicted.fetch_add(1, Relaxed);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                slot.evicted.store(true, Relaxed);
-                self.evicted.fetch_add(1, Relaxed);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
         if members.is_empty() {
             topics.remove(topic);
@@ -150,6 +171,7 @@ impl Hub {
     fn join(self: &Arc<Self>, topic: &str) -> Member {
         let (tx, rx) = mpsc::channel(self.depth);
         let evicted = Arc::new(AtomicBool::new(false));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let id = self.next_id.fetch_add(1, Relaxed);
         if let Ok(mut topics) = self.topics.lock() {
             topics.entry(topic.to_string()).or_default().insert(
@@ -157,6 +179,7 @@ impl Hub {
                 Slot {
                     tx,
                     evicted: evicted.clone(),
+                    queued_bytes: queued_bytes.clone(),
                 },
             );
         }
@@ -165,6 +188,7 @@ impl Hub {
             id,
             rx,
             evicted,
+            queued_bytes,
             hub: Arc::downgrade(self),
         }
     }
@@ -194,6 +218,7 @@ pub struct Member {
     id: u64,
     rx: mpsc::Receiver<Message>,
     evicted: Arc<AtomicBool>,
+    queued_bytes: Arc<AtomicUsize>,
     hub: Weak<Hub>,
 }
 
@@ -201,7 +226,9 @@ impl Member {
     /// The next message published on the topic (by anyone, this member's own included);
     /// `None` once evicted as too slow (see [`Member::evicted`]).
     pub async fn recv(&mut self) -> Option<Message> {
-        self.rx.recv().await
+        let msg = self.rx.recv().await?;
+        self.queued_bytes.fetch_sub(msg.len(), Relaxed);
+        Some(msg)
     }
 
     /// Whether the room dropped this member because its queue was full.
@@ -287,7 +314,7 @@ impl Rooms {
     /// connect timeout (a typo should not start a server that silently fans out nowhere);
     /// later outages are retried with backoff.
     pub async fn redis(url: &str, config: RoomsConfig) -> Result<Self, RoomError> {
-        let hub = Arc::new(Hub::new(config.member_queue));
+        let hub = Arc::new(Hub::new(config.member_queue, config.member_queue_bytes));
         let broker = RedisBroker::connect(url, &config, hub.clone()).await?;
         Ok(Rooms::assemble(config, hub, Arc::new(broker)))
     }
@@ -297,7 +324,7 @@ impl Rooms {
         config: RoomsConfig,
         make: impl FnOnce(Arc<Hub>) -> Arc<dyn Broker>,
     ) -> Self {
-        let hub = Arc::new(Hub::new(config.member_queue));
+        let hub = Arc::new(Hub::new(config.member_queue, config.member_queue_bytes));
         let broker = make(hub.clone());
         Rooms::assemble(config, hub, broker)
     }
@@ -448,6 +475,24 @@ mod tests {
             Err(RoomError::TooLarge(9))
         );
         assert!(matches!(rooms.join(""), Err(RoomError::BadTopic)));
+        // The byte bound: 2 queued bytes of 3 allowed, a third 2-byte message evicts.
+        let small = Rooms::in_process(RoomsConfig {
+            member_queue_bytes: 3,
+            ..RoomsConfig::default()
+        });
+        let mut m = small.join("t").unwrap();
+        small
+            .publish("t", Message::Text("ab".into()))
+            .await
+            .unwrap();
+        assert!(!m.evicted());
+        small
+            .publish("t", Message::Text("cd".into()))
+            .await
+            .unwrap();
+        assert!(m.evicted());
+        assert_eq!(m.recv().await, Some(Message::Text("ab".into())));
+        assert_eq!(m.recv().await, None);
         let snap = rooms.snapshot();
         assert_eq!(
             (
