@@ -594,3 +594,55 @@ async fn chat_fans_out_across_instances_through_redis() {
     let rest: Vec<&Member> = rest.to_vec();
     chat_round(&cluster, &rest, &rest, "c", 10).await;
 }
+
+/// Runs the devserver binary with `args`, expecting it to exit at once (within 10 s); returns
+/// (success, stderr).
+fn run_to_exit(args: &[&str]) -> (bool, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("h2ws-devserver {args:?} still running after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    (status.success(), err)
+}
+
+#[test]
+fn bad_instance_id_and_unreachable_broker_are_refused_at_start() {
+    let (ok, err) = run_to_exit(&["--addr", "127.0.0.1:0", "--no-http", "--instance-id", "s.1"]);
+    assert!(!ok && err.contains("instance id \"s.1\""), "{err}");
+    // Nothing listens on a port just freed: the first connection fails within the connect
+    // timeout and the server does not start.
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let (ok, err) = run_to_exit(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--no-http",
+        "--cert-dir",
+        &cert_dir().display().to_string(),
+        "--broker",
+        &url,
+    ]);
+    assert!(!ok && err.contains("--broker: broker unavailable"), "{err}");
+    let (ok, err) = run_to_exit(&["--addr", "127.0.0.1:0", "--no-http", "--broker", "http://x"]);
+    assert!(!ok && err.contains("--broker: broker address"), "{err}");
+}

@@ -5,6 +5,9 @@
 //! cargo run -p h2ws-example-axum        # then open http://127.0.0.1:3000/ (an address argument overrides)
 //! ```
 //!
+//! `/ws/room?NAME` is a chat room per NAME on [`Rooms`]: in-process, or shared by every instance
+//! of the app when `H2WS_BROKER=redis://HOST:PORT` is set (README "Scaling out").
+//!
 //! Plain `axum::serve` speaks HTTP/1.1 here, so browsers use the `post` transport (and their own
 //! WebSocket over RFC 6455); for `stream` and the native mapping, mount the same routes on the
 //! devserver's HTTPS + HTTP/2 loop with `h2ws_devserver::Server::new().routes(app)`.
@@ -12,7 +15,7 @@
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
-use h2ws_devserver::{route, Message, Socket};
+use h2ws_devserver::{route, Message, Rooms, RoomsConfig, Socket};
 use tower_http::services::ServeDir;
 
 const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>h2ws + axum</title>
@@ -40,11 +43,29 @@ async fn shout(mut socket: Socket) {
     }
 }
 
+/// A room per query string (`/ws/room?lobby`): everything a member sends goes to every member,
+/// on every instance sharing the broker. `Rooms::serve` bounds each member's queue and closes a
+/// member too slow to keep up (1008), so one slow reader never stalls the room.
+async fn room(rooms: Rooms, socket: Socket) {
+    let name = socket.info().query().unwrap_or("lobby").to_string();
+    rooms.serve(socket, &name).await
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    let rooms = match std::env::var("H2WS_BROKER") {
+        Ok(url) => Rooms::redis(&url, RoomsConfig::default())
+            .await
+            .map_err(std::io::Error::other)?,
+        Err(_) => Rooms::in_process(RoomsConfig::default()),
+    };
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/ws/shout", route(shout))
+        .route(
+            "/ws/room",
+            route(move |socket: Socket| room(rooms.clone(), socket)),
+        )
         .nest_service("/pkg", ServeDir::new("wasm/pkg"));
     let addr = std::env::args()
         .nth(1)
