@@ -378,7 +378,9 @@ impl Rooms {
             }
         };
         let send_timeout = self.config.member_send_timeout;
-        let forward = {
+        // Its own task: the publish loop below may run many messages without yielding, and the
+        // member's queue must drain meanwhile (else a fast sender would evict itself).
+        let forward = tokio::spawn({
             let sender = sender.clone();
             async move {
                 while let Some(msg) = member.recv().await {
@@ -391,27 +393,23 @@ impl Rooms {
                 // Evicted, or too slow to take one message.
                 let _ = sender.close(1008, "too slow for the room").await;
             }
-        };
-        let publish = async {
-            while let Some(msg) = receiver.recv().await {
-                match self.publish(topic, msg).await {
-                    Ok(()) => {}
-                    Err(RoomError::TooLarge(_)) => {
-                        let _ = sender.close(1009, "message too large for the room").await;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!("room {topic}: {e}");
-                        let _ = sender.close(1013, "broker unavailable").await;
-                        break;
-                    }
+        });
+        let forward = AbortOnDrop(forward);
+        while let Some(msg) = receiver.recv().await {
+            match self.publish(topic, msg).await {
+                Ok(()) => {}
+                Err(RoomError::TooLarge(_)) => {
+                    let _ = sender.close(1009, "message too large for the room").await;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("room {topic}: {e}");
+                    let _ = sender.close(1013, "broker unavailable").await;
+                    break;
                 }
             }
-        };
-        tokio::select! {
-            _ = forward => {}
-            _ = publish => {}
         }
+        drop(forward);
         // Let the close handshake finish (the receiver reads the peer's Close).
         let _ = tokio::time::timeout(send_timeout, async {
             while receiver.recv().await.is_some() {}
@@ -430,6 +428,15 @@ impl Rooms {
             delivered: self.hub.delivered.load(Relaxed),
             evicted: self.hub.evicted.load(Relaxed),
         }
+    }
+}
+
+/// Aborts the task when dropped (a member's forwarder ends with its socket's serve).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
