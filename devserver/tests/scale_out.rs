@@ -296,6 +296,15 @@ fn assert_routed(cluster: &Cluster, failures: &[String], stats: &[StatsSnapshot]
             "instance {:?}: upstream requests refused",
             s.instance
         );
+        // Both halves at one instance: each instance read and answered exactly the 3 messages
+        // of every socket it holds (an upstream served elsewhere would leave them short).
+        assert_eq!(
+            (s.messages_in, s.messages_out),
+            (3 * s.open_total, 3 * s.open_total),
+            "instance {:?}: messages vs its {} sockets",
+            s.instance,
+            s.open_total
+        );
     }
 }
 
