@@ -1,4 +1,5 @@
-//! Scaling out (issue 13, points 5 and 6): three devserver processes behind HAProxy, run with
+//! Scaling out (issue 13, points 5 and 6; `cargo xtask test --stage scale`, which stage `rust`
+//! skips by the `scale_out_` prefix of every test here): three devserver processes behind HAProxy, run with
 //! exactly the recipes in `deploy/scale-out/` (only ports and the certificate path changed).
 //!
 //! * Routing: 300 sockets over every transport through HAProxy, each echoing; every
@@ -309,7 +310,7 @@ fn assert_routed(cluster: &Cluster, failures: &[String], stats: &[StatsSnapshot]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instance_id_routing_300_sockets_over_3_instances() {
+async fn scale_out_instance_id_routing_300_sockets_over_3_instances() {
     let cluster = Cluster::start("haproxy-instance-id.cfg", true, &[], &[]);
     let (failures, stats) = echo_300(&cluster).await;
     let ids: Vec<Option<&str>> = stats.iter().map(|s| s.instance.as_deref()).collect();
@@ -318,7 +319,7 @@ async fn instance_id_routing_300_sockets_over_3_instances() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stick_table_routing_300_sockets_over_3_instances() {
+async fn scale_out_stick_table_routing_300_sockets_over_3_instances() {
     // The alternative recipe needs no instance ids.
     let cluster = Cluster::start("haproxy-stick-table.cfg", false, &[], &[]);
     let (failures, stats) = echo_300(&cluster).await;
@@ -329,7 +330,7 @@ async fn stick_table_routing_300_sockets_over_3_instances() {
 /// The control: the instance-id recipe without its `use-server` lines is plain round robin,
 /// which sends fetch upstreams to the wrong instance; they are refused with 421 and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_routing_fetch_sessions_are_misdirected_and_counted() {
+async fn scale_out_without_routing_fetch_sessions_are_misdirected_and_counted() {
     let drop_lines = IDS.map(|id| {
         // The exact recipe lines (leading spaces included), so a changed recipe fails here.
         Box::leak(
@@ -469,7 +470,7 @@ async fn chat_round(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_fans_out_across_instances_through_redis() {
+async fn scale_out_chat_fans_out_across_instances_through_redis() {
     let redis_port = free_port();
     let mut redis = Service::redis(redis_port).expect("redis-server starts");
     let broker = vec![
@@ -636,7 +637,7 @@ fn run_to_exit(args: &[&str]) -> (bool, String) {
 }
 
 #[test]
-fn bad_instance_id_and_unreachable_broker_are_refused_at_start() {
+fn scale_out_bad_instance_id_and_unreachable_broker_are_refused_at_start() {
     let (ok, err) = run_to_exit(&["--addr", "127.0.0.1:0", "--no-http", "--instance-id", "s.1"]);
     assert!(!ok && err.contains("instance id \"s.1\""), "{err}");
     // Nothing listens on a port just freed: the first connection fails within the connect

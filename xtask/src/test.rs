@@ -14,6 +14,7 @@ pub const STAGES: &[Stage] = &[
     Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, firefox-esr, webkit2gtk-driver, xvfb, binaryen, haproxy, nginx, redis-server)", run: stage_setup },
     Stage { name: "codec-wasm32", what: "h2ws-codec builds for wasm32 without std", run: codec_wasm32 },
     Stage { name: "rust", what: "cargo test: codec, devserver, xtask (unit, property, integration, interop, doctests)", run: rust },
+    Stage { name: "scale", what: "scale-out: 3 devservers behind HAProxy with the deploy/scale-out recipes (instance-id routing, stick table; 300 sockets over every transport), chat fan-out through redis-server (exactly once, in order, instance killed, Redis restarted)", run: scale },
     Stage { name: "soak", what: "h2ws-soak: 20 sockets per transport, all five at once, 20 s of sequenced messages: none lost, duplicated, reordered or corrupted", run: soak },
     Stage { name: "autobahn", what: "Autobahn|Testsuite on /ws/echo over RFC 6455 and through the gateway (all 517 cases: groups 1-7, 9, 10, 12, 13; the same as cargo xtask conformance)", run: autobahn },
     Stage { name: "pkg", what: "build the npm package h2ws (wasm-pack) and check it packs", run: pkg },
@@ -97,11 +98,18 @@ fn rust() -> Result {
     // Unit, property, integration and interop tests and doctests of every crate (the browser
     // library's pure logic natively; its wasm side runs in stage wasm-unit). The bench crate is
     // exercised by `cargo xtask bench --smoke`, not here.
+    // The scale-out tests (devserver/tests/scale_out.rs, every name starting `scale_out_`) run
+    // in stage scale: they start HAProxy and redis-server, and run once, not twice.
     Step::new(
-        "cargo test --workspace --exclude h2ws-bench --no-fail-fast",
+        "cargo test --workspace --exclude h2ws-bench --no-fail-fast -- --skip scale_out_",
         2400,
     )
     .run()?;
+    Ok(())
+}
+
+fn scale() -> Result {
+    Step::new("cargo test -p h2ws-devserver --test scale_out", 600).run()?;
     Ok(())
 }
 
