@@ -258,3 +258,27 @@ async fn stream_through_nginx_is_offered_and_counted() {
         assert_eq!(ws.close(1000, "").await.expect("close").code, 1000);
     }
 }
+
+/// Opens are not held by proxies (issue 13 item 1): nginx forwards a response's headers only
+/// together with body bytes, so the open's answer reaches the client at once only because its
+/// body starts with the preamble (codec `fetch::OPEN_PREAMBLE`; `Peer::open` checks it is the
+/// first thing in the body). Without it this open waited for the next write (10 s: 1011).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_forwards_the_open_at_once() {
+    let server = server().await;
+    let (proxy, front) = nginx(&server);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], front));
+    let sr = common::h2_tls(addr).await;
+    for kind in [common::Kind::Post, common::Kind::Stream] {
+        let started = std::time::Instant::now();
+        let peer = tokio::time::timeout(
+            Duration::from_secs(2),
+            common::Peer::open(&sr, &addr.to_string(), "/ws/echo", kind),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{kind:?} open through nginx not answered within 2 s\n{}", proxy.logs()))
+        .unwrap_or_else(|r| panic!("{kind:?} open refused: {r:?}\n{}", proxy.logs()));
+        assert!(peer.headers.contains_key("h2ws-session"));
+        eprintln!("{kind:?} open through nginx answered in {:?}", started.elapsed());
+    }
+}
