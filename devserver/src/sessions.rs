@@ -314,7 +314,7 @@ async fn upstream_inner(
         return ack(&session, read);
     }
     match seq {
-        None => attach_stream(&session, body).await,
+        None => attach_stream(endpoint, &session, body).await,
         Some(seq) => {
             let limit = endpoint.config().max_message_size.saturating_add(14);
             post_batch(endpoint, &session, seq, body, limit).await
@@ -338,12 +338,18 @@ fn ack(session: &Session, read: u64) -> Result<StatusCode, Refusal> {
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn attach_stream(session: &Session, body: Body) -> Result<StatusCode, Refusal> {
+async fn attach_stream(
+    endpoint: &Endpoint,
+    session: &Session,
+    body: Body,
+) -> Result<StatusCode, Refusal> {
     {
         let mut attach = session.attach.lock().await;
         match *attach {
             Attach::None => {
                 *attach = Attach::Stream;
+                // Counted as what attached (an open over HTTP/1.1 starts counted as `post`).
+                endpoint.stats().switch(&session.transport, Transport::Stream);
                 session.attached();
             }
             Attach::Stream => {
@@ -364,7 +370,10 @@ async fn attach_stream(session: &Session, body: Body) -> Result<StatusCode, Refu
     loop {
         let next = tokio::select! {
             next = data.next() => next,
-            _ = session.inbound.closed() => break,
+            _ = session.inbound.closed() => {
+                drain_upstream(&mut data).await;
+                break;
+            }
         };
         let input = match next {
             Some(Ok(chunk)) => Input::Chunk(chunk),
@@ -379,11 +388,35 @@ async fn attach_stream(session: &Session, body: Body) -> Result<StatusCode, Refu
             }
         };
         if session.inbound.send(input).await.is_err() {
+            drain_upstream(&mut data).await;
             break;
         }
     }
     Ok(StatusCode::OK)
 }
+
+/// After the socket ended (close handshake done), the client ends its upstream body right
+/// behind its last frame: read it to its end before answering, so the stream ends with
+/// END_STREAM both ways. Answering first would make h2 reset the request stream
+/// (RST_STREAM NO_ERROR, RFC 9113 §8.1), which proxies log as a server abort (HAProxy `SD--`).
+/// Bounded in time and bytes: a client that keeps the body open or keeps sending gets the
+/// answer (and the reset) anyway.
+async fn drain_upstream(data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin)) {
+    let mut left = UPSTREAM_DRAIN_BYTES;
+    let drain = async {
+        while let Some(Ok(chunk)) = data.next().await {
+            left = left.saturating_sub(chunk.len());
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(UPSTREAM_DRAIN_TIME, drain).await;
+}
+
+/// How long / how many bytes [`drain_upstream`] waits for an ended socket's upstream body to end.
+const UPSTREAM_DRAIN_TIME: Duration = Duration::from_secs(2);
+const UPSTREAM_DRAIN_BYTES: usize = 1 << 20;
 
 async fn post_batch(
     endpoint: &Endpoint,

@@ -93,8 +93,10 @@ impl Stats {
     }
 }
 
-/// The transport a socket is counted under; fetch sockets switch from `stream` to `post`
-/// when their first `post` batch arrives.
+/// The transport a socket is counted under. A fetch socket is counted under a guess from its
+/// open (`stream` on HTTP/2, `post` on HTTP/1.1) and switches to what actually attached when
+/// its upstream arrives: the server offers both on either HTTP version (behind a proxy it sees
+/// HTTP/1.1 of an HTTP/2 browser) and the client decides, falling back to `post`.
 pub(crate) struct TransportCell(std::sync::atomic::AtomicU8);
 
 impl TransportCell {

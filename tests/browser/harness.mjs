@@ -81,6 +81,8 @@ export async function startDevserver(extraArgs = [], { http = false, root: siteR
     ...origins,
     output,
     child,
+    /** The generated certificate + key (one PEM file), e.g. for a proxy in front (tests/proxy). */
+    certPem: path.join(certDir, 'localhost.pem'),
     /** SIGTERM: graceful shutdown (sockets get Close 1001). */
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -155,3 +155,40 @@ export async function startRedis(port) {
   return startService('redis', REDIS, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], [port],
     (dir) => ['--dir', dir]);
 }
+
+/** `host:port` of an `http(s)://host:port` origin. */
+function hostPort(origin) {
+  return new URL(origin).host;
+}
+
+/**
+ * deploy/haproxy/haproxy.cfg in front of a devserver from tests/browser/harness.mjs
+ * (`startDevserver([], { http: true })`), with `backend` (h2ws_h2, h2ws_h2c or h2ws_http1) as
+ * the default back end. Resolves with the service plus `origin` (https://127.0.0.1:PORT).
+ */
+export async function startHaproxyRecipe(server, backend = 'h2ws_h2') {
+  const front = await freePort();
+  const conf = render(deploy('haproxy/haproxy.cfg'), [
+    ['bind :443', `bind 127.0.0.1:${front}`],
+    ['/etc/haproxy/h2ws.pem', server.certPem],
+    ['127.0.0.1:8443', hostPort(server.origin)],
+    ['127.0.0.1:8080', hostPort(server.httpOrigin)],
+    ['default_backend h2ws_h2', `default_backend ${backend}`],
+  ]);
+  const svc = await startHaproxy(conf, [front]);
+  return Object.assign(svc, { origin: `https://127.0.0.1:${front}` });
+}
+
+/** deploy/nginx/nginx.conf in front of such a devserver; the same result shape. */
+export async function startNginxRecipe(server) {
+  const front = await freePort();
+  const conf = render(deploy('nginx/nginx.conf'), [
+    ['listen 443 ', `listen 127.0.0.1:${front} `],
+    ['/etc/nginx/h2ws.pem', server.certPem],
+    ['/etc/nginx/h2ws.key', server.certPem],
+    ['127.0.0.1:8080', hostPort(server.httpOrigin)],
+    ['/var/log/nginx/h2ws.access.log', 'access.log'],
+  ]);
+  const svc = await startNginx(conf, [front]);
+  return Object.assign(svc, { origin: `https://127.0.0.1:${front}` });
+}

@@ -124,7 +124,7 @@ mod bindings {
                 protocol_header,
                 headers: header_pairs,
                 transport: transport.to_string(),
-                request_streaming,
+                request_streaming: socket::request_streaming_to(http_scheme, request_streaming),
             };
             let session = Session::new(params, emit, pull_mode)?;
             session.start();

@@ -217,11 +217,14 @@ impl Session {
             Transport::Stream => {
                 let headers = build_headers(&self.params.headers)?;
                 headers.set("h2ws-session", &token)?;
+                // `auto` may still fall back to `post` (codec `fetch::STREAM_FALLBACK_MS`); a
+                // forced `stream` fails instead.
                 Upstream::Stream(StreamUpstream::start(
                     self,
                     &self.params.http_url,
                     &headers,
                     &self.abort.signal(),
+                    self.params.transport != "stream",
                 )?)
             }
             Transport::Post => Upstream::Post(PostUpstream::new(
@@ -453,6 +456,29 @@ impl Session {
 
     pub fn transmitted(&self, app_bytes: usize) {
         self.core.borrow_mut().transmitted(app_bytes);
+    }
+
+    /// The `stream` upstream failed at once (`auto` only): the same session continues with
+    /// `post` batches, starting with what was written to the stream meanwhile. Safe: the
+    /// server's session takes one upstream kind, so if the stream did attach, the batches are
+    /// refused (409) and the socket fails instead of delivering anything twice.
+    pub fn fall_back_to_post(self: &Rc<Self>, kept: Vec<socket::Transmit>) {
+        if self.finished.get() {
+            return;
+        }
+        let token = self.token.borrow().clone();
+        let post = PostUpstream::new(
+            self,
+            &self.params.http_url,
+            self.params.headers.clone(),
+            &token,
+            &self.abort.signal(),
+        );
+        for transmit in kept {
+            web::settle(post.send(transmit));
+        }
+        *self.upstream.borrow_mut() = Some(Upstream::Post(post));
+        self.flush();
     }
 
     /// The transport broke (a request failed or was refused).

@@ -507,8 +507,19 @@ fn utf8_chunks(text: &str, max: usize) -> impl Iterator<Item = &[u8]> {
 
 /// Why a forced `transport: 'stream'` cannot run here (the socket fails before `open`).
 pub const NO_REQUEST_STREAMING: &str = "transport 'stream' needs fetch() request-body streaming, \
-     which this browser does not have (Firefox and Safari send no streamed bodies); use \
+     which this browser does not have (Firefox and Safari send no streamed bodies) or cannot use \
+     for this URL (browsers stream request bodies only over HTTP/2, so only to https URLs); use \
      transport 'auto' or 'post'";
+
+/// Whether a request body can stream to `http_scheme` (`"http:"` / `"https:"`) in an engine
+/// that streams request bodies at all. Browsers speak HTTP/2 only over TLS and stream request
+/// bodies only over HTTP/2, so an `http:` URL never can: `auto` picks `post` there without a
+/// failed attempt. (The server offers `stream` whatever it sees, codec
+/// `fetch::SERVER_TRANSPORTS`: behind a proxy it cannot know.) An `https:` connection may still
+/// turn out HTTP/1.1; that is what the fallback of `auto` is for (`fetch::STREAM_FALLBACK_MS`).
+pub fn request_streaming_to(http_scheme: &str, engine_streams: bool) -> bool {
+    engine_streams && http_scheme == "https:"
+}
 /// Why a forced `transport: 'stream'` cannot run on this connection.
 pub const SERVER_WITHOUT_STREAM: &str = "transport 'stream' is not offered by the server on this \
      connection (h2ws-transports); use transport 'auto' or 'post'";

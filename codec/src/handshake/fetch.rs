@@ -67,6 +67,25 @@ pub const ALLOW_HEADERS: &str =
 /// already accepts and ignores, so older clients keep working; clients must not require it.
 pub const OPEN_PREAMBLE: [u8; 2] = [0x8A, 0x00];
 
+/// The upstream transports a server offers in `h2ws-transports` on every open: both, whatever
+/// HTTP version the server itself sees. Why: behind a reverse proxy the server sees HTTP/1.1
+/// (nginx has no other back end protocol) while the browser speaks HTTP/2 to the proxy, and a
+/// chunked HTTP/1.1 request body streams as well as an HTTP/2 one; only the client knows what
+/// it can send (a browser streams request bodies only over HTTP/2, and only Chromium does), so
+/// the client decides and falls back to `post` when a `stream` upstream fails at once
+/// ([`STREAM_FALLBACK_MS`]). A server that cannot read a request body while it streams would
+/// offer `post` alone.
+pub const SERVER_TRANSPORTS: &str = "stream, post";
+
+/// How long after sending a `stream` upstream request a client still falls back to `post` when
+/// that request fails ("fails at once"): it is rejected (Chromium refuses a streamed body on an
+/// HTTP/1.1 connection before sending anything) or answered (a healthy upstream is answered
+/// only when its body ends, so any answer while the body still streams is a refusal, e.g. a
+/// proxy's 400/411). Later failures are transport errors of a running socket (close 1006). A
+/// fallback is safe: the server's session takes one upstream kind only, so a `stream` that did
+/// reach it makes the `post` batches fail (409) instead of delivering anything twice.
+pub const STREAM_FALLBACK_MS: u32 = 3000;
+
 /// Session tokens carry at least 128 random bits: 22 base64url characters.
 const MIN_TOKEN_LEN: usize = 22;
 /// Longest accepted random part (64 bytes); bounds the work spent on a hostile header.
@@ -252,7 +271,7 @@ pub fn ack_request_headers(session: &str, read: u64) -> Vec<(&'static str, Strin
 }
 
 /// The headers of the open request's `200` answer (besides the status).
-/// `transports` lists what this connection supports: `stream, post` on HTTP/2, `post` otherwise.
+/// `transports` lists the upstream transports the server can take ([`SERVER_TRANSPORTS`]).
 pub fn open_response_headers(
     session: &str,
     protocol: Option<&str>,

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::Framing;
 use http::header::{self, HeaderValue};
-use http::Version;
 
 use super::read_window::ReadWindow;
 use crate::endpoint::Endpoint;
@@ -49,13 +48,11 @@ pub(crate) fn accept_open(
     if let Ok(token) = HeaderValue::from_str(&opened.token) {
         h.insert(headers::SESSION, token);
     }
+    // Both, on HTTP/1.1 too (a chunked request body streams; behind a proxy HTTP/1.1 is what
+    // the server sees of an HTTP/2 browser): the client picks (codec `SERVER_TRANSPORTS`).
     h.insert(
         headers::TRANSPORTS,
-        HeaderValue::from_static(if info.version == Version::HTTP_2 {
-            "stream, post"
-        } else {
-            "post"
-        }),
+        HeaderValue::from_static(fetch::SERVER_TRANSPORTS),
     );
     if let Some(window) = &window {
         h.insert(fetch::H2WS_WINDOW, HeaderValue::from(window.window()));

@@ -198,6 +198,8 @@ pub struct Peer {
     pub down_ended: bool,
     /// Post: the status of every batch sent.
     pub post_statuses: Vec<StatusCode>,
+    /// Stream: the upstream request's response, not awaited by the peer itself.
+    pub upstream_response: Option<h2::client::ResponseFuture>,
 }
 
 /// Extra request headers for [`Peer::open_with`].
@@ -271,6 +273,7 @@ impl Peer {
         if framing == Framing::Rfc6455 {
             conn = conn.with_mask_seed([7; 32]);
         }
+        let mut upstream_response = None;
         let up = match kind {
             Kind::Native | Kind::Rfc8441 => Up::H2(send),
             Kind::Stream | Kind::Post => {
@@ -287,7 +290,8 @@ impl Peer {
                         .body(())
                         .expect("request");
                     let mut sr = sr.clone().ready().await.expect("ready");
-                    let (_resp, send) = sr.send_request(req, false).expect("upstream");
+                    let (resp, send) = sr.send_request(req, false).expect("upstream");
+                    upstream_response = Some(resp);
                     Up::H2(send)
                 } else {
                     Up::Post {
@@ -309,6 +313,7 @@ impl Peer {
             reset: None,
             down_ended: false,
             post_statuses: Vec::new(),
+            upstream_response,
         };
         if matches!(kind, Kind::Stream | Kind::Post) {
             // The open response's body starts at once with the open preamble (an empty Pong):
@@ -388,6 +393,17 @@ impl Peer {
                 // our Close echo is answered 410: that is for the caller to check.
                 self.post_statuses.push(resp.status());
             }
+        }
+    }
+
+    /// The reason the server reset our upstream request stream (native, rfc8441, stream) with,
+    /// if it does within `wait`; `None` = no RST_STREAM (a stream that ended both ways cleanly
+    /// is closed and cannot be reset any more).
+    pub async fn upstream_reset_within(&mut self, wait: Duration) -> Option<h2::Reason> {
+        let Up::H2(send) = &mut self.up else { return None };
+        match tokio::time::timeout(wait, poll_fn(|cx| send.poll_reset(cx))).await {
+            Ok(Ok(reason)) => Some(reason),
+            _ => None,
         }
     }
 

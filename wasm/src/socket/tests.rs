@@ -394,6 +394,13 @@ fn transport_choice() {
 }
 
 #[test]
+fn request_bodies_stream_only_to_https() {
+    assert!(request_streaming_to("https:", true));
+    assert!(!request_streaming_to("http:", true));
+    assert!(!request_streaming_to("https:", false));
+}
+
+#[test]
 fn forced_stream_without_request_streaming_fails_before_the_open_request() {
     assert_eq!(
         check_requested_transport("stream", false),

@@ -1,8 +1,17 @@
 //! `stream` upstream (DESIGN §2.2): one `POST` whose body is a `ReadableStream` fed through a
 //! `TransformStream` writer (§2.4: the tightest tails of the feeding options measured).
+//!
+//! With `transport: 'auto'` the upstream may still fall back to `post`: the server offers
+//! `stream` whatever HTTP version it sees (codec `fetch::SERVER_TRANSPORTS`), because behind a
+//! proxy it cannot know what the browser speaks; if the request fails within
+//! `fetch::STREAM_FALLBACK_MS` (Chromium rejects a streamed body on an HTTP/1.1 connection at
+//! once; a proxy may refuse it), what was written meanwhile is handed to a `post` upstream on
+//! the same session.
 
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
+use h2ws_codec::handshake::fetch;
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -10,64 +19,141 @@ use web_sys::{AbortSignal, Headers, Response, TransformStream, WritableStreamDef
 
 use crate::session::Session;
 use crate::socket::Transmit;
-use crate::web;
+use crate::web::{self, Timer};
+
+/// Most bytes kept for a fallback; a socket that writes more within the fallback window gives
+/// up the fallback (a later failure is then an ordinary transport error).
+const FALLBACK_KEEP_MAX: usize = 1 << 20;
 
 pub struct StreamUpstream {
     writer: WritableStreamDefaultWriter,
     session: Weak<Session>,
+    fallback: Rc<Fallback>,
+}
+
+/// What was written while a fallback to `post` is still possible.
+struct Fallback {
+    /// `Some` while the window is open: each transmit, its `app_bytes` zeroed once the stream
+    /// took it (so a resend is not counted twice in `bufferedAmount`).
+    kept: RefCell<Option<Vec<Transmit>>>,
+    kept_bytes: std::cell::Cell<usize>,
+    timer: RefCell<Option<Timer>>,
+}
+
+impl Fallback {
+    fn armed(&self) -> bool {
+        self.kept.borrow().is_some()
+    }
+
+    fn disarm(&self) {
+        self.kept.borrow_mut().take();
+        self.timer.borrow_mut().take();
+    }
 }
 
 impl StreamUpstream {
-    /// Starts the upstream request; it stays open until [`StreamUpstream::finish`].
+    /// Starts the upstream request; it stays open until [`StreamUpstream::finish`]. With
+    /// `fallback`, a failure within `fetch::STREAM_FALLBACK_MS` switches the session to `post`.
     pub fn start(
         session: &Rc<Session>,
         url: &str,
         headers: &Headers,
         signal: &AbortSignal,
+        fallback: bool,
     ) -> Result<StreamUpstream, JsValue> {
         let pipe = TransformStream::new()?;
         let writer = pipe.writable().get_writer()?;
         // A streamed body is always POST.
         let request = web::request("POST", url, headers, Some(&pipe.readable()), true, signal)?;
         let response = web::fetch(&request);
+        let state = Rc::new(Fallback {
+            kept: RefCell::new(fallback.then(Vec::new)),
+            kept_bytes: Default::default(),
+            timer: RefCell::new(None),
+        });
+        if fallback {
+            let weak = Rc::downgrade(&state);
+            *state.timer.borrow_mut() = Some(Timer::once(fetch::STREAM_FALLBACK_MS as i32, move || {
+                if let Some(state) = weak.upgrade() {
+                    state.kept.borrow_mut().take();
+                }
+            }));
+        }
         let weak = Rc::downgrade(session);
+        let watch = state.clone();
         spawn_local(async move {
-            // Settles after the body ended (close) or on a transport error.
+            // Settles after the body ended (close) or on a transport error; while the window
+            // is open, any settling is a refusal (a healthy upstream is answered at its end).
             let ok = match JsFuture::from(response).await {
                 Ok(response) => Response::from(response).ok(),
                 Err(_) => false,
             };
-            if !ok {
-                if let Some(session) = weak.upgrade() {
-                    session.transport_failed();
-                }
+            let Some(session) = weak.upgrade() else { return };
+            let kept = watch.kept.borrow_mut().take();
+            watch.timer.borrow_mut().take();
+            match kept {
+                Some(kept) => session.fall_back_to_post(kept),
+                _ if !ok => session.transport_failed(),
+                _ => {}
             }
         });
         Ok(StreamUpstream {
             writer,
             session: Rc::downgrade(session),
+            fallback: state,
         })
     }
 
     pub fn send(&self, transmit: Transmit) -> Promise {
         let chunk = Uint8Array::from(&transmit.bytes[..]);
         let written = self.writer.write_with_chunk(&chunk);
-        let weak = self.session.clone();
         let app_bytes = transmit.app_bytes;
+        // Keep a copy while a fallback is possible (bounded).
+        let mut index = None;
+        if self.fallback.armed() {
+            let total = self.fallback.kept_bytes.get() + transmit.bytes.len();
+            if total > FALLBACK_KEEP_MAX {
+                self.fallback.disarm();
+            } else if let Some(kept) = self.fallback.kept.borrow_mut().as_mut() {
+                self.fallback.kept_bytes.set(total);
+                index = Some(kept.len());
+                kept.push(transmit);
+            }
+        }
+        let weak = self.session.clone();
+        let fallback = self.fallback.clone();
         let taken = written.clone();
         spawn_local(async move {
             let result = JsFuture::from(taken).await;
             if let Some(session) = weak.upgrade() {
                 match result {
-                    Ok(_) => session.transmitted(app_bytes),
+                    Ok(_) => {
+                        if let (Some(i), Some(kept)) = (index, fallback.kept.borrow_mut().as_mut()) {
+                            if let Some(t) = kept.get_mut(i) {
+                                t.app_bytes = 0;
+                            }
+                        }
+                        session.transmitted(app_bytes)
+                    }
+                    // The request's own result decides (fallback or failure).
+                    Err(_) if fallback.armed() => {}
                     Err(_) => session.transport_failed(),
                 }
             }
         });
+        if index.is_some() {
+            // A write the fallback will resend must not reject toward the page.
+            return wasm_bindgen_futures::future_to_promise(async move {
+                let _ = JsFuture::from(written).await;
+                Ok(JsValue::UNDEFINED)
+            });
+        }
         written
     }
 
     pub fn finish(&self) {
+        // The body ends now: its answer is expected, no refusal any more.
+        self.fallback.disarm();
         // A rejection here means the request already failed; that path reports itself.
         web::settle(self.writer.close());
     }
