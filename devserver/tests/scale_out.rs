@@ -656,3 +656,108 @@ fn scale_out_bad_instance_id_and_unreachable_broker_are_refused_at_start() {
     let (ok, err) = run_to_exit(&["--addr", "127.0.0.1:0", "--no-http", "--broker", "http://x"]);
     assert!(!ok && err.contains("--broker: broker address"), "{err}");
 }
+
+/// The embedding API on Redis: two `Rooms` (two instances of an app, here in one process) on one
+/// redis-server: members of both get everything in each publisher's order, topics stay apart;
+/// Redis gone → publishes fail within the bound; Redis back → both resubscribe and resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_out_rooms_api_over_redis() {
+    use h2ws_devserver::{RoomError, Rooms, RoomsConfig};
+    let port = free_port();
+    let mut redis = Service::redis(port).expect("redis-server starts");
+    let url = format!("redis://127.0.0.1:{port}");
+    let config = RoomsConfig {
+        reconnect_max: Duration::from_millis(500),
+        ..RoomsConfig::default()
+    };
+    let a = Rooms::redis(&url, config.clone())
+        .await
+        .expect("a connects");
+    let b = Rooms::redis(&url, config.clone())
+        .await
+        .expect("b connects");
+    let mut on_a = a.join("t").unwrap();
+    let mut on_b = b.join("t").unwrap();
+    let mut elsewhere = b.join("u").unwrap();
+    for i in 0..50u8 {
+        a.publish("t", h2ws_devserver::Message::Text(i.to_string()))
+            .await
+            .unwrap();
+        b.publish("t", h2ws_devserver::Message::Binary(vec![i].into()))
+            .await
+            .unwrap();
+    }
+    for member in [&mut on_a, &mut on_b] {
+        let (mut texts, mut bins) = (0u8, 0u8);
+        for _ in 0..100 {
+            match tokio::time::timeout(WAIT, member.recv())
+                .await
+                .expect("in time")
+            {
+                Some(h2ws_devserver::Message::Text(t)) => {
+                    assert_eq!(t, texts.to_string());
+                    texts += 1;
+                }
+                Some(h2ws_devserver::Message::Binary(b)) => {
+                    assert_eq!(&b[..], &[bins]);
+                    bins += 1;
+                }
+                None => panic!("member ended"),
+            }
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), member.recv())
+                .await
+                .is_err(),
+            "no extra"
+        );
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), elsewhere.recv())
+            .await
+            .is_err()
+    );
+    let (sa, sb) = (a.snapshot(), b.snapshot());
+    assert_eq!(
+        (sa.broker.as_str(), sa.published, sa.delivered),
+        ("redis", 50, 100)
+    );
+    assert_eq!((sb.published, sb.delivered, sb.members), (50, 100, 2));
+
+    redis.kill();
+    let deadline = Instant::now() + WAIT;
+    while a.snapshot().connected || b.snapshot().connected {
+        assert!(Instant::now() < deadline, "subscription loss noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let refused = a
+        .publish("t", h2ws_devserver::Message::Text("lost".into()))
+        .await;
+    assert!(
+        matches!(refused, Err(RoomError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < config.publish_timeout + Duration::from_secs(1));
+
+    let _redis = Service::redis(port).expect("redis-server restarts");
+    let deadline = Instant::now() + WAIT;
+    while !(a.snapshot().connected && b.snapshot().connected) {
+        assert!(Instant::now() < deadline, "resubscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(a.snapshot().reconnects >= 1 && b.snapshot().reconnects >= 1);
+    a.publish("t", h2ws_devserver::Message::Text("back".into()))
+        .await
+        .expect("publish after the restart");
+    for member in [&mut on_a, &mut on_b] {
+        let got = tokio::time::timeout(WAIT, member.recv())
+            .await
+            .expect("in time");
+        assert_eq!(
+            got,
+            Some(h2ws_devserver::Message::Text("back".into())),
+            "the outage message never arrives"
+        );
+    }
+}
