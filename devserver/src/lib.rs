@@ -10,6 +10,12 @@
 //!   Limits, timeouts, the Origin allowlist, fetch sessions and stats live in an [`Endpoint`]:
 //!   add `.layer(axum::Extension(Endpoint::new(config)))` to your router to set them, else a
 //!   process-wide default endpoint is used.
+//! - **Rooms** ([`rooms`]): publish/subscribe between sockets ([`Rooms::serve`], `join`,
+//!   `publish`), in-process or across server instances through Redis pub/sub; bounded member
+//!   queues (a slow member is dropped, never waited for). `/ws/chat` is one room.
+//! - **Several instances**: [`SocketConfig::instance_id`] puts the instance's name in fetch
+//!   session tokens (`ID.RANDOM`) so a load balancer can route on it; another instance's token
+//!   is answered 421.
 //! - **Server**: TLS with a cached localhost certificate ([`tls`]), ALPN `h2`/`http/1.1`, a
 //!   plain listener (HTTP/1.1 + h2c), apps (`/ws/echo`, `/ws/chat`, `/ws/upstream`), static
 //!   files, `/.h2ws/stats`, graceful shutdown (sockets get Close 1001).
