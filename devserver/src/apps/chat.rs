@@ -1,6 +1,6 @@
 //! `/ws/chat`: every message to every socket on the route, the sender included, whatever
 //! their transports, on every instance sharing the broker (`--broker redis://...`); one room
-//! of [`Rooms`](crate::Rooms), which has the delivery, ordering, backpressure and outage
+//! of [`Rooms`], which has the delivery, ordering, backpressure and outage
 //! rules.
 
 use crate::rooms::Rooms;
