@@ -1,5 +1,6 @@
-// h2ws outside a browser (a server render's import, Node): the packed tarball installed in a
-// throwaway project and imported by name in Node (apps/ssr.mjs), and the synchronous API rules
+// h2ws outside a browser (a server render's import, Node, Bun, Deno): the packed tarball
+// installed in a throwaway project and imported by name in Node (apps/ssr.mjs), in Bun and Deno
+// (apps/runtime.mjs; both from npm, pinned here), and the synchronous API rules
 // the JS layer owns (they run without the wasm, so they are tested here directly; the browser
 // suite compares them with the native WebSocket in each engine).
 import { describe, it, before, after } from 'node:test';
@@ -7,14 +8,14 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startDevserver } from '../browser/harness.mjs';
-import { project, run } from './shared.mjs';
+import { here, project, run } from './shared.mjs';
 
 describe('h2ws in Node', () => {
   let server;
   let dir;
   before(async () => {
     server = await startDevserver([], { http: true });
-    dir = project('ssr', [['ssr.mjs']]);
+    dir = project('ssr', [['ssr.mjs'], ['runtime.mjs']]);
   });
   after(async () => server?.stop());
 
@@ -30,6 +31,13 @@ describe('h2ws in Node', () => {
     assert.equal(out.fetchedBeforeReady, 0, 'no open request without the wasm');
     assert.deepEqual(out.withWasm, { echoed: 'hello from node', events: ['open', 'close 1000 true'], stream: 'stream from node' });
   });
+
+  for (const [runtime, args] of [['bun', ['runtime.mjs']], ['deno', ['run', '-A', 'runtime.mjs']]]) {
+    it(`${runtime}: imports by name, and sockets work without ready() (its fetch reads file: URLs)`, () => {
+      const out = run(path.join(here, 'node_modules/.bin', runtime), [...args, server.httpOrigin], dir);
+      assert.deepEqual(JSON.parse(out.trim().split('\n').pop()), { events: ['open', 'close 1000'], echoed: 'hello', stream: 'stream' });
+    });
+  }
 
   describe('synchronous API rules (no wasm needed)', () => {
     let h2ws;

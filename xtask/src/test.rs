@@ -17,7 +17,7 @@ pub const STAGES: &[Stage] = &[
     Stage { name: "soak", what: "h2ws-soak: 20 sockets per transport, all five at once, 20 s of sequenced messages: none lost, duplicated, reordered or corrupted", run: soak },
     Stage { name: "autobahn", what: "Autobahn|Testsuite on /ws/echo over RFC 6455 and through the gateway (all 517 cases: groups 1-7, 9, 10, 12, 13; the same as cargo xtask conformance)", run: autobahn },
     Stage { name: "pkg", what: "build the npm package h2ws (wasm-pack) and check it packs and would publish without warnings", run: pkg },
-    Stage { name: "consumers", what: "the packed npm package in throwaway apps built with default configs (Vite 5, Vite 8, webpack 5, esbuild, Rollup) echoing in Chromium, Firefox and WebKit; strict TypeScript (moduleResolution bundler, node16); imported and used in Node", run: consumers },
+    Stage { name: "consumers", what: "the packed npm package in throwaway apps built with default configs (Vite 5, Vite 8, webpack 5, esbuild, Rollup) echoing in Chromium, Firefox and WebKit; strict TypeScript (moduleResolution bundler, node16); Vite dev servers; imported and used in Node, Bun and Deno", run: consumers },
     Stage { name: "wasm-unit", what: "wasm-bindgen tests of the browser core in headless Chromium", run: wasm_unit },
     Stage { name: "browser", what: "end-to-end tests: playwright-core + Chromium against the devserver (API, transports, demo page)", run: browser },
     Stage { name: "browser-firefox", what: "the same browser suite and the demo page in Firefox ESR (puppeteer-core over WebDriver BiDi)", run: browser_firefox },
