@@ -62,7 +62,19 @@ function withCore(create, wanted, failed) {
     create();
     return;
   }
-  ready().then(() => { if (wanted()) create(); }, () => { if (wanted()) failed(); });
+  ready().then(
+    () => {
+      if (!wanted()) return;
+      try {
+        create();
+      } catch (error) {
+        // Thrown synchronously, this would have come from the constructor; now the socket fails.
+        console.error(`h2ws: the socket could not start (${error}).`);
+        failed();
+      }
+    },
+    () => { if (wanted()) failed(); },
+  );
 }
 
 let requestStreaming;
