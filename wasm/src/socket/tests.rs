@@ -90,10 +90,7 @@ fn reserved_sends_count_first_and_queue_later() {
 #[test]
 fn client_close_handshake_is_clean_with_peer_code() {
     let mut socket = open_socket();
-    assert_eq!(
-        socket.close(Some(4001), "done"),
-        CloseAction::SendClose
-    );
+    assert_eq!(socket.close(Some(4001), "done"), CloseAction::SendClose);
     assert_eq!(socket.ready_state(), ReadyState::Closing);
     let transmit = socket.take_transmit().unwrap();
     assert_eq!(transmit.bytes, frame(0x88, &close_payload(4001, "done")));
@@ -246,10 +243,7 @@ fn eof_without_close_is_error_then_1006() {
 #[test]
 fn close_while_connecting_aborts_then_fails() {
     let mut socket = SocketCore::new(Config::default());
-    assert_eq!(
-        socket.close(None, ""),
-        CloseAction::AbortHandshake
-    );
+    assert_eq!(socket.close(None, ""), CloseAction::AbortHandshake);
     assert_eq!(socket.ready_state(), ReadyState::Closing);
     assert!(
         socket.opened("", "").is_empty(),
