@@ -28,6 +28,9 @@ let tarball;
 /** `npm pack` of wasm/pkg, once per process: what `npm publish` would upload. */
 export function packed() {
   if (!tarball) {
+    if (!fs.existsSync(path.join(pkg, 'package.json'))) {
+      throw new Error(`${pkg} is missing: run wasm/build.sh first (cargo xtask test --stage pkg)`);
+    }
     fs.mkdirSync(work, { recursive: true });
     const out = run('npm', ['pack', '--json', '--pack-destination', work, pkg], here);
     tarball = path.join(work, JSON.parse(out.slice(out.indexOf('[')))[0].filename);
