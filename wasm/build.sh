@@ -8,7 +8,7 @@
 # stripped) → wasm-opt -Oz when a `wasm-opt` that understands reference types is on PATH (binaryen
 # >= 116; Debian bookworm's 108 reads wasm-bindgen's externref table as GC `anyref` and produces a
 # module Chromium rejects, so it is skipped: it would save only ~3% gzip anyway) → the JS layer
-# (js/) and package.json rewritten as `h2ws` (ESM entry that initialises the wasm itself, types,
+# (js/) and package.json rewritten as `h2ws` (ESM entry that loads the wasm on first use, types,
 # files). Exits non-zero on any failure.
 set -euo pipefail
 
@@ -71,20 +71,29 @@ const pkg = {
   version: generated.version,
   description: 'WebSockets over fetch() streams on HTTP/2: H2WebSocket (a WebSocket drop-in) and H2WebSocketStream',
   license: generated.license,
+  repository: generated.repository,
   type: 'module',
   main: './index.js',
   module: './index.js',
   types: './index.d.ts',
   exports: {
     '.': { types: './index.d.ts', default: './index.js' },
+    // For bundlers that import assets (esbuild's file loader, Vite's ?url): its URL for ready().
+    './h2ws_wasm_bg.wasm': './h2ws_wasm_bg.wasm',
     './package.json': './package.json',
   },
-  files: ['index.js', 'index.d.ts', 'h2ws_wasm.js', 'h2ws_wasm.d.ts', 'h2ws_wasm_bg.wasm', 'h2ws_wasm_bg.wasm.d.ts', 'README.md'],
-  sideEffects: ['./index.js', './h2ws_wasm.js'],
-  keywords: ['websocket', 'http2', 'fetch', 'streams', 'wasm'],
+  // h2ws_wasm.d.ts types the internal Core: not published (index.d.ts is the API).
+  files: ['index.js', 'index.d.ts', 'h2ws_wasm.js', 'h2ws_wasm_bg.wasm', 'README.md'],
+  // Importing does no work (the wasm loads on first use), so unused imports may be dropped.
+  sideEffects: false,
+  // Node that imports it (server renders; measured on 20); sockets there need ready(bytes).
+  engines: { node: '>=20' },
+  keywords: ['websocket', 'websocketstream', 'http2', 'fetch', 'streams', 'wasm', 'browser'],
   h2wsFeatures: features ? features.split(/[ ,]+/) : [],
 };
-if (generated.repository) pkg.repository = generated.repository;
+for (const field of ['license', 'repository']) {
+  if (!pkg[field]) { console.error(`build.sh: Cargo metadata has no ${field}`); process.exit(1); }
+}
 fs.writeFileSync(file, JSON.stringify(pkg, null, 2) + '\n');
 for (const f of pkg.files) {
   if (!fs.existsSync(path.join(dir, f))) { console.error(`build.sh: missing ${f}`); process.exit(1); }

@@ -333,18 +333,25 @@ describe('H2WebSocket API', () => {
     }
   });
 
-  it('works in a module worker (no document: URLs resolve against the worker location)', async () => {
-    const r = await page.evaluate(() => new Promise((resolve, reject) => {
-      const worker = new Worker('/worker.js', { type: 'module' });
-      const timer = setTimeout(() => reject(new Error('worker timeout')), 15000);
-      worker.onmessage = (e) => { clearTimeout(timer); worker.terminate(); resolve({ ...e.data, origin: location.host }); };
-      worker.onerror = (e) => { clearTimeout(timer); reject(new Error(e.message)); };
-    }));
-    assert.equal(r.error, undefined);
-    assert.equal(r.url, `wss://${r.origin}/ws/echo`);
-    assert.deepEqual(r.log, ['from worker', 5]);
-    assert.deepEqual([r.code, r.clean, r.stream], [1000, true, 'stream in worker']);
-  });
+  for (const kind of ['Worker', 'SharedWorker']) {
+    it(`works in a module ${kind} (no document: URLs resolve against the worker location)`, async () => {
+      const r = await page.evaluate((kind) => new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${kind} timeout`)), 15000);
+        // A fresh name per run: a SharedWorker with the same URL and name would be reused.
+        const worker = kind === 'Worker'
+          ? new Worker('/worker.js', { type: 'module' })
+          : new SharedWorker('/worker.js', { type: 'module', name: `h2ws-${Math.random()}` });
+        const port = kind === 'Worker' ? worker : worker.port;
+        port.onmessage = (e) => { clearTimeout(timer); worker.terminate?.(); port.close?.(); resolve({ ...e.data, origin: location.host }); };
+        worker.onerror = (e) => { clearTimeout(timer); reject(new Error(`${kind} error: ${e.message}`)); };
+      }), kind);
+      assert.equal(r.error, undefined);
+      assert.equal(r.kind, `${kind === 'Worker' ? 'Dedicated' : 'Shared'}WorkerGlobalScope`);
+      assert.equal(r.url, `wss://${r.origin}/ws/echo`);
+      assert.deepEqual(r.log, ['from worker', 5]);
+      assert.deepEqual([r.code, r.clean, r.stream], [1000, true, 'stream in worker']);
+    });
+  }
 
   it('fails sockets past the per-origin cap at once (error, close 1006, console warning)', async () => {
     const r = await page.evaluate(async () => {

@@ -2,6 +2,17 @@
 
 export type H2Transport = 'auto' | 'stream' | 'post';
 
+/** Where the wasm core comes from (what `ready()` accepts). */
+export type H2WasmSource = string | URL | Request | Response | BufferSource | WebAssembly.Module;
+
+/**
+ * Loads the wasm core (once; sockets load it themselves on first use, so this is optional).
+ * Call it early to preload, or with the wasm's URL, bytes or module when the bundler does not
+ * emit `h2ws_wasm_bg.wasm` or outside a browser. The first call decides the source. Rejects when
+ * the wasm cannot load (sockets waiting for it fail: `error`, then `close` 1006).
+ */
+export declare function ready(wasm?: H2WasmSource | Promise<H2WasmSource>): Promise<void>;
+
 export interface H2WebSocketOptions {
   /** `auto` (default): `stream` when request streaming works and the server offers it, else `post`. */
   transport?: H2Transport;

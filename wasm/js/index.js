@@ -2,15 +2,80 @@
 //
 // The thin JS layer: an EventTarget class with the WHATWG WebSocket surface and the
 // WebSocketStream shape. Protocol, state and transports live in the wasm core (`Core`).
+//
+// Importing this module does no work (no top-level await, no fetch, no globals touched), so it
+// builds under every bundler target and imports on a server. The wasm loads on first use (or
+// on `ready()`); until then a socket is CONNECTING, as while waiting for the network. The API
+// rules that throw synchronously (URL, subprotocols, send() while CONNECTING, close()
+// arguments) therefore live here and only here: they must answer before the wasm is there.
 import init, { Core } from './h2ws_wasm.js';
-
-await init({ module_or_path: new URL('./h2ws_wasm_bg.wasm', import.meta.url) });
 
 const CONNECTING = 0;
 const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 const TRANSPORTS = ['auto', 'stream', 'post'];
+
+/** The wasm load: null before the first use (and after a failed load, so a later use retries). */
+let loading = null;
+let loaded = false;
+/** `H2WebSocket.maxSocketsPerOrigin` set before the wasm loaded: applied once it is there. */
+let maxPerOrigin = null;
+
+/**
+ * Loads the wasm core, once; resolves when sockets can start. Sockets call it themselves, so
+ * calling it is optional: call it early to preload, or pass where the wasm is when the bundler
+ * does not emit `h2ws_wasm_bg.wasm` for `new URL(..., import.meta.url)` (esbuild, Rollup) or
+ * outside a browser: a URL (string or `URL`), `Request`, `Response`, `BufferSource`,
+ * `WebAssembly.Module`, or a promise of one. The first call decides; later ones return the same
+ * promise. It rejects when the wasm cannot load; sockets waiting for it then fail (`error`,
+ * `close` 1006) and the console says why.
+ */
+export function ready(wasm = undefined) {
+  if (loading === null) {
+    const attempt = (async () => {
+      const source = await (wasm ?? new URL('./h2ws_wasm_bg.wasm', import.meta.url));
+      await init({ module_or_path: source });
+      loaded = true;
+      if (maxPerOrigin !== null) Core.set_max_sockets_per_origin(maxPerOrigin);
+    })();
+    loading = attempt;
+    attempt.catch((error) => {
+      if (loading === attempt) loading = null;
+      console.error(
+        `h2ws: its wasm did not load (${error}), so no socket can open. ` +
+          "Serve h2ws_wasm_bg.wasm and pass its URL, bytes or module to ready() before the first " +
+          'socket if your bundler does not emit it; outside a browser pass its bytes (see the ' +
+          'README of the h2ws package).',
+      );
+    });
+  }
+  return loading;
+}
+
+/**
+ * Creates the wasm core with `create()` now when the wasm is there, else once it loaded, unless
+ * `wanted()` says the socket was closed meanwhile; `failed()` when the wasm cannot load.
+ */
+function withCore(create, wanted, failed) {
+  if (loaded) {
+    create();
+    return;
+  }
+  ready().then(
+    () => {
+      if (!wanted()) return;
+      try {
+        create();
+      } catch (error) {
+        // Thrown synchronously, this would have come from the constructor; now the socket fails.
+        console.error(`h2ws: the socket could not start (${error}).`);
+        failed();
+      }
+    },
+    () => { if (wanted()) failed(); },
+  );
+}
 
 let requestStreaming;
 /** Whether fetch() can stream a request body (the `stream` transport; Chromium >= 105). */
@@ -37,6 +102,78 @@ function requestStreamingSupported() {
 function baseURL() {
   return globalThis.document?.baseURI ?? globalThis.location?.href;
 }
+
+function syntaxError(message) {
+  return new DOMException(message, 'SyntaxError');
+}
+
+/**
+ * The WebSocket constructor's URL rules: parse against the document (or worker) base URL;
+ * http→ws, https→wss, ws/wss kept, another scheme or any fragment (even empty) → SyntaxError.
+ * Returns the `url` attribute, the URL to fetch and the ws(s) origin (`MessageEvent.origin`).
+ */
+function socketURL(input, who) {
+  const text = String(input);
+  let parsed;
+  try {
+    parsed = new URL(text, baseURL());
+  } catch {
+    throw syntaxError(`Failed to construct '${who}': The URL '${text}' is invalid.`);
+  }
+  const secure = { 'ws:': false, 'http:': false, 'wss:': true, 'https:': true }[parsed.protocol];
+  if (secure === undefined) {
+    throw syntaxError(
+      `Failed to construct '${who}': The URL's scheme must be either 'http', 'https', 'ws', or 'wss'. '${parsed.protocol.slice(0, -1)}' is not allowed.`,
+    );
+  }
+  const hash = parsed.href.indexOf('#');
+  if (hash !== -1) {
+    throw syntaxError(
+      `Failed to construct '${who}': The URL contains a fragment identifier ('${parsed.href.slice(hash + 1)}'). Fragment identifiers are not allowed in WebSocket URLs.`,
+    );
+  }
+  parsed.protocol = secure ? 'wss:' : 'ws:';
+  const url = parsed.href;
+  const origin = parsed.origin;
+  parsed.protocol = secure ? 'https:' : 'http:';
+  return { url, httpUrl: parsed.href, origin };
+}
+
+/** RFC 7230 token (the `Sec-WebSocket-Protocol` element syntax). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** WHATWG subprotocol rules: each a token, no duplicates (compared case-sensitively, as Chromium). */
+function checkProtocols(protocols, who) {
+  protocols.forEach((protocol, i) => {
+    const problem = !TOKEN.test(protocol) ? 'invalid' : protocols.indexOf(protocol) < i ? 'duplicated' : null;
+    if (problem) throw syntaxError(`Failed to construct '${who}': The subprotocol '${protocol}' is ${problem}.`);
+  });
+  return protocols;
+}
+
+/**
+ * WHATWG `close()` argument rules: code 1000 or 3000-4999 else InvalidAccessError; reason at
+ * most 123 UTF-8 bytes else SyntaxError. Returns [code, reason] for the Close frame (a reason
+ * without a code is sent with 1000, as browsers do).
+ */
+function closeArguments(code, reason) {
+  let c = clampCode(code);
+  if (c !== undefined && c !== 1000 && !(c >= 3000 && c <= 4999)) {
+    throw new DOMException(
+      `Failed to execute 'close' on 'H2WebSocket': The close code must be either 1000, or between 3000 and 4999. ${c} is neither.`,
+      'InvalidAccessError',
+    );
+  }
+  const r = reason === undefined ? '' : String(reason);
+  if (utf8.encode(r).byteLength > 123) {
+    throw syntaxError("Failed to execute 'close' on 'H2WebSocket': The close reason must not be greater than 123 UTF-8 bytes.");
+  }
+  if (c === undefined && r !== '') c = 1000;
+  return [c, r];
+}
+
+/** The close of a socket that ended before its core existed (closed early, or no wasm). */
+const EARLY_FAILURE = { code: 1006, reason: '', wasClean: false };
 
 function normalizeOptions(options, who) {
   const transport = options?.transport ?? 'auto';
@@ -81,6 +218,12 @@ function bytesOf(data) {
 
 const utf8 = new TextEncoder();
 
+/** A `close` CloseEvent; Node before 23 has none, so there an Event with the same three fields. */
+function closeEvent(init) {
+  if (typeof CloseEvent === 'function') return new CloseEvent('close', init);
+  return Object.assign(new Event('close'), init);
+}
+
 /**
  * A drop-in for the browser's WebSocket that rides fetch() streams on HTTP/2.
  * `new H2WebSocket(url, protocols?, { transport: 'auto'|'stream'|'post', headers })`.
@@ -93,10 +236,16 @@ export class H2WebSocket extends EventTarget {
 
   /** Per-origin cap on open sockets (default 100); past it a socket fails at once. */
   static set maxSocketsPerOrigin(max) {
-    Core.set_max_sockets_per_origin(Math.max(0, Math.floor(Number(max))) >>> 0);
+    maxPerOrigin = Math.max(0, Math.floor(Number(max))) >>> 0;
+    if (loaded) Core.set_max_sockets_per_origin(maxPerOrigin);
   }
 
-  #core;
+  #core = null;
+  /** readyState until the core exists: CONNECTING, or CLOSING/CLOSED after an early end. */
+  #early = CONNECTING;
+  /** bufferedAmount of sends after an early close (they only count, as after any close). */
+  #earlyBuffered = 0;
+  #url;
   #binaryType = 'blob';
   #handlers = new Map();
   #pending = null; // ordering chain while a Blob send is being read
@@ -107,25 +256,26 @@ export class H2WebSocket extends EventTarget {
     if (arguments.length === 0) {
       throw new TypeError("Failed to construct 'H2WebSocket': 1 argument required, but only 0 present.");
     }
+    const target = socketURL(url, 'H2WebSocket');
+    const list = checkProtocols(normalizeProtocols(protocols), 'H2WebSocket');
     const { transport, headers } = normalizeOptions(options, 'H2WebSocket');
-    this.#core = new Core(
-      String(url),
-      baseURL(),
-      normalizeProtocols(protocols),
-      transport,
-      requestStreamingSupported(),
-      headers,
-      (kind, data) => this.#emit(kind, data),
-      false,
+    this.#url = target.url;
+    this.#origin = target.origin;
+    withCore(
+      () => {
+        this.#core = new Core(target.url, target.httpUrl, target.origin, list, transport,
+          requestStreamingSupported(), headers, (kind, data) => this.#emit(kind, data), false);
+      },
+      () => this.#early === CONNECTING,
+      () => this.#failEarly(),
     );
-    this.#origin = this.#core.origin;
   }
 
-  get url() { return this.#core.url; }
-  get readyState() { return this.#core.readyState; }
-  get bufferedAmount() { return this.#core.bufferedAmount; }
-  get protocol() { return this.#core.protocol; }
-  get extensions() { return this.#core.extensions; }
+  get url() { return this.#url; }
+  get readyState() { return this.#core?.readyState ?? this.#early; }
+  get bufferedAmount() { return this.#core?.bufferedAmount ?? this.#earlyBuffered; }
+  get protocol() { return this.#core?.protocol ?? ''; }
+  get extensions() { return this.#core?.extensions ?? ''; }
   get binaryType() { return this.#binaryType; }
   set binaryType(value) {
     // An enumerated attribute ignores values outside its enum.
@@ -136,9 +286,17 @@ export class H2WebSocket extends EventTarget {
     if (arguments.length === 0) {
       throw new TypeError("Failed to execute 'send' on 'H2WebSocket': 1 argument required, but only 0 present.");
     }
+    if (this.readyState === CONNECTING) {
+      throw new DOMException("Failed to execute 'send' on 'H2WebSocket': Still in CONNECTING state.", 'InvalidStateError');
+    }
     const core = this.#core;
+    if (core === null) {
+      // Closed before the wasm loaded: the send only counts.
+      this.#earlyBuffered += data instanceof Blob ? data.size : (bytesOf(data) ?? utf8.encode(String(data))).byteLength;
+      return;
+    }
     if (data instanceof Blob) {
-      core.reserve(data.size); // throws InvalidStateError while CONNECTING
+      core.reserve(data.size);
       this.#chain(() => data.arrayBuffer().then((buffer) => core.send_reserved_bytes(new Uint8Array(buffer))));
       return;
     }
@@ -171,7 +329,23 @@ export class H2WebSocket extends EventTarget {
   }
 
   close(code = undefined, reason = undefined) {
-    this.#core.close(clampCode(code), reason === undefined ? undefined : String(reason));
+    const [c, r] = closeArguments(code, reason);
+    if (this.#core !== null) {
+      this.#core.close(c, r);
+    } else if (this.#early === CONNECTING) {
+      // Closed before the wasm loaded: fail the connection (CLOSING now, then error and
+      // close 1006 in a later task, as when the open request is aborted).
+      this.#early = CLOSING;
+      setTimeout(() => this.#failEarly(), 0);
+    }
+  }
+
+  /** The WHATWG failure sequence for a socket without a core: CLOSED, `error`, `close` 1006. */
+  #failEarly() {
+    if (this.#early === CLOSED) return;
+    this.#early = CLOSED;
+    this.#emit('error');
+    this.#emit('close', EARLY_FAILURE);
   }
 
   #emit(kind, data) {
@@ -191,9 +365,7 @@ export class H2WebSocket extends EventTarget {
         this.dispatchEvent(new Event('error'));
         break;
       case 'close':
-        this.dispatchEvent(
-          new CloseEvent('close', { code: data.code, reason: data.reason, wasClean: data.wasClean }),
-        );
+        this.dispatchEvent(closeEvent({ code: data.code, reason: data.reason, wasClean: data.wasClean }));
         break;
     }
   }
@@ -260,7 +432,9 @@ export class H2WebSocketError extends DOMException {
  * `const { readable, writable, protocol, extensions } = await new H2WebSocketStream(url).opened`.
  */
 export class H2WebSocketStream {
-  #core;
+  #core = null;
+  /** Closed (or aborted) before the wasm loaded, or the wasm failed: no core will come. */
+  #earlyEnd = false;
   #opened;
   #closed;
   #url;
@@ -273,7 +447,10 @@ export class H2WebSocketStream {
     if (arguments.length === 0) {
       throw new TypeError("Failed to construct 'H2WebSocketStream': 1 argument required, but only 0 present.");
     }
+    const target = socketURL(url, 'H2WebSocketStream');
+    const list = checkProtocols(normalizeProtocols(options?.protocols), 'H2WebSocketStream');
     const { transport, headers } = normalizeOptions(options, 'H2WebSocketStream');
+    this.#url = target.url;
     this.#opened = deferred();
     this.#closed = deferred();
     this.opened = this.#opened.promise;
@@ -284,36 +461,45 @@ export class H2WebSocketStream {
     const signal = options?.signal;
     if (signal?.aborted) {
       const reason = signal.reason ?? new DOMException('aborted', 'AbortError');
+      this.#earlyEnd = true;
       this.#opened.reject(reason);
       this.#closed.reject(reason);
       return;
     }
-    this.#core = new Core(
-      String(url),
-      baseURL(),
-      normalizeProtocols(options?.protocols),
-      transport,
-      requestStreamingSupported(),
-      headers,
-      (kind, data) => this.#emit(kind, data),
-      true,
+    withCore(
+      () => {
+        this.#core = new Core(target.url, target.httpUrl, target.origin, list, transport,
+          requestStreamingSupported(), headers, (kind, data) => this.#emit(kind, data), true);
+      },
+      () => !this.#earlyEnd,
+      () => this.#failEarly(),
     );
-    this.#url = this.#core.url;
     // As WebSocketStream: aborting while CONNECTING fails the handshake; `opened` and `closed`
     // reject with the signal's reason.
     signal?.addEventListener('abort', () => {
-      if (this.#core.readyState !== CONNECTING) return;
+      if (this.#earlyEnd || (this.#core !== null && this.#core.readyState !== CONNECTING)) return;
       this.#abortReason = signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
-      this.#core.close(undefined, undefined);
+      this.close();
     }, { once: true });
   }
 
   get url() { return this.#url; }
 
   close(closeInfo = undefined) {
-    const code = closeInfo?.closeCode;
-    const reason = closeInfo?.reason;
-    this.#core?.close(clampCode(code ?? undefined), reason === undefined ? undefined : String(reason));
+    const [code, reason] = closeArguments(closeInfo?.closeCode ?? undefined, closeInfo?.reason);
+    if (this.#core !== null) {
+      this.#core.close(code, reason);
+    } else if (!this.#earlyEnd) {
+      // Closed before the wasm loaded: the handshake fails, as when the open request is aborted.
+      this.#earlyEnd = true;
+      setTimeout(() => this.#emit('close', EARLY_FAILURE), 0);
+    }
+  }
+
+  #failEarly() {
+    if (this.#earlyEnd) return;
+    this.#earlyEnd = true;
+    this.#emit('close', EARLY_FAILURE);
   }
 
   #emit(kind, data) {

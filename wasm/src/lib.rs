@@ -2,17 +2,19 @@
 //! `WebSocket` that rides `fetch()` streams on HTTP/2, and `H2WebSocketStream`.
 //!
 //! The wire work is the codec's ([`h2ws_codec::Connection`] with stream framing); this crate adds
-//! the WHATWG API rules ([`socket`]), the two fetch transports (`transport`) and the bindings.
-//! The JS layer (`wasm/js/`) only wraps them in an `EventTarget` and converts values.
+//! the WHATWG socket state rules ([`socket`]), the two fetch transports (`transport`) and the
+//! bindings. The JS layer (`wasm/js/`) wraps them in an `EventTarget`, converts values and owns
+//! the API rules that throw synchronously (URL, subprotocols, `send()` while CONNECTING, `close()`
+//! arguments): it loads the wasm lazily, so those must answer before the wasm is there.
 //!
 //! The core is plain Rust and runs anywhere:
 //! ```
 //! use h2ws_wasm::socket::{Output, ReadyState, SocketCore};
 //!
 //! let mut socket = SocketCore::new(h2ws_codec::Config::default());
-//! assert!(socket.send_text("too early").is_err()); // InvalidStateError while CONNECTING
+//! assert_eq!(socket.ready_state(), ReadyState::Connecting);
 //! assert_eq!(socket.opened("", ""), vec![Output::Open]);
-//! socket.send_text("hi").unwrap();
+//! socket.send_text("hi");
 //! let transmit = socket.take_transmit().unwrap();
 //! assert_eq!(transmit.bytes, b"\x81\x02hi"); // FIN|Text, MASK 0, length 2 (DESIGN §3)
 //! assert_eq!(socket.ready_state(), ReadyState::Open);
@@ -41,7 +43,7 @@ mod bindings {
 
     use js_sys::{Array, Function, Promise};
     use wasm_bindgen::prelude::*;
-    use web_sys::{DomException, Url};
+    use web_sys::DomException;
 
     use crate::session::{self, Params, Session};
     use crate::socket::{self, ApiError, SocketCore};
@@ -59,54 +61,29 @@ mod bindings {
         }
     }
 
-    fn syntax_error(message: String) -> JsValue {
-        api_error(&ApiError {
-            name: "SyntaxError",
-            message,
-        })
-    }
-
     #[wasm_bindgen]
     impl Core {
-        /// Validates the arguments like the `WebSocket` constructor (throwing `SyntaxError`) and
-        /// starts the open request. `emit(kind, data)` receives `open`, `message`, `error`, `close`.
+        /// Starts the open request of a socket whose arguments the JS layer checked and
+        /// resolved: `url` the ws(s) URL, `http_url` the one fetched, `origin` the ws(s) origin.
+        /// `emit(kind, data)` receives `open`, `message`, `error`, `close`.
         #[wasm_bindgen(constructor)]
         #[allow(clippy::too_many_arguments)]
         pub fn new(
-            url: &str,
-            base: Option<String>,
+            url: String,
+            http_url: String,
+            origin: String,
             protocols: Array,
-            transport: &str,
+            transport: String,
             request_streaming: bool,
             headers: Array,
             emit: Function,
             pull_mode: bool,
         ) -> Result<Core, JsValue> {
-            let parsed = match base.as_deref() {
-                Some(base) => Url::new_with_base(url, base),
-                None => Url::new(url),
-            }
-            .map_err(|_| {
-                syntax_error(format!(
-                    "Failed to construct 'H2WebSocket': The URL '{url}' is invalid."
-                ))
-            })?;
-            let href = parsed.href();
-            let (ws_scheme, http_scheme) =
-                socket::map_scheme(&parsed.protocol(), href.split_once('#').map(|(_, f)| f))
-                    .map_err(|e| api_error(&e))?;
-            parsed.set_protocol(ws_scheme);
-            let ws_url = parsed.href();
-            let origin = parsed.origin();
-            parsed.set_protocol(http_scheme);
-            let http_url = parsed.href();
-
             let protocols: Vec<String> = protocols
                 .iter()
                 .map(|p| p.as_string().unwrap_or_default())
                 .collect();
-            let protocol_header =
-                socket::validate_protocols(&protocols).map_err(|e| api_error(&e))?;
+            let protocol_header = socket::protocol_header(&protocols);
             let mut header_pairs = Vec::new();
             for pair in headers.iter() {
                 let pair = Array::from(&pair);
@@ -114,17 +91,18 @@ mod bindings {
                 let value = pair.get(1).as_string().unwrap_or_default();
                 header_pairs.push((name, value));
             }
-            // Reject bad header names/values now, as a TypeError from the constructor.
-            session::build_headers(&header_pairs)?;
+            // Request bodies stream over HTTP/2 only, which browsers speak only over TLS.
+            let http_scheme = if http_url.starts_with("https:") { "https:" } else { "http:" };
+            let request_streaming = socket::request_streaming_to(http_scheme, request_streaming);
             let params = Params {
                 http_url,
-                ws_url,
+                ws_url: url,
                 origin,
                 protocols,
                 protocol_header,
                 headers: header_pairs,
-                transport: transport.to_string(),
-                request_streaming: socket::request_streaming_to(http_scheme, request_streaming),
+                transport,
+                request_streaming,
             };
             let session = Session::new(params, emit, pull_mode)?;
             session.start();
@@ -134,17 +112,6 @@ mod bindings {
         /// The per-origin cap on open sockets (default 100; DESIGN §1).
         pub fn set_max_sockets_per_origin(max: u32) {
             session::set_max_per_origin(max);
-        }
-
-        #[wasm_bindgen(getter)]
-        pub fn url(&self) -> String {
-            self.session.params.ws_url.clone()
-        }
-
-        /// The ws/wss origin (`MessageEvent.origin`).
-        #[wasm_bindgen(getter)]
-        pub fn origin(&self) -> String {
-            self.session.params.origin.clone()
         }
 
         #[wasm_bindgen(getter, js_name = readyState)]
@@ -167,58 +134,43 @@ mod bindings {
             self.session.core().extensions().to_string()
         }
 
-        pub fn send_text(&self, text: &str) -> Result<(), JsValue> {
-            self.session
-                .send_with(|core| core.send_text(text))
-                .map(drop)
+        // The WebSocket API does not wait for the upstream: the promise is the stream API's.
+        pub fn send_text(&self, text: &str) {
+            let _ = self.session.send_with(|core| core.send_text(text));
         }
 
-        pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), JsValue> {
-            self.session
-                .send_with(|core| core.send_binary(bytes))
-                .map(drop)
+        pub fn send_bytes(&self, bytes: &[u8]) {
+            let _ = self.session.send_with(|core| core.send_binary(bytes));
         }
 
         /// `send(Blob)`: count `len` now; the bytes follow via `send_reserved_*`.
-        pub fn reserve(&self, len: f64) -> Result<(), JsValue> {
-            self.session
-                .send_with(|core| core.reserve(len as u64))
-                .map(drop)
+        pub fn reserve(&self, len: f64) {
+            self.session.core_mut().reserve(len as u64);
         }
 
         pub fn send_reserved_bytes(&self, bytes: &[u8]) {
-            let _ = self.session.send_with(|core| {
-                core.send_reserved_binary(bytes);
-                Ok(())
-            });
+            let _ = self
+                .session
+                .send_with(|core| core.send_reserved_binary(bytes));
         }
 
         pub fn send_reserved_text(&self, text: &str) {
-            let _ = self.session.send_with(|core| {
-                core.send_reserved_text(text);
-                Ok(())
-            });
+            let _ = self.session.send_with(|core| core.send_reserved_text(text));
         }
 
-        /// `close(code?, reason?)`; throws `InvalidAccessError` / `SyntaxError`.
-        pub fn close(&self, code: Option<u16>, reason: Option<String>) -> Result<(), JsValue> {
-            self.session
-                .close(code, reason.as_deref())
-                .map_err(|e| api_error(&e))
+        /// `close(code?, reason?)` with arguments the JS layer checked.
+        pub fn close(&self, code: Option<u16>, reason: &str) {
+            self.session.close(code, reason);
         }
     }
 
     impl Session {
         /// Runs a send on the core and flushes; the promise resolves when the upstream took
         /// the bytes (or at once when nothing was queued, e.g. while closing).
-        pub(crate) fn send_with(
-            self: &Rc<Self>,
-            f: impl FnOnce(&mut SocketCore) -> Result<(), ApiError>,
-        ) -> Result<Promise, JsValue> {
-            f(&mut self.core_mut()).map_err(|e| api_error(&e))?;
-            Ok(self
-                .flush()
-                .unwrap_or_else(|| Promise::resolve(&JsValue::UNDEFINED)))
+        pub(crate) fn send_with(self: &Rc<Self>, f: impl FnOnce(&mut SocketCore)) -> Promise {
+            f(&mut self.core_mut());
+            self.flush()
+                .unwrap_or_else(|| Promise::resolve(&JsValue::UNDEFINED))
         }
     }
 }

@@ -503,12 +503,8 @@ impl Session {
     }
 
     /// `close(code, reason)` from the page.
-    pub fn close(
-        self: &Rc<Self>,
-        code: Option<u16>,
-        reason: Option<&str>,
-    ) -> Result<(), socket::ApiError> {
-        let action = self.core.borrow_mut().close(code, reason)?;
+    pub fn close(self: &Rc<Self>, code: Option<u16>, reason: &str) {
+        let action = self.core.borrow_mut().close(code, reason);
         match action {
             CloseAction::None => {}
             CloseAction::AbortHandshake => {
@@ -531,7 +527,6 @@ impl Session {
                 self.ensure_driving();
             }
         }
-        Ok(())
     }
 
     /// Hands outputs to the page, in order, with no borrow held.

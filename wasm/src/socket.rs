@@ -44,15 +44,6 @@ pub struct ApiError {
     pub message: String,
 }
 
-impl ApiError {
-    fn new(name: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            name,
-            message: message.into(),
-        }
-    }
-}
-
 /// What the bindings must surface to the page, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -159,28 +150,23 @@ impl SocketCore {
         vec![Output::Open]
     }
 
-    /// `send(string)`.
-    pub fn send_text(&mut self, text: &str) -> Result<(), ApiError> {
-        self.check_sendable()?;
+    /// `send(string)`. Never called while CONNECTING: the JS layer throws `InvalidStateError`
+    /// then (the synchronous API rules live there, as they must answer before the wasm loads).
+    pub fn send_text(&mut self, text: &str) {
         self.buffered += text.len() as u64;
         self.queue_text(text);
-        Ok(())
     }
 
     /// `send(ArrayBuffer | ArrayBufferView | Blob)` once the bytes are at hand.
-    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ApiError> {
-        self.check_sendable()?;
+    pub fn send_binary(&mut self, data: &[u8]) {
         self.buffered += data.len() as u64;
         self.queue_binary(data);
-        Ok(())
     }
 
     /// `send(Blob)`: the size counts into `bufferedAmount` now, the bytes come later through
     /// [`SocketCore::send_reserved_binary`] (in order with other sends; the bindings keep the order).
-    pub fn reserve(&mut self, len: u64) -> Result<(), ApiError> {
-        self.check_sendable()?;
+    pub fn reserve(&mut self, len: u64) {
         self.buffered += len;
-        Ok(())
     }
 
     /// The bytes of a [`SocketCore::reserve`]d send.
@@ -239,41 +225,26 @@ impl SocketCore {
         true
     }
 
-    fn check_sendable(&self) -> Result<(), ApiError> {
-        if self.state == ReadyState::Connecting {
-            return Err(ApiError::new(
-                "InvalidStateError",
-                "Failed to execute 'send' on 'H2WebSocket': Still in CONNECTING state.",
-            ));
-        }
-        Ok(())
-    }
-
     /// Data is only queued while OPEN; later sends only count into `bufferedAmount`.
     fn accepts_data(&self) -> bool {
         self.state == ReadyState::Open && self.conn.state() == State::Open
     }
 
-    /// `close(code?, reason?)` with the WHATWG argument rules.
-    pub fn close(
-        &mut self,
-        code: Option<u16>,
-        reason: Option<&str>,
-    ) -> Result<CloseAction, ApiError> {
-        let action = validate_close(code, reason)?;
+    /// `close(code?, reason?)` with arguments the JS layer already checked (code 1000 or
+    /// 3000-4999, reason at most 123 bytes, 1000 filled in for a reason without a code).
+    pub fn close(&mut self, code: Option<u16>, reason: &str) -> CloseAction {
         match self.state {
-            ReadyState::Closing | ReadyState::Closed => Ok(CloseAction::None),
+            ReadyState::Closing | ReadyState::Closed => CloseAction::None,
             ReadyState::Connecting => {
                 self.state = ReadyState::Closing;
-                Ok(CloseAction::AbortHandshake)
+                CloseAction::AbortHandshake
             }
             ReadyState::Open => {
                 self.state = ReadyState::Closing;
-                let (code, reason) = action;
                 match self.conn.close(code.map(CloseCode), reason) {
-                    Ok(()) => Ok(CloseAction::SendClose),
+                    Ok(()) => CloseAction::SendClose,
                     // The peer's Close is already in: the handshake is under way.
-                    Err(_) => Ok(CloseAction::None),
+                    Err(_) => CloseAction::None,
                 }
             }
         }
@@ -395,93 +366,14 @@ impl SocketCore {
     }
 }
 
-/// WHATWG `close()` argument rules: code 1000 or 3000-4999 else `InvalidAccessError`; reason at
-/// most 123 UTF-8 bytes else `SyntaxError`. Returns the code and reason for the Close frame (a
-/// reason without a code is sent with 1000, as browsers do).
-pub fn validate_close(
-    code: Option<u16>,
-    reason: Option<&str>,
-) -> Result<(Option<u16>, &str), ApiError> {
-    if let Some(code) = code {
-        if code != 1000 && !(3000..=4999).contains(&code) {
-            return Err(ApiError::new(
-                "InvalidAccessError",
-                format!(
-                    "Failed to execute 'close' on 'H2WebSocket': The close code must be either 1000, or between 3000 and 4999. {code} is neither."
-                ),
-            ));
-        }
-    }
-    let reason = reason.unwrap_or("");
-    if reason.len() > h2ws_codec::close::MAX_REASON_LEN {
-        return Err(ApiError::new(
-            "SyntaxError",
-            "Failed to execute 'close' on 'H2WebSocket': The close reason must not be greater than 123 UTF-8 bytes.",
-        ));
-    }
-    let code = match code {
-        None if !reason.is_empty() => Some(1000),
-        other => other,
-    };
-    Ok((code, reason))
-}
-
-/// WHATWG subprotocol rules (each a non-empty RFC 7230 token, no duplicates, compared
-/// case-sensitively), else `SyntaxError` with Chromium's wording. Returns the `h2ws-protocol`
-/// header value (empty when none).
-pub fn validate_protocols(protocols: &[String]) -> Result<String, ApiError> {
+/// The `h2ws-protocol` header value for a subprotocol list the JS layer already checked (the
+/// WHATWG list rules throw there, synchronously); empty when none.
+pub fn protocol_header(protocols: &[String]) -> String {
     use h2ws_codec::handshake::negotiate;
-    for (i, protocol) in protocols.iter().enumerate() {
-        let problem = if !negotiate::is_token(protocol) {
-            "invalid"
-        } else if protocols[..i].contains(protocol) {
-            "duplicated"
-        } else {
-            continue;
-        };
-        return Err(ApiError::new(
-            "SyntaxError",
-            format!(
-                "Failed to construct 'H2WebSocket': The subprotocol '{protocol}' is {problem}."
-            ),
-        ));
-    }
     let list: Vec<&str> = protocols.iter().map(String::as_str).collect();
     // The server parses the list with the same codec rules.
     debug_assert!(negotiate::validate_protocols(&list).is_ok());
-    Ok(negotiate::format_protocols(&list))
-}
-
-/// URL rules of the WebSocket constructor, after parsing against the base URL:
-/// http→ws, https→wss, ws/wss kept, anything else or a fragment → `SyntaxError`.
-/// `fragment` is what follows the first `#` of the serialized URL, if any.
-/// Returns (the `url` attribute's scheme, the fetch scheme).
-pub fn map_scheme(
-    scheme: &str,
-    fragment: Option<&str>,
-) -> Result<(&'static str, &'static str), ApiError> {
-    let schemes = match scheme {
-        "ws:" | "ws" | "http:" | "http" => ("ws:", "http:"),
-        "wss:" | "wss" | "https:" | "https" => ("wss:", "https:"),
-        _ => {
-            let scheme = scheme.trim_end_matches(':');
-            return Err(ApiError::new(
-                "SyntaxError",
-                format!(
-                    "Failed to construct 'H2WebSocket': The URL's scheme must be either 'http', 'https', 'ws', or 'wss'. '{scheme}' is not allowed."
-                ),
-            ));
-        }
-    };
-    if let Some(fragment) = fragment {
-        return Err(ApiError::new(
-            "SyntaxError",
-            format!(
-                "Failed to construct 'H2WebSocket': The URL contains a fragment identifier ('{fragment}'). Fragment identifiers are not allowed in WebSocket URLs."
-            ),
-        ));
-    }
-    Ok(schemes)
+    negotiate::format_protocols(&list)
 }
 
 /// Splits UTF-8 text into pieces of at most `max` bytes (`max` below 4 counts as 4, so a

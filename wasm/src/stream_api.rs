@@ -38,13 +38,13 @@ impl Core {
     /// Writable side, text chunk: resolves when the upstream took it.
     pub fn write_text(&self, text: &str) -> Result<Promise, JsValue> {
         self.check_writable()?;
-        self.session.send_with(|core| core.send_text(text))
+        Ok(self.session.send_with(|core| core.send_text(text)))
     }
 
     /// Writable side, binary chunk: resolves when the upstream took it.
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<Promise, JsValue> {
         self.check_writable()?;
-        self.session.send_with(|core| core.send_binary(bytes))
+        Ok(self.session.send_with(|core| core.send_binary(bytes)))
     }
 
     fn check_writable(&self) -> Result<(), JsValue> {

@@ -17,7 +17,8 @@ pub const STAGES: &[Stage] = &[
     Stage { name: "scale", what: "scale-out: 3 devservers behind HAProxy with the deploy/scale-out recipes (instance-id routing, stick table; 300 sockets over every transport), chat fan-out through redis-server (exactly once, in order, instance killed, Redis restarted)", run: scale },
     Stage { name: "soak", what: "h2ws-soak: 20 sockets per transport, all five at once, 20 s of sequenced messages: none lost, duplicated, reordered or corrupted", run: soak },
     Stage { name: "autobahn", what: "Autobahn|Testsuite on /ws/echo over RFC 6455 and through the gateway (all 517 cases: groups 1-7, 9, 10, 12, 13; the same as cargo xtask conformance)", run: autobahn },
-    Stage { name: "pkg", what: "build the npm package h2ws (wasm-pack) and check it packs", run: pkg },
+    Stage { name: "pkg", what: "build the npm package h2ws (wasm-pack) and check it packs and would publish without warnings", run: pkg },
+    Stage { name: "consumers", what: "the packed npm package in throwaway apps built with default configs (Vite 5, Vite 8, webpack 5, esbuild, Rollup) echoing in Chromium, Firefox and WebKit; strict TypeScript (moduleResolution bundler, node16); Vite dev servers; imported and used in Node, Bun and Deno", run: consumers },
     Stage { name: "wasm-unit", what: "wasm-bindgen tests of the browser core in headless Chromium", run: wasm_unit },
     Stage { name: "browser", what: "end-to-end tests: playwright-core + Chromium against the devserver (API, transports, demo page)", run: browser },
     Stage { name: "browser-firefox", what: "the same browser suite and the demo page in Firefox ESR (puppeteer-core over WebDriver BiDi)", run: browser_firefox },
@@ -125,6 +126,29 @@ fn pkg() -> Result {
     Step::new(
         "cd wasm/pkg && npm pack --dry-run --json >/dev/null && echo 'npm pack: ok'",
         300,
+    )
+    .run()?;
+    // Any warning but the one a dry run without an npm login always prints (npm fixing up
+    // package.json fields, a missing file...) fails the stage.
+    Step::new(
+        "cd wasm/pkg && out=$(npm publish --dry-run 2>&1) || { echo \"$out\"; exit 1; }; \
+         warnings=$(echo \"$out\" | grep -i 'npm warn' | grep -v 'requires you to be logged in'); \
+         if [ -n \"$warnings\" ]; then echo \"$warnings\"; exit 1; fi; echo 'npm publish --dry-run: no warnings'",
+        300,
+    )
+    .run()?;
+    Ok(())
+}
+
+/// The packed package as apps use it (tests/consumers): its tools pinned by package-lock.json,
+/// the harness's devserver and engines from tests/.
+fn consumers() -> Result {
+    setup::npm_packages()?;
+    Step::new("cd tests/consumers && npm ci --no-audit --no-fund", 900).run()?;
+    Step::new("cargo build -p h2ws-devserver", 1800).run()?;
+    Step::new(
+        "cd tests/consumers && node --test --test-concurrency=1 node.test.mjs bundlers.test.mjs",
+        1800,
     )
     .run()?;
     Ok(())

@@ -1,9 +1,10 @@
-// A module worker using h2ws: same API off the main thread (no document, location-based URLs).
+// h2ws off the main thread: the same API in a module Worker and a module SharedWorker (no
+// document: URLs resolve against the worker's location; the wasm loads on first use there too).
+// The result goes to the page once: postMessage in a Worker, over the connecting port in a
+// SharedWorker.
 import { H2WebSocket, H2WebSocketStream } from '/pkg/index.js';
 
-// Runs at once on load and posts its result (an onmessage handler set after h2ws's top-level
-// await never saw the page's message in a first try; not investigated further).
-(async () => {
+async function run() {
   try {
     const ws = new H2WebSocket('/ws/echo');
     ws.binaryType = 'arraybuffer';
@@ -23,8 +24,16 @@ import { H2WebSocket, H2WebSocketStream } from '/pkg/index.js';
     const { value } = await readable.getReader().read();
     wss.close();
     await wss.closed;
-    self.postMessage({ url: ws.url, log, code: close.code, clean: close.wasClean, stream: value });
+    return { url: ws.url, log, code: close.code, clean: close.wasClean, stream: value, kind: self.constructor.name };
   } catch (e) {
-    self.postMessage({ error: String(e) });
+    return { error: String(e) };
   }
-})();
+}
+
+// Starts at once on load, whichever worker this is.
+const result = run();
+if ('onconnect' in self) {
+  self.onconnect = (e) => { result.then((r) => e.ports[0].postMessage(r)); };
+} else {
+  result.then((r) => self.postMessage(r));
+}
