@@ -282,3 +282,39 @@ async fn nginx_forwards_the_open_at_once() {
         eprintln!("{kind:?} open through nginx answered in {:?}", started.elapsed());
     }
 }
+
+/// A proxy that refuses streamed request bodies at once (a test-only HAProxy config, not a
+/// recipe: it answers 400 to any `stream` upstream, as a proxy without request streaming
+/// would): the native client's `stream` socket continues with `post` on the same session,
+/// nothing lost, and `/.h2ws/stats` counts it under `post`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_client_falls_back_to_post_when_stream_is_refused_at_once() {
+    let server = server().await;
+    let front = free_port();
+    let conf = format!(
+        "global\n    log stdout format raw local0\n\
+         defaults\n    mode http\n    log global\n    option httplog\n    timeout connect 5s\n    timeout client 75s\n    timeout server 75s\n\
+         frontend refuse_stream\n    bind 127.0.0.1:{front} ssl crt {pem} alpn h2\n\
+         \x20   http-request return status 400 content-type text/plain string \"no streamed bodies here\" if {{ req.hdr(h2ws-session) -m found }} !{{ req.hdr(h2ws-seq) -m found }} !{{ req.hdr(h2ws-read) -m found }}\n\
+         \x20   default_backend app\n\
+         backend app\n    server app1 {tls} ssl verify none alpn h2\n",
+        pem = cert_pem().display(),
+        tls = server.tls_addr().expect("tls"),
+    );
+    let proxy = Service::haproxy(&conf, &[front]).expect("haproxy starts");
+    let ws = open(front, Stream).await.unwrap_or_else(|e| panic!("open: {e}\n{}", proxy.logs()));
+    // Written at once, so they ride the refused stream first and must be resent as batches.
+    for i in 0..5 {
+        ws.send_text(&format!("f{i}")).await.expect("send");
+    }
+    for i in 0..5 {
+        match ws.recv_timeout(LIMIT).await {
+            Ok(Some(Message::Text(t))) if t == format!("f{i}") => {}
+            other => panic!("echo {i}: {other:?}, close {:?}\n{}", ws.close_status(), proxy.logs()),
+        }
+    }
+    let open = stats_open(&server).await;
+    assert_eq!((open["stream"], open["post"]), (0, 1), "stats: {open:?}");
+    exchange(&ws).await.unwrap_or_else(|e| panic!("after the fallback: {e}\n{}", proxy.logs()));
+    assert!(proxy.logs().contains(" 400 "), "the stream upstream was refused by the proxy:\n{}", proxy.logs());
+}
