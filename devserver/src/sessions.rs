@@ -319,7 +319,9 @@ async fn attach_stream(
             Attach::None => {
                 *attach = Attach::Stream;
                 // Counted as what attached (an open over HTTP/1.1 starts counted as `post`).
-                endpoint.stats().switch(&session.transport, Transport::Stream);
+                endpoint
+                    .stats()
+                    .switch(&session.transport, Transport::Stream);
                 session.attached();
             }
             Attach::Stream => {
@@ -371,7 +373,9 @@ async fn attach_stream(
 /// (RST_STREAM NO_ERROR, RFC 9113 §8.1), which proxies log as a server abort (HAProxy `SD--`).
 /// Bounded in time and bytes: a client that keeps the body open or keeps sending gets the
 /// answer (and the reset) anyway.
-async fn drain_upstream(data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin)) {
+async fn drain_upstream(
+    data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
+) {
     let mut left = UPSTREAM_DRAIN_BYTES;
     let drain = async {
         while let Some(Ok(chunk)) = data.next().await {

@@ -152,7 +152,11 @@ fn browser_webkit() -> Result {
 /// stage stands alone; it takes about a second once built) and the browser suite in
 /// tests/proxy/ in all three engines (Chromium in full, the others a smoke).
 fn proxies() -> Result {
-    Step::new("cargo test -p h2ws-devserver --test proxies --test clean_end", 1800).run()?;
+    Step::new(
+        "cargo test -p h2ws-devserver --test proxies --test clean_end",
+        1800,
+    )
+    .run()?;
     setup::npm_packages()?;
     Step::new("cargo build -p h2ws-devserver", 1800).run()?;
     if !crate::root().join("wasm/pkg/index.js").exists() {

@@ -274,10 +274,8 @@ impl H2Connection {
         let wire = if transport == Transport::Stream {
             let (up_resp, up_send) = self.send_request(upstream, false).await?;
             // Refused at once (a proxy that does not pass streamed bodies): `post` instead.
-            let fallback = super::wire::StreamFallback::new(
-                self.inner.requests.clone(),
-                upstream_request()?,
-            );
+            let fallback =
+                super::wire::StreamFallback::new(self.inner.requests.clone(), upstream_request()?);
             Wire::h2(up_send, downstream, false, Some(up_resp)).with_fallback(fallback)
         } else {
             let up = wire::Up::H2 {

@@ -165,7 +165,9 @@ impl Wire {
             w.fallback = None;
             return;
         }
-        let Some(resp) = w.upstream_response.as_mut() else { return };
+        let Some(resp) = w.upstream_response.as_mut() else {
+            return;
+        };
         // A healthy upstream is answered only when its body ends: any answer (or error) now
         // is a refusal.
         if Pin::new(resp).poll(cx).is_ready() {
@@ -179,9 +181,17 @@ impl Wire {
         let (Some(fb), Some(recv)) = (w.fallback.take(), w.recv.take()) else {
             return false;
         };
-        let StreamFallback { requests, template, mut kept, .. } = *fb;
+        let StreamFallback {
+            requests,
+            template,
+            mut kept,
+            ..
+        } = *fb;
         kept.extend_from_slice(&unsent);
-        tracing::debug!(kept = kept.len(), "stream upstream failed at once: continuing with post");
+        tracing::debug!(
+            kept = kept.len(),
+            "stream upstream failed at once: continuing with post"
+        );
         *self = Wire::Post(Box::new(PostWire {
             down: Down::H2(recv),
             up: Up::H2 {

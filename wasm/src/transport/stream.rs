@@ -73,11 +73,12 @@ impl StreamUpstream {
         });
         if fallback {
             let weak = Rc::downgrade(&state);
-            *state.timer.borrow_mut() = Some(Timer::once(fetch::STREAM_FALLBACK_MS as i32, move || {
-                if let Some(state) = weak.upgrade() {
-                    state.kept.borrow_mut().take();
-                }
-            }));
+            *state.timer.borrow_mut() =
+                Some(Timer::once(fetch::STREAM_FALLBACK_MS as i32, move || {
+                    if let Some(state) = weak.upgrade() {
+                        state.kept.borrow_mut().take();
+                    }
+                }));
         }
         let weak = Rc::downgrade(session);
         let watch = state.clone();
@@ -88,7 +89,9 @@ impl StreamUpstream {
                 Ok(response) => Response::from(response).ok(),
                 Err(_) => false,
             };
-            let Some(session) = weak.upgrade() else { return };
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
             let kept = watch.kept.borrow_mut().take();
             watch.timer.borrow_mut().take();
             match kept {
@@ -128,7 +131,8 @@ impl StreamUpstream {
             if let Some(session) = weak.upgrade() {
                 match result {
                     Ok(_) => {
-                        if let (Some(i), Some(kept)) = (index, fallback.kept.borrow_mut().as_mut()) {
+                        if let (Some(i), Some(kept)) = (index, fallback.kept.borrow_mut().as_mut())
+                        {
                             if let Some(t) = kept.get_mut(i) {
                                 t.app_bytes = 0;
                             }
