@@ -204,3 +204,35 @@ async fn refused_upstream_with_open_body_is_reset() {
         "expected RST_STREAM NO_ERROR, got {reset:?}"
     );
 }
+
+/// The one-stream transports (rfc8441, native): after a normal close handshake both directions
+/// end with END_STREAM, no reset either way.
+#[tokio::test]
+async fn one_stream_transports_end_without_reset_after_the_close_handshake() {
+    common::init_tracing();
+    let server = common::start(SocketConfig::default()).await;
+    let addr = server.tls_addr().expect("tls");
+    let sr = common::h2_tls(addr).await;
+    for kind in [Kind::Rfc8441, Kind::Native] {
+        let mut peer = Peer::open(&sr, &addr.to_string(), "/ws/echo", kind)
+            .await
+            .expect("open");
+        peer.send_text("hello").await;
+        assert_eq!(
+            peer.recv_message().await,
+            h2ws_codec::Message::Text("hello".into())
+        );
+        peer.close(1000, "bye").await;
+        let (code, _, clean) = peer.closed().await;
+        assert_eq!((code, clean), (1000, true), "{kind:?}");
+        peer.wait_down_end().await;
+        assert_eq!(peer.reset, None, "{kind:?}: the server reset its direction");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peer.end_upstream();
+        assert_eq!(
+            peer.upstream_reset_within(RESET_WATCH).await,
+            None,
+            "{kind:?}: RST_STREAM after a complete exchange"
+        );
+    }
+}

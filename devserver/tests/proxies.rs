@@ -213,6 +213,39 @@ async fn check(proxy: &Service, path: &str, front: u16, transport: Transport, ex
     }
 }
 
+/// Every request HAProxy logged (`option httplog`) ended normally: termination state `----`,
+/// not `SD--` (the server aborted) or `CD--` (the client did). Issue 13 item 3: after the
+/// upstream answer the devserver used to reset the stream. Waits until the log is quiet: a
+/// line is written when its stream ends.
+async fn assert_clean_ends(proxy: &Service, path: &str) {
+    let lines = |logs: &str| -> Vec<String> {
+        logs.lines()
+            .filter(|l| l.contains("/ws/echo"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut seen = lines(&proxy.logs());
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = lines(&proxy.logs());
+        if now.len() == seen.len() && !now.is_empty() {
+            break;
+        }
+        seen = now;
+    }
+    assert!(
+        !seen.is_empty(),
+        "{path}: HAProxy logged no requests\n{}",
+        proxy.logs()
+    );
+    // httplog: `... status bytes cookie cookie TERMINATION conns queues "request"`.
+    let unclean: Vec<&String> = seen.iter().filter(|l| !l.contains(" ---- ")).collect();
+    assert!(
+        unclean.is_empty(),
+        "{path}: requests that did not end cleanly:\n{unclean:#?}"
+    );
+}
+
 /// Open sockets per transport on `server`, from its `/.h2ws/stats`.
 async fn stats_open(server: &RunningServer) -> std::collections::BTreeMap<String, u64> {
     let addr = server.tls_addr().expect("tls");
@@ -244,6 +277,7 @@ async fn haproxy_h2_back_end() {
     for t in [Stream, Post, Rfc8441, Rfc6455] {
         check(&proxy, "HAProxy (h2)", front, t, &Expect::Works).await;
     }
+    assert_clean_ends(&proxy, "HAProxy (h2)").await;
     check(&proxy, "HAProxy (h2)", front, Native, &Expect::Reframed).await;
 }
 
@@ -254,6 +288,7 @@ async fn haproxy_h2c_back_end() {
     for t in [Stream, Post, Rfc8441, Rfc6455] {
         check(&proxy, "HAProxy (h2c)", front, t, &Expect::Works).await;
     }
+    assert_clean_ends(&proxy, "HAProxy (h2c)").await;
     check(&proxy, "HAProxy (h2c)", front, Native, &Expect::Reframed).await;
 }
 
@@ -264,6 +299,7 @@ async fn haproxy_http1_back_end() {
     for t in [Stream, Post, Rfc8441, Rfc6455] {
         check(&proxy, "HAProxy (HTTP/1.1)", front, t, &Expect::Works).await;
     }
+    assert_clean_ends(&proxy, "HAProxy (HTTP/1.1)").await;
     check(
         &proxy,
         "HAProxy (HTTP/1.1)",
