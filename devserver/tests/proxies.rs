@@ -308,6 +308,34 @@ async fn haproxy_http1_back_end() {
         &Expect::Refused(400),
     )
     .await;
+    // `option http-no-delay` on this back end: without it small messages wait for Nagle and
+    // delayed ACKs between HAProxy and the server (issue 13 measured 208 ms round trips).
+    for t in [Stream, Post, Rfc6455] {
+        let ws = open(front, t).await.expect("open");
+        let median = median_rtt(&ws, 15).await;
+        eprintln!("{t:?} through HAProxy (HTTP/1.1): median RTT {median:?}");
+        assert!(
+            median < Duration::from_millis(50),
+            "{t:?} through HAProxy (HTTP/1.1): median round trip {median:?} (Nagle? `option http-no-delay`)"
+        );
+        ws.close(1000, "").await.expect("close");
+    }
+}
+
+/// The median of `n` one-message echo round trips.
+async fn median_rtt(ws: &WebSocket, n: usize) -> Duration {
+    let mut rtts = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = std::time::Instant::now();
+        ws.send_text(&format!("rtt{i}")).await.expect("send");
+        match ws.recv_timeout(LIMIT).await {
+            Ok(Some(Message::Text(t))) if t == format!("rtt{i}") => {}
+            other => panic!("rtt echo {i}: {other:?}"),
+        }
+        rtts.push(started.elapsed());
+    }
+    rtts.sort();
+    rtts[n / 2]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
