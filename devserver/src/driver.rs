@@ -58,6 +58,33 @@ pub(crate) struct Wiring {
     pub native_max_payload: usize,
     /// Runs when the driver ends (fetch sessions forget their token).
     pub on_end: Option<Box<dyn FnOnce() + Send>>,
+    /// The input is a request body on our own HTTP/2 loop (rfc8441, native): after a clean
+    /// close, read it to its end ([`drain_after_close`]) instead of dropping it.
+    pub drain_input_after_close: bool,
+}
+
+/// How long and how many bytes the server keeps reading a request body after a clean close
+/// handshake, waiting for the client's END_STREAM. Why: dropping an unfinished request body
+/// makes h2 reset the stream (RST_STREAM NO_ERROR, RFC 9113 §8.1), which proxies log as a
+/// server abort (HAProxy `SD--`) although the exchange was complete; a client ends its
+/// direction right after the handshake. Bounded: a client that never ends it is reset after
+/// this.
+pub(crate) const DRAIN_AFTER_CLOSE_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const DRAIN_AFTER_CLOSE_BYTES: usize = 1 << 20;
+
+/// Reads a finished socket's input until it ends, within the bounds above; dropping it then
+/// leaves nothing to reset.
+pub(crate) async fn drain_after_close(mut input: BoxStream<'static, Input>) {
+    let mut left = DRAIN_AFTER_CLOSE_BYTES;
+    let drain = async {
+        while let Some(Input::Chunk(chunk)) = input.next().await {
+            left = left.saturating_sub(chunk.len());
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_AFTER_CLOSE_TIME, drain).await;
 }
 
 /// A handle the server keeps on a socket (fetch sessions use it to close unattached sockets).
@@ -104,6 +131,7 @@ pub(crate) fn spawn(
         input: wiring.input,
         output: wiring.output,
         reset_after_protocol_error: wiring.reset_after_protocol_error,
+        drain_input_after_close: wiring.drain_input_after_close,
         cmds: cmd_rx,
         events: ev_tx,
         on_end: wiring.on_end.take(),
@@ -120,6 +148,7 @@ struct Driver {
     input: BoxStream<'static, Input>,
     output: mpsc::Sender<Output>,
     reset_after_protocol_error: bool,
+    drain_input_after_close: bool,
     cmds: mpsc::Receiver<Command>,
     events: mpsc::Sender<Incoming>,
     on_end: Option<Box<dyn FnOnce() + Send>>,
@@ -146,6 +175,7 @@ impl Driver {
             mut input,
             output,
             reset_after_protocol_error,
+            drain_input_after_close,
             mut cmds,
             events,
             mut on_end,
@@ -296,7 +326,11 @@ impl Driver {
         }
         // Dropping the output ends the transport (END_STREAM, body end, TCP shutdown).
         drop(output);
-        drop(input);
+        if drain_input_after_close && end == End::Done && !protocol_error {
+            tokio::spawn(drain_after_close(input));
+        } else {
+            drop(input);
+        }
         if let Some(on_end) = on_end.take() {
             on_end();
         }

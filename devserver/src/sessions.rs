@@ -349,7 +349,9 @@ async fn attach_stream(
             Attach::None => {
                 *attach = Attach::Stream;
                 // Counted as what attached (an open over HTTP/1.1 starts counted as `post`).
-                endpoint.stats().switch(&session.transport, Transport::Stream);
+                endpoint
+                    .stats()
+                    .switch(&session.transport, Transport::Stream);
                 session.attached();
             }
             Attach::Stream => {
@@ -397,12 +399,11 @@ async fn attach_stream(
 
 /// After the socket ended (close handshake done), the client ends its upstream body right
 /// behind its last frame: read it to its end before answering, so the stream ends with
-/// END_STREAM both ways. Answering first would make h2 reset the request stream
-/// (RST_STREAM NO_ERROR, RFC 9113 §8.1), which proxies log as a server abort (HAProxy `SD--`).
-/// Bounded in time and bytes: a client that keeps the body open or keeps sending gets the
-/// answer (and the reset) anyway.
-async fn drain_upstream(data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin)) {
-    let mut left = UPSTREAM_DRAIN_BYTES;
+/// END_STREAM both ways (the rule and its bounds: `driver::drain_after_close`).
+async fn drain_upstream(
+    data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
+) {
+    let mut left = crate::driver::DRAIN_AFTER_CLOSE_BYTES;
     let drain = async {
         while let Some(Ok(chunk)) = data.next().await {
             left = left.saturating_sub(chunk.len());
@@ -411,12 +412,8 @@ async fn drain_upstream(data: &mut (impl futures_util::Stream<Item = Result<Byte
             }
         }
     };
-    let _ = tokio::time::timeout(UPSTREAM_DRAIN_TIME, drain).await;
+    let _ = tokio::time::timeout(crate::driver::DRAIN_AFTER_CLOSE_TIME, drain).await;
 }
-
-/// How long / how many bytes [`drain_upstream`] waits for an ended socket's upstream body to end.
-const UPSTREAM_DRAIN_TIME: Duration = Duration::from_secs(2);
-const UPSTREAM_DRAIN_BYTES: usize = 1 << 20;
 
 async fn post_batch(
     endpoint: &Endpoint,

@@ -27,7 +27,10 @@ async fn stream_upstream_ends_without_reset_after_the_close_handshake() {
         .await
         .expect("open");
     peer.send_text("hello").await;
-    assert_eq!(peer.recv_message().await, h2ws_codec::Message::Text("hello".into()));
+    assert_eq!(
+        peer.recv_message().await,
+        h2ws_codec::Message::Text("hello".into())
+    );
     peer.close(1000, "bye").await;
     let (code, _, clean) = peer.closed().await;
     assert_eq!((code, clean), (1000, true));
@@ -37,16 +40,26 @@ async fn stream_upstream_ends_without_reset_after_the_close_handshake() {
     // A client (or a proxy relaying it) ends its upstream body a moment after the handshake:
     // the server must wait for that end instead of answering early and resetting.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut response = peer.upstream_response.take().expect("stream upstream response");
+    let mut response = peer
+        .upstream_response
+        .take()
+        .expect("stream upstream response");
     let early = tokio::time::timeout(Duration::from_millis(1), &mut response).await;
-    assert!(early.is_err(), "the upstream was answered before its body ended: {early:?}");
+    assert!(
+        early.is_err(),
+        "the upstream was answered before its body ended: {early:?}"
+    );
     peer.end_upstream();
     let response = tokio::time::timeout(LIMIT, response)
         .await
         .expect("upstream answered in time")
         .expect("upstream response");
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(peer.upstream_reset_within(RESET_WATCH).await, None, "RST_STREAM after a complete upstream");
+    assert_eq!(
+        peer.upstream_reset_within(RESET_WATCH).await,
+        None,
+        "RST_STREAM after a complete upstream"
+    );
 }
 
 /// A `post` batch and an ack (bodiless) on a session opened with acks: 200 / 204, END_STREAM,
@@ -63,10 +76,22 @@ async fn post_batch_and_ack_end_without_reset() {
         .header("h2ws-acks", "1")
         .body(())
         .expect("request");
-    let (resp, _) = sr.clone().ready().await.expect("ready").send_request(open, true).expect("open");
-    let resp = tokio::time::timeout(LIMIT, resp).await.expect("open in time").expect("open");
+    let (resp, _) = sr
+        .clone()
+        .ready()
+        .await
+        .expect("ready")
+        .send_request(open, true)
+        .expect("open");
+    let resp = tokio::time::timeout(LIMIT, resp)
+        .await
+        .expect("open in time")
+        .expect("open");
     assert_eq!(resp.status(), StatusCode::OK);
-    let token = resp.headers()["h2ws-session"].to_str().expect("token").to_owned();
+    let token = resp.headers()["h2ws-session"]
+        .to_str()
+        .expect("token")
+        .to_owned();
     let mut down = resp.into_body();
 
     let mut codec = Connection::new(Role::Client, Framing::Stream, Config::default());
@@ -80,17 +105,34 @@ async fn post_batch_and_ack_end_without_reset() {
         .header("h2ws-seq", "0")
         .body(())
         .expect("request");
-    let (resp, mut send) = sr.clone().ready().await.expect("ready").send_request(batch, false).expect("batch");
+    let (resp, mut send) = sr
+        .clone()
+        .ready()
+        .await
+        .expect("ready")
+        .send_request(batch, false)
+        .expect("batch");
     // The body in two DATA frames, the last with END_STREAM.
     let (a, b) = frames.split_at(frames.len() / 2);
     send.reserve_capacity(frames.len());
-    send.send_data(Bytes::copy_from_slice(a), false).expect("data");
-    send.send_data(Bytes::copy_from_slice(b), true).expect("data");
-    let resp = tokio::time::timeout(LIMIT, resp).await.expect("batch in time").expect("batch");
+    send.send_data(Bytes::copy_from_slice(a), false)
+        .expect("data");
+    send.send_data(Bytes::copy_from_slice(b), true)
+        .expect("data");
+    let resp = tokio::time::timeout(LIMIT, resp)
+        .await
+        .expect("batch in time")
+        .expect("batch");
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.into_body().is_end_stream(), "batch answer carries END_STREAM");
+    assert!(
+        resp.into_body().is_end_stream(),
+        "batch answer carries END_STREAM"
+    );
     let reset = tokio::time::timeout(RESET_WATCH, poll_fn(|cx| send.poll_reset(cx))).await;
-    assert!(!matches!(reset, Ok(Ok(_))), "RST_STREAM after a complete batch: {reset:?}");
+    assert!(
+        !matches!(reset, Ok(Ok(_))),
+        "RST_STREAM after a complete batch: {reset:?}"
+    );
 
     // Read the echo (preamble first), then acknowledge what we read.
     let mut read = 0usize;
@@ -111,11 +153,23 @@ async fn post_batch_and_ack_end_without_reset() {
         .header("h2ws-read", read.to_string())
         .body(())
         .expect("request");
-    let (resp, mut send) = sr.clone().ready().await.expect("ready").send_request(ack, true).expect("ack");
-    let resp = tokio::time::timeout(LIMIT, resp).await.expect("ack in time").expect("ack");
+    let (resp, mut send) = sr
+        .clone()
+        .ready()
+        .await
+        .expect("ready")
+        .send_request(ack, true)
+        .expect("ack");
+    let resp = tokio::time::timeout(LIMIT, resp)
+        .await
+        .expect("ack in time")
+        .expect("ack");
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let reset = tokio::time::timeout(RESET_WATCH, poll_fn(|cx| send.poll_reset(cx))).await;
-    assert!(!matches!(reset, Ok(Ok(_))), "RST_STREAM after an ack: {reset:?}");
+    assert!(
+        !matches!(reset, Ok(Ok(_))),
+        "RST_STREAM after an ack: {reset:?}"
+    );
 }
 
 /// A real error still resets: an upstream for an unknown session is refused (404) while its
@@ -130,10 +184,55 @@ async fn refused_upstream_with_open_body_is_reset() {
         .header("h2ws-session", "A".repeat(43))
         .body(())
         .expect("request");
-    let (resp, mut send) = sr.clone().ready().await.expect("ready").send_request(req, false).expect("upstream");
-    send.send_data(Bytes::from_static(&[0x81, 0x00]), false).expect("data");
-    let resp = tokio::time::timeout(LIMIT, resp).await.expect("answered").expect("response");
+    let (resp, mut send) = sr
+        .clone()
+        .ready()
+        .await
+        .expect("ready")
+        .send_request(req, false)
+        .expect("upstream");
+    send.send_data(Bytes::from_static(&[0x81, 0x00]), false)
+        .expect("data");
+    let resp = tokio::time::timeout(LIMIT, resp)
+        .await
+        .expect("answered")
+        .expect("response");
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let reset = tokio::time::timeout(LIMIT, poll_fn(|cx| send.poll_reset(cx))).await;
-    assert!(matches!(reset, Ok(Ok(h2::Reason::NO_ERROR))), "expected RST_STREAM NO_ERROR, got {reset:?}");
+    assert!(
+        matches!(reset, Ok(Ok(h2::Reason::NO_ERROR))),
+        "expected RST_STREAM NO_ERROR, got {reset:?}"
+    );
+}
+
+/// The one-stream transports (rfc8441, native): after a normal close handshake both directions
+/// end with END_STREAM, no reset either way.
+#[tokio::test]
+async fn one_stream_transports_end_without_reset_after_the_close_handshake() {
+    common::init_tracing();
+    let server = common::start(SocketConfig::default()).await;
+    let addr = server.tls_addr().expect("tls");
+    let sr = common::h2_tls(addr).await;
+    for kind in [Kind::Rfc8441, Kind::Native] {
+        let mut peer = Peer::open(&sr, &addr.to_string(), "/ws/echo", kind)
+            .await
+            .expect("open");
+        peer.send_text("hello").await;
+        assert_eq!(
+            peer.recv_message().await,
+            h2ws_codec::Message::Text("hello".into())
+        );
+        peer.close(1000, "bye").await;
+        let (code, _, clean) = peer.closed().await;
+        assert_eq!((code, clean), (1000, true), "{kind:?}");
+        peer.wait_down_end().await;
+        assert_eq!(peer.reset, None, "{kind:?}: the server reset its direction");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peer.end_upstream();
+        assert_eq!(
+            peer.upstream_reset_within(RESET_WATCH).await,
+            None,
+            "{kind:?}: RST_STREAM after a complete exchange"
+        );
+    }
 }

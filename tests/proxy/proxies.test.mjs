@@ -119,7 +119,7 @@ describe(`through proxies (${ENGINE})`, () => {
   }
 
   if (FULL) {
-    it('auto falls back to post when the https connection is HTTP/1.1 (Chromium with HTTP/2 off, via nginx)', async () => {
+    it('auto falls back to post when the https connection is HTTP/1.1, a forced stream fails with a reason (Chromium with HTTP/2 off, via nginx)', async () => {
       const svc = await startNginxRecipe(server);
       const h1 = await launchBrowser({ http1: true });
       try {
@@ -143,6 +143,16 @@ describe(`through proxies (${ENGINE})`, () => {
           return { proto, kinds, data, post: during.open.post ?? 0, stream: during.open.stream ?? 0, close: [close.code, close.wasClean] };
         });
         assert.deepEqual(r, { proto: 'http/1.1', kinds: ['post', 'stream'], data: ['f0', 'f1', 'f2', 'f3', 'f4'], post: 1, stream: 0, close: [1000, true] }, `${JSON.stringify(r)}\n${svc.logs()}`);
+        // A forced `stream` does not fall back: it fails right after `open` and says why.
+        const forced = await page.evaluate(async () => {
+          const ws = new H2WebSocket('/ws/echo', [], { transport: 'stream' });
+          const log = t.trace(ws);
+          await t.once(ws, 'close', 15000);
+          return log.map((e) => [e.type, e.code, e.wasClean].filter((x) => x !== undefined).join(' '));
+        });
+        assert.deepEqual(forced, ['open', 'error', 'close 1006 false']);
+        const lines = await page.console();
+        assert.ok(lines.some((l) => l.startsWith('warning:') && l.includes("'stream' upstream request failed at once")), lines.join('\n'));
       } finally {
         await h1.close();
         await svc.stop();

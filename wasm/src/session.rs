@@ -246,7 +246,7 @@ impl Session {
     }
 
     /// The console message of a socket that cannot open with the transport it asked for.
-    fn warn_cannot_open(&self, why: &str) {
+    pub(crate) fn warn_cannot_open(&self, why: &str) {
         web::warn(&format!("h2ws: cannot open {}: {why}.", self.params.ws_url));
     }
 

@@ -23,6 +23,7 @@ pub const STAGES: &[Stage] = &[
     Stage { name: "browser", what: "end-to-end tests: playwright-core + Chromium against the devserver (API, transports, demo page)", run: browser },
     Stage { name: "browser-firefox", what: "the same browser suite and the demo page in Firefox ESR (puppeteer-core over WebDriver BiDi)", run: browser_firefox },
     Stage { name: "browser-webkit", what: "the same browser suite and the demo page in WebKitGTK, Safari's engine (WebKitWebDriver + MiniBrowser under Xvfb)", run: browser_webkit },
+    Stage { name: "proxies", what: "the deploy/ recipes with the real HAProxy 2.6 and nginx 1.22 in front of the devserver: every transport with the native client, Chromium (all back ends, 100 sockets, auto's fallback), Firefox and WebKit (smoke)", run: proxies },
 ];
 
 pub fn run(args: &[String]) -> Result {
@@ -45,10 +46,16 @@ pub fn run(args: &[String]) -> Result {
         .filter(|s| only.is_empty() || only.contains(&s.name))
     {
         println!("\n=== stage {}: {}", stage.name, stage.what);
-        match (stage.run)() {
-            Ok(()) => ran.push(stage.name),
+        let started = std::time::Instant::now();
+        let outcome = (stage.run)();
+        let took = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                println!("=== stage {} passed in {took:.0} s", stage.name);
+                ran.push(stage.name)
+            }
             Err(e) => {
-                println!("=== stage {} FAILED: {e}", stage.name);
+                println!("=== stage {} FAILED after {took:.0} s: {e}", stage.name);
                 failures.push((stage.name, e));
                 // Without the tools nothing else can run; any other stage failing still leaves
                 // the later ones worth running, so one CI run reports everything.
@@ -171,6 +178,28 @@ fn browser_firefox() -> Result {
 
 fn browser_webkit() -> Result {
     engine_suite("webkit", "browser/ demo/engines.test.mjs")
+}
+
+/// The proxy tests: the native-client matrix (also part of stage `rust`, repeated here so the
+/// stage stands alone; it takes about a second once built) and the browser suite in
+/// tests/proxy/ in all three engines (Chromium in full, the others a smoke).
+fn proxies() -> Result {
+    Step::new(
+        "cargo test -p h2ws-devserver --test proxies --test clean_end",
+        1800,
+    )
+    .run()?;
+    setup::npm_packages()?;
+    Step::new("cargo build -p h2ws-devserver", 1800).run()?;
+    if !crate::root().join("wasm/pkg/index.js").exists() {
+        Step::new("bash wasm/build.sh --release", 1800).run()?;
+    }
+    for engine in ["chromium", "firefox", "webkit"] {
+        Step::new("cd tests && node --test --test-concurrency=1 proxy/", 600)
+            .env("H2WS_ENGINE", engine)
+            .run()?;
+    }
+    Ok(())
 }
 
 /// The end-to-end suites in one engine (tests/browser/harness.mjs reads `H2WS_ENGINE`).

@@ -250,16 +250,20 @@ impl H2Connection {
             session: Some(session.clone()),
         };
 
-        let mut upstream = request(Method::POST, &uri)?;
-        let h = upstream.headers_mut();
-        for (name, value) in fetch::upstream_request_headers(&session, None) {
-            h.insert(name, header_value(&value)?);
-        }
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(fetch::CONTENT_TYPE),
-        );
-        add_common_headers(h, options)?;
+        let upstream_request = || -> Result<Request<()>, Error> {
+            let mut upstream = request(Method::POST, &uri)?;
+            let h = upstream.headers_mut();
+            for (name, value) in fetch::upstream_request_headers(&session, None) {
+                h.insert(name, header_value(&value)?);
+            }
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(fetch::CONTENT_TYPE),
+            );
+            add_common_headers(h, options)?;
+            Ok(upstream)
+        };
+        let upstream = upstream_request()?;
 
         let config = &self.inner.config;
         let conn = Connection::new(
@@ -269,7 +273,10 @@ impl H2Connection {
         );
         let wire = if transport == Transport::Stream {
             let (up_resp, up_send) = self.send_request(upstream, false).await?;
-            Wire::h2(up_send, downstream, false, Some(up_resp))
+            // Refused at once (a proxy that does not pass streamed bodies): `post` instead.
+            let fallback =
+                super::wire::StreamFallback::new(self.inner.requests.clone(), upstream_request()?);
+            Wire::h2(up_send, downstream, false, Some(up_resp)).with_fallback(fallback)
         } else {
             let up = wire::Up::H2 {
                 requests: self.inner.requests.clone(),

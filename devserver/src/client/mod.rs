@@ -7,7 +7,11 @@
 //!   frame (DESIGN §4).
 //! * [`Transport::Stream`] and [`Transport::Post`]: the two-request fetch transports (DESIGN §2)
 //!   with stream framing (MASK = 0); `post` also over HTTP/1.1
-//!   ([`Client::connect_post_http1`]).
+//!   ([`Client::connect_post_http1`]). A `stream` socket whose upstream request fails at once
+//!   (answered or reset within codec `fetch::STREAM_FALLBACK_MS` while its body streams: a
+//!   proxy that refuses streamed bodies) continues with `post` batches on the same session;
+//!   [`WebSocket::transport`] still says what was asked for, the server's `/.h2ws/stats` what
+//!   attached.
 //!
 //! The HTTP/2 transports multiplex: open an [`H2Connection`] once and as many sockets on it as
 //! the server allows. Each socket is one [`WebSocket`] handle (`recv` / `send` / `close`) driven

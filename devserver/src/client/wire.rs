@@ -46,11 +46,45 @@ pub(crate) struct BytesWire {
 
 pub(crate) struct H2Wire {
     send: SendStream<Bytes>,
-    recv: RecvStream,
+    /// Always `Some`, except for the moment a fallback moves it into a [`PostWire`].
+    recv: Option<RecvStream>,
     /// Native mapping: one output unit = one DATA frame.
     whole_frames: bool,
     /// `stream` transport: the upstream request's response (polled while draining).
     upstream_response: Option<ResponseFuture>,
+    /// `stream` transport: how to continue as `post` while the upstream may still fail at once.
+    fallback: Option<Box<StreamFallback>>,
+}
+
+/// Most bytes a `stream` socket keeps for a fallback; writing more within the window gives the
+/// fallback up (a later failure is then an ordinary transport error).
+const FALLBACK_KEEP_MAX: usize = 1 << 20;
+
+/// A `stream` upstream that fails at once, within codec `fetch::STREAM_FALLBACK_MS` (its
+/// request is answered while its body still streams, i.e. refused, or reset), makes the socket
+/// continue with `post` batches on the same session, starting with what was written to the
+/// stream. Safe: the server's session takes one upstream kind, so if the stream did attach the
+/// batches are refused (409) and the socket fails instead of delivering anything twice.
+pub(crate) struct StreamFallback {
+    until: std::time::Instant,
+    requests: SendRequest<Bytes>,
+    /// The `post` batch request (URI and headers; `h2ws-seq` is added per batch).
+    template: http::Request<()>,
+    kept: BytesMut,
+}
+
+impl StreamFallback {
+    pub(crate) fn new(requests: SendRequest<Bytes>, template: http::Request<()>) -> Box<Self> {
+        let window = std::time::Duration::from_millis(
+            h2ws_codec::handshake::fetch::STREAM_FALLBACK_MS.into(),
+        );
+        Box::new(StreamFallback {
+            until: std::time::Instant::now() + window,
+            requests,
+            template,
+            kept: BytesMut::new(),
+        })
+    }
 }
 
 pub(crate) struct PostWire {
@@ -107,10 +141,69 @@ impl Wire {
     ) -> Self {
         Wire::H2(H2Wire {
             send,
-            recv,
+            recv: Some(recv),
             whole_frames,
             upstream_response,
+            fallback: None,
         })
+    }
+
+    /// A `stream` socket that may still fall back to `post` ([`StreamFallback`]).
+    pub(crate) fn with_fallback(mut self, fallback: Box<StreamFallback>) -> Self {
+        if let Wire::H2(w) = &mut self {
+            w.fallback = Some(fallback);
+        }
+        self
+    }
+
+    /// Whether the `stream` upstream failed within the fallback window; switches this wire to
+    /// `post` if so. Past the window (or the keep limit) the fallback is dropped.
+    fn poll_fallback(&mut self, cx: &mut Context<'_>) {
+        let Wire::H2(w) = self else { return };
+        let Some(fb) = &w.fallback else { return };
+        if std::time::Instant::now() > fb.until || fb.kept.len() > FALLBACK_KEEP_MAX {
+            w.fallback = None;
+            return;
+        }
+        let Some(resp) = w.upstream_response.as_mut() else {
+            return;
+        };
+        // A healthy upstream is answered only when its body ends: any answer (or error) now
+        // is a refusal.
+        if Pin::new(resp).poll(cx).is_ready() {
+            self.fall_back(Bytes::new());
+        }
+    }
+
+    /// Continues as `post` ([`StreamFallback`]), `unsent` after what was kept.
+    fn fall_back(&mut self, unsent: Bytes) -> bool {
+        let Wire::H2(w) = self else { return false };
+        let (Some(fb), Some(recv)) = (w.fallback.take(), w.recv.take()) else {
+            return false;
+        };
+        let StreamFallback {
+            requests,
+            template,
+            mut kept,
+            ..
+        } = *fb;
+        kept.extend_from_slice(&unsent);
+        tracing::debug!(
+            kept = kept.len(),
+            "stream upstream failed at once: continuing with post"
+        );
+        *self = Wire::Post(Box::new(PostWire {
+            down: Down::H2(recv),
+            up: Up::H2 {
+                requests,
+                in_flight: VecDeque::new(),
+            },
+            template,
+            next_seq: 0,
+            batch: kept,
+            needs_attach: true,
+        }));
+        true
     }
 
     pub(crate) fn post(down: Down, up: Up, template: http::Request<()>) -> Self {
@@ -131,6 +224,7 @@ impl Wire {
         cx: &mut Context<'_>,
         feed: impl FnOnce(&[u8]),
     ) -> Poll<Result<bool, Error>> {
+        self.poll_fallback(cx);
         match self {
             Wire::Bytes(w) => {
                 if let Some(left) = w.leftover.take() {
@@ -146,7 +240,10 @@ impl Wire {
                 feed(&w.rbuf[..n]);
                 Poll::Ready(Ok(true))
             }
-            Wire::H2(w) => poll_h2_input(&mut w.recv, cx, feed),
+            Wire::H2(w) => match w.recv.as_mut() {
+                Some(recv) => poll_h2_input(recv, cx, feed),
+                None => Poll::Ready(Err(stream_gone())),
+            },
             Wire::Post(w) => match &mut w.down {
                 Down::H2(recv) => poll_h2_input(recv, cx, feed),
                 Down::H1(body) => poll_h1_input(body, cx, feed),
@@ -188,20 +285,33 @@ impl Wire {
             }
             Wire::H2(w) => {
                 // Byte stream over DATA frames: send what flow control allows, keep the rest.
+                let mut failed = None;
                 while !out.is_empty() {
                     w.send.reserve_capacity(out.len());
                     let cap = w.send.capacity();
                     if cap == 0 {
                         match ready!(w.send.poll_capacity(cx)) {
                             Some(Ok(_)) => continue,
-                            Some(Err(e)) => return Poll::Ready(Err(e.into())),
-                            None => return Poll::Ready(Err(stream_gone())),
+                            Some(Err(e)) => failed = Some(e.into()),
+                            None => failed = Some(stream_gone()),
                         }
+                        break;
                     }
                     let chunk = out.split_to(cap.min(out.len()));
-                    w.send.send_data(chunk, false)?;
+                    if let Some(fb) = w.fallback.as_mut() {
+                        fb.kept.extend_from_slice(&chunk);
+                    }
+                    if let Err(e) = w.send.send_data(chunk, false) {
+                        failed = Some(e.into());
+                        break;
+                    }
                 }
-                Poll::Ready(Ok(()))
+                match failed {
+                    None => Poll::Ready(Ok(())),
+                    // Within the fallback window the refusal is the cause: continue as post.
+                    Some(_) if self.fall_back(std::mem::take(out)) => Poll::Ready(Ok(())),
+                    Some(e) => Poll::Ready(Err(e)),
+                }
             }
             Wire::Post(w) => {
                 if !w.batch.is_empty() && w.batch.len() + out.len() > MAX_BATCH {

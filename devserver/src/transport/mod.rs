@@ -123,6 +123,7 @@ pub(crate) fn wiring(
         deflate: params.deflate,
         native_max_payload: 16_384,
         on_end: None,
+        drain_input_after_close: false,
     }
 }
 

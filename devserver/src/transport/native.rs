@@ -49,6 +49,7 @@ pub(crate) fn accept(
     );
     let mut wiring = super::wiring(Framing::Native, input, output, params);
     wiring.reset_after_protocol_error = true;
+    wiring.drain_input_after_close = true;
     wiring.native_max_payload = max_data_frame;
     super::start(endpoint, info, wiring, run);
     res

@@ -55,7 +55,8 @@ pub(crate) fn accept_own(
     let input = super::body_input(body);
     let (output, res_body) = super::body_output();
     let res = ok_response(&info, res_body);
-    let wiring = super::wiring(Framing::Rfc6455, input, output, params);
+    let mut wiring = super::wiring(Framing::Rfc6455, input, output, params);
+    wiring.drain_input_after_close = true;
     super::start(endpoint, info, wiring, run);
     res
 }

@@ -400,7 +400,9 @@ impl Peer {
     /// if it does within `wait`; `None` = no RST_STREAM (a stream that ended both ways cleanly
     /// is closed and cannot be reset any more).
     pub async fn upstream_reset_within(&mut self, wait: Duration) -> Option<h2::Reason> {
-        let Up::H2(send) = &mut self.up else { return None };
+        let Up::H2(send) = &mut self.up else {
+            return None;
+        };
         match tokio::time::timeout(wait, poll_fn(|cx| send.poll_reset(cx))).await {
             Ok(Ok(reason)) => Some(reason),
             _ => None,

@@ -37,7 +37,9 @@ pub const REDIS: &str = "/usr/bin/redis-server";
 
 /// The repository's `deploy/` directory joined with `rel` (e.g. `"nginx/nginx.conf"`).
 pub fn deploy(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(rel)
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released: another process could take it in between,
@@ -56,7 +58,10 @@ pub struct Subst {
 
 impl Subst {
     pub fn new(from: impl Into<String>, to: impl Into<String>) -> Self {
-        Subst { from: from.into(), to: to.into() }
+        Subst {
+            from: from.into(),
+            to: to.into(),
+        }
     }
 }
 
@@ -118,7 +123,12 @@ impl Service {
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting {name} ({:?}): {e}", cmd.get_program()))?;
-        let mut svc = Service { name: name.into(), child, dir, ports: ports.to_vec() };
+        let mut svc = Service {
+            name: name.into(),
+            child,
+            dir,
+            ports: ports.to_vec(),
+        };
         svc.wait_listening()?;
         Ok(svc)
     }
@@ -129,13 +139,21 @@ impl Service {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             loop {
                 if let Ok(Some(status)) = self.child.try_wait() {
-                    return Err(format!("{} exited ({status}) before listening on {port}:\n{}", self.name, self.logs()));
+                    return Err(format!(
+                        "{} exited ({status}) before listening on {port}:\n{}",
+                        self.name,
+                        self.logs()
+                    ));
                 }
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                     break;
                 }
                 if Instant::now() > deadline {
-                    return Err(format!("{} not listening on {port} after {START_LIMIT:?}:\n{}", self.name, self.logs()));
+                    return Err(format!(
+                        "{} not listening on {port} after {START_LIMIT:?}:\n{}",
+                        self.name,
+                        self.logs()
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -150,7 +168,11 @@ impl Service {
             let path = dir.join("haproxy.cfg");
             std::fs::write(&path, config).map_err(|e| e.to_string())?;
             // -c first: a config error is reported as such, not as "not listening".
-            let check = Command::new(HAPROXY).arg("-c").arg("-f").arg(&path).output()
+            let check = Command::new(HAPROXY)
+                .arg("-c")
+                .arg("-f")
+                .arg(&path)
+                .output()
                 .map_err(|e| format!("{HAPROXY}: {e}"))?;
             if !check.status.success() {
                 return Err(format!(
@@ -180,7 +202,14 @@ impl Service {
                 dir.join("error.log").display()
             );
             let check = Command::new(NGINX)
-                .arg("-t").arg("-q").arg("-p").arg(dir).arg("-c").arg(&path).arg("-g").arg(&globals)
+                .arg("-t")
+                .arg("-q")
+                .arg("-p")
+                .arg(dir)
+                .arg("-c")
+                .arg(&path)
+                .arg("-g")
+                .arg(&globals)
                 .output()
                 .map_err(|e| format!("{NGINX}: {e}"))?;
             if !check.status.success() {
@@ -191,7 +220,12 @@ impl Service {
                 ));
             }
             let mut cmd = Command::new(NGINX);
-            cmd.arg("-p").arg(dir).arg("-c").arg(&path).arg("-g").arg(&globals);
+            cmd.arg("-p")
+                .arg(dir)
+                .arg("-c")
+                .arg(&path)
+                .arg("-g")
+                .arg(&globals);
             Ok(cmd)
         })
     }
@@ -200,9 +234,18 @@ impl Service {
     pub fn redis(port: u16) -> Result<Service, String> {
         Service::spawn("redis", &[port], move |dir| {
             let mut cmd = Command::new(REDIS);
-            cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir);
+            cmd.args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir);
             Ok(cmd)
         })
     }
@@ -213,7 +256,10 @@ impl Service {
         let args = args.to_vec();
         Service::spawn("devserver", ports, move |_| {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_h2ws-devserver"));
-            cmd.args(&args).env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+            cmd.args(&args).env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
             Ok(cmd)
         })
     }
@@ -225,11 +271,22 @@ impl Service {
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
         entries.sort();
-        for p in entries.iter().filter(|p| p.extension().is_some_and(|x| x == "log")) {
+        for p in entries
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        {
             let text = std::fs::read_to_string(p).unwrap_or_default();
             // The tail is what explains a failure; whole logs of a long test drown it.
-            let tail: String = if text.len() > 8000 { text[text.len() - 8000..].to_owned() } else { text };
-            out.push_str(&format!("--- {} {}\n{tail}\n", self.name, p.file_name().unwrap_or_default().to_string_lossy()));
+            let tail: String = if text.len() > 8000 {
+                text[text.len() - 8000..].to_owned()
+            } else {
+                text
+            };
+            out.push_str(&format!(
+                "--- {} {}\n{tail}\n",
+                self.name,
+                p.file_name().unwrap_or_default().to_string_lossy()
+            ));
         }
         out
     }

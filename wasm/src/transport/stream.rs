@@ -25,6 +25,11 @@ use crate::web::{self, Timer};
 /// up the fallback (a later failure is then an ordinary transport error).
 const FALLBACK_KEEP_MAX: usize = 1 << 20;
 
+/// Why a forced `stream` failed right after `open` (its upstream request was refused at once).
+pub const STREAM_FAILED_AT_ONCE: &str = "the 'stream' upstream request failed at once: the \
+     connection is HTTP/1.1 (browsers stream request bodies only over HTTP/2) or a proxy refuses \
+     streamed request bodies; use transport 'auto' (falls back to 'post') or 'post'";
+
 pub struct StreamUpstream {
     writer: WritableStreamDefaultWriter,
     session: Weak<Session>,
@@ -38,6 +43,8 @@ struct Fallback {
     kept: RefCell<Option<Vec<Transmit>>>,
     kept_bytes: std::cell::Cell<usize>,
     timer: RefCell<Option<Timer>>,
+    /// The body was ended ([`StreamUpstream::finish`]): its answer is expected now.
+    finished: std::cell::Cell<bool>,
 }
 
 impl Fallback {
@@ -70,14 +77,17 @@ impl StreamUpstream {
             kept: RefCell::new(fallback.then(Vec::new)),
             kept_bytes: Default::default(),
             timer: RefCell::new(None),
+            finished: Default::default(),
         });
+        let started = js_sys::Date::now();
         if fallback {
             let weak = Rc::downgrade(&state);
-            *state.timer.borrow_mut() = Some(Timer::once(fetch::STREAM_FALLBACK_MS as i32, move || {
-                if let Some(state) = weak.upgrade() {
-                    state.kept.borrow_mut().take();
-                }
-            }));
+            *state.timer.borrow_mut() =
+                Some(Timer::once(fetch::STREAM_FALLBACK_MS as i32, move || {
+                    if let Some(state) = weak.upgrade() {
+                        state.kept.borrow_mut().take();
+                    }
+                }));
         }
         let weak = Rc::downgrade(session);
         let watch = state.clone();
@@ -88,12 +98,22 @@ impl StreamUpstream {
                 Ok(response) => Response::from(response).ok(),
                 Err(_) => false,
             };
-            let Some(session) = weak.upgrade() else { return };
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
             let kept = watch.kept.borrow_mut().take();
             watch.timer.borrow_mut().take();
             match kept {
                 Some(kept) => session.fall_back_to_post(kept),
-                _ if !ok => session.transport_failed(),
+                _ if !ok => {
+                    // A forced `stream` refused at once: say why, like the other cannot-open cases.
+                    let at_once =
+                        js_sys::Date::now() - started < f64::from(fetch::STREAM_FALLBACK_MS);
+                    if !fallback && at_once && !watch.finished.get() {
+                        session.warn_cannot_open(STREAM_FAILED_AT_ONCE);
+                    }
+                    session.transport_failed()
+                }
                 _ => {}
             }
         });
@@ -128,7 +148,8 @@ impl StreamUpstream {
             if let Some(session) = weak.upgrade() {
                 match result {
                     Ok(_) => {
-                        if let (Some(i), Some(kept)) = (index, fallback.kept.borrow_mut().as_mut()) {
+                        if let (Some(i), Some(kept)) = (index, fallback.kept.borrow_mut().as_mut())
+                        {
                             if let Some(t) = kept.get_mut(i) {
                                 t.app_bytes = 0;
                             }
@@ -154,6 +175,7 @@ impl StreamUpstream {
     pub fn finish(&self) {
         // The body ends now: its answer is expected, no refusal any more.
         self.fallback.disarm();
+        self.fallback.finished.set(true);
         // A rejection here means the request already failed; that path reports itself.
         web::settle(self.writer.close());
     }
