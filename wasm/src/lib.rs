@@ -92,7 +92,11 @@ mod bindings {
                 header_pairs.push((name, value));
             }
             // Request bodies stream over HTTP/2 only, which browsers speak only over TLS.
-            let http_scheme = if http_url.starts_with("https:") { "https:" } else { "http:" };
+            let http_scheme = if http_url.starts_with("https:") {
+                "https:"
+            } else {
+                "http:"
+            };
             let request_streaming = socket::request_streaming_to(http_scheme, request_streaming);
             let params = Params {
                 http_url,
