@@ -9,25 +9,21 @@ use http::header::{HeaderValue, CACHE_CONTROL};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// Adds the static file routes to `router` (routes already in `router` take precedence).
-pub(crate) fn routes(router: Router, www: Option<PathBuf>, pkg: Option<PathBuf>) -> Router {
-    let no_cache =
-        || SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    let mut router = router;
-    if let Some(pkg) = pkg {
-        router = router.nest_service(
-            "/pkg",
-            tower::ServiceBuilder::new()
-                .layer(no_cache())
-                .service(ServeDir::new(pkg)),
-        );
-    }
-    if let Some(www) = www {
-        router = router.fallback_service(
-            tower::ServiceBuilder::new()
-                .layer(no_cache())
-                .service(ServeDir::new(www)),
-        );
-    }
-    router
+/// `/pkg/...` from `dir`: give it to [`h2ws::Server::routes`].
+pub fn pkg(dir: impl Into<PathBuf>) -> Router {
+    Router::new().nest_service("/pkg", no_cache(dir.into()))
+}
+
+/// Every path no route takes, from `dir`: give it to [`h2ws::Server::fallback`].
+pub fn www(dir: impl Into<PathBuf>) -> Router {
+    Router::new().fallback_service(no_cache(dir.into()))
+}
+
+fn no_cache(dir: PathBuf) -> tower_http::set_header::SetResponseHeader<ServeDir, HeaderValue> {
+    tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
+        .service(ServeDir::new(dir))
 }

@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use h2ws_devserver::h2conn::H2Settings;
-use h2ws_devserver::{CertSource, Server, SocketConfig};
+use h2ws::h2conn::H2Settings;
+use h2ws::{Server, SocketConfig};
+use h2ws_devserver::apps::gateway::Gateway;
+use h2ws_devserver::cert::CertSource;
+use h2ws_devserver::{apps, files};
 
 /// HTTPS + HTTP/2 development server hosting every h2ws transport on one path.
 #[derive(Parser, Debug)]
@@ -70,7 +73,7 @@ struct Cli {
     /// This instance's name behind a load balancer (1 to 32 of A-Z a-z 0-9 - _): fetch session
     /// tokens start with `ID.` so the balancer can route on them; another instance's token → 421.
     #[arg(long, value_name = "ID")]
-    instance_id: Option<h2ws_devserver::InstanceId>,
+    instance_id: Option<h2ws::InstanceId>,
     /// Fan `/ws/chat` out through this Redis server's pub/sub, to every instance using it
     /// (default: in-process). Must be reachable at start; later outages are retried.
     #[arg(long, value_name = "redis://HOST:PORT")]
@@ -132,20 +135,28 @@ async fn main() -> std::process::ExitCode {
         .http_addr((!cli.no_http).then_some(cli.http_addr))
         .socket_config(config)
         .h2_settings(h2)
-        .http1_limits(100, max_head_bytes);
+        .http1_limits(100, max_head_bytes)
+        .routes(apps::routes());
     if let Some(www) = cli.www {
-        server = server.www(www);
+        server = server.fallback(files::www(www));
     }
     if let Some(pkg) = cli.pkg {
-        server = server.pkg(pkg);
+        server = server.routes(files::pkg(pkg));
     }
-    if let (Some(cert), Some(key)) = (cli.cert, cli.key) {
-        server = server.cert(CertSource::Files { cert, key });
-    } else if let Some(dir) = cli.cert_dir {
-        server = server.cert(CertSource::Generated { dir });
+    let cert = match (cli.cert, cli.key, cli.cert_dir) {
+        (Some(cert), Some(key), _) => Ok(CertSource::Files { cert, key }),
+        (_, _, Some(dir)) => Ok(CertSource::Generated { dir }),
+        _ => CertSource::default_generated(),
+    };
+    match cert.and_then(|source| source.load()) {
+        Ok(identity) => server = server.tls_identity(identity),
+        Err(e) => {
+            eprintln!("h2ws-devserver: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
     }
     if let Some(url) = cli.broker {
-        match h2ws_devserver::Rooms::redis(&url, h2ws_devserver::RoomsConfig::default()).await {
+        match h2ws::Rooms::redis(&url, h2ws::RoomsConfig::default()).await {
             Ok(rooms) => server = server.rooms(rooms),
             Err(e) => {
                 eprintln!("h2ws-devserver: --broker: {e}");
@@ -154,21 +165,28 @@ async fn main() -> std::process::ExitCode {
         }
     }
     if let Some(upstream) = cli.upstream {
-        server = server.upstream(upstream);
-    }
-    if let Some(pem) = cli.upstream_cert {
-        let trust = std::fs::read(&pem)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                h2ws_devserver::client::Trust::certificates_pem(&bytes).map_err(|e| e.to_string())
-            });
-        match trust {
-            Ok(t) => server = server.upstream_trust(t),
+        let mut gateway = match Gateway::new(&upstream) {
+            Ok(g) => g,
             Err(e) => {
-                eprintln!("h2ws-devserver: --upstream-cert {}: {e}", pem.display());
+                eprintln!("h2ws-devserver: {e}");
                 return std::process::ExitCode::FAILURE;
             }
+        };
+        if let Some(pem) = cli.upstream_cert {
+            let trust = std::fs::read(&pem)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    h2ws::client::Trust::certificates_pem(&bytes).map_err(|e| e.to_string())
+                });
+            match trust {
+                Ok(t) => gateway = gateway.with_trust(t),
+                Err(e) => {
+                    eprintln!("h2ws-devserver: --upstream-cert {}: {e}", pem.display());
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
         }
+        server = server.routes(gateway.routes());
     }
     let running = match server.start().await {
         Ok(r) => r,

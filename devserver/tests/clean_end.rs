@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Kind, Peer, LIMIT};
+use h2ws::SocketConfig;
 use h2ws_codec::{Config, Connection, Framing, Role};
-use h2ws_devserver::SocketConfig;
 use http::{Request, StatusCode};
 
 /// How long we look for a late RST_STREAM.

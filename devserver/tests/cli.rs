@@ -48,10 +48,7 @@ async fn prints_listeners_and_spki_and_closes_sockets_with_1001_on_sigterm() {
     let addr: std::net::SocketAddr = server.https.parse().unwrap();
     let tls = tls_connect(addr, &[b"h2"]).await;
     let leaf = tls.get_ref().1.peer_certificates().expect("certificate")[0].clone();
-    assert_eq!(
-        h2ws_devserver::tls::spki_sha256(&leaf).unwrap(),
-        server.spki
-    );
+    assert_eq!(h2ws::spki::sha256_base64(&leaf).unwrap(), server.spki);
     drop(tls);
 
     // A socket open at SIGTERM gets Close 1001, then the process exits successfully.

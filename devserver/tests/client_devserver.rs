@@ -4,11 +4,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use h2ws_devserver::client::{
+use h2ws::client::{
     Client, ClientConfig, Error, H2Connection, Incoming, Message, OpenOptions, Transport, Trust,
     WebSocket,
 };
-use h2ws_devserver::{CertSource, RunningServer, Server, Socket};
+use h2ws::{RunningServer, Server, Socket};
+use h2ws_devserver::cert::CertSource;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -110,10 +111,10 @@ async fn whoami(mut socket: Socket) {
 }
 
 async fn start() -> Fixture {
-    start_with(h2ws_devserver::SocketConfig::default()).await
+    start_with(h2ws::SocketConfig::default()).await
 }
 
-async fn start_with(socket_config: h2ws_devserver::SocketConfig) -> Fixture {
+async fn start_with(socket_config: h2ws::SocketConfig) -> Fixture {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "h2ws-client-devserver-{}-{}",
@@ -121,12 +122,17 @@ async fn start_with(socket_config: h2ws_devserver::SocketConfig) -> Fixture {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let routes = axum::Router::new()
-        .route("/ws/closer", h2ws_devserver::route(closer))
-        .route("/ws/whoami", h2ws_devserver::route(whoami));
+        .route("/ws/closer", h2ws::route(closer))
+        .route("/ws/whoami", h2ws::route(whoami));
     let server = Server::new()
         .tls_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
         .http_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
-        .cert(CertSource::Generated { dir: dir.clone() })
+        .tls_identity(
+            CertSource::Generated { dir: dir.clone() }
+                .load()
+                .expect("certificate"),
+        )
+        .routes(h2ws_devserver::apps::routes())
         .routes(routes)
         .socket_config(socket_config)
         .start()
@@ -178,7 +184,7 @@ async fn echo_suite(ws: &WebSocket) {
     let big_text: String = "h2ws ☃ ".repeat((1 << 20) / 9);
     ws.send_text(&big_text).await.unwrap();
     assert_eq!(next(ws).await, Message::Text(big_text), "{t:?}");
-    use h2ws_devserver::client::FragmentKind;
+    use h2ws::client::FragmentKind;
     ws.send_fragment(FragmentKind::Text, 0, "frag".as_bytes(), false)
         .await
         .unwrap();
@@ -401,7 +407,7 @@ async fn client_devserver_refusals_carry_status() {
 async fn client_devserver_wrong_pin_is_refused() {
     let f = start().await;
     let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let pin = h2ws_devserver::client::spki_sha256_base64(other.cert.der()).unwrap();
+    let pin = h2ws::client::spki_sha256_base64(other.cert.der()).unwrap();
     let client = Client::new(ClientConfig::new(Trust::spki_sha256_base64(&pin).unwrap()));
     let err = client.connect_h2(&f.base(true)).await.unwrap_err();
     assert!(matches!(err, Error::Io(_)), "{err}");
@@ -435,10 +441,10 @@ async fn client_devserver_permessage_deflate_every_transport() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_devserver_answers_server_pings_and_stays_open() {
-    let config = h2ws_devserver::SocketConfig {
+    let config = h2ws::SocketConfig {
         ping_after: Duration::from_millis(100),
         idle_timeout: Duration::from_millis(500),
-        ..h2ws_devserver::SocketConfig::default()
+        ..h2ws::SocketConfig::default()
     };
     let f = start_with(config).await;
     let h2 = f.h2(true).await;
@@ -456,7 +462,7 @@ async fn client_devserver_answers_server_pings_and_stays_open() {
             tokio::select! {
                 _ = &mut quiet => break,
                 ev = ws.recv_event() => match ev {
-                    Some(h2ws_devserver::client::Event::Ping(_)) => pings += 1,
+                    Some(h2ws::client::Event::Ping(_)) => pings += 1,
                     other => panic!("{transport:?}: unexpected {other:?}"),
                 },
             }
@@ -475,9 +481,9 @@ async fn client_devserver_answers_server_pings_and_stays_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_devserver_quiet_fetch_sockets_attach_at_once() {
-    let config = h2ws_devserver::SocketConfig {
+    let config = h2ws::SocketConfig {
         attach_timeout: Duration::from_millis(300),
-        ..h2ws_devserver::SocketConfig::default()
+        ..h2ws::SocketConfig::default()
     };
     let f = start_with(config).await;
     let h2 = f.h2(true).await;
@@ -589,8 +595,8 @@ async fn client_devserver_chat_across_every_transport() {
 /// to end but not terminated here, RSV1 frames passed through untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_devserver_fragments_with_untouched_permessage_deflate() {
+    use h2ws::client::FragmentKind;
     use h2ws_codec::deflate;
-    use h2ws_devserver::client::FragmentKind;
     let f = start().await;
     let h2 = f.h2(true).await;
     let options = OpenOptions {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use h2ws_devserver::client::{Client, ClientConfig, Error, Message, OpenOptions, Transport, Trust};
+use h2ws::client::{Client, ClientConfig, Error, Message, OpenOptions, Transport, Trust};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use h2ws_devserver::client::{
+use h2ws::client::{
     spki_sha256_base64, Client, ClientConfig, CloseCode, Error, Event, FragmentKind, Incoming,
     Message, OpenOptions, Transport, Trust, WebSocket,
 };

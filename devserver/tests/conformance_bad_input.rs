@@ -1,11 +1,11 @@
-//! Rows of the bad-input table (devserver/CONFORMANCE.md) that no other test covered: each
+//! Rows of the bad-input table (h2ws/CONFORMANCE.md) that no other test covered: each
 //! bad input gets its documented answer, never a panic or a hang.
 
 mod common;
 
 use bytes::Bytes;
 use common::*;
-use h2ws_devserver::SocketConfig;
+use h2ws::SocketConfig;
 use http::{Method, StatusCode};
 
 /// A `post` batch larger than the message limit: 413 for the batch, Close 1009 on the socket.

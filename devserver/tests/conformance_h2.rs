@@ -19,9 +19,9 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
+use h2ws::SocketConfig;
 use h2ws_codec::deflate::{self, DeflateParams};
 use h2ws_codec::{Config, Connection, Event, Framing, Message, Role};
-use h2ws_devserver::SocketConfig;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -715,7 +715,7 @@ fn reader(path: Path, deflate: Option<DeflateParams>) -> Connection {
 }
 
 async fn open(
-    server: &h2ws_devserver::RunningServer,
+    server: &h2ws::RunningServer,
     sr: &h2::client::SendRequest<Bytes>,
     path: Path,
     deflate: bool,
@@ -849,7 +849,7 @@ impl Tcp {
 }
 
 async fn run(
-    server: &h2ws_devserver::RunningServer,
+    server: &h2ws::RunningServer,
     sr: &h2::client::SendRequest<Bytes>,
     case: &Case,
     path: Path,

@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use h2ws::SocketConfig;
 use h2ws_codec::{FragmentKind, Message};
-use h2ws_devserver::SocketConfig;
 use tokio_tungstenite::tungstenite::Message as TMsg;
 
 async fn echo_suite(peer: &mut Peer) {

@@ -1,4 +1,4 @@
-//! Embedding: `h2ws_devserver::route` on a user's own axum app served by hyper (not the
+//! Embedding: `h2ws::route` on a user's own axum app served by hyper (not the
 //! devserver's loop): rfc6455, rfc8441 (hyper extended CONNECT), fetch `stream` and `post` work;
 //! `native` is refused with 501 because it needs the devserver's own HTTP/2 loop.
 
@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use h2ws::{Message as M, Socket};
 use h2ws_codec::Message;
-use h2ws_devserver::{Message as M, Socket};
 use http::StatusCode;
 use tokio_tungstenite::tungstenite::Message as TMsg;
 
@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message as TMsg;
 fn user_app() -> axum::Router {
     axum::Router::new().route(
         "/ws/shout",
-        h2ws_devserver::route(|mut socket: Socket| async move {
+        h2ws::route(|mut socket: Socket| async move {
             while let Some(msg) = socket.recv().await {
                 let reply = match msg {
                     M::Text(t) => M::Text(t.to_uppercase()),
@@ -112,7 +112,7 @@ async fn route_serves_every_transport_but_native_on_a_plain_hyper_server() {
 #[tokio::test]
 async fn user_routes_mount_on_the_devserver_with_native() {
     init_tracing();
-    let server = server(h2ws_devserver::SocketConfig::default())
+    let server = server(h2ws::SocketConfig::default())
         .routes(user_app())
         .start()
         .await

@@ -15,9 +15,9 @@ use bytes::Bytes;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use h2::client::SendRequest;
+use h2ws::client::{Client, ClientConfig, OpenOptions, Transport, Trust};
+use h2ws::{Socket, SocketConfig, StatsSnapshot};
 use h2ws_codec::Message;
-use h2ws_devserver::client::{Client, ClientConfig, OpenOptions, Transport, Trust};
-use h2ws_devserver::{Socket, SocketConfig, StatsSnapshot};
 use http::Method;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -270,7 +270,7 @@ async fn devserver_restart_mid_stream_gives_the_native_client_1006() {
         ws.send_text("before").await.expect("send");
         assert_eq!(
             ws.recv_timeout(LIMIT).await.expect("in time"),
-            Some(h2ws_devserver::client::Message::Text("before".into()))
+            Some(h2ws::client::Message::Text("before".into()))
         );
         sockets.push(ws);
     }
@@ -296,7 +296,7 @@ async fn devserver_restart_mid_stream_gives_the_native_client_1006() {
         ws.send_text("after").await.expect("send");
         assert_eq!(
             ws.recv_timeout(LIMIT).await.expect("in time"),
-            Some(h2ws_devserver::client::Message::Text("after".into()))
+            Some(h2ws::client::Message::Text("after".into()))
         );
         ws.close(1000, "").await.expect("close");
     }
@@ -313,7 +313,7 @@ struct Ends {
 fn counting_routes(ends: Ends) -> axum::Router {
     axum::Router::new().route(
         "/ws/count",
-        h2ws_devserver::route(move |mut s: Socket| {
+        h2ws::route(move |mut s: Socket| {
             let ends = ends.clone();
             async move {
                 while let Some(m) = s.recv().await {
@@ -393,7 +393,7 @@ fn flood_routes(
 ) -> axum::Router {
     axum::Router::new().route(
         "/ws/flood",
-        h2ws_devserver::route(move |s: Socket| {
+        h2ws::route(move |s: Socket| {
             let sent = sent.clone();
             async move {
                 let id = s.info().query().unwrap_or("").to_string();

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
+use h2ws::{Message as M, Socket, SocketConfig};
 use h2ws_codec::{Config, Connection, Framing, Message, Role};
-use h2ws_devserver::{Message as M, Socket, SocketConfig};
 use http_body_util::BodyExt;
 
 /// `/ws/flood` sends 1 KiB messages as fast as the socket takes them, counting them;
@@ -19,7 +19,7 @@ fn routes(sent: Arc<AtomicU64>) -> axum::Router {
     axum::Router::new()
         .route(
             "/ws/flood",
-            h2ws_devserver::route(move |socket: Socket| {
+            h2ws::route(move |socket: Socket| {
                 let sent = sent.clone();
                 async move {
                     let chunk = Bytes::from(vec![7u8; 1024]);
@@ -31,7 +31,7 @@ fn routes(sent: Arc<AtomicU64>) -> axum::Router {
         )
         .route(
             "/ws/lazy",
-            h2ws_devserver::route(|mut socket: Socket| async move {
+            h2ws::route(|mut socket: Socket| async move {
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 while let Some(m) = socket.recv().await {
                     if socket.send(m).await.is_err() {

@@ -8,8 +8,8 @@ mod common;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use h2ws::SocketConfig;
 use h2ws_codec::Message;
-use h2ws_devserver::SocketConfig;
 use http::StatusCode;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message as TMsg;
@@ -71,7 +71,7 @@ async fn gateway_bridges_every_transport_to_an_rfc6455_backend() {
     init_tracing();
     let backend = backend().await;
     let server = server(SocketConfig::default())
-        .upstream(format!("ws://{backend}/echo"))
+        .routes(upstream(&format!("ws://{backend}/echo")))
         .start()
         .await
         .expect("start");
@@ -132,7 +132,7 @@ async fn gateway_answers_502_when_the_backend_is_down() {
         l.local_addr().unwrap()
     };
     let server = server(SocketConfig::default())
-        .upstream(format!("ws://{dead}/"))
+        .routes(upstream(&format!("ws://{dead}/")))
         .start()
         .await
         .expect("start");
@@ -150,10 +150,8 @@ async fn gateway_answers_502_when_the_backend_is_down() {
 
 use std::time::Duration;
 
-use h2ws_devserver::client::{
-    Client, ClientConfig, FragmentKind, Incoming, OpenOptions, Transport, Trust,
-};
-use h2ws_devserver::RunningServer;
+use h2ws::client::{Client, ClientConfig, FragmentKind, Incoming, OpenOptions, Transport, Trust};
+use h2ws::RunningServer;
 use tokio::sync::mpsc;
 
 /// What the recording backend saw on one connection.
@@ -250,7 +248,7 @@ async fn gateway_close_codes_both_ways_and_lost_legs() {
     init_tracing();
     let (backend, mut rx) = recording_backend().await;
     let server = server(SocketConfig::default())
-        .upstream(format!("ws://{backend}/"))
+        .routes(upstream(&format!("ws://{backend}/")))
         .start()
         .await
         .expect("start");
@@ -266,7 +264,7 @@ async fn gateway_close_codes_both_ways_and_lost_legs() {
         ws.send_text("hi").await.unwrap();
         assert_eq!(
             ws.recv_timeout(LIMIT).await.unwrap(),
-            Some(h2ws_devserver::client::Message::Text("hi".into()))
+            Some(h2ws::client::Message::Text("hi".into()))
         );
         let status = ws.close(4200, "client bye").await.unwrap();
         assert_eq!(status.code, 4200, "{transport:?}");
@@ -332,7 +330,7 @@ async fn gateway_refuses_every_transport_with_502_when_the_backend_is_unreachabl
         l.local_addr().unwrap()
     };
     let server = server(SocketConfig::default())
-        .upstream(format!("ws://{dead}/"))
+        .routes(upstream(&format!("ws://{dead}/")))
         .start()
         .await
         .expect("start");
@@ -357,7 +355,10 @@ async fn gateway_forwards_permessage_deflate_untouched() {
     init_tracing();
     let backend = start(SocketConfig::default()).await;
     let server = server(SocketConfig::default())
-        .upstream(format!("ws://{}/ws/echo", http_authority(&backend)))
+        .routes(upstream(&format!(
+            "ws://{}/ws/echo",
+            http_authority(&backend)
+        )))
         .start()
         .await
         .expect("start");
@@ -386,7 +387,7 @@ async fn gateway_forwards_permessage_deflate_untouched() {
         ws.send_text(&text).await.unwrap();
         assert_eq!(
             ws.recv_timeout(LIMIT).await.unwrap(),
-            Some(h2ws_devserver::client::Message::Text(text.clone())),
+            Some(h2ws::client::Message::Text(text.clone())),
             "{transport:?}"
         );
         ws.close(1000, "").await.unwrap();
@@ -456,7 +457,7 @@ async fn gateway_control_frames_overtake_a_large_message() {
     init_tracing();
     let (backend, _rx) = recording_backend().await;
     let server = server(SocketConfig::default())
-        .upstream(format!("ws://{backend}/"))
+        .routes(upstream(&format!("ws://{backend}/")))
         .start()
         .await
         .expect("start");
@@ -527,8 +528,12 @@ async fn gateway_reaches_a_wss_backend_with_a_pinned_certificate() {
     let url = format!("wss://{}/ws/echo", tls_authority(&backend));
     let pin = Trust::spki_sha256_base64(backend.spki_sha256().unwrap()).unwrap();
     let server = server(SocketConfig::default())
-        .upstream(url.clone())
-        .upstream_trust(pin)
+        .routes(
+            h2ws_devserver::apps::gateway::Gateway::new(&url)
+                .expect("upstream URL")
+                .with_trust(pin)
+                .routes(),
+        )
         .start()
         .await
         .expect("start");
@@ -545,14 +550,14 @@ async fn gateway_reaches_a_wss_backend_with_a_pinned_certificate() {
         ws.send_text("over tls").await.unwrap();
         assert_eq!(
             ws.recv_timeout(LIMIT).await.unwrap(),
-            Some(h2ws_devserver::client::Message::Text("over tls".into()))
+            Some(h2ws::client::Message::Text("over tls".into()))
         );
         ws.close(1000, "").await.unwrap();
     }
-    let untrusted = h2ws_devserver::Server::new()
+    let untrusted = h2ws::Server::new()
         .tls_addr(None)
         .http_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-        .upstream(url)
+        .routes(upstream(&url))
         .start()
         .await
         .expect("start");

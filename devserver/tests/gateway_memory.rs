@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::{proc_status_kib, DevServerProcess};
 
-use h2ws_devserver::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
-use h2ws_devserver::FragmentKind;
+use h2ws::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
+use h2ws::FragmentKind;
 
 const MESSAGE: usize = 100 << 20;
 const MAX_GROWTH_KIB: u64 = 2 << 10;

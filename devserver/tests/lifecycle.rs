@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use h2ws::SocketConfig;
 use h2ws_codec::{Event, Message};
-use h2ws_devserver::SocketConfig;
 use http::{Method, StatusCode};
 use tokio_tungstenite::tungstenite::Message as TMsg;
 
@@ -122,7 +122,7 @@ async fn liveness_pings_then_drops_silent_sockets() {
     live_cleanup(server).await;
 }
 
-async fn live_cleanup(server: h2ws_devserver::RunningServer) {
+async fn live_cleanup(server: h2ws::RunningServer) {
     server.shutdown().await;
 }
 
@@ -239,7 +239,7 @@ async fn chat_across_transports_and_stats() {
     .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(h["content-type"], "application/json");
-    let snap: h2ws_devserver::StatsSnapshot = serde_json::from_str(&body).expect("json");
+    let snap: h2ws::StatsSnapshot = serde_json::from_str(&body).expect("json");
     assert_eq!(snap.open["stream"], 1, "{body}");
     assert_eq!(snap.open["native"], 1, "{body}");
     assert_eq!(snap.open["rfc6455"], 1, "{body}");
@@ -259,8 +259,8 @@ async fn static_files_with_mime_types_and_no_cache() {
     std::fs::write(pkg.join("h2ws_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(pkg.join("h2ws.js"), "export {}").unwrap();
     let server = server(SocketConfig::default())
-        .www(&www)
-        .pkg(&pkg)
+        .fallback(h2ws_devserver::files::www(&www))
+        .routes(h2ws_devserver::files::pkg(&pkg))
         .start()
         .await
         .expect("start");

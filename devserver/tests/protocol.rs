@@ -5,18 +5,14 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
+use h2ws::SocketConfig;
 use h2ws_codec::{Config, Connection, Framing, Message, Role};
-use h2ws_devserver::SocketConfig;
 use http::{Method, Request, StatusCode};
 use std::time::Duration;
 
 async fn setup(
     config: SocketConfig,
-) -> (
-    h2ws_devserver::RunningServer,
-    h2::client::SendRequest<Bytes>,
-    String,
-) {
+) -> (h2ws::RunningServer, h2::client::SendRequest<Bytes>, String) {
     init_tracing();
     let server = server(config)
         .routes(test_routes())

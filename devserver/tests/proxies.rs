@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::proxy::{deploy, free_port, render, Service, Subst};
-use h2ws_devserver::client::{
+use h2ws::client::{
     Client, ClientConfig, Error, Message, OpenOptions, Transport, Trust, WebSocket,
 };
-use h2ws_devserver::{RunningServer, SocketConfig};
+use h2ws::{RunningServer, SocketConfig};
 
 const LIMIT: Duration = common::LIMIT;
 
@@ -259,7 +259,7 @@ async fn stats_open(server: &RunningServer) -> std::collections::BTreeMap<String
     )
     .await;
     assert_eq!(status, 200);
-    let snap: h2ws_devserver::StatsSnapshot = serde_json::from_str(&body).expect("stats json");
+    let snap: h2ws::StatsSnapshot = serde_json::from_str(&body).expect("stats json");
     snap.open
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use h2ws_devserver::SocketConfig;
+use h2ws::SocketConfig;
 
 fn python3() -> Option<PathBuf> {
     let out = Command::new("python3")

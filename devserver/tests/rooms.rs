@@ -5,14 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use h2ws_devserver::client::{
-    Client, ClientConfig, H2Connection, Message, OpenOptions, Transport, Trust,
-};
-use h2ws_devserver::{Rooms, RoomsConfig, SocketConfig};
+use h2ws::client::{Client, ClientConfig, H2Connection, Message, OpenOptions, Transport, Trust};
+use h2ws::{Rooms, RoomsConfig, SocketConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn chat_server(rooms: RoomsConfig) -> (h2ws_devserver::RunningServer, H2Connection) {
+async fn chat_server(rooms: RoomsConfig) -> (h2ws::RunningServer, H2Connection) {
     let server = common::server(SocketConfig::default())
         .rooms(Rooms::in_process(rooms))
         .start()

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::proxy::{deploy, free_port, render, Service, Subst};
-use h2ws_devserver::client::{
+use h2ws::client::{
     Client, ClientConfig, H2Connection, Message, OpenOptions, Transport, Trust, WebSocket,
 };
-use h2ws_devserver::StatsSnapshot;
+use h2ws::StatsSnapshot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const IDS: [&str; 3] = ["s1", "s2", "s3"];
@@ -47,9 +47,10 @@ fn cert_dir() -> PathBuf {
 
 /// The shared test certificate (generated on first use) as HAProxy's PEM and its pin.
 fn certificate() -> (PathBuf, String) {
-    let source = h2ws_devserver::CertSource::Generated { dir: cert_dir() };
-    let identity = h2ws_devserver::tls::Identity::load(&source).expect("test certificate");
-    (cert_dir().join("localhost.pem"), identity.spki_sha256)
+    (
+        cert_dir().join("localhost.pem"),
+        common::identity().spki_sha256,
+    )
 }
 
 fn start_devserver(id: Option<&str>, extra: &[String]) -> (Service, u16) {
@@ -662,7 +663,7 @@ fn scale_out_bad_instance_id_and_unreachable_broker_are_refused_at_start() {
 /// Redis gone → publishes fail within the bound; Redis back → both resubscribe and resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_out_rooms_api_over_redis() {
-    use h2ws_devserver::{RoomError, Rooms, RoomsConfig};
+    use h2ws::{RoomError, Rooms, RoomsConfig};
     let port = free_port();
     let mut redis = Service::redis(port).expect("redis-server starts");
     let url = format!("redis://127.0.0.1:{port}");
@@ -680,10 +681,10 @@ async fn scale_out_rooms_api_over_redis() {
     let mut on_b = b.join("t").unwrap();
     let mut elsewhere = b.join("u").unwrap();
     for i in 0..50u8 {
-        a.publish("t", h2ws_devserver::Message::Text(i.to_string()))
+        a.publish("t", h2ws::Message::Text(i.to_string()))
             .await
             .unwrap();
-        b.publish("t", h2ws_devserver::Message::Binary(vec![i].into()))
+        b.publish("t", h2ws::Message::Binary(vec![i].into()))
             .await
             .unwrap();
     }
@@ -694,11 +695,11 @@ async fn scale_out_rooms_api_over_redis() {
                 .await
                 .expect("in time")
             {
-                Some(h2ws_devserver::Message::Text(t)) => {
+                Some(h2ws::Message::Text(t)) => {
                     assert_eq!(t, texts.to_string());
                     texts += 1;
                 }
-                Some(h2ws_devserver::Message::Binary(b)) => {
+                Some(h2ws::Message::Binary(b)) => {
                     assert_eq!(&b[..], &[bins]);
                     bins += 1;
                 }
@@ -731,9 +732,7 @@ async fn scale_out_rooms_api_over_redis() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
-    let refused = a
-        .publish("t", h2ws_devserver::Message::Text("lost".into()))
-        .await;
+    let refused = a.publish("t", h2ws::Message::Text("lost".into())).await;
     assert!(
         matches!(refused, Err(RoomError::Unavailable(_))),
         "{refused:?}"
@@ -747,7 +746,7 @@ async fn scale_out_rooms_api_over_redis() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(a.snapshot().reconnects >= 1 && b.snapshot().reconnects >= 1);
-    a.publish("t", h2ws_devserver::Message::Text("back".into()))
+    a.publish("t", h2ws::Message::Text("back".into()))
         .await
         .expect("publish after the restart");
     for member in [&mut on_a, &mut on_b] {
@@ -756,7 +755,7 @@ async fn scale_out_rooms_api_over_redis() {
             .expect("in time");
         assert_eq!(
             got,
-            Some(h2ws_devserver::Message::Text("back".into())),
+            Some(h2ws::Message::Text("back".into())),
             "the outage message never arrives"
         );
     }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::*;
+use h2ws::SocketConfig;
 use h2ws_codec::{Event, Message};
-use h2ws_devserver::SocketConfig;
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -252,7 +252,7 @@ async fn http1_request_heads_over_the_limits_get_431() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_selects_the_first_offered_subprotocol_on_every_transport() {
-    use h2ws_devserver::client::{Client, ClientConfig, OpenOptions, Transport, Trust};
+    use h2ws::client::{Client, ClientConfig, OpenOptions, Transport, Trust};
     init_tracing();
     let server = start(SocketConfig::default()).await;
     let client = Client::new(ClientConfig::new(
@@ -839,7 +839,7 @@ async fn idle_http2_connections_get_goaway_busy_ones_stay() {
     init_tracing();
     let idle = Duration::from_millis(400);
     let server = server(SocketConfig::default())
-        .h2_settings(h2ws_devserver::h2conn::H2Settings {
+        .h2_settings(h2ws::h2conn::H2Settings {
             idle_timeout: idle,
             ..Default::default()
         })

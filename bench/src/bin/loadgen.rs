@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use h2ws::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
 use h2ws_bench::ws::{masked_frame, Conn};
 use h2ws_bench::{rss, size_label, Args, Record};
-use h2ws_devserver::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
 
 type Res<T = ()> = Result<T, String>;
 
@@ -232,7 +232,7 @@ async fn h2_echo(args: &Args) -> Res {
                         Err(_) => return run.fail("no echo within 20 s".into()),
                     }
                 }
-                let _ = ws.start_close(Some(h2ws_devserver::client::CloseCode::NORMAL), "");
+                let _ = ws.start_close(Some(h2ws::client::CloseCode::NORMAL), "");
             }));
         }
         run.measure(secs, tasks).await

@@ -467,8 +467,8 @@ fn runs_list(md: &mut String, p: &Pivot) {
 fn render_http2(md: &mut String, records: &[Record]) {
     md.push_str("## 3. Server echo over HTTP/2 (msgs/s)\n\n");
     md.push_str(
-        "The same shapes against the same release devserver, through the devserver's native \
-         client (`h2ws_devserver::client`) on h2c (plain HTTP/2, prior knowledge, like the \
+        "The same shapes against the same release devserver, through h2ws's native \
+         client (`h2ws::client`) on h2c (plain HTTP/2, prior knowledge, like the \
          RFC 6455 table's plain TCP): many sockets multiplexed on few HTTP/2 connections \
          (1 per 50 sockets). The client runs the full h2ws codec and the `h2` crate on a \
          single-threaded runtime, so it costs more CPU per message than the RFC 6455 load \

@@ -1,42 +1,16 @@
 //! `/ws/chat`: every message to every socket on the route, the sender included, whatever
 //! their transports, on every instance sharing the broker (`--broker redis://...`); one room
-//! of [`Rooms`], which has the delivery, ordering, backpressure and outage
-//! rules.
+//! of the server's [`Rooms`] (its `Extension<Rooms>`), which has the delivery, ordering,
+//! backpressure and outage rules.
 
-use crate::rooms::Rooms;
-use crate::Socket;
+use axum::response::Response;
+use axum::Extension;
+use h2ws::{Rooms, SocketUpgrade};
 
 /// The topic `/ws/chat` uses.
 pub const TOPIC: &str = "chat";
 
-/// The chat room (cheap to clone).
-#[derive(Clone, Default)]
-pub struct Chat {
-    rooms: Rooms,
-}
-
-impl Chat {
-    /// A chat within this process.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A chat on these rooms (and their broker).
-    pub fn with_rooms(rooms: Rooms) -> Self {
-        Chat { rooms }
-    }
-
-    /// Members of all rooms on this instance.
-    pub fn len(&self) -> usize {
-        self.rooms.snapshot().members as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Serves one socket until it closes.
-    pub async fn run(self, socket: Socket) {
-        self.rooms.serve(socket, TOPIC).await
-    }
+/// The `/ws/chat` route handler: serves each socket in the room until it closes.
+pub async fn handle(Extension(rooms): Extension<Rooms>, upgrade: SocketUpgrade) -> Response {
+    upgrade.on_socket(move |socket| async move { rooms.serve(socket, TOPIC).await })
 }

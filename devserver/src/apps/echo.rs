@@ -7,7 +7,7 @@
 
 use axum::response::Response;
 
-use crate::{Socket, SocketUpgrade};
+use h2ws::{Socket, SocketUpgrade};
 
 /// The `/ws/echo` route handler: accepts the socket with the first offered subprotocol.
 pub async fn handle(upgrade: SocketUpgrade) -> Response {

@@ -24,13 +24,13 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
-use crate::client::{
+use h2ws::client::{
     Client, ClientConfig, Error as ClientError, OpenOptions, Transport as ClientTransport, Trust,
     WebSocket,
 };
-use crate::socket::{CloseStatus, Incoming, SocketReceiver, SocketSender};
-use crate::upgrade::Refusal;
-use crate::SocketUpgrade;
+use h2ws::socket::{CloseStatus, Incoming, SocketReceiver, SocketSender};
+use h2ws::Refusal;
+use h2ws::SocketUpgrade;
 
 /// Backend connect + upgrade, each.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +57,7 @@ impl Gateway {
     /// no roots until [`with_trust`](Self::with_trust) says which certificates to accept.
     pub fn new(url: &str) -> Result<Self, GatewayError> {
         let target =
-            crate::client::Target::parse(url).map_err(|_| GatewayError::BadUrl(url.into()))?;
+            h2ws::client::Target::parse(url).map_err(|_| GatewayError::BadUrl(url.into()))?;
         if !(url.starts_with("ws://") || url.starts_with("wss://")) || target.host.is_empty() {
             return Err(GatewayError::BadUrl(url.to_string()));
         }
@@ -73,10 +73,18 @@ impl Gateway {
         self
     }
 
+    /// `/ws/upstream`, bridged to this backend.
+    pub fn routes(self) -> axum::Router {
+        axum::Router::new().route(
+            "/ws/upstream",
+            axum::routing::any(move |upgrade: SocketUpgrade| self.clone().handle(upgrade)),
+        )
+    }
+
     /// The route handler: opens the backend first, then accepts the client with the backend's
     /// subprotocol and extensions, or refuses it (502, 504).
     pub async fn handle(self, upgrade: SocketUpgrade) -> Response {
-        let cfg = upgrade.endpoint.config();
+        let cfg = upgrade.endpoint().config();
         let client = Client::new(ClientConfig {
             connect_timeout: CONNECT_TIMEOUT,
             handshake_timeout: CONNECT_TIMEOUT,

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use h2ws_devserver::client::{
-    Client, ClientConfig, Message, OpenOptions, Transport, Trust, WebSocket,
-};
+use h2ws::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust, WebSocket};
 
 #[derive(Parser, Debug)]
 #[command(name = "h2ws-soak", version)]
@@ -231,7 +229,7 @@ async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, s
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Arc::new(Cli::parse());
-    // Server and client diagnostics on stderr when asked (`RUST_LOG=h2ws_devserver=debug`).
+    // Server and client diagnostics on stderr when asked (`RUST_LOG=h2ws=debug`).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -243,10 +241,18 @@ async fn main() -> ExitCode {
         (Some(u), Some(s)) => (u.trim_end_matches('/').to_string(), s.clone()),
         _ => {
             let dir = std::env::temp_dir().join("h2ws-soak-cert");
-            let started = h2ws_devserver::Server::new()
+            let identity = match (h2ws_devserver::cert::CertSource::Generated { dir }).load() {
+                Ok(identity) => identity,
+                Err(e) => {
+                    eprintln!("h2ws-soak: the dev certificate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let started = h2ws::Server::new()
                 .tls_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .http_addr(None)
-                .cert(h2ws_devserver::CertSource::Generated { dir })
+                .tls_identity(identity)
+                .routes(h2ws_devserver::apps::routes())
                 .start()
                 .await;
             let server = match started {

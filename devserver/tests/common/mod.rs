@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use h2::client::SendRequest;
+use h2ws::{RunningServer, Server, SocketConfig};
 use h2ws_codec::{CloseCode, Config, Connection, Event, Framing, Message, Role};
-use h2ws_devserver::{RunningServer, Server, SocketConfig};
+use h2ws_devserver::apps::gateway::Gateway;
+use h2ws_devserver::cert::CertSource;
 use http::{Method, Request, StatusCode};
 use tokio::net::TcpStream;
 
@@ -26,13 +28,26 @@ pub fn cert_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h2ws-test-cert")
 }
 
-/// A server on 127.0.0.1:0 (TLS and plain) with the built-in apps.
+/// The shared test certificate (generated on first use).
+pub fn identity() -> h2ws::Identity {
+    CertSource::Generated { dir: cert_dir() }
+        .load()
+        .expect("test certificate")
+}
+
+/// A server on 127.0.0.1:0 (TLS and plain) with the devserver's apps (`/ws/echo`, `/ws/chat`).
 pub fn server(config: SocketConfig) -> Server {
     Server::new()
         .tls_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
         .http_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .cert(h2ws_devserver::CertSource::Generated { dir: cert_dir() })
+        .tls_identity(identity())
         .socket_config(config)
+        .routes(h2ws_devserver::apps::routes())
+}
+
+/// `/ws/upstream` bridged to `url` (the devserver's `--upstream`).
+pub fn upstream(url: &str) -> axum::Router {
+    Gateway::new(url).expect("upstream URL").routes()
 }
 
 pub async fn start(config: SocketConfig) -> RunningServer {
@@ -588,11 +603,11 @@ pub async fn request(
 /// with the handshake context) and `/ws/auth` (refuses without `Authorization: Bearer ok`).
 pub fn test_routes() -> axum::Router {
     use axum::response::IntoResponse;
-    use h2ws_devserver::{Message as M, Socket, SocketUpgrade};
+    use h2ws::{Message as M, Socket, SocketUpgrade};
     axum::Router::new()
         .route(
             "/ws/closer",
-            h2ws_devserver::route(|mut s: Socket| async move {
+            h2ws::route(|mut s: Socket| async move {
                 while let Some(m) = s.recv().await {
                     let M::Text(t) = m else { continue };
                     if let Some(rest) = t.strip_prefix("close ") {

@@ -10,12 +10,12 @@
 //!
 //! Plain `axum::serve` speaks HTTP/1.1 here, so browsers use the `post` transport (and their own
 //! WebSocket over RFC 6455); for `stream` and the native mapping, mount the same routes on the
-//! devserver's HTTPS + HTTP/2 loop with `h2ws_devserver::Server::new().routes(app)`.
+//! HTTPS + HTTP/2 loop of `h2ws::Server` with `Server::new().tls_identity(..).routes(app)`.
 
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
-use h2ws_devserver::{route, Message, Rooms, RoomsConfig, Socket};
+use h2ws::{route, Message, Rooms, RoomsConfig, Socket};
 use tower_http::services::ServeDir;
 
 const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>h2ws + axum</title>

@@ -19,8 +19,8 @@
 //! per message, and outgoing payloads are copied once (into the codec's frame buffer).
 //!
 //! ```no_run
-//! use h2ws_devserver::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
-//! # async fn demo(cert_pem: &[u8]) -> Result<(), h2ws_devserver::client::Error> {
+//! use h2ws::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
+//! # async fn demo(cert_pem: &[u8]) -> Result<(), h2ws::client::Error> {
 //! let client = Client::new(ClientConfig::new(Trust::certificates_pem(cert_pem)?));
 //! // One socket, its own connection:
 //! let ws = client

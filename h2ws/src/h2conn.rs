@@ -1,4 +1,4 @@
-//! The devserver's own HTTP/2 connection loop, on the `h2` crate.
+//! The server's own HTTP/2 connection loop (used by [`Server`](crate::Server)), on the `h2` crate.
 //!
 //! hyper cannot keep one body chunk = one DATA frame (DESIGN §4), which the `native` mapping
 //! needs, so HTTP/2 connections are served here: every request is handed to the axum `Router`
@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
-/// Request extension: the request arrived on the devserver's own HTTP/2 loop, so each request
+/// Request extension: the request arrived on this crate's own HTTP/2 loop, so each request
 /// body chunk is exactly one DATA frame, and a response marked [`WholeDataFrames`] is honoured.
 #[derive(Clone, Copy, Debug)]
 pub struct OwnH2Loop {

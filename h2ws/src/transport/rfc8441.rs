@@ -1,5 +1,5 @@
 //! RFC 8441: extended CONNECT with `:protocol websocket` on HTTP/2, answered 200 (no
-//! content-length); the stream then carries RFC 6455 frames. On the devserver's own loop the
+//! content-length); the stream then carries RFC 6455 frames. On h2ws's own loop the
 //! request/response bodies are the stream; on hyper's HTTP/2 server it is hyper's upgrade.
 
 use std::sync::Arc;

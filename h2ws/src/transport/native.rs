@@ -1,5 +1,5 @@
 //! The seed's native mapping (DESIGN §4): one HTTP/2 stream with `:scheme ws|wss`, answered
-//! 200, then exactly one WebSocket frame per DATA frame each way. Needs the devserver's own
+//! 200, then exactly one WebSocket frame per DATA frame each way. Needs h2ws's own
 //! HTTP/2 loop, which keeps body chunks = DATA frames (see [`crate::h2conn`]).
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ pub(crate) fn validate(own_loop: Option<OwnH2Loop>, body: Body) -> Result<Pendin
     let Some(own) = own_loop else {
         return Err(Refusal::new(
             StatusCode::NOT_IMPLEMENTED,
-            "the native mapping needs the h2ws devserver's own HTTP/2 connection loop",
+            "the native mapping needs h2ws's own HTTP/2 connection loop (h2ws::Server)",
         ));
     };
     Ok(Pending::Native {

@@ -7,7 +7,7 @@
 //! are not opens — fetch upstreams (`stream` attach, `post` batches) and CORS preflights — are
 //! answered by the extractor itself, as its rejection, without calling the handler.
 //!
-//! The `native` mapping needs exact DATA frames, which only the devserver's own HTTP/2 loop
+//! The `native` mapping needs exact DATA frames, which only h2ws's own HTTP/2 loop
 //! gives ([`Server`](crate::Server)); in a plain axum/hyper server a native request is refused
 //! with 501. `rfc8441` works on hyper's HTTP/2 server with
 //! `enable_connect_protocol()`; `rfc6455` needs hyper's upgrades (`axum::serve` has them).
@@ -202,7 +202,7 @@ pub(crate) enum Pending {
 ///
 /// ```no_run
 /// use axum::{response::Response, routing::any, Router};
-/// use h2ws_devserver::SocketUpgrade;
+/// use h2ws::SocketUpgrade;
 ///
 /// async fn handler(upgrade: SocketUpgrade) -> Response {
 ///     if upgrade.info().authorization() != Some("Bearer secret") {
@@ -364,6 +364,11 @@ impl SocketUpgrade {
         &self.info
     }
 
+    /// The endpoint this socket will belong to (its limits and timeouts apply to it).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     pub fn transport(&self) -> Transport {
         self.info.transport
     }
@@ -497,7 +502,7 @@ pub(crate) struct Negotiated {
 /// ```
 /// let app: axum::Router = axum::Router::new().route(
 ///     "/ws/echo",
-///     h2ws_devserver::route(|mut socket| async move {
+///     h2ws::route(|mut socket| async move {
 ///         while let Some(msg) = socket.recv().await {
 ///             if socket.send(msg).await.is_err() {
 ///                 break;
