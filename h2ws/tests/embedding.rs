@@ -1,6 +1,6 @@
-//! Embedding: `h2ws::route` on a user's own axum app served by hyper (not the
-//! devserver's loop): rfc6455, rfc8441 (hyper extended CONNECT), fetch `stream` and `post` work;
-//! `native` is refused with 501 because it needs the devserver's own HTTP/2 loop.
+//! Embedding: `h2ws::route` on a user's own axum app served by hyper (not h2ws's
+//! own loop): rfc6455, rfc8441 (hyper extended CONNECT), fetch `stream` and `post` work;
+//! `native` is refused with 501 because it needs h2ws's own HTTP/2 loop.
 
 mod common;
 
