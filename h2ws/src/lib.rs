@@ -59,6 +59,7 @@ mod driver;
 pub mod endpoint;
 pub mod h2conn;
 mod listen;
+mod request;
 pub mod rooms;
 mod sessions;
 pub mod socket;
@@ -78,6 +79,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use endpoint::{Endpoint, InstanceId, InvalidInstanceId, SocketConfig};
+pub use request::Refusal;
 pub use rooms::{Broker, Member, RoomError, Rooms, RoomsConfig, RoomsSnapshot};
 pub use socket::{
     CloseStatus, FragmentKind, HandshakeInfo, Incoming, Message, Socket, SocketError,
@@ -85,7 +87,7 @@ pub use socket::{
 };
 pub use stats::StatsSnapshot;
 pub use tls::{Identity, TlsError};
-pub use upgrade::{route, Refusal, SocketUpgrade};
+pub use upgrade::{route, SocketUpgrade};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

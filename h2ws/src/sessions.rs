@@ -20,10 +20,10 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::driver::{CommandHandle, Input};
 use crate::endpoint::{Endpoint, InstanceId};
+use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
 use crate::socket::{Command, Transport};
 use crate::stats::TransportCell;
 use crate::transport::read_window::ReadWindow;
-use crate::upgrade::{check_origin, cors_headers, header_pairs, Refusal};
 use h2ws_codec::handshake::fetch;
 
 /// Batches a `post` upstream may send ahead of the next expected one.

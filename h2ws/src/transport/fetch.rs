@@ -12,8 +12,8 @@ use http::header::{self, HeaderValue};
 
 use super::read_window::ReadWindow;
 use crate::endpoint::Endpoint;
+use crate::request::{cors_headers, headers, Negotiated};
 use crate::socket::{HandshakeInfo, Socket};
-use crate::upgrade::{cors_headers, headers, Negotiated};
 
 pub(crate) fn accept_open(
     endpoint: &Endpoint,
@@ -22,7 +22,7 @@ pub(crate) fn accept_open(
     run: impl FnOnce(Socket),
 ) -> Response {
     let window = {
-        let pairs = crate::upgrade::header_pairs(&info.headers);
+        let pairs = crate::request::header_pairs(&info.headers);
         fetch::acks_offered(&pairs).then(|| ReadWindow::new(fetch::READ_WINDOW))
     };
     let (output, body) = super::gated_body_output(window.clone());
@@ -58,7 +58,7 @@ pub(crate) fn accept_open(
         h.insert(fetch::H2WS_WINDOW, HeaderValue::from(window.window()));
         opened.session.set_read_window(window.clone());
     }
-    crate::upgrade::set_negotiated(h, &info, headers::PROTOCOL, headers::EXTENSIONS);
+    crate::request::set_negotiated(h, &info, headers::PROTOCOL, headers::EXTENSIONS);
     cors_headers(&info.headers, h);
     let mut wiring = super::wiring(Framing::Stream, opened.input, output, params);
     let sessions_endpoint = endpoint.clone();

@@ -111,7 +111,7 @@ pub(crate) fn wiring(
     framing: h2ws_codec::Framing,
     input: BoxStream<'static, Input>,
     output: mpsc::Sender<Output>,
-    params: crate::upgrade::Negotiated,
+    params: crate::request::Negotiated,
 ) -> crate::driver::Wiring {
     crate::driver::Wiring {
         framing,

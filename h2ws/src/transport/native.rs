@@ -11,8 +11,8 @@ use http::StatusCode;
 
 use crate::endpoint::Endpoint;
 use crate::h2conn::{OwnH2Loop, WholeDataFrames};
+use crate::request::{Negotiated, Pending, Refusal};
 use crate::socket::{HandshakeInfo, Socket};
-use crate::upgrade::{Negotiated, Pending, Refusal};
 
 /// The codec has validated the request (DESIGN §4 header rules); this checks that it came
 /// through the own HTTP/2 loop, which alone keeps DATA frames intact.
@@ -41,7 +41,7 @@ pub(crate) fn accept(
     let (output, res_body) = super::body_output();
     let mut res = Response::new(res_body);
     res.extensions_mut().insert(WholeDataFrames);
-    crate::upgrade::set_negotiated(
+    crate::request::set_negotiated(
         res.headers_mut(),
         &info,
         "sec-websocket-protocol",

@@ -12,8 +12,8 @@ use http::header::{self, HeaderValue};
 use http::{StatusCode, Version};
 
 use crate::endpoint::Endpoint;
+use crate::request::{Negotiated, Pending, Refusal};
 use crate::socket::{HandshakeInfo, Socket};
-use crate::upgrade::{Negotiated, Pending, Refusal};
 
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,7 +57,7 @@ pub(crate) fn accept(
     if let Ok(v) = HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
-    crate::upgrade::set_negotiated(
+    crate::request::set_negotiated(
         h,
         &info,
         "sec-websocket-protocol",

@@ -12,8 +12,8 @@ use http::StatusCode;
 
 use crate::endpoint::Endpoint;
 use crate::h2conn::OwnH2Loop;
+use crate::request::{Negotiated, Pending, Refusal};
 use crate::socket::{HandshakeInfo, Socket};
-use crate::upgrade::{Negotiated, Pending, Refusal};
 
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,7 +36,7 @@ pub(crate) fn validate(
 
 fn ok_response(info: &HandshakeInfo, body: Body) -> Response {
     let mut res = Response::new(body);
-    crate::upgrade::set_negotiated(
+    crate::request::set_negotiated(
         res.headers_mut(),
         info,
         "sec-websocket-protocol",
