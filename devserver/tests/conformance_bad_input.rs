@@ -12,14 +12,16 @@ use http::{Method, StatusCode};
 #[tokio::test]
 async fn bad_input_post_batch_over_the_message_limit_is_413_and_1009() {
     init_tracing();
-    let server = start(SocketConfig {
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig {
         max_message_size: 1000,
         max_frame_size: 1000,
         ..SocketConfig::default()
-    })
+    }))
     .await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
     let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
         .await
         .expect("open");
@@ -42,9 +44,11 @@ async fn bad_input_post_batch_over_the_message_limit_is_413_and_1009() {
 #[tokio::test]
 async fn bad_input_native_with_http1_headers_is_400() {
     init_tracing();
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig::default())).await;
     for (name, value) in [
         ("host", "localhost"),
         ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
@@ -63,8 +67,8 @@ async fn bad_input_native_with_http1_headers_is_400() {
 #[tokio::test]
 async fn bad_input_unknown_token_404_and_unknown_shape_400() {
     init_tracing();
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let TestServer { server, h2: sr, .. } =
+        TestServer::start(server(SocketConfig::default())).await;
     let url = format!("https://{}/ws/echo", tls_authority(&server));
     let (st, _, _) = request(
         &sr,

@@ -89,9 +89,11 @@ async fn echo_suite(peer: &mut Peer) {
 #[tokio::test]
 async fn echo_over_every_http2_transport_tls() {
     init_tracing();
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let authority = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority,
+    } = TestServer::start(server(SocketConfig::default())).await;
     for kind in Kind::ALL {
         let mut peer = Peer::open(&sr, &authority, "/ws/echo", kind)
             .await
@@ -118,8 +120,8 @@ async fn echo_over_every_http2_transport_h2c() {
 
 #[tokio::test]
 async fn fetch_open_response_headers() {
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let TestServer { server, h2: sr, .. } =
+        TestServer::start(server(SocketConfig::default())).await;
     let peer = Peer::open_with(
         &sr,
         &tls_authority(&server),

@@ -432,13 +432,11 @@ async fn plateau(counter: &AtomicU64, quiet: Duration, limit: Duration) -> u64 {
 async fn a_client_that_stops_reading_backpressures_the_app_with_bounded_memory() {
     init_tracing();
     let sent = Arc::new(Mutex::new(std::collections::HashMap::new()));
-    let server = server(SocketConfig::default())
-        .routes(flood_routes(sent.clone()))
-        .start()
-        .await
-        .expect("start");
-    let a = tls_authority(&server);
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig::default()).routes(flood_routes(sent.clone()))).await;
     let counter = |id: &str| sent.lock().unwrap().get(id).cloned();
     let mut held = Vec::new();
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
@@ -498,13 +496,15 @@ async fn a_client_that_stops_reading_backpressures_the_app_with_bounded_memory()
 async fn unattached_fetch_sessions_are_freed_after_the_attach_timeout() {
     init_tracing();
     let attach = Duration::from_millis(500);
-    let server = start(SocketConfig {
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig {
         attach_timeout: attach,
         ..SocketConfig::default()
-    })
+    }))
     .await;
-    let a = tls_authority(&server);
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
     let observer = h2_tls(server.tls_addr().unwrap()).await;
     // Post opens never send a batch: no upstream attaches.
     let mut peers = Vec::new();

@@ -46,13 +46,11 @@ fn routes(sent: Arc<AtomicU64>) -> axum::Router {
 async fn a_slow_reader_backpressures_the_sending_app() {
     init_tracing();
     let sent = Arc::new(AtomicU64::new(0));
-    let server = server(SocketConfig::default())
-        .routes(routes(sent.clone()))
-        .start()
-        .await
-        .expect("start");
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig::default()).routes(routes(sent.clone()))).await;
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
         sent.store(0, Ordering::SeqCst);
         let mut p = Peer::open(&sr, &a, "/ws/flood", kind).await.expect("open");
@@ -93,12 +91,10 @@ async fn a_slow_reader_backpressures_the_sending_app() {
 #[tokio::test]
 async fn an_app_that_does_not_read_pushes_back_on_the_client() {
     init_tracing();
-    let server = server(SocketConfig::default())
-        .routes(routes(Arc::new(AtomicU64::new(0))))
-        .start()
-        .await
-        .expect("start");
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let TestServer { server, h2: sr, .. } = TestServer::start(
+        server(SocketConfig::default()).routes(routes(Arc::new(AtomicU64::new(0)))),
+    )
+    .await;
     let mut p = Peer::open(&sr, &tls_authority(&server), "/ws/lazy", Kind::Native)
         .await
         .expect("open");
@@ -132,9 +128,11 @@ async fn an_app_that_does_not_read_pushes_back_on_the_client() {
 #[tokio::test]
 async fn permessage_deflate_on_every_transport() {
     init_tracing();
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig::default())).await;
     let text = "compress me please ".repeat(5000);
     for kind in Kind::ALL {
         let (header, framing) = match kind {

@@ -70,13 +70,14 @@ async fn backend() -> std::net::SocketAddr {
 async fn gateway_bridges_every_transport_to_an_rfc6455_backend() {
     init_tracing();
     let backend = backend().await;
-    let server = server(SocketConfig::default())
-        .routes(upstream(&format!("ws://{backend}/echo")))
-        .start()
-        .await
-        .expect("start");
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(
+        server(SocketConfig::default()).routes(upstream(&format!("ws://{backend}/echo"))),
+    )
+    .await;
     for kind in Kind::ALL {
         let ph = match kind {
             Kind::Stream | Kind::Post => "h2ws-protocol",
@@ -131,12 +132,10 @@ async fn gateway_answers_502_when_the_backend_is_down() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let server = server(SocketConfig::default())
-        .routes(upstream(&format!("ws://{dead}/")))
-        .start()
-        .await
-        .expect("start");
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let TestServer { server, h2: sr, .. } = TestServer::start(
+        server(SocketConfig::default()).routes(upstream(&format!("ws://{dead}/"))),
+    )
+    .await;
     let r = Peer::open(&sr, &tls_authority(&server), "/ws/upstream", Kind::Native)
         .await
         .err()

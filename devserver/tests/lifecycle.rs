@@ -26,13 +26,15 @@ fn short() -> SocketConfig {
 async fn unattached_fetch_session_closes_with_1011() {
     init_tracing();
     // No pings before the attach timeout: a Pong would attach the upstream.
-    let server = start(SocketConfig {
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig {
         ping_after: std::time::Duration::from_secs(30),
         ..short()
-    })
+    }))
     .await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
     // Open a post session and never send a batch: no upstream attaches.
     let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
         .await
@@ -61,9 +63,11 @@ async fn unattached_fetch_session_closes_with_1011() {
 #[tokio::test]
 async fn liveness_pings_then_drops_silent_sockets() {
     init_tracing();
-    let server = start(short()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(short())).await;
     for kind in Kind::ALL {
         // A peer that answers pings stays open well past the idle timeout.
         let mut live = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
@@ -129,9 +133,11 @@ async fn live_cleanup(server: h2ws::RunningServer) {
 #[tokio::test]
 async fn graceful_shutdown_closes_sockets_with_1001() {
     init_tracing();
-    let server = start(short()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(short())).await;
     let mut peers = Vec::new();
     for kind in Kind::ALL {
         let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
@@ -164,9 +170,11 @@ async fn graceful_shutdown_closes_sockets_with_1001() {
 #[tokio::test]
 async fn chat_across_transports_and_stats() {
     init_tracing();
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig::default())).await;
     let mut stream = Peer::open(&sr, &a, "/ws/chat", Kind::Stream)
         .await
         .expect("open");
@@ -258,14 +266,16 @@ async fn static_files_with_mime_types_and_no_cache() {
     std::fs::write(www.join("index.html"), "<!doctype html><title>h2ws</title>").unwrap();
     std::fs::write(pkg.join("h2ws_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(pkg.join("h2ws.js"), "export {}").unwrap();
-    let server = server(SocketConfig::default())
-        .fallback(h2ws_devserver::files::www(&www))
-        .routes(h2ws_devserver::files::pkg(&pkg))
-        .start()
-        .await
-        .expect("start");
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(
+        server(SocketConfig::default())
+            .fallback(h2ws_devserver::files::www(&www))
+            .routes(h2ws_devserver::files::pkg(&pkg)),
+    )
+    .await;
     let (st, h, body) = request(&sr, Method::GET, &format!("https://{a}/"), &[], b"").await;
     assert_eq!(st, StatusCode::OK);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
@@ -304,13 +314,15 @@ async fn static_files_with_mime_types_and_no_cache() {
 #[tokio::test]
 async fn socket_limit_answers_503() {
     init_tracing();
-    let server = start(SocketConfig {
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig {
         max_sockets: 2,
         ..SocketConfig::default()
-    })
+    }))
     .await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
     let _one = Peer::open(&sr, &a, "/ws/echo", Kind::Native)
         .await
         .expect("first");

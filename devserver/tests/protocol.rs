@@ -14,13 +14,11 @@ async fn setup(
     config: SocketConfig,
 ) -> (h2ws::RunningServer, h2::client::SendRequest<Bytes>, String) {
     init_tracing();
-    let server = server(config)
-        .routes(test_routes())
-        .start()
-        .await
-        .expect("start");
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let authority = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority,
+    } = TestServer::start(server(config).routes(test_routes())).await;
     (server, sr, authority)
 }
 

@@ -25,9 +25,11 @@ use tokio::net::TcpStream;
 #[tokio::test]
 async fn session_tokens_are_random_single_use_and_end_with_the_session() {
     init_tracing();
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig::default())).await;
     let url = format!("https://{a}/ws/echo");
     // 256 bits from the OS RNG each, never repeated.
     let mut seen = std::collections::HashSet::new();
@@ -91,9 +93,11 @@ async fn session_tokens_are_random_single_use_and_end_with_the_session() {
 #[tokio::test]
 async fn foreign_origins_are_refused_by_default_on_every_transport() {
     init_tracing();
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig::default())).await;
     for kind in Kind::ALL {
         let r = Peer::open_with(
             &sr,
@@ -136,13 +140,15 @@ async fn foreign_origins_are_refused_by_default_on_every_transport() {
 #[tokio::test]
 async fn pending_attaches_are_capped_with_503() {
     init_tracing();
-    let server = start(SocketConfig {
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig {
         max_pending_attaches: 3,
         ..SocketConfig::default()
-    })
+    }))
     .await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
     let mut waiting = Vec::new();
     for _ in 0..3 {
         waiting.push(
@@ -180,14 +186,16 @@ async fn pending_attaches_are_capped_with_503() {
 #[tokio::test]
 async fn messages_and_frames_over_the_limit_close_with_1009() {
     init_tracing();
-    let server = start(SocketConfig {
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(SocketConfig {
         max_message_size: 1000,
         max_frame_size: 1000,
         ..SocketConfig::default()
-    })
+    }))
     .await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
         let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
         p.send_binary(&[1u8; 1000]).await;
@@ -687,8 +695,8 @@ async fn raw_h2_oversized_headers_are_refused_not_buffered() {
     )
     .await;
     // The same through the h2 crate: the answer is 431 (or a reset), never 200.
-    let server = start(SocketConfig::default()).await;
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
+    let TestServer { server, h2: sr, .. } =
+        TestServer::start(server(SocketConfig::default())).await;
     let mut sr = sr.ready().await.unwrap();
     let req = http::Request::get(format!("https://{}/.h2ws/stats", tls_authority(&server)))
         .header("x-big", "b".repeat(100 << 10))

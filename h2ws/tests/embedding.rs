@@ -112,13 +112,11 @@ async fn route_serves_every_transport_but_native_on_a_plain_hyper_server() {
 #[tokio::test]
 async fn user_routes_mount_on_the_devserver_with_native() {
     init_tracing();
-    let server = server(h2ws::SocketConfig::default())
-        .routes(user_app())
-        .start()
-        .await
-        .expect("start");
-    let sr = h2_tls(server.tls_addr().unwrap()).await;
-    let a = tls_authority(&server);
+    let TestServer {
+        server,
+        h2: sr,
+        authority: a,
+    } = TestServer::start(server(h2ws::SocketConfig::default()).routes(user_app())).await;
     for kind in Kind::ALL {
         let mut p = Peer::open(&sr, &a, "/ws/shout", kind).await.expect("open");
         p.send_text("abc").await;

@@ -53,6 +53,38 @@ pub async fn start(config: SocketConfig) -> RunningServer {
     server(config).start().await.expect("server starts")
 }
 
+/// The setup a server test starts with: the started server, an HTTP/2 client connection to its
+/// TLS listener (ALPN h2) and that listener's authority. `shutdown` is the teardown.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub h2: SendRequest<Bytes>,
+    /// `127.0.0.1:PORT` of the TLS listener.
+    pub authority: String,
+}
+
+impl TestServer {
+    /// Starts `server` (e.g. [`server`] plus routes) and connects the client.
+    pub async fn start(server: Server) -> TestServer {
+        let server = server.start().await.expect("server starts");
+        let h2 = h2_tls(server.tls_addr().expect("a TLS listener")).await;
+        let authority = tls_authority(&server);
+        TestServer {
+            server,
+            h2,
+            authority,
+        }
+    }
+
+    /// Opens a socket on `path` with the test client.
+    pub async fn open(&self, path: &str, kind: Kind) -> Result<Peer, Refused> {
+        Peer::open(&self.h2, &self.authority, path, kind).await
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await
+    }
+}
+
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
