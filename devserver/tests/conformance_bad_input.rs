@@ -16,11 +16,11 @@ async fn bad_input_post_batch_over_the_message_limit_is_413_and_1009() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig {
+    } = test_server(SocketConfig {
         max_message_size: 1000,
         max_frame_size: 1000,
         ..SocketConfig::default()
-    }))
+    })
     .await;
     let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
         .await
@@ -48,7 +48,7 @@ async fn bad_input_native_with_http1_headers_is_400() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig::default())).await;
+    } = test_server(SocketConfig::default()).await;
     for (name, value) in [
         ("host", "localhost"),
         ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
@@ -67,8 +67,7 @@ async fn bad_input_native_with_http1_headers_is_400() {
 #[tokio::test]
 async fn bad_input_unknown_token_404_and_unknown_shape_400() {
     init_tracing();
-    let TestServer { server, h2: sr, .. } =
-        TestServer::start(server(SocketConfig::default())).await;
+    let TestServer { server, h2: sr, .. } = test_server(SocketConfig::default()).await;
     let url = format!("https://{}/ws/echo", tls_authority(&server));
     let (st, _, _) = request(
         &sr,

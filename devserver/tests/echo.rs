@@ -93,7 +93,7 @@ async fn echo_over_every_http2_transport_tls() {
         server,
         h2: sr,
         authority,
-    } = TestServer::start(server(SocketConfig::default())).await;
+    } = test_server(SocketConfig::default()).await;
     for kind in Kind::ALL {
         let mut peer = Peer::open(&sr, &authority, "/ws/echo", kind)
             .await
@@ -120,8 +120,7 @@ async fn echo_over_every_http2_transport_h2c() {
 
 #[tokio::test]
 async fn fetch_open_response_headers() {
-    let TestServer { server, h2: sr, .. } =
-        TestServer::start(server(SocketConfig::default())).await;
+    let TestServer { server, h2: sr, .. } = test_server(SocketConfig::default()).await;
     let peer = Peer::open_with(
         &sr,
         &tls_authority(&server),

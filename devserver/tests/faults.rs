@@ -500,10 +500,10 @@ async fn unattached_fetch_sessions_are_freed_after_the_attach_timeout() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig {
+    } = test_server(SocketConfig {
         attach_timeout: attach,
         ..SocketConfig::default()
-    }))
+    })
     .await;
     let observer = h2_tls(server.tls_addr().unwrap()).await;
     // Post opens never send a batch: no upstream attaches.

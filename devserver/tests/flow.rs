@@ -132,7 +132,7 @@ async fn permessage_deflate_on_every_transport() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig::default())).await;
+    } = test_server(SocketConfig::default()).await;
     let text = "compress me please ".repeat(5000);
     for kind in Kind::ALL {
         let (header, framing) = match kind {

@@ -21,18 +21,9 @@ const FRAME: usize = 1 << 20;
 
 fn devserver(extra: &[&str]) -> DevServerProcess {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h2ws-gwmem-cert");
-    let mut args = vec![
-        "--addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--cert-dir",
-        dir.to_str().expect("utf-8 path"),
-        "--max-message",
-        "209715200",
-    ];
+    let mut args = vec!["--max-message", "209715200"];
     args.extend_from_slice(extra);
-    DevServerProcess::start(&args)
+    DevServerProcess::on_ephemeral_ports(&dir, &args)
 }
 
 /// Resets the peak RSS (`VmHWM`) to the current RSS (Linux ≥ 4.0, "5" in clear_refs).

@@ -30,10 +30,10 @@ async fn unattached_fetch_session_closes_with_1011() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig {
+    } = test_server(SocketConfig {
         ping_after: std::time::Duration::from_secs(30),
         ..short()
-    }))
+    })
     .await;
     // Open a post session and never send a batch: no upstream attaches.
     let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
@@ -46,16 +46,8 @@ async fn unattached_fetch_session_closes_with_1011() {
     p.wait_down_end().await;
     // The token is now expired.
     let url = format!("https://{a}/ws/echo");
-    let mut status = StatusCode::OK;
-    for _ in 0..50 {
-        status = request(&sr, Method::POST, &url, &[("h2ws-session", &token)], b"")
-            .await
-            .0;
-        if status == StatusCode::GONE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let session = [("h2ws-session", token.as_str())];
+    let status = wait_for_status(&sr, Method::POST, &url, &session, StatusCode::GONE).await;
     assert_eq!(status, StatusCode::GONE);
     server.shutdown().await;
 }
@@ -67,7 +59,7 @@ async fn liveness_pings_then_drops_silent_sockets() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(short())).await;
+    } = test_server(short()).await;
     for kind in Kind::ALL {
         // A peer that answers pings stays open well past the idle timeout.
         let mut live = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
@@ -137,7 +129,7 @@ async fn graceful_shutdown_closes_sockets_with_1001() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(short())).await;
+    } = test_server(short()).await;
     let mut peers = Vec::new();
     for kind in Kind::ALL {
         let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
@@ -174,7 +166,7 @@ async fn chat_across_transports_and_stats() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig::default())).await;
+    } = test_server(SocketConfig::default()).await;
     let mut stream = Peer::open(&sr, &a, "/ws/chat", Kind::Stream)
         .await
         .expect("open");
@@ -318,10 +310,10 @@ async fn socket_limit_answers_503() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig {
+    } = test_server(SocketConfig {
         max_sockets: 2,
         ..SocketConfig::default()
-    }))
+    })
     .await;
     let _one = Peer::open(&sr, &a, "/ws/echo", Kind::Native)
         .await

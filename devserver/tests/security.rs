@@ -29,7 +29,7 @@ async fn session_tokens_are_random_single_use_and_end_with_the_session() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig::default())).await;
+    } = test_server(SocketConfig::default()).await;
     let url = format!("https://{a}/ws/echo");
     // 256 bits from the OS RNG each, never repeated.
     let mut seen = std::collections::HashSet::new();
@@ -76,16 +76,8 @@ async fn session_tokens_are_random_single_use_and_end_with_the_session() {
     // Ended: the token is dead (410), never reusable.
     p.close(1000, "").await;
     p.closed().await;
-    let mut st = StatusCode::OK;
-    for _ in 0..50 {
-        st = request(&sr, Method::POST, &url, &[("h2ws-session", &token)], b"")
-            .await
-            .0;
-        if st == StatusCode::GONE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let session = [("h2ws-session", token.as_str())];
+    let st = wait_for_status(&sr, Method::POST, &url, &session, StatusCode::GONE).await;
     assert_eq!(st, StatusCode::GONE);
     server.shutdown().await;
 }
@@ -97,7 +89,7 @@ async fn foreign_origins_are_refused_by_default_on_every_transport() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig::default())).await;
+    } = test_server(SocketConfig::default()).await;
     for kind in Kind::ALL {
         let r = Peer::open_with(
             &sr,
@@ -144,10 +136,10 @@ async fn pending_attaches_are_capped_with_503() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig {
+    } = test_server(SocketConfig {
         max_pending_attaches: 3,
         ..SocketConfig::default()
-    }))
+    })
     .await;
     let mut waiting = Vec::new();
     for _ in 0..3 {
@@ -190,11 +182,11 @@ async fn messages_and_frames_over_the_limit_close_with_1009() {
         server,
         h2: sr,
         authority: a,
-    } = TestServer::start(server(SocketConfig {
+    } = test_server(SocketConfig {
         max_message_size: 1000,
         max_frame_size: 1000,
         ..SocketConfig::default()
-    }))
+    })
     .await;
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
         let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
@@ -305,15 +297,7 @@ struct Devserver {
 
 impl Devserver {
     fn start() -> Devserver {
-        let dir = cert_dir();
-        let process = DevServerProcess::start(&[
-            "--addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--cert-dir",
-            dir.to_str().expect("utf-8 path"),
-        ]);
+        let process = DevServerProcess::on_ephemeral_ports(&cert_dir(), &[]);
         let tls = process.https.parse().expect("TLS listener address");
         let plain = process
             .http
@@ -695,8 +679,7 @@ async fn raw_h2_oversized_headers_are_refused_not_buffered() {
     )
     .await;
     // The same through the h2 crate: the answer is 431 (or a reset), never 200.
-    let TestServer { server, h2: sr, .. } =
-        TestServer::start(server(SocketConfig::default())).await;
+    let TestServer { server, h2: sr, .. } = test_server(SocketConfig::default()).await;
     let mut sr = sr.ready().await.unwrap();
     let req = http::Request::get(format!("https://{}/.h2ws/stats", tls_authority(&server)))
         .header("x-big", "b".repeat(100 << 10))

@@ -36,6 +36,11 @@ pub async fn start(config: SocketConfig) -> RunningServer {
     server(config).start().await.expect("server starts")
 }
 
+/// [`TestServer::start`] on [`server`]`(config)`: the usual test setup in one call.
+pub async fn test_server(config: SocketConfig) -> TestServer {
+    TestServer::start(server(config)).await
+}
+
 /// `/ws/upstream` bridged to `url` (the devserver's `--upstream`).
 pub fn upstream(url: &str) -> axum::Router {
     Gateway::new(url).expect("upstream URL").routes()
@@ -89,6 +94,20 @@ impl DevServerProcess {
             spki,
             other_lines,
         }
+    }
+
+    /// `h2ws-devserver --addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --cert-dir DIR ARGS`.
+    pub fn on_ephemeral_ports(cert_dir: &std::path::Path, args: &[&str]) -> DevServerProcess {
+        let mut all = vec![
+            "--addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--cert-dir",
+            cert_dir.to_str().expect("utf-8 path"),
+        ];
+        all.extend_from_slice(args);
+        DevServerProcess::start(&all)
     }
 
     pub fn pid(&self) -> u32 {

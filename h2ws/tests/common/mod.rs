@@ -53,6 +53,11 @@ pub async fn start(config: SocketConfig) -> RunningServer {
     server(config).start().await.expect("server starts")
 }
 
+/// [`TestServer::start`] on [`server`]`(config)`: the usual test setup in one call.
+pub async fn test_server(config: SocketConfig) -> TestServer {
+    TestServer::start(server(config)).await
+}
+
 /// The setup a server test starts with: the started server, an HTTP/2 client connection to its
 /// TLS listener (ALPN h2) and that listener's authority. `shutdown` is the teardown.
 pub struct TestServer {
@@ -600,6 +605,26 @@ pub fn pattern(len: usize) -> Vec<u8> {
 }
 
 /// One plain request; returns status, headers and body text.
+/// Repeats `method uri` (with `headers`, empty body) every 20 ms, up to 50 times, until it is
+/// answered `want`; returns the last status (for fetch tokens that die asynchronously).
+pub async fn wait_for_status(
+    sr: &SendRequest<Bytes>,
+    method: Method,
+    uri: &str,
+    headers: Headers<'_>,
+    want: StatusCode,
+) -> StatusCode {
+    let mut status = StatusCode::OK;
+    for _ in 0..50 {
+        status = request(sr, method.clone(), uri, headers, b"").await.0;
+        if status == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    status
+}
+
 pub async fn request(
     sr: &SendRequest<Bytes>,
     method: Method,
