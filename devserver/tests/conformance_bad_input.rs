@@ -12,16 +12,13 @@ use http::{Method, StatusCode};
 #[tokio::test]
 async fn bad_input_post_batch_over_the_message_limit_is_413_and_1009() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig {
+    let (server, sr, a) = test_server(SocketConfig {
         max_message_size: 1000,
         max_frame_size: 1000,
         ..SocketConfig::default()
     })
-    .await;
+    .await
+    .parts();
     let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
         .await
         .expect("open");
@@ -44,11 +41,7 @@ async fn bad_input_post_batch_over_the_message_limit_is_413_and_1009() {
 #[tokio::test]
 async fn bad_input_native_with_http1_headers_is_400() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig::default()).await;
+    let (server, sr, a) = test_server(SocketConfig::default()).await.parts();
     for (name, value) in [
         ("host", "localhost"),
         ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
@@ -67,7 +60,7 @@ async fn bad_input_native_with_http1_headers_is_400() {
 #[tokio::test]
 async fn bad_input_unknown_token_404_and_unknown_shape_400() {
     init_tracing();
-    let TestServer { server, h2: sr, .. } = test_server(SocketConfig::default()).await;
+    let (server, sr, _) = test_server(SocketConfig::default()).await.parts();
     let url = format!("https://{}/ws/echo", tls_authority(&server));
     let (st, _, _) = request(
         &sr,

@@ -897,12 +897,13 @@ async fn run(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autobahn_categories_give_the_rfc6455_verdicts_on_every_http2_transport() {
     init_tracing();
-    let TestServer { server, h2: sr, .. } = test_server(SocketConfig {
+    let (server, sr, _) = test_server(SocketConfig {
         max_message_size: MAX_MESSAGE,
         max_frame_size: MAX_MESSAGE,
         ..SocketConfig::default()
     })
-    .await;
+    .await
+    .parts();
     let mut failures = Vec::new();
     let mut runs = 0;
     for case in cases() {

@@ -89,11 +89,7 @@ async fn echo_suite(peer: &mut Peer) {
 #[tokio::test]
 async fn echo_over_every_http2_transport_tls() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority,
-    } = test_server(SocketConfig::default()).await;
+    let (server, sr, authority) = test_server(SocketConfig::default()).await.parts();
     for kind in Kind::ALL {
         let mut peer = Peer::open(&sr, &authority, "/ws/echo", kind)
             .await
@@ -120,7 +116,7 @@ async fn echo_over_every_http2_transport_h2c() {
 
 #[tokio::test]
 async fn fetch_open_response_headers() {
-    let TestServer { server, h2: sr, .. } = test_server(SocketConfig::default()).await;
+    let (server, sr, _) = test_server(SocketConfig::default()).await.parts();
     let peer = Peer::open_with(
         &sr,
         &tls_authority(&server),

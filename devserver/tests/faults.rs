@@ -432,11 +432,10 @@ async fn plateau(counter: &AtomicU64, quiet: Duration, limit: Duration) -> u64 {
 async fn a_client_that_stops_reading_backpressures_the_app_with_bounded_memory() {
     init_tracing();
     let sent = Arc::new(Mutex::new(std::collections::HashMap::new()));
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = TestServer::start(server(SocketConfig::default()).routes(flood_routes(sent.clone()))).await;
+    let (server, sr, a) =
+        TestServer::start(server(SocketConfig::default()).routes(flood_routes(sent.clone())))
+            .await
+            .parts();
     let counter = |id: &str| sent.lock().unwrap().get(id).cloned();
     let mut held = Vec::new();
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
@@ -496,15 +495,12 @@ async fn a_client_that_stops_reading_backpressures_the_app_with_bounded_memory()
 async fn unattached_fetch_sessions_are_freed_after_the_attach_timeout() {
     init_tracing();
     let attach = Duration::from_millis(500);
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig {
+    let (server, sr, a) = test_server(SocketConfig {
         attach_timeout: attach,
         ..SocketConfig::default()
     })
-    .await;
+    .await
+    .parts();
     let observer = h2_tls(server.tls_addr().unwrap()).await;
     // Post opens never send a batch: no upstream attaches.
     let mut peers = Vec::new();

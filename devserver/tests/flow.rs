@@ -46,11 +46,10 @@ fn routes(sent: Arc<AtomicU64>) -> axum::Router {
 async fn a_slow_reader_backpressures_the_sending_app() {
     init_tracing();
     let sent = Arc::new(AtomicU64::new(0));
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = TestServer::start(server(SocketConfig::default()).routes(routes(sent.clone()))).await;
+    let (server, sr, a) =
+        TestServer::start(server(SocketConfig::default()).routes(routes(sent.clone())))
+            .await
+            .parts();
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
         sent.store(0, Ordering::SeqCst);
         let mut p = Peer::open(&sr, &a, "/ws/flood", kind).await.expect("open");
@@ -91,10 +90,11 @@ async fn a_slow_reader_backpressures_the_sending_app() {
 #[tokio::test]
 async fn an_app_that_does_not_read_pushes_back_on_the_client() {
     init_tracing();
-    let TestServer { server, h2: sr, .. } = TestServer::start(
+    let (server, sr, _) = TestServer::start(
         server(SocketConfig::default()).routes(routes(Arc::new(AtomicU64::new(0)))),
     )
-    .await;
+    .await
+    .parts();
     let mut p = Peer::open(&sr, &tls_authority(&server), "/ws/lazy", Kind::Native)
         .await
         .expect("open");
@@ -128,11 +128,7 @@ async fn an_app_that_does_not_read_pushes_back_on_the_client() {
 #[tokio::test]
 async fn permessage_deflate_on_every_transport() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig::default()).await;
+    let (server, sr, a) = test_server(SocketConfig::default()).await.parts();
     let text = "compress me please ".repeat(5000);
     for kind in Kind::ALL {
         let (header, framing) = match kind {

@@ -70,14 +70,11 @@ async fn backend() -> std::net::SocketAddr {
 async fn gateway_bridges_every_transport_to_an_rfc6455_backend() {
     init_tracing();
     let backend = backend().await;
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = TestServer::start(
+    let (server, sr, a) = TestServer::start(
         server(SocketConfig::default()).routes(upstream(&format!("ws://{backend}/echo"))),
     )
-    .await;
+    .await
+    .parts();
     for kind in Kind::ALL {
         let ph = match kind {
             Kind::Stream | Kind::Post => "h2ws-protocol",
@@ -132,10 +129,11 @@ async fn gateway_answers_502_when_the_backend_is_down() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let TestServer { server, h2: sr, .. } = TestServer::start(
+    let (server, sr, _) = TestServer::start(
         server(SocketConfig::default()).routes(upstream(&format!("ws://{dead}/"))),
     )
-    .await;
+    .await
+    .parts();
     let r = Peer::open(&sr, &tls_authority(&server), "/ws/upstream", Kind::Native)
         .await
         .err()

@@ -26,15 +26,12 @@ fn short() -> SocketConfig {
 async fn unattached_fetch_session_closes_with_1011() {
     init_tracing();
     // No pings before the attach timeout: a Pong would attach the upstream.
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig {
+    let (server, sr, a) = test_server(SocketConfig {
         ping_after: std::time::Duration::from_secs(30),
         ..short()
     })
-    .await;
+    .await
+    .parts();
     // Open a post session and never send a batch: no upstream attaches.
     let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
         .await
@@ -55,11 +52,7 @@ async fn unattached_fetch_session_closes_with_1011() {
 #[tokio::test]
 async fn liveness_pings_then_drops_silent_sockets() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(short()).await;
+    let (server, sr, a) = test_server(short()).await.parts();
     for kind in Kind::ALL {
         // A peer that answers pings stays open well past the idle timeout.
         let mut live = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
@@ -125,11 +118,7 @@ async fn live_cleanup(server: h2ws::RunningServer) {
 #[tokio::test]
 async fn graceful_shutdown_closes_sockets_with_1001() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(short()).await;
+    let (server, sr, a) = test_server(short()).await.parts();
     let mut peers = Vec::new();
     for kind in Kind::ALL {
         let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
@@ -162,11 +151,7 @@ async fn graceful_shutdown_closes_sockets_with_1001() {
 #[tokio::test]
 async fn chat_across_transports_and_stats() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig::default()).await;
+    let (server, sr, a) = test_server(SocketConfig::default()).await.parts();
     let mut stream = Peer::open(&sr, &a, "/ws/chat", Kind::Stream)
         .await
         .expect("open");
@@ -258,16 +243,13 @@ async fn static_files_with_mime_types_and_no_cache() {
     std::fs::write(www.join("index.html"), "<!doctype html><title>h2ws</title>").unwrap();
     std::fs::write(pkg.join("h2ws_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(pkg.join("h2ws.js"), "export {}").unwrap();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = TestServer::start(
+    let (server, sr, a) = TestServer::start(
         server(SocketConfig::default())
             .fallback(h2ws_devserver::files::www(&www))
             .routes(h2ws_devserver::files::pkg(&pkg)),
     )
-    .await;
+    .await
+    .parts();
     let (st, h, body) = request(&sr, Method::GET, &format!("https://{a}/"), &[], b"").await;
     assert_eq!(st, StatusCode::OK);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
@@ -306,15 +288,12 @@ async fn static_files_with_mime_types_and_no_cache() {
 #[tokio::test]
 async fn socket_limit_answers_503() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig {
+    let (server, sr, a) = test_server(SocketConfig {
         max_sockets: 2,
         ..SocketConfig::default()
     })
-    .await;
+    .await
+    .parts();
     let _one = Peer::open(&sr, &a, "/ws/echo", Kind::Native)
         .await
         .expect("first");

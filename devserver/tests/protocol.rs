@@ -14,12 +14,9 @@ async fn setup(
     config: SocketConfig,
 ) -> (h2ws::RunningServer, h2::client::SendRequest<Bytes>, String) {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority,
-    } = TestServer::start(server(config).routes(test_routes())).await;
-    (server, sr, authority)
+    TestServer::start(server(config).routes(test_routes()))
+        .await
+        .parts()
 }
 
 #[tokio::test]

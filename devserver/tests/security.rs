@@ -25,11 +25,7 @@ use tokio::net::TcpStream;
 #[tokio::test]
 async fn session_tokens_are_random_single_use_and_end_with_the_session() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig::default()).await;
+    let (server, sr, a) = test_server(SocketConfig::default()).await.parts();
     let url = format!("https://{a}/ws/echo");
     // 256 bits from the OS RNG each, never repeated.
     let mut seen = std::collections::HashSet::new();
@@ -85,11 +81,7 @@ async fn session_tokens_are_random_single_use_and_end_with_the_session() {
 #[tokio::test]
 async fn foreign_origins_are_refused_by_default_on_every_transport() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig::default()).await;
+    let (server, sr, a) = test_server(SocketConfig::default()).await.parts();
     for kind in Kind::ALL {
         let r = Peer::open_with(
             &sr,
@@ -132,15 +124,12 @@ async fn foreign_origins_are_refused_by_default_on_every_transport() {
 #[tokio::test]
 async fn pending_attaches_are_capped_with_503() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig {
+    let (server, sr, a) = test_server(SocketConfig {
         max_pending_attaches: 3,
         ..SocketConfig::default()
     })
-    .await;
+    .await
+    .parts();
     let mut waiting = Vec::new();
     for _ in 0..3 {
         waiting.push(
@@ -178,16 +167,13 @@ async fn pending_attaches_are_capped_with_503() {
 #[tokio::test]
 async fn messages_and_frames_over_the_limit_close_with_1009() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = test_server(SocketConfig {
+    let (server, sr, a) = test_server(SocketConfig {
         max_message_size: 1000,
         max_frame_size: 1000,
         ..SocketConfig::default()
     })
-    .await;
+    .await
+    .parts();
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
         let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
         p.send_binary(&[1u8; 1000]).await;
@@ -679,7 +665,7 @@ async fn raw_h2_oversized_headers_are_refused_not_buffered() {
     )
     .await;
     // The same through the h2 crate: the answer is 431 (or a reset), never 200.
-    let TestServer { server, h2: sr, .. } = test_server(SocketConfig::default()).await;
+    let (server, sr, _) = test_server(SocketConfig::default()).await.parts();
     let mut sr = sr.ready().await.unwrap();
     let req = http::Request::get(format!("https://{}/.h2ws/stats", tls_authority(&server)))
         .header("x-big", "b".repeat(100 << 10))

@@ -112,11 +112,10 @@ async fn route_serves_every_transport_but_native_on_a_plain_hyper_server() {
 #[tokio::test]
 async fn user_routes_mount_on_the_devserver_with_native() {
     init_tracing();
-    let TestServer {
-        server,
-        h2: sr,
-        authority: a,
-    } = TestServer::start(server(h2ws::SocketConfig::default()).routes(user_app())).await;
+    let (server, sr, a) =
+        TestServer::start(server(h2ws::SocketConfig::default()).routes(user_app()))
+            .await
+            .parts();
     for kind in Kind::ALL {
         let mut p = Peer::open(&sr, &a, "/ws/shout", kind).await.expect("open");
         p.send_text("abc").await;

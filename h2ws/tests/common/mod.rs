@@ -88,6 +88,11 @@ impl TestServer {
     pub async fn shutdown(self) {
         self.server.shutdown().await
     }
+
+    /// `(server, h2, authority)`, for a test that names them itself.
+    pub fn parts(self) -> (RunningServer, SendRequest<Bytes>, String) {
+        (self.server, self.h2, self.authority)
+    }
 }
 
 pub fn init_tracing() {
