@@ -456,3 +456,80 @@ async fn native_client_falls_back_to_post_when_stream_is_refused_at_once() {
         proxy.logs()
     );
 }
+
+/// Every inactivity timeout in the shipped recipes is above the server's idle timeout (the
+/// liveness window: a quiet socket is pinged after `ping_after` and dropped after
+/// `idle_timeout`), so a proxy never ends a socket that h2ws still considers alive. Read from
+/// the files users copy, against the server's own defaults: a recipe edited below the window,
+/// or a default raised above a recipe, fails here (an end-to-end check would idle > 75 s).
+#[test]
+fn recipe_timeouts_outlast_the_liveness_window() {
+    let window = SocketConfig::default().idle_timeout;
+    let recipes: &[(&str, &[&str])] = &[
+        ("haproxy/haproxy.cfg", HAPROXY_IDLE_TIMEOUTS),
+        ("scale-out/haproxy-instance-id.cfg", HAPROXY_IDLE_TIMEOUTS),
+        ("scale-out/haproxy-stick-table.cfg", HAPROXY_IDLE_TIMEOUTS),
+        ("nginx/nginx.conf", NGINX_IDLE_TIMEOUTS),
+    ];
+    for (file, directives) in recipes {
+        let text = std::fs::read_to_string(deploy(file)).expect("recipe");
+        for directive in *directives {
+            let values: Vec<Duration> = text
+                .lines()
+                .map(|l| {
+                    l.split('#')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_end_matches(';')
+                })
+                .filter_map(|l| l.strip_prefix(directive))
+                .filter(|rest| rest.starts_with(' '))
+                .map(|rest| {
+                    parse_seconds(rest.trim())
+                        .unwrap_or_else(|| panic!("{file}: {directive} {rest}"))
+                })
+                .collect();
+            assert!(!values.is_empty(), "{file} sets no `{directive}`");
+            for value in values {
+                assert!(
+                    value > window,
+                    "{file}: `{directive}` {value:?} is not above the idle timeout {window:?}"
+                );
+            }
+        }
+    }
+}
+
+/// HAProxy's inactivity timeouts on a socket's path (`connect` and `http-request` bound a
+/// request's start, not a quiet socket).
+const HAPROXY_IDLE_TIMEOUTS: &[&str] = &[
+    "timeout client",
+    "timeout server",
+    "timeout tunnel",
+    "timeout http-keep-alive",
+];
+/// nginx's inactivity timeouts on a socket's path.
+const NGINX_IDLE_TIMEOUTS: &[&str] = &[
+    "proxy_read_timeout",
+    "proxy_send_timeout",
+    "client_body_timeout",
+    "send_timeout",
+    "keepalive_timeout",
+];
+
+/// `75s`, `75`, `2m` (the units both proxies take for these directives).
+fn parse_seconds(value: &str) -> Option<Duration> {
+    let (number, unit) = value.split_at(
+        value
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(value.len()),
+    );
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "" | "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n * 60)),
+        "h" => Some(Duration::from_secs(n * 3600)),
+        _ => None,
+    }
+}
