@@ -1,8 +1,10 @@
 //! The shared state behind every socket route: limits, timeouts, the Origin allowlist, fetch
 //! sessions, statistics and the shutdown signal. One [`Endpoint`] per server; routes find it in
-//! the request extensions (the [`Server`](crate::Server) inserts it), else use a process default.
+//! the request extensions (the [`Server`](crate::Server) inserts it; an app of its own adds
+//! `.layer(axum::Extension(endpoint))`). There is no process-wide default: a route without one
+//! answers 500 and logs why.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -123,12 +125,6 @@ impl Endpoint {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }))
-    }
-
-    /// The endpoint used by routes that run without one in their request extensions.
-    pub fn global() -> &'static Endpoint {
-        static GLOBAL: OnceLock<Endpoint> = OnceLock::new();
-        GLOBAL.get_or_init(|| Endpoint::new(SocketConfig::default()))
     }
 
     pub fn config(&self) -> &SocketConfig {

@@ -14,8 +14,8 @@
 
 use axum::response::Html;
 use axum::routing::get;
-use axum::Router;
-use h2ws::{route, Message, Rooms, RoomsConfig, Socket};
+use axum::{Extension, Router};
+use h2ws::{route, Endpoint, Message, Rooms, RoomsConfig, Socket, SocketConfig};
 use tower_http::services::ServeDir;
 
 const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>h2ws + axum</title>
@@ -66,7 +66,9 @@ async fn main() -> std::io::Result<()> {
             "/ws/room",
             route(move |socket: Socket| room(rooms.clone(), socket)),
         )
-        .nest_service("/pkg", ServeDir::new("wasm/pkg"));
+        .nest_service("/pkg", ServeDir::new("wasm/pkg"))
+        // The sockets' limits, timeouts, fetch sessions and stats: h2ws routes read it here.
+        .layer(Extension(Endpoint::new(SocketConfig::default())));
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".into());
