@@ -56,6 +56,7 @@
 //! ```
 
 pub mod client;
+mod config;
 mod driver;
 pub mod endpoint;
 pub mod h2conn;
@@ -69,6 +70,7 @@ pub mod stats;
 pub mod tls;
 mod transport;
 pub mod upgrade;
+mod wiring;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -213,7 +215,7 @@ impl Server {
     /// and the rooms in its request extensions.
     pub fn router(&self, endpoint: &Endpoint) -> Router {
         let router = Router::new()
-            .route("/.h2ws/stats", get(stats::handler))
+            .route("/.h2ws/stats", get(endpoint::stats_handler))
             .merge(self.routes.clone());
         let router = match &self.fallback {
             Some(fallback) => router.fallback_service(fallback.clone()),

@@ -43,7 +43,7 @@ fn extended_connect_protocol(req: &http::request::Parts) -> Option<String> {
 }
 
 fn preflight(endpoint: &Endpoint, req: &http::request::Parts) -> Response {
-    if let Err(refusal) = check_origin(endpoint, req) {
+    if let Err(refusal) = check_origin(endpoint.config(), req) {
         return refusal.into_response();
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
@@ -158,7 +158,7 @@ async fn dispatch(req: Request) -> Dispatch {
             | CodecTransport::FetchUpstreamPost
             | CodecTransport::FetchAck
     ) {
-        return Dispatch::Answered(crate::sessions::upstream(&endpoint, parts, body).await);
+        return Dispatch::Answered(endpoint.serve_upstream(parts, body).await);
     }
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(Opening {
@@ -232,7 +232,7 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
             let protocols: Vec<String> = offer.protocols.iter().map(|p| p.to_string()).collect();
             (transport, (protocols, offer.extensions))
         };
-        check_origin(&endpoint, &parts).map_err(refuse)?;
+        check_origin(endpoint.config(), &parts).map_err(refuse)?;
         if endpoint.stats().open_total() >= endpoint.config().max_sockets as u64 {
             return Err(refuse(Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
