@@ -10,7 +10,9 @@
 //!
 //! Plain `axum::serve` speaks HTTP/1.1 here, so browsers use the `post` transport (and their own
 //! WebSocket over RFC 6455); for `stream` and the native mapping, mount the same routes on the
-//! HTTPS + HTTP/2 loop of `h2ws::Server` with `Server::new().tls_identity(..).routes(app)`.
+//! HTTPS + HTTP/2 loop of `h2ws::Server` with `Server::new().tls_identity(..).routes(app)`
+//! (without the `Endpoint` layer below: the server gives its routes its own, which its graceful
+//! shutdown closes; an inner layer would replace it).
 
 use axum::response::Html;
 use axum::routing::get;
