@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use crate::endpoint::Endpoint;
 use crate::h2conn::ResetStream;
+use crate::socket::TransportCell;
 use crate::socket::{CloseStatus, Command, FragmentKind, HandshakeInfo, Incoming, Message, Socket};
-use crate::stats::{OpenGuard, TransportCell};
+use crate::wiring::{drain_after_close, CommandHandle, Input, Output, Wiring};
 
 /// Stop taking app commands while this much codec output waits for the transport.
 const HIGH_WATER: usize = 256 << 10;
@@ -28,67 +29,6 @@ pub(crate) const FRAGMENT_CHUNK: usize = 16 << 10;
 /// of frames in flight, not messages an app is working through: four pieces (64 KiB) each way
 /// keep a gateway streaming at full speed while bounding what a socket holds.
 const FRAGMENT_QUEUE_DEPTH: usize = 4;
-
-/// A chunk from the transport.
-pub(crate) enum Input {
-    /// Bytes of the byte stream (Rfc6455/Stream framing) or one DATA frame (Native).
-    Chunk(Bytes),
-    /// The transport's inbound side ended cleanly (END_STREAM, EOF, request body end).
-    End,
-    /// The transport failed (reset, connection lost).
-    Failed,
-}
-
-/// A unit for the transport. `Err` asks the transport to reset the stream with that reason.
-pub(crate) type Output = Result<Bytes, ResetStream>;
-
-/// What a transport hands to the driver.
-pub(crate) struct Wiring {
-    pub framing: Framing,
-    pub input: BoxStream<'static, Input>,
-    pub output: mpsc::Sender<Output>,
-    /// Native: after a protocol error's Close, reset the stream with PROTOCOL_ERROR.
-    pub reset_after_protocol_error: bool,
-    /// Deliver data frames one by one (proxies).
-    pub deliver_fragments: bool,
-    /// Let RSV1 through untouched (a proxy forwarding permessage-deflate it does not terminate).
-    pub allow_rsv1: bool,
-    pub deflate: Option<h2ws_codec::deflate::DeflateParams>,
-    /// Native: largest DATA frame the peer accepts.
-    pub native_max_payload: usize,
-    /// Runs when the driver ends (fetch sessions forget their token).
-    pub on_end: Option<Box<dyn FnOnce() + Send>>,
-    /// The input is a request body on our own HTTP/2 loop (rfc8441, native): after a clean
-    /// close, read it to its end ([`drain_after_close`]) instead of dropping it.
-    pub drain_input_after_close: bool,
-}
-
-/// How long and how many bytes the server keeps reading a request body after a clean close
-/// handshake, waiting for the client's END_STREAM. Why: dropping an unfinished request body
-/// makes h2 reset the stream (RST_STREAM NO_ERROR, RFC 9113 §8.1), which proxies log as a
-/// server abort (HAProxy `SD--`) although the exchange was complete; a client ends its
-/// direction right after the handshake. Bounded: a client that never ends it is reset after
-/// this.
-pub(crate) const DRAIN_AFTER_CLOSE_TIME: std::time::Duration = std::time::Duration::from_secs(2);
-pub(crate) const DRAIN_AFTER_CLOSE_BYTES: usize = 1 << 20;
-
-/// Reads a finished socket's input until it ends, within the bounds above; dropping it then
-/// leaves nothing to reset.
-pub(crate) async fn drain_after_close(mut input: BoxStream<'static, Input>) {
-    let mut left = DRAIN_AFTER_CLOSE_BYTES;
-    let drain = async {
-        while let Some(Input::Chunk(chunk)) = input.next().await {
-            left = left.saturating_sub(chunk.len());
-            if left == 0 {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_AFTER_CLOSE_TIME, drain).await;
-}
-
-/// A handle the server keeps on a socket (fetch sessions use it to close unattached sockets).
-pub(crate) type CommandHandle = mpsc::WeakSender<Command>;
 
 /// Starts the driver task; returns the app's socket and a weak command handle.
 pub(crate) fn spawn(
@@ -446,5 +386,27 @@ fn socket_kind(kind: h2ws_codec::FragmentKind) -> FragmentKind {
         h2ws_codec::FragmentKind::Text => FragmentKind::Text,
         h2ws_codec::FragmentKind::Binary => FragmentKind::Binary,
         h2ws_codec::FragmentKind::Continuation => FragmentKind::Continuation,
+    }
+}
+
+/// Counts one open socket while alive.
+pub(crate) struct OpenGuard {
+    endpoint: Endpoint,
+    cell: std::sync::Arc<TransportCell>,
+}
+
+impl OpenGuard {
+    pub(crate) fn new(endpoint: &Endpoint, cell: std::sync::Arc<TransportCell>) -> Self {
+        endpoint.stats().opened(cell.get());
+        OpenGuard {
+            endpoint: endpoint.clone(),
+            cell,
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.endpoint.stats().closed(self.cell.get());
     }
 }

@@ -1,106 +1,18 @@
 //! The shared state behind every socket route: limits, timeouts, the Origin allowlist, fetch
 //! sessions, statistics and the shutdown signal. One [`Endpoint`] per server; routes find it in
-//! the request extensions (the [`Server`](crate::Server) inserts it), else use a process default.
+//! the request extensions (the [`Server`](crate::Server) inserts it; an app of its own adds
+//! `.layer(axum::Extension(endpoint))`). There is no process-wide default: a route without one
+//! answers 500 and logs why.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::origin_allowed;
+pub use crate::config::{InstanceId, InvalidInstanceId, SocketConfig};
 use crate::sessions::Sessions;
 use crate::stats::Stats;
-
-/// Limits and timeouts for sockets. `Default` gives the documented values.
-#[derive(Clone, Debug)]
-pub struct SocketConfig {
-    /// Largest incoming message (after inflation), bytes; larger → Close 1009.
-    pub max_message_size: usize,
-    /// Largest incoming frame, bytes; larger → Close 1009.
-    pub max_frame_size: usize,
-    /// At most this many open sockets per endpoint (fetch opens past it → 503, others → 503).
-    pub max_sockets: usize,
-    /// Send a Ping after this long without receiving anything (DESIGN §2.5: 30 s).
-    pub ping_after: Duration,
-    /// Drop a socket after this long without receiving anything (DESIGN §2.5: 60 s).
-    pub idle_timeout: Duration,
-    /// A fetch session whose upstream has not attached by then is closed with 1011 (10 s).
-    pub attach_timeout: Duration,
-    /// After our Close frame, wait this long for the peer's before ending the transport.
-    pub close_timeout: Duration,
-    /// Longest wait for the peer to take one outgoing frame (flow control, TCP).
-    pub send_timeout: Duration,
-    /// Extra allowed `Origin`s (exact `scheme://host[:port]`); same origin and
-    /// localhost/127.0.0.1/[::1] on any port are always allowed.
-    pub allowed_origins: Vec<String>,
-    /// Messages queued between a socket's driver and the app, each way.
-    pub queue_depth: usize,
-    /// How long an ended fetch session's token is remembered (→ 410 instead of 404).
-    pub expired_token_ttl: Duration,
-    /// At most this many fetch sessions waiting for their upstream at once (further opens → 503).
-    pub max_pending_attaches: usize,
-    /// This server's name among several behind one load balancer. Fetch session tokens then
-    /// start with `ID.` so the balancer can send a session's upstream requests to the instance
-    /// that holds it without shared state; a token of another instance is answered 421.
-    pub instance_id: Option<InstanceId>,
-}
-
-/// A server instance's name in session tokens: 1 to 32 of `A-Z a-z 0-9 - _`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct InstanceId(String);
-
-/// Why a string is not an [`InstanceId`].
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("instance id {0:?}: use 1 to 32 of A-Z a-z 0-9 - _")]
-pub struct InvalidInstanceId(pub String);
-
-impl InstanceId {
-    pub fn new(id: impl Into<String>) -> Result<Self, InvalidInstanceId> {
-        let id = id.into();
-        if h2ws_codec::handshake::fetch::is_valid_instance_id(id.as_bytes()) {
-            Ok(InstanceId(id))
-        } else {
-            Err(InvalidInstanceId(id))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for InstanceId {
-    type Err = InvalidInstanceId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        InstanceId::new(s)
-    }
-}
-
-impl std::fmt::Display for InstanceId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Default for SocketConfig {
-    fn default() -> Self {
-        SocketConfig {
-            max_message_size: 64 << 20,
-            max_frame_size: 16 << 20,
-            max_sockets: 10_000,
-            ping_after: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
-            attach_timeout: Duration::from_secs(10),
-            close_timeout: Duration::from_secs(5),
-            send_timeout: Duration::from_secs(30),
-            allowed_origins: Vec::new(),
-            queue_depth: 16,
-            expired_token_ttl: Duration::from_secs(300),
-            max_pending_attaches: 1_000,
-            instance_id: None,
-        }
-    }
-}
 
 pub(crate) struct Inner {
     pub(crate) config: SocketConfig,
@@ -125,12 +37,6 @@ impl Endpoint {
         }))
     }
 
-    /// The endpoint used by routes that run without one in their request extensions.
-    pub fn global() -> &'static Endpoint {
-        static GLOBAL: OnceLock<Endpoint> = OnceLock::new();
-        GLOBAL.get_or_init(|| Endpoint::new(SocketConfig::default()))
-    }
-
     pub fn config(&self) -> &SocketConfig {
         &self.0.config
     }
@@ -150,62 +56,44 @@ impl Endpoint {
         self.0.tasks.wait().await;
     }
 
+    /// Answers a fetch upstream request (`stream` attach, `post` batch, read ack) from this
+    /// endpoint's sessions.
+    pub(crate) async fn serve_upstream(
+        &self,
+        parts: http::request::Parts,
+        body: axum::body::Body,
+    ) -> axum::response::Response {
+        let up = crate::sessions::Upstream {
+            sessions: &self.0.sessions,
+            config: &self.0.config,
+            stats: &self.0.stats,
+        };
+        crate::sessions::upstream(&up, parts, body).await
+    }
+
     /// Whether `origin` may open a socket on a request whose authority is `authority`.
     pub fn origin_allowed(&self, origin: &str, authority: Option<&str>) -> bool {
         origin_allowed(origin, authority, &self.0.config.allowed_origins)
     }
 }
 
-/// Same origin, loopback names on any port, or an exact match in `extra`.
-pub(crate) fn origin_allowed(origin: &str, authority: Option<&str>, extra: &[String]) -> bool {
-    if extra
-        .iter()
-        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let Some((_scheme, host_port)) = origin.split_once("://") else {
-        return false;
-    };
-    if authority.is_some_and(|a| a.eq_ignore_ascii_case(host_port)) {
-        return true;
-    }
-    let host = if let Some(rest) = host_port.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((h, _)) => h,
-            None => return false,
-        }
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    matches!(host, "localhost" | "127.0.0.1" | "::1") || host.ends_with(".localhost")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::origin_allowed;
-
-    #[test]
-    fn origins() {
-        assert!(origin_allowed("https://localhost:8443", None, &[]));
-        assert!(origin_allowed("http://127.0.0.1:1", None, &[]));
-        assert!(origin_allowed("https://[::1]:9", None, &[]));
-        assert!(origin_allowed(
-            "https://example.com",
-            Some("example.com"),
-            &[]
-        ));
-        assert!(!origin_allowed(
-            "https://evil.com",
-            Some("example.com"),
-            &[]
-        ));
-        assert!(!origin_allowed("https://localhost.evil.com", None, &[]));
-        assert!(!origin_allowed("null", None, &[]));
-        assert!(origin_allowed(
-            "https://app.test",
-            None,
-            &["https://app.test".into()]
-        ));
-    }
+/// `/.h2ws/stats`: the endpoint's counters, its fetch sessions' and the rooms'. Here, not in
+/// `stats`, because it reads the whole endpoint: `stats` stays a leaf the driver counts into.
+pub(crate) async fn stats_handler(
+    axum::extract::Extension(endpoint): axum::extract::Extension<Endpoint>,
+    rooms: Option<axum::extract::Extension<crate::rooms::Rooms>>,
+) -> impl axum::response::IntoResponse {
+    let mut snapshot = endpoint.stats().snapshot();
+    snapshot.pending_attaches = endpoint.0.sessions.pending_attaches() as u64;
+    snapshot.instance = endpoint
+        .config()
+        .instance_id
+        .as_ref()
+        .map(|i| i.to_string());
+    (snapshot.sessions_misdirected, snapshot.sessions_unknown) = endpoint.0.sessions.refused();
+    snapshot.rooms = rooms.map(|r| r.0.snapshot());
+    (
+        [(http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(snapshot),
+    )
 }

@@ -10,8 +10,9 @@
 //!   hyper's `enable_connect_protocol`) and `rfc6455`; `native` needs this crate's own
 //!   HTTP/2 loop ([`h2conn`]), used by [`Server`], and is refused with 501 elsewhere.
 //!   Limits, timeouts, the Origin allowlist, fetch sessions and stats live in an [`Endpoint`]:
-//!   add `.layer(axum::Extension(Endpoint::new(config)))` to your router to set them, else a
-//!   process-wide default endpoint is used.
+//!   add `.layer(axum::Extension(Endpoint::new(config)))` to your router ([`Server`] does it
+//!   for its routes; a route without one answers 500 and logs why).
+//!   [`upgrade_route`] takes a handler of yours (with a [`SocketUpgrade`]) for the opens.
 //! - **Rooms** ([`rooms`]): publish/subscribe between sockets ([`Rooms::serve`], `join`,
 //!   `publish`), in-process or across server instances through Redis pub/sub; bounded member
 //!   queues (a slow member is dropped, never waited for).
@@ -55,6 +56,7 @@
 //! ```
 
 pub mod client;
+mod config;
 mod driver;
 pub mod endpoint;
 pub mod h2conn;
@@ -68,6 +70,7 @@ pub mod stats;
 pub mod tls;
 mod transport;
 pub mod upgrade;
+mod wiring;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -87,7 +90,7 @@ pub use socket::{
 };
 pub use stats::StatsSnapshot;
 pub use tls::{Identity, TlsError};
-pub use upgrade::{route, SocketUpgrade};
+pub use upgrade::{route, upgrade_route, SocketUpgrade};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +215,7 @@ impl Server {
     /// and the rooms in its request extensions.
     pub fn router(&self, endpoint: &Endpoint) -> Router {
         let router = Router::new()
-            .route("/.h2ws/stats", get(stats::handler))
+            .route("/.h2ws/stats", get(endpoint::stats_handler))
             .merge(self.routes.clone());
         let router = match &self.fallback {
             Some(fallback) => router.fallback_service(fallback.clone()),

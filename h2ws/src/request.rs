@@ -11,7 +11,7 @@ use h2ws_codec::handshake::{HandshakeError, RequestHead};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Version};
 
-use crate::endpoint::Endpoint;
+use crate::config::{origin_allowed, SocketConfig};
 use crate::socket::HandshakeInfo;
 
 /// Headers of the fetch transports (DESIGN §2), from the codec.
@@ -101,10 +101,17 @@ pub(crate) fn authority(req: &http::request::Parts) -> Option<String> {
 }
 
 /// Refuses a request whose `Origin` is not allowed (403).
-pub(crate) fn check_origin(endpoint: &Endpoint, req: &http::request::Parts) -> Result<(), Refusal> {
+pub(crate) fn check_origin(
+    config: &SocketConfig,
+    req: &http::request::Parts,
+) -> Result<(), Refusal> {
     match header_str(&req.headers, "origin") {
         None => Ok(()),
-        Some(origin) if endpoint.origin_allowed(origin, authority(req).as_deref()) => Ok(()),
+        Some(origin)
+            if origin_allowed(origin, authority(req).as_deref(), &config.allowed_origins) =>
+        {
+            Ok(())
+        }
         Some(origin) => Err(Refusal::new(
             StatusCode::FORBIDDEN,
             format!("origin {origin} is not allowed"),

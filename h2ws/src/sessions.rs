@@ -18,12 +18,12 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::driver::{CommandHandle, Input};
-use crate::endpoint::{Endpoint, InstanceId};
+use crate::config::{InstanceId, SocketConfig};
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
-use crate::socket::{Command, Transport};
-use crate::stats::TransportCell;
+use crate::socket::{Command, Transport, TransportCell};
+use crate::stats::Stats;
 use crate::transport::read_window::ReadWindow;
+use crate::wiring::{CommandHandle, Input};
 use h2ws_codec::handshake::fetch;
 
 /// Batches a `post` upstream may send ahead of the next expected one.
@@ -155,11 +155,11 @@ impl Sessions {
 
     pub(crate) fn open(
         &self,
-        endpoint: &Endpoint,
+        config: &SocketConfig,
         transport: Transport,
     ) -> Result<Opened, Refusal> {
         // Unattached sessions cost a task, a timer and a token each: cap them (DESIGN §2.1: 503).
-        let cap = endpoint.config().max_pending_attaches;
+        let cap = config.max_pending_attaches;
         if self.pending.fetch_add(1, Ordering::Relaxed) >= cap {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             return Err(Refusal::new(
@@ -171,7 +171,7 @@ impl Sessions {
             count: self.pending.clone(),
             timer: None,
         };
-        let instance = endpoint.config().instance_id.as_ref().map(|i| i.as_str());
+        let instance = config.instance_id.as_ref().map(|i| i.as_str());
         let token = new_token(instance).ok_or_else(|| {
             Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -192,7 +192,7 @@ impl Sessions {
             live.insert(token.clone(), session.clone());
         }
         let weak: Weak<Session> = Arc::downgrade(&session);
-        let timeout = endpoint.config().attach_timeout;
+        let timeout = config.attach_timeout;
         let timer = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             let Some(session) = weak.upgrade() else {
@@ -277,13 +277,21 @@ fn new_token(instance: Option<&str>) -> Option<String> {
     Some(fetch::session_token_for(instance, &bytes))
 }
 
+/// What serving an upstream request reads: the sessions and their endpoint's config and stats,
+/// borrowed one by one (the endpoint owns the sessions, so this module never names it).
+pub(crate) struct Upstream<'a> {
+    pub sessions: &'a Sessions,
+    pub config: &'a SocketConfig,
+    pub stats: &'a Stats,
+}
+
 /// Answers a fetch upstream request (`stream` attach or `post` batch).
 pub(crate) async fn upstream(
-    endpoint: &Endpoint,
+    up: &Upstream<'_>,
     parts: http::request::Parts,
     body: Body,
 ) -> Response {
-    let mut res = match upstream_inner(endpoint, &parts, body).await {
+    let mut res = match upstream_inner(up, &parts, body).await {
         Ok(status) => status.into_response(),
         Err(refusal) => refusal.into_response(),
     };
@@ -296,7 +304,7 @@ pub(crate) async fn upstream(
 }
 
 async fn upstream_inner(
-    endpoint: &Endpoint,
+    up: &Upstream<'_>,
     parts: &http::request::Parts,
     body: Body,
 ) -> Result<StatusCode, Refusal> {
@@ -305,19 +313,16 @@ async fn upstream_inner(
         let up = fetch::validate_upstream(&pairs)?;
         (up.session.to_string(), up.seq, up.read)
     };
-    check_origin(endpoint, parts)?;
-    let session = endpoint
-        .0
-        .sessions
-        .lookup(&token, endpoint.config().instance_id.as_ref())?;
+    check_origin(up.config, parts)?;
+    let session = up.sessions.lookup(&token, up.config.instance_id.as_ref())?;
     if let Some(read) = read {
         return ack(&session, read);
     }
     match seq {
-        None => attach_stream(endpoint, &session, body).await,
+        None => attach_stream(up, &session, body).await,
         Some(seq) => {
-            let limit = endpoint.config().max_message_size.saturating_add(14);
-            post_batch(endpoint, &session, seq, body, limit).await
+            let limit = up.config.max_message_size.saturating_add(14);
+            post_batch(up, &session, seq, body, limit).await
         }
     }
 }
@@ -339,7 +344,7 @@ fn ack(session: &Session, read: u64) -> Result<StatusCode, Refusal> {
 }
 
 async fn attach_stream(
-    endpoint: &Endpoint,
+    up: &Upstream<'_>,
     session: &Session,
     body: Body,
 ) -> Result<StatusCode, Refusal> {
@@ -349,9 +354,7 @@ async fn attach_stream(
             Attach::None => {
                 *attach = Attach::Stream;
                 // Counted as what attached (an open over HTTP/1.1 starts counted as `post`).
-                endpoint
-                    .stats()
-                    .switch(&session.transport, Transport::Stream);
+                up.stats.switch(&session.transport, Transport::Stream);
                 session.attached();
             }
             Attach::Stream => {
@@ -399,11 +402,11 @@ async fn attach_stream(
 
 /// After the socket ended (close handshake done), the client ends its upstream body right
 /// behind its last frame: read it to its end before answering, so the stream ends with
-/// END_STREAM both ways (the rule and its bounds: `driver::drain_after_close`).
+/// END_STREAM both ways (the rule and its bounds: `wiring::drain_after_close`).
 async fn drain_upstream(
     data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
 ) {
-    let mut left = crate::driver::DRAIN_AFTER_CLOSE_BYTES;
+    let mut left = crate::wiring::DRAIN_AFTER_CLOSE_BYTES;
     let drain = async {
         while let Some(Ok(chunk)) = data.next().await {
             left = left.saturating_sub(chunk.len());
@@ -412,11 +415,11 @@ async fn drain_upstream(
             }
         }
     };
-    let _ = tokio::time::timeout(crate::driver::DRAIN_AFTER_CLOSE_TIME, drain).await;
+    let _ = tokio::time::timeout(crate::wiring::DRAIN_AFTER_CLOSE_TIME, drain).await;
 }
 
 async fn post_batch(
-    endpoint: &Endpoint,
+    up: &Upstream<'_>,
     session: &Session,
     seq: u64,
     body: Body,
@@ -430,7 +433,7 @@ async fn post_batch(
                 held: BTreeMap::new(),
                 held_bytes: 0,
             };
-            endpoint.stats().switch(&session.transport, Transport::Post);
+            up.stats.switch(&session.transport, Transport::Post);
             session.attached();
         }
         match &*attach {
@@ -526,13 +529,18 @@ async fn post_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Endpoint;
 
     #[tokio::test]
     async fn tokens_live_then_expire() {
         let endpoint = Endpoint::new(crate::SocketConfig::default());
         let sessions = &endpoint.0.sessions;
-        let a = sessions.open(&endpoint, Transport::Stream).expect("open");
-        let b = sessions.open(&endpoint, Transport::Stream).expect("open");
+        let a = sessions
+            .open(endpoint.config(), Transport::Stream)
+            .expect("open");
+        let b = sessions
+            .open(endpoint.config(), Transport::Stream)
+            .expect("open");
         assert_ne!(a.token, b.token);
         assert!(fetch::is_valid_session_token(a.token.as_bytes()));
         assert!(a.token.len() >= 43, "256 bits: {}", a.token);
@@ -556,7 +564,9 @@ mod tests {
             ..crate::SocketConfig::default()
         });
         let sessions = &endpoint.0.sessions;
-        let a = sessions.open(&endpoint, Transport::Post).expect("open");
+        let a = sessions
+            .open(endpoint.config(), Transport::Post)
+            .expect("open");
         sessions.end(&a.token);
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(
@@ -564,7 +574,9 @@ mod tests {
             Some(StatusCode::NOT_FOUND)
         );
         // Ending another prunes the old entry.
-        let b = sessions.open(&endpoint, Transport::Post).expect("open");
+        let b = sessions
+            .open(endpoint.config(), Transport::Post)
+            .expect("open");
         sessions.end(&b.token);
         assert_eq!(sessions.expired.lock().unwrap().0.len(), 1);
     }
@@ -577,7 +589,9 @@ mod tests {
             ..crate::SocketConfig::default()
         });
         let sessions = &endpoint.0.sessions;
-        let a = sessions.open(&endpoint, Transport::Stream).expect("open");
+        let a = sessions
+            .open(endpoint.config(), Transport::Stream)
+            .expect("open");
         let random = a
             .token
             .strip_prefix("s2.")

@@ -13,8 +13,6 @@ use h2ws_codec::CloseCode;
 use http::{HeaderMap, Method, Uri, Version};
 use tokio::sync::mpsc;
 
-use crate::stats::TransportCell;
-
 /// How the socket reached the server (DESIGN §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -422,5 +420,29 @@ impl SocketReceiver {
 
     pub fn close_status(&self) -> Option<&CloseStatus> {
         self.closed.as_ref()
+    }
+}
+
+/// The transport a socket is counted under. A fetch socket is counted under a guess from its
+/// open (`stream` on HTTP/2, `post` on HTTP/1.1) and switches to what actually attached when
+/// its upstream arrives: the server offers both on either HTTP version (behind a proxy it sees
+/// HTTP/1.1 of an HTTP/2 browser) and the client decides, falling back to `post`.
+pub(crate) struct TransportCell(std::sync::atomic::AtomicU8);
+
+impl TransportCell {
+    pub(crate) fn new(t: Transport) -> Self {
+        TransportCell(std::sync::atomic::AtomicU8::new(t.index() as u8))
+    }
+
+    pub(crate) fn get(&self) -> Transport {
+        Transport::ALL[self.0.load(std::sync::atomic::Ordering::Relaxed) as usize]
+    }
+
+    /// Sets the transport; returns the one before.
+    pub(crate) fn replace(&self, t: Transport) -> Transport {
+        let old = self
+            .0
+            .swap(t.index() as u8, std::sync::atomic::Ordering::Relaxed);
+        Transport::ALL[old as usize]
     }
 }

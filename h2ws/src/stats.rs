@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
-use crate::socket::Transport;
+use crate::socket::{Transport, TransportCell};
 
 /// Live counters (atomics, updated by socket drivers).
 #[derive(Default)]
@@ -49,12 +49,16 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
-    fn opened(&self, t: Transport) {
+    pub(crate) fn opened(&self, t: Transport) {
         self.open[t.index()].fetch_add(1, Relaxed);
         self.opened_total.fetch_add(1, Relaxed);
     }
 
     /// Client → server: `messages` whole messages ended, `bytes` payload bytes.
+    pub(crate) fn closed(&self, t: Transport) {
+        self.open[t.index()].fetch_sub(1, Relaxed);
+    }
+
     pub(crate) fn record_in(&self, messages: u64, bytes: usize) {
         self.messages_in.fetch_add(messages, Relaxed);
         self.bytes_in.fetch_add(bytes as u64, Relaxed);
@@ -93,71 +97,13 @@ impl Stats {
     }
 }
 
-/// The transport a socket is counted under. A fetch socket is counted under a guess from its
-/// open (`stream` on HTTP/2, `post` on HTTP/1.1) and switches to what actually attached when
-/// its upstream arrives: the server offers both on either HTTP version (behind a proxy it sees
-/// HTTP/1.1 of an HTTP/2 browser) and the client decides, falling back to `post`.
-pub(crate) struct TransportCell(std::sync::atomic::AtomicU8);
-
-impl TransportCell {
-    pub(crate) fn new(t: Transport) -> Self {
-        TransportCell(std::sync::atomic::AtomicU8::new(t.index() as u8))
-    }
-
-    pub(crate) fn get(&self) -> Transport {
-        Transport::ALL[self.0.load(Relaxed) as usize]
-    }
-}
-
-/// Counts one open socket while alive.
-pub(crate) struct OpenGuard {
-    endpoint: crate::Endpoint,
-    cell: std::sync::Arc<TransportCell>,
-}
-
-impl OpenGuard {
-    pub(crate) fn new(endpoint: &crate::Endpoint, cell: std::sync::Arc<TransportCell>) -> Self {
-        endpoint.stats().opened(cell.get());
-        OpenGuard {
-            endpoint: endpoint.clone(),
-            cell,
-        }
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.endpoint.stats().open[self.cell.get().index()].fetch_sub(1, Relaxed);
-    }
-}
-
 impl Stats {
     /// Moves one open socket counted under `cell` to transport `t`.
     pub(crate) fn switch(&self, cell: &TransportCell, t: Transport) {
-        let old = cell.0.swap(t.index() as u8, Relaxed);
-        if old as usize != t.index() {
+        let old = cell.replace(t);
+        if old != t {
             self.open[t.index()].fetch_add(1, Relaxed);
-            self.open[old as usize].fetch_sub(1, Relaxed);
+            self.open[old.index()].fetch_sub(1, Relaxed);
         }
     }
-}
-
-/// `GET /.h2ws/stats`.
-pub(crate) async fn handler(
-    axum::extract::Extension(endpoint): axum::extract::Extension<crate::Endpoint>,
-    rooms: Option<axum::extract::Extension<crate::Rooms>>,
-) -> impl axum::response::IntoResponse {
-    let mut snapshot = endpoint.stats().snapshot();
-    snapshot.pending_attaches = endpoint.0.sessions.pending_attaches() as u64;
-    snapshot.instance = endpoint
-        .config()
-        .instance_id
-        .as_ref()
-        .map(|i| i.to_string());
-    (snapshot.sessions_misdirected, snapshot.sessions_unknown) = endpoint.0.sessions.refused();
-    snapshot.rooms = rooms.map(|r| r.0.snapshot());
-    (
-        [(http::header::CACHE_CONTROL, "no-store")],
-        axum::Json(snapshot),
-    )
 }

@@ -1,11 +1,13 @@
-//! Embedding: [`SocketUpgrade`], an axum extractor that serves every h2ws transport on the
-//! route it is used on, and [`route`], a ready-made route for an app function.
+//! Embedding: [`upgrade_route`], a route serving every h2ws transport with a handler of yours,
+//! the [`SocketUpgrade`] extractor that handler takes, and [`route`], a ready-made route for an
+//! app function.
 //!
-//! The request is classified by shape (DESIGN §1). Socket opens (`rfc6455`, `rfc8441`,
-//! `native`, the fetch open) produce a `SocketUpgrade` the handler can inspect, then accept
-//! with [`SocketUpgrade::on_socket`] or refuse by returning any other response. Requests that
-//! are not opens — fetch upstreams (`stream` attach, `post` batches) and CORS preflights — are
-//! answered by the extractor itself, as its rejection, without calling the handler.
+//! The route classifies each request once, by shape (DESIGN §1), and sends it to what serves
+//! it: CORS preflights are answered, fetch upstream requests (`stream` attach, `post` batches,
+//! read acks) go to the fetch sessions, and socket opens (`rfc6455`, `rfc8441`, `native`, the
+//! fetch open) go to the handler, whose `SocketUpgrade` can be inspected, then accepted with
+//! [`SocketUpgrade::on_socket`] or refused by returning any other response. The extractor
+//! only reads the open its route classified; it serves nothing in its rejection.
 //!
 //! The `native` mapping needs exact DATA frames, which only h2ws's own HTTP/2 loop
 //! gives ([`Server`](crate::Server)); in a plain axum/hyper server a native request is refused
@@ -15,7 +17,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, MethodRouter};
 use h2ws_codec::handshake::{self, negotiate, ExtensionOffer, Transport as CodecTransport};
@@ -40,7 +43,7 @@ fn extended_connect_protocol(req: &http::request::Parts) -> Option<String> {
 }
 
 fn preflight(endpoint: &Endpoint, req: &http::request::Parts) -> Response {
-    if let Err(refusal) = check_origin(endpoint, req) {
+    if let Err(refusal) = check_origin(endpoint.config(), req) {
         return refusal.into_response();
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
@@ -69,8 +72,8 @@ fn preflight(endpoint: &Endpoint, req: &http::request::Parts) -> Response {
 /// An accepted-but-not-yet-answered WebSocket handshake on any transport.
 ///
 /// ```no_run
-/// use axum::{response::Response, routing::any, Router};
-/// use h2ws::SocketUpgrade;
+/// use axum::{response::Response, Extension, Router};
+/// use h2ws::{Endpoint, SocketConfig, SocketUpgrade};
 ///
 /// async fn handler(upgrade: SocketUpgrade) -> Response {
 ///     if upgrade.info().authorization() != Some("Bearer secret") {
@@ -85,7 +88,9 @@ fn preflight(endpoint: &Endpoint, req: &http::request::Parts) -> Response {
 ///     })
 /// }
 /// # use axum::response::IntoResponse;
-/// let app: Router = Router::new().route("/ws", any(handler));
+/// let app: Router = Router::new()
+///     .route("/ws", h2ws::upgrade_route(handler))
+///     .layer(Extension(Endpoint::new(SocketConfig::default())));
 /// ```
 pub struct SocketUpgrade {
     pub(crate) endpoint: Endpoint,
@@ -100,38 +105,102 @@ pub struct SocketUpgrade {
     deliver_fragments: bool,
 }
 
+/// A request the route ([`upgrade_route`]) classified as a socket open, handed to the
+/// [`SocketUpgrade`] extractor in the request extensions with the endpoint it belongs to.
+#[derive(Clone)]
+struct Opening {
+    endpoint: Endpoint,
+    kind: CodecTransport,
+    protocol: Option<String>,
+}
+
+/// What a request to an h2ws route turned out to be.
+enum Dispatch {
+    /// A socket open: goes on to the app's handler (with an [`Opening`] in its extensions).
+    Open(Request),
+    /// Answered here: a CORS preflight, a fetch upstream request (served by the fetch
+    /// sessions), a malformed request, or a route without an endpoint.
+    Answered(Response),
+}
+
+/// Classifies a request once (DESIGN §1) and sends it to what serves it: preflights are
+/// answered, fetch upstream requests (`stream` attach, `post` batches, read acks) go to the
+/// fetch sessions, opens go on to the handler.
+async fn dispatch(req: Request) -> Dispatch {
+    let Some(endpoint) = req.extensions().get::<Endpoint>().cloned() else {
+        return Dispatch::Answered(misconfigured(
+            "no h2ws::Endpoint in the request extensions: add \
+             `.layer(axum::Extension(h2ws::Endpoint::new(config)))` to the router \
+             (h2ws::Server does this for its routes)",
+        ));
+    };
+    if req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let (parts, _) = req.into_parts();
+        return Dispatch::Answered(preflight(&endpoint, &parts));
+    }
+    let (parts, body) = req.into_parts();
+    let protocol = extended_connect_protocol(&parts);
+    let kind = {
+        let head = request_head(&parts, protocol.as_deref());
+        let pairs = header_pairs(&parts.headers);
+        match handshake::classify(&head, &pairs) {
+            Ok(kind) => kind,
+            Err(e) => return Dispatch::Answered(Refusal::from(e).into_response()),
+        }
+    };
+    if matches!(
+        kind,
+        CodecTransport::FetchUpstreamStream
+            | CodecTransport::FetchUpstreamPost
+            | CodecTransport::FetchAck
+    ) {
+        return Dispatch::Answered(endpoint.serve_upstream(parts, body).await);
+    }
+    let mut req = Request::from_parts(parts, body);
+    req.extensions_mut().insert(Opening {
+        endpoint,
+        kind,
+        protocol,
+    });
+    Dispatch::Open(req)
+}
+
+/// A 500 for a route set up wrongly, with the reason in the server log (the client learns
+/// nothing about the server's setup).
+fn misconfigured(reason: &'static str) -> Response {
+    tracing::error!("h2ws route misconfigured: {reason}");
+    Refusal::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "h2ws route misconfigured",
+    )
+    .into_response()
+}
+
+/// Reads the open its route classified ([`upgrade_route`], [`route`]); a `SocketUpgrade` on a
+/// route of another kind (e.g. `axum::routing::any(handler)`) is a setup error: 500, logged.
+/// Like axum's `WebSocketUpgrade`, it only reads what the request's extensions carry and
+/// rejects with a status when something is missing; it never serves a request itself.
 impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
     type Rejection = Response;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
-        let endpoint = parts
-            .extensions
-            .get::<Endpoint>()
-            .cloned()
-            .unwrap_or_else(|| Endpoint::global().clone());
-        let refuse = |r: Refusal| r.into_response();
-        if parts.method == Method::OPTIONS
-            && parts
-                .headers
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-        {
-            return Err(preflight(&endpoint, &parts));
-        }
-        let protocol = extended_connect_protocol(&parts);
-        let kind = {
-            let head = request_head(&parts, protocol.as_deref());
-            let pairs = header_pairs(&parts.headers);
-            handshake::classify(&head, &pairs).map_err(|e| refuse(e.into()))?
-        };
-        if matches!(
+        let Some(Opening {
+            endpoint,
             kind,
-            CodecTransport::FetchUpstreamStream
-                | CodecTransport::FetchUpstreamPost
-                | CodecTransport::FetchAck
-        ) {
-            return Err(crate::sessions::upstream(&endpoint, parts, body).await);
-        }
+            protocol,
+        }) = parts.extensions.remove::<Opening>()
+        else {
+            return Err(misconfigured(
+                "SocketUpgrade on a route not made by h2ws::upgrade_route or h2ws::route \
+                 (fetch upstream requests and preflights would not be served)",
+            ));
+        };
+        let refuse = |r: Refusal| r.into_response();
         // Validate the opening request with the codec; keep an owned copy of the offer.
         let (transport, offer) = {
             let head = request_head(&parts, protocol.as_deref());
@@ -163,7 +232,7 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
             let protocols: Vec<String> = offer.protocols.iter().map(|p| p.to_string()).collect();
             (transport, (protocols, offer.extensions))
         };
-        check_origin(&endpoint, &parts).map_err(refuse)?;
+        check_origin(endpoint.config(), &parts).map_err(refuse)?;
         if endpoint.stats().open_total() >= endpoint.config().max_sockets as u64 {
             return Err(refuse(Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -358,24 +427,55 @@ where
     tokio::spawn(app(socket));
 }
 
-/// A route serving every transport and running `app` on each accepted socket.
+/// A route serving every transport: socket opens go to `handler`, an axum handler taking a
+/// [`SocketUpgrade`] (and any other extractors), which accepts or refuses them; fetch upstream
+/// requests and CORS preflights are served by h2ws without calling it.
+///
+/// The route's [`Endpoint`] comes from the request extensions (`Extension<Endpoint>`, which
+/// [`Server`](crate::Server) adds; in an app of your own add
+/// `.layer(axum::Extension(Endpoint::new(config)))`); without one every request is answered
+/// 500 and the reason logged. An extension rather than router state, as axum's own extractors
+/// read connection facts: it works whatever state type the user's router has.
+pub fn upgrade_route<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    any(move |State(state): State<S>, req: Request| {
+        let handler = handler.clone();
+        async move {
+            match dispatch(req).await {
+                Dispatch::Open(req) => handler.call(req, state).await,
+                Dispatch::Answered(res) => res,
+            }
+        }
+    })
+}
+
+/// A route serving every transport and running `app` on each accepted socket
+/// ([`upgrade_route`] with a handler that accepts every open; the endpoint comes the same way).
 ///
 /// ```
-/// let app: axum::Router = axum::Router::new().route(
-///     "/ws/echo",
-///     h2ws::route(|mut socket| async move {
-///         while let Some(msg) = socket.recv().await {
-///             if socket.send(msg).await.is_err() {
-///                 break;
+/// use h2ws::{Endpoint, SocketConfig};
+///
+/// let app: axum::Router = axum::Router::new()
+///     .route(
+///         "/ws/echo",
+///         h2ws::route(|mut socket| async move {
+///             while let Some(msg) = socket.recv().await {
+///                 if socket.send(msg).await.is_err() {
+///                     break;
+///                 }
 ///             }
-///         }
-///     }),
-/// );
+///         }),
+///     )
+///     .layer(axum::Extension(Endpoint::new(SocketConfig::default())));
 /// ```
 pub fn route<F, Fut>(app: F) -> MethodRouter
 where
     F: Fn(Socket) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    any(move |upgrade: SocketUpgrade| async move { upgrade.on_socket(app) })
+    upgrade_route(move |upgrade: SocketUpgrade| async move { upgrade.on_socket(app) })
 }

@@ -35,7 +35,10 @@ async fn serve_with_hyper() -> std::net::SocketAddr {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = user_app();
+    // The app's endpoint (limits, sessions, stats): explicit, as an extension.
+    let app = user_app().layer(axum::Extension(h2ws::Endpoint::new(
+        h2ws::SocketConfig::default(),
+    )));
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -126,4 +129,34 @@ async fn user_routes_mount_on_the_devserver_with_native() {
         );
     }
     server.shutdown().await;
+}
+
+/// A route without an endpoint, or a `SocketUpgrade` on a route h2ws did not make, is a setup
+/// error: 500 (the reason goes to the log), never a silent default.
+#[tokio::test]
+async fn a_route_set_up_wrongly_answers_500() {
+    use tower::ServiceExt;
+    init_tracing();
+    let open = || {
+        http::Request::builder()
+            .method("POST")
+            .uri("/ws/shout")
+            .header("h2ws-version", "1")
+            .body(axum::body::Body::empty())
+            .expect("request")
+    };
+    let no_endpoint = user_app().oneshot(open()).await.expect("response");
+    assert_eq!(no_endpoint.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let plain_any = axum::Router::new()
+        .route(
+            "/ws/shout",
+            axum::routing::any(|up: h2ws::SocketUpgrade| async move {
+                up.on_socket(|_s: Socket| async {})
+            }),
+        )
+        .layer(axum::Extension(h2ws::Endpoint::new(
+            h2ws::SocketConfig::default(),
+        )));
+    let res = plain_any.oneshot(open()).await.expect("response");
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }

@@ -77,7 +77,7 @@ impl Gateway {
     pub fn routes(self) -> axum::Router {
         axum::Router::new().route(
             "/ws/upstream",
-            axum::routing::any(move |upgrade: SocketUpgrade| self.clone().handle(upgrade)),
+            h2ws::upgrade_route(move |upgrade: SocketUpgrade| self.clone().handle(upgrade)),
         )
     }
 

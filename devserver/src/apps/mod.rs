@@ -4,12 +4,12 @@ pub mod chat;
 pub mod echo;
 pub mod gateway;
 
-use axum::routing::any;
 use axum::Router;
+use h2ws::upgrade_route;
 
 /// `/ws/echo` and `/ws/chat` (the chat room is on the server's [`h2ws::Rooms`]).
 pub fn routes() -> Router {
     Router::new()
-        .route("/ws/echo", any(echo::handle))
-        .route("/ws/chat", any(chat::handle))
+        .route("/ws/echo", upgrade_route(echo::handle))
+        .route("/ws/chat", upgrade_route(chat::handle))
 }

@@ -10,12 +10,14 @@
 //!
 //! Plain `axum::serve` speaks HTTP/1.1 here, so browsers use the `post` transport (and their own
 //! WebSocket over RFC 6455); for `stream` and the native mapping, mount the same routes on the
-//! HTTPS + HTTP/2 loop of `h2ws::Server` with `Server::new().tls_identity(..).routes(app)`.
+//! HTTPS + HTTP/2 loop of `h2ws::Server` with `Server::new().tls_identity(..).routes(app)`
+//! (without the `Endpoint` layer below: the server gives its routes its own, which its graceful
+//! shutdown closes; an inner layer would replace it).
 
 use axum::response::Html;
 use axum::routing::get;
-use axum::Router;
-use h2ws::{route, Message, Rooms, RoomsConfig, Socket};
+use axum::{Extension, Router};
+use h2ws::{route, Endpoint, Message, Rooms, RoomsConfig, Socket, SocketConfig};
 use tower_http::services::ServeDir;
 
 const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>h2ws + axum</title>
@@ -66,7 +68,9 @@ async fn main() -> std::io::Result<()> {
             "/ws/room",
             route(move |socket: Socket| room(rooms.clone(), socket)),
         )
-        .nest_service("/pkg", ServeDir::new("wasm/pkg"));
+        .nest_service("/pkg", ServeDir::new("wasm/pkg"))
+        // The sockets' limits, timeouts, fetch sessions and stats: h2ws routes read it here.
+        .layer(Extension(Endpoint::new(SocketConfig::default())));
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".into());

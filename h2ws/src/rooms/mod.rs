@@ -34,6 +34,8 @@ use tokio::sync::mpsc;
 
 use crate::{Message, Socket};
 
+// The one two-file import pair in the crate: `redis` implements this module's `Broker` for
+// Redis pub/sub and this module re-exports it, so the public path stays `rooms::RedisBroker`.
 pub use self::redis::RedisBroker;
 
 /// Limits and timers of [`Rooms`].

@@ -34,7 +34,7 @@ pub(crate) fn accept_open(
     {
         tracing::warn!("open preamble not queued");
     }
-    let opened = match endpoint.0.sessions.open(endpoint, info.transport) {
+    let opened = match endpoint.0.sessions.open(endpoint.config(), info.transport) {
         Ok(o) => o,
         Err(refusal) => return refusal.into_response(),
     };

@@ -1,4 +1,4 @@
-//! Transports: each turns an accepted request into a [`Wiring`](crate::driver::Wiring) for the
+//! Transports: each turns an accepted request into a [`Wiring`](crate::wiring::Wiring) for the
 //! socket driver (an input stream of chunks and an output queue) and ends in a
 //! [`Socket`](crate::Socket).
 
@@ -18,7 +18,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::driver::{Input, Output};
+use crate::wiring::{Input, Output};
 
 /// Output units queued between the driver and the transport. Small, so a control frame the
 /// codec puts ahead of queued data is never far from the wire.
@@ -112,8 +112,8 @@ pub(crate) fn wiring(
     input: BoxStream<'static, Input>,
     output: mpsc::Sender<Output>,
     params: crate::request::Negotiated,
-) -> crate::driver::Wiring {
-    crate::driver::Wiring {
+) -> crate::wiring::Wiring {
+    crate::wiring::Wiring {
         framing,
         input,
         output,
@@ -131,10 +131,10 @@ pub(crate) fn wiring(
 pub(crate) fn start(
     endpoint: &crate::Endpoint,
     info: std::sync::Arc<crate::HandshakeInfo>,
-    wiring: crate::driver::Wiring,
+    wiring: crate::wiring::Wiring,
     run: impl FnOnce(crate::Socket),
-) -> crate::driver::CommandHandle {
-    let cell = std::sync::Arc::new(crate::stats::TransportCell::new(info.transport));
+) -> crate::wiring::CommandHandle {
+    let cell = std::sync::Arc::new(crate::socket::TransportCell::new(info.transport));
     let (socket, handle) = crate::driver::spawn(endpoint, info, cell, wiring);
     run(socket);
     handle

@@ -694,7 +694,7 @@ pub fn test_routes() -> axum::Router {
         )
         .route(
             "/ws/auth",
-            axum::routing::any(|up: SocketUpgrade| async move {
+            h2ws::upgrade_route(|up: SocketUpgrade| async move {
                 if up.info().authorization() != Some("Bearer ok") {
                     return (http::StatusCode::UNAUTHORIZED, "bad token").into_response();
                 }
