@@ -4,7 +4,9 @@
 //! [`Connection::recv_data_frame`]; events come out of [`Connection::poll_event`]; sends are
 //! queued and the bytes to write come out of [`Connection::poll_transmit`]. No I/O, no clock, no
 //! RNG inside (a client on RFC 6455 framing is seeded by the caller), in the style of
-//! `quinn-proto` and `rustls`.
+//! `quinn-proto` and `rustls`. The liveness rules (ping, idle, close-handshake deadlines) are
+//! timers with the time passed in: [`Connection::recv_at`], [`Connection::poll_timeout`],
+//! [`Connection::handle_timeout`] ([`crate::timer`]).
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -19,6 +21,7 @@ use crate::error::{ProtocolError, SendError};
 use crate::frame::{native, FrameHeader, OpCode, Parsed, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
 use crate::message::{Assembled, AssemblerConfig, FragmentKind, Message, MessageAssembler};
+use crate::timer::{Timeout, Timeouts, Timers, Timestamp};
 
 /// Which end of the connection we are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -180,6 +183,8 @@ pub struct Connection {
     /// An outgoing fragmented message is open (send_fragment without fin yet).
     sending_fragmented: bool,
     rng: Option<ChaCha20Rng>,
+    /// Liveness timers, once [`Connection::set_timeouts`] armed them.
+    timers: Option<Timers>,
     #[cfg(feature = "deflate")]
     compressor: Option<crate::deflate::Compressor>,
 }
@@ -238,6 +243,7 @@ impl Connection {
             finished: false,
             sending_fragmented: false,
             rng: None,
+            timers: None,
             #[cfg(feature = "deflate")]
             compressor,
         }
@@ -785,6 +791,101 @@ impl Connection {
     /// Closed and nothing left to write: the transport may end the stream.
     pub fn is_closed(&self) -> bool {
         self.finished && self.control_out.is_empty() && self.data_out.is_empty()
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    /// Arms the liveness timers (see [`crate::timer`]) from `now`, replacing any armed before.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts, now: Timestamp) {
+        self.timers = Some(Timers::new(timeouts, now));
+    }
+
+    /// The armed timeouts, if any.
+    pub fn timeouts(&self) -> Option<Timeouts> {
+        self.timers.as_ref().map(|t| t.timeouts)
+    }
+
+    /// Input from the transport at `now`, whatever the framing: bytes of the byte stream
+    /// ([`recv`](Self::recv)) or one DATA frame on [`Framing::Native`]
+    /// ([`recv_data_frame`](Self::recv_data_frame); an empty one carries nothing). It counts
+    /// as activity: it postpones the ping and the idle deadline.
+    pub fn recv_at(&mut self, now: Timestamp, input: &[u8]) -> Result<(), ProtocolError> {
+        if let Some(timers) = self.timers.as_mut() {
+            timers.input(now);
+        }
+        match self.framing {
+            Framing::Native => self.recv_data_frame(input),
+            Framing::Rfc6455 | Framing::Stream => self.recv(input),
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next; `None` = no timer
+    /// runs (none armed, or the connection is closed with nothing left to write).
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let timers = self.timers.as_ref()?;
+        if self.is_closed() {
+            None
+        } else if self.state() == State::Open {
+            timers.open_deadline()
+        } else {
+            timers.close_deadline()
+        }
+    }
+
+    /// Acts on the deadlines due at `now` (a `now` earlier than one seen before counts as that
+    /// one): queues a Ping after [`Timeouts::ping_after`] of silence, fails the connection
+    /// (`Closed{1006}`, queued output dropped) after [`Timeouts::idle_timeout`] of silence or
+    /// when the close handshake has run [`Timeouts::close_timeout`]. Returns what it did.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Option<Timeout> {
+        let closed = self.is_closed();
+        let open = self.state() == State::Open;
+        let timers = self.timers.as_mut()?;
+        let now = timers.advance(now);
+        if closed {
+            return None;
+        }
+        if !open {
+            let started = *timers.close_started.get_or_insert(now);
+            let due = timers
+                .timeouts
+                .close_timeout
+                .is_some_and(|c| now >= started + c);
+            if !due {
+                return None;
+            }
+            self.give_up("");
+            return Some(Timeout::CloseHandshake);
+        }
+        if timers.idle_due(now) {
+            self.give_up("idle timeout");
+            return Some(Timeout::Idle);
+        }
+        if timers.ping_due(now) {
+            timers.ping_sent = true;
+            let payload = timers.timeouts.ping_payload;
+            // Refused only without a mask seed; the Ping is then simply not sent.
+            let _ = self.send_ping(payload);
+            return Some(Timeout::Ping);
+        }
+        None
+    }
+
+    /// A timer ended the connection: report `Closed{1006}` (unless reported), drop what was
+    /// queued, ignore further input.
+    fn give_up(&mut self, reason: &str) {
+        if !self.finished {
+            self.finished = true;
+            self.events.push_back(Event::Closed {
+                code: CloseCode::ABNORMAL,
+                reason: reason.into(),
+                clean: false,
+            });
+        }
+        self.control_out.clear();
+        self.data_out.clear();
+        self.pending = 0;
+        self.assembler.clear();
+        self.payload = None;
     }
 }
 

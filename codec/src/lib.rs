@@ -11,7 +11,9 @@
 //!
 //! The connection does no I/O and keeps no clock: feed it what the transport read, take the
 //! [`Event`]s, queue sends, and write what [`Connection::poll_transmit`] hands out (the style of
-//! `quinn-proto` and `rustls`). Bad input becomes a typed [`ProtocolError`] plus the Close frame
+//! `quinn-proto` and `rustls`). The liveness rules are timers with the time passed in
+//! ([`timer`]: `poll_timeout` / `handle_timeout`, as in `quinn-proto`), decided here once for
+//! the server, the native client and the browser. Bad input becomes a typed [`ProtocolError`] plus the Close frame
 //! with the right code (1002 / 1007 / 1009) queued for the peer; it never panics, and every
 //! buffer is bounded by [`Config`]'s limits.
 //!
@@ -78,6 +80,7 @@ pub mod error;
 pub mod frame;
 pub mod mask;
 pub mod message;
+pub mod timer;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
@@ -85,6 +88,7 @@ pub use connection::{Config, Connection, Event, Framing, Role, State};
 pub use error::{DeflateFailure, ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode, Parsed};
 pub use message::{FragmentKind, Message};
+pub use timer::{Timeout, Timeouts, Timestamp};
 
 #[cfg(feature = "deflate")]
 pub mod deflate;

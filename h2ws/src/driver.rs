@@ -1,7 +1,8 @@
 //! The socket driver: one task per socket that owns the sans-IO codec [`Connection`] and
 //! moves data between the transport (an input stream of chunks, an output queue of units)
 //! and the app's [`Socket`] queues. Transport-specific code only builds the input and
-//! output; everything about frames, close and liveness happens here, once.
+//! output; everything about frames and close happens here, the liveness rules (ping, idle,
+//! close-handshake deadlines) in the codec's timers ([`h2ws_codec::timer`]), driven from here.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,7 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use h2ws_codec::{CloseCode, Config, Connection, Event, Framing, Role, State};
+use h2ws_codec::timer::{Timeout, Timeouts, Timestamp, SERVER_PING_PAYLOAD};
+use h2ws_codec::{CloseCode, Config, Connection, Event, Role, State};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -67,7 +69,6 @@ pub(crate) fn spawn(
     let driver = Driver {
         endpoint: endpoint.clone(),
         conn,
-        framing: wiring.framing,
         input: wiring.input,
         output: wiring.output,
         reset_after_protocol_error: wiring.reset_after_protocol_error,
@@ -84,7 +85,6 @@ pub(crate) fn spawn(
 struct Driver {
     endpoint: Endpoint,
     conn: Connection,
-    framing: Framing,
     input: BoxStream<'static, Input>,
     output: mpsc::Sender<Output>,
     reset_after_protocol_error: bool,
@@ -111,7 +111,6 @@ impl Driver {
         let Driver {
             endpoint,
             mut conn,
-            framing,
             mut input,
             output,
             reset_after_protocol_error,
@@ -131,9 +130,22 @@ impl Driver {
         let mut cmds_done = false;
         let mut app_gone = false;
         let mut shutdown_seen = false;
-        let mut last_rx = Instant::now();
-        let mut ping_sent = false;
-        let mut close_deadline: Option<Instant> = None;
+        // The codec's clock: milliseconds since the socket started.
+        let epoch = Instant::now();
+        let now = || Timestamp::from_millis(epoch.elapsed().as_millis() as u64);
+        conn.set_timeouts(
+            Timeouts {
+                ping_after: Some(cfg.ping_after),
+                ping_payload: SERVER_PING_PAYLOAD,
+                idle_timeout: Some(cfg.idle_timeout),
+                close_timeout: Some(cfg.close_timeout),
+            },
+            Timestamp::ZERO,
+        );
+        // The close handshake started (or input ended): no more app commands.
+        let mut closing = false;
+        // The codec is done but a unit waits for the transport: bounded like the handshake.
+        let mut flush_deadline: Option<Instant> = None;
 
         let end = loop {
             if staged.is_none() {
@@ -145,22 +157,22 @@ impl Driver {
             if staged.is_none() && (conn.is_closed() || protocol_error) {
                 break End::Done;
             }
-            let deadline = match close_deadline {
-                Some(d) => d,
-                None if ping_sent => last_rx + cfg.idle_timeout,
-                None => last_rx + cfg.ping_after,
-            };
+            if conn.state() == State::Closed && flush_deadline.is_none() {
+                flush_deadline = Some(Instant::now() + cfg.close_timeout);
+            }
+            let deadline = conn
+                .poll_timeout()
+                .map(|t| epoch + std::time::Duration::from_millis(t.as_millis()))
+                .or(flush_deadline);
             let can_read = !input_done && pending.is_empty() && !protocol_error;
-            let can_command = !cmds_done
-                && staged.is_none()
-                && conn.pending_bytes() < HIGH_WATER
-                && close_deadline.is_none();
+            let can_command =
+                !cmds_done && staged.is_none() && conn.pending_bytes() < HIGH_WATER && !closing;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if !shutdown_seen => {
                     shutdown_seen = true;
                     if conn.close(Some(CloseCode::GOING_AWAY), "server shutting down").is_ok() {
-                        close_deadline = Some(Instant::now() + cfg.close_timeout);
+                        closing = true;
                     }
                 }
                 permit = output.reserve(), if staged.is_some() => match permit {
@@ -186,26 +198,21 @@ impl Driver {
                 cmd = cmds.recv(), if can_command => match cmd {
                     Some(cmd) => {
                         if on_command(&endpoint, &mut conn, cmd) {
-                            close_deadline.get_or_insert(Instant::now() + cfg.close_timeout);
+                            closing = true;
                         }
                     }
                     None => {
                         cmds_done = true;
                         if conn.close(Some(CloseCode::NORMAL), "").is_ok() {
-                            close_deadline.get_or_insert(Instant::now() + cfg.close_timeout);
+                            closing = true;
                         }
                     }
                 },
                 input = input.next(), if can_read => {
-                    last_rx = Instant::now();
-                    ping_sent = false;
                     let result = match input {
-                        Some(Input::Chunk(chunk)) => match framing {
-                            // h2 drops empty DATA frames without END_STREAM; stay unaffected.
-                            Framing::Native if chunk.is_empty() => Ok(()),
-                            Framing::Native => conn.recv_data_frame(&chunk),
-                            _ => conn.recv(&chunk),
-                        },
+                        // Native: h2 drops empty DATA frames without END_STREAM; the codec
+                        // takes an empty one as nothing but activity.
+                        Some(Input::Chunk(chunk)) => conn.recv_at(now(), &chunk),
                         Some(Input::End) | None => {
                             input_done = true;
                             // A peer may end its side right after its Close (RFC 8441
@@ -230,26 +237,24 @@ impl Driver {
                             clean: false,
                         });
                     }
-                    if input_done && !conn.is_closed() && staged.is_none() {
-                        // Input ended: once our output drains, nothing else can happen.
-                        close_deadline.get_or_insert(Instant::now() + cfg.close_timeout);
+                    if input_done {
+                        // Input ended: once our output drains (bounded by the codec's close
+                        // timer, or the flush deadline), nothing else can happen.
+                        closing = true;
                     }
                 },
-                _ = tokio::time::sleep_until(deadline) => {
-                    if close_deadline.is_some() {
+                _ = tokio::time::sleep_until(deadline.unwrap_or(epoch)), if deadline.is_some() => {
+                    match conn.handle_timeout(now()) {
+                        Some(Timeout::Idle) => {
+                            tracing::debug!("no traffic for {:?}: dropping the socket", cfg.idle_timeout);
+                            break End::TimedOut;
+                        }
+                        Some(Timeout::CloseHandshake) => break End::TimedOut,
+                        Some(Timeout::Ping) | None => {}
+                    }
+                    if flush_deadline.is_some_and(|d| d <= Instant::now()) {
                         break End::TimedOut;
                     }
-                    if ping_sent {
-                        tracing::debug!("no traffic for {:?}: dropping the socket", cfg.idle_timeout);
-                        status.get_or_insert(CloseStatus {
-                            code: CloseCode::ABNORMAL.0,
-                            reason: "idle timeout".into(),
-                            clean: false,
-                        });
-                        break End::TimedOut;
-                    }
-                    ping_sent = true;
-                    let _ = conn.send_ping(b"h2ws");
                 }
             }
         };

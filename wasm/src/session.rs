@@ -19,19 +19,12 @@ use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, Response};
 
 use crate::socket::{self, CloseAction, Output, SocketCore, Transport};
 use crate::transport::{post::PostUpstream, stream::StreamUpstream, Upstream};
-use crate::web::{self, Interval, Read, Timer};
+use crate::web::{self, Read, Timer};
 
 /// The open request must be answered within this time.
 const OPEN_TIMEOUT_MS: i32 = 30_000;
-/// After our Close frame, the peer's Close must arrive within this time (then 1006).
-const CLOSE_TIMEOUT_MS: i32 = 5_000;
 /// After the close handshake, the server ends the downstream within this time (else we cancel it).
 const DRAIN_TIMEOUT_MS: i32 = 2_000;
-/// The server pings after 30 s of silence (DESIGN §2.5): a downstream silent for this long is
-/// dead (1006), even if no transport error ever arrives.
-const IDLE_TIMEOUT_MS: f64 = 75_000.0;
-/// How often the idle check runs.
-const IDLE_CHECK_MS: i32 = 15_000;
 /// Retries of an ack request that got no answer or an error status.
 const ACK_RETRIES: u32 = 3;
 
@@ -83,10 +76,10 @@ pub struct Session {
     pub(crate) inbox: RefCell<VecDeque<JsValue>>,
     counted: Cell<bool>,
     pub(crate) finished: Cell<bool>,
-    close_timer: RefCell<Option<Timer>>,
-    idle_check: RefCell<Option<Interval>>,
-    /// `Date.now()` of the last downstream chunk.
-    last_input: Cell<f64>,
+    /// Wakes the codec's liveness timers (idle, close handshake: `h2ws_codec::timer`).
+    timer: RefCell<Option<Timer>>,
+    /// The deadline `timer` is set for (codec ms); re-armed only for an earlier one.
+    timer_at: Cell<Option<u64>>,
     drain_deadline: RefCell<Option<Promise>>,
     /// The read window the server granted (`h2ws-window`), if any: acks are sent then.
     read_window: Cell<Option<u64>>,
@@ -113,9 +106,8 @@ impl Session {
             inbox: RefCell::new(VecDeque::new()),
             counted: Cell::new(false),
             finished: Cell::new(false),
-            close_timer: RefCell::new(None),
-            idle_check: RefCell::new(None),
-            last_input: Cell::new(js_sys::Date::now()),
+            timer: RefCell::new(None),
+            timer_at: Cell::new(None),
             drain_deadline: RefCell::new(None),
             read_window: Cell::new(None),
             token: RefCell::new(String::new()),
@@ -237,8 +229,10 @@ impl Session {
         };
         *self.upstream.borrow_mut() = Some(upstream);
         *self.reader.borrow_mut() = Some(reader);
-        self.last_input.set(js_sys::Date::now());
-        self.arm_idle_check();
+        self.core
+            .borrow_mut()
+            .start_timers(!self.pull_mode, web::now());
+        self.arm_timer();
         let outputs = self.core.borrow_mut().opened(&protocol, &extensions);
         self.deliver(outputs);
         self.ensure_driving();
@@ -250,25 +244,43 @@ impl Session {
         web::warn(&format!("h2ws: cannot open {}: {why}.", self.params.ws_url));
     }
 
-    /// Push mode only: a pull-mode reader may legitimately leave data unread for any time.
-    fn arm_idle_check(self: &Rc<Self>) {
-        if self.pull_mode || self.finished.get() {
+    /// Sets the timer for the codec's next deadline, unless one at least as early is set. It
+    /// may fire early (input moved the deadline later): [`Session::on_timer`] then re-arms.
+    fn arm_timer(self: &Rc<Self>) {
+        if self.finished.get() {
             return;
         }
+        let Some(deadline) = self.core.borrow().poll_timeout() else {
+            return;
+        };
+        let deadline = deadline.as_millis();
+        if self.timer_at.get().is_some_and(|at| at <= deadline) {
+            return;
+        }
+        let delay = deadline.saturating_sub(web::now().as_millis());
+        let delay = i32::try_from(delay).unwrap_or(i32::MAX);
         let weak = Rc::downgrade(self);
-        *self.idle_check.borrow_mut() = Some(Interval::every(IDLE_CHECK_MS, move || {
-            let Some(this) = weak.upgrade() else {
-                return;
-            };
-            if !this.finished.get() && js_sys::Date::now() - this.last_input.get() > IDLE_TIMEOUT_MS
-            {
-                // Spawned: failing clears this interval, which must not happen inside its callback.
-                spawn_local(async move {
-                    this.abort.abort();
-                    this.fail();
-                });
+        self.timer_at.set(Some(deadline));
+        *self.timer.borrow_mut() = Some(Timer::once(delay, move || {
+            if let Some(this) = weak.upgrade() {
+                // Spawned: failing drops this timer, which must not happen inside its callback.
+                spawn_local(async move { this.on_timer() });
             }
         }));
+    }
+
+    fn on_timer(self: &Rc<Self>) {
+        self.timer_at.set(None);
+        if self.finished.get() {
+            return;
+        }
+        let timed_out = self.core.borrow_mut().handle_timeout(web::now());
+        if timed_out {
+            self.abort.abort();
+            self.fail();
+        } else {
+            self.arm_timer();
+        }
     }
 
     /// Starts the read loop unless one runs or none is wanted.
@@ -309,14 +321,14 @@ impl Session {
                     if self.finished.get() {
                         return;
                     }
-                    self.last_input.set(js_sys::Date::now());
                     self.read_total
                         .set(self.read_total.get() + bytes.len() as u64);
                     self.ack_if_due();
-                    let outputs = self.core.borrow_mut().recv(&bytes);
+                    let outputs = self.core.borrow_mut().recv_at(web::now(), &bytes);
                     self.deliver(outputs);
                     self.flush();
                     self.after_input();
+                    self.arm_timer();
                 }
                 Ok(Read::Done) | Err(_) => {
                     self.downstream_ended();
@@ -345,7 +357,8 @@ impl Session {
             }
             self.fail();
         } else if done && self.drain_deadline.borrow().is_none() {
-            self.close_timer.borrow_mut().take();
+            self.timer.borrow_mut().take();
+            self.timer_at.set(None);
             self.end_upstream();
             *self.drain_deadline.borrow_mut() = Some(web::sleep(DRAIN_TIMEOUT_MS));
         }
@@ -514,15 +527,8 @@ impl Session {
             }
             CloseAction::SendClose => {
                 self.flush();
-                let weak = Rc::downgrade(self);
-                *self.close_timer.borrow_mut() = Some(Timer::once(CLOSE_TIMEOUT_MS, move || {
-                    if let Some(this) = weak.upgrade() {
-                        if !this.core.borrow().handshake_done() {
-                            this.abort.abort();
-                            this.fail();
-                        }
-                    }
-                }));
+                // The codec's close-handshake timer (1006 when the peer's Close is late).
+                self.arm_timer();
                 // Pull mode must read on to see the peer's Close.
                 self.ensure_driving();
             }
@@ -555,8 +561,8 @@ impl Session {
                     was_clean,
                 } => {
                     self.finished.set(true);
-                    self.close_timer.borrow_mut().take();
-                    self.idle_check.borrow_mut().take();
+                    self.timer.borrow_mut().take();
+                    self.timer_at.set(None);
                     self.release_slot();
                     let info = Object::new();
                     let _ = Reflect::set(&info, &"code".into(), &code.into());

@@ -6,6 +6,7 @@
 use std::string::{String, ToString};
 use std::vec::Vec;
 
+use h2ws_codec::timer::{Timeout, Timeouts, Timestamp};
 use h2ws_codec::{
     CloseCode, Config, Connection, Event, FragmentKind, Framing, Message, Role, State,
 };
@@ -258,6 +259,37 @@ impl SocketCore {
         }
         self.drain_events();
         core::mem::take(&mut self.pending)
+    }
+
+    /// [`SocketCore::recv`] at `now` (performance.now() ms): the input also postpones the idle
+    /// deadline of the codec's timers.
+    pub fn recv_at(&mut self, now: Timestamp, bytes: &[u8]) -> Vec<Output> {
+        if self.conn.recv_at(now, bytes).is_err() {
+            self.failed = true;
+        }
+        self.drain_events();
+        core::mem::take(&mut self.pending)
+    }
+
+    /// Arms the codec's liveness timers at open (`now`): the close-handshake timeout and,
+    /// unless `idle` is false (a reader that pulls may leave data unread for any time), the
+    /// idle timeout (`h2ws_codec::timer::BROWSER_IDLE_TIMEOUT`). The browser does not ping:
+    /// the server does.
+    pub fn start_timers(&mut self, idle: bool, now: Timestamp) {
+        self.conn.set_timeouts(Timeouts::browser(idle), now);
+    }
+
+    /// When [`SocketCore::handle_timeout`] is due next, if a timer runs.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.conn.poll_timeout()
+    }
+
+    /// Runs the timers due at `now`. True when the socket timed out (silent downstream, or the
+    /// close handshake took too long): abort the transport, then [`SocketCore::fail`].
+    pub fn handle_timeout(&mut self, now: Timestamp) -> bool {
+        let fired = self.conn.handle_timeout(now);
+        self.drain_events();
+        matches!(fired, Some(Timeout::Idle | Timeout::CloseHandshake))
     }
 
     /// The downstream ended (or broke).

@@ -13,10 +13,13 @@ extern "C" {
     fn set_timeout(callback: &Function, ms: i32) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(id: &JsValue);
-    #[wasm_bindgen(js_name = setInterval)]
-    fn set_interval(callback: &Function, ms: i32) -> JsValue;
-    #[wasm_bindgen(js_name = clearInterval)]
-    fn clear_interval(id: &JsValue);
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+/// `performance.now()` as the codec's clock (monotonic milliseconds).
+pub fn now() -> h2ws_codec::Timestamp {
+    h2ws_codec::Timestamp::from_millis(performance_now() as u64)
 }
 
 /// `fetch(request)` through the global scope.
@@ -56,29 +59,6 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         clear_timeout(&self.id);
-    }
-}
-
-/// A repeating timer, cleared on drop (never drop it from inside its own callback).
-pub struct Interval {
-    id: JsValue,
-    _callback: Closure<dyn FnMut()>,
-}
-
-impl Interval {
-    pub fn every(ms: i32, f: impl FnMut() + 'static) -> Interval {
-        let callback = Closure::wrap(Box::new(f) as Box<dyn FnMut()>);
-        let id = set_interval(callback.as_ref().unchecked_ref(), ms);
-        Interval {
-            id,
-            _callback: callback,
-        }
-    }
-}
-
-impl Drop for Interval {
-    fn drop(&mut self) {
-        clear_interval(&self.id);
     }
 }
 

@@ -327,3 +327,27 @@ async fn extra_headers_go_with_every_request() {
         assert_eq!(auth.as_string().as_deref(), Some("Bearer x"));
     }
 }
+
+#[wasm_bindgen_test]
+async fn close_without_the_peers_close_times_out_with_1006() {
+    let server = install_fake_server(200, &headers(OK));
+    let (emit, log) = recorder();
+    let ws = socket("stream", &[], emit);
+    until("open", || !log.borrow().is_empty()).await;
+    let started = js_sys::Date::now();
+    ws.close(Some(1000), "bye");
+    until("our Close upstream", || {
+        upstream(&server).first() == Some(&0x88)
+    })
+    .await;
+    // The server stays silent: the codec's close timer (5 s) fails the socket.
+    for _ in 0..70 {
+        if log.borrow().len() == 3 {
+            break;
+        }
+        sleep(100).await;
+    }
+    let waited = js_sys::Date::now() - started;
+    assert_eq!(*log.borrow(), vec!["open", "error", "close 1006  false"]);
+    assert!((4_900.0..6_500.0).contains(&waited), "{waited} ms");
+}

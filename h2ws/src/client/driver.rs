@@ -1,8 +1,9 @@
 //! The socket driver: one task per socket pumping the codec `Connection` over its [`Wire`].
 //!
 //! It reads only while the app's event queue has room (so a slow reader backpressures the
-//! peer through TCP / HTTP/2 flow control), writes what the codec queues, enforces the
-//! liveness and close timeouts, and ends the transport after the close handshake.
+//! peer through TCP / HTTP/2 flow control), writes what the codec queues, runs the codec's
+//! liveness timers (ping, idle, close handshake: [`h2ws_codec::timer`]), bounds the transport
+//! (send stall, ending our direction) and ends the transport after the close handshake.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use h2ws_codec::timer::{Timeout, Timeouts, Timestamp};
 use h2ws_codec::{CloseCode, Event, State as ConnState};
 use tokio::time::{Instant, Sleep};
 
@@ -61,10 +63,11 @@ pub(crate) struct Driver {
     /// A protocol error on the native mapping: end with RST_STREAM(PROTOCOL_ERROR).
     protocol_error: bool,
     close_status: Option<CloseStatus>,
-    last_rx: Instant,
-    ping_sent: bool,
-    /// When the close handshake started (either side) or the drain began.
-    closing_since: Option<Instant>,
+    /// The origin of the codec's clock ([`Timestamp`] 0).
+    epoch: Instant,
+    /// Since when the codec is done (or the drain began): writing what is left and ending the
+    /// transport are bounded by the close timeout too.
+    ending_since: Option<Instant>,
     /// Since when the unit in `out` has waited for the transport without progress.
     stalled_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
@@ -73,7 +76,19 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(shared: Arc<Shared>, wire: Wire, native: bool, timings: Timings) -> Self {
         let now = Instant::now();
-        let expect_preamble = shared.lock().conn.framing() == h2ws_codec::Framing::Stream;
+        let expect_preamble = {
+            let mut st = shared.lock();
+            st.conn.set_timeouts(
+                Timeouts {
+                    ping_after: Some(timings.ping_interval),
+                    ping_payload: b"",
+                    idle_timeout: Some(timings.idle_timeout),
+                    close_timeout: Some(timings.close_timeout),
+                },
+                Timestamp::ZERO,
+            );
+            st.conn.framing() == h2ws_codec::Framing::Stream
+        };
         Driver {
             shared,
             wire,
@@ -87,9 +102,8 @@ impl Driver {
             failed: false,
             protocol_error: false,
             close_status: None,
-            last_rx: now,
-            ping_sent: false,
-            closing_since: None,
+            epoch: now,
+            ending_since: None,
             stalled_since: None,
             timer: Box::pin(tokio::time::sleep_until(now + timings.ping_interval)),
         }
@@ -164,21 +178,15 @@ impl Driver {
                 st.app_gone || st.events.len() < limits.recv_queue
             };
             if room {
-                let native = self.native;
+                let epoch = self.epoch;
                 let mut result = Ok(());
                 let polled = self.wire.poll_input(cx, |chunk| {
-                    let mut st = shared.lock();
-                    result = if native {
-                        st.conn.recv_data_frame(chunk)
-                    } else {
-                        st.conn.recv(chunk)
-                    };
+                    let now = stamp(epoch, Instant::now());
+                    result = shared.lock().conn.recv_at(now, chunk);
                 });
                 match polled {
                     Poll::Ready(Ok(true)) => {
                         progress = true;
-                        self.last_rx = Instant::now();
-                        self.ping_sent = false;
                         if result.is_err() && self.native {
                             self.protocol_error = true;
                         }
@@ -268,39 +276,34 @@ impl Driver {
         *notify_app |= self.take_events(&mut st);
     }
 
-    /// Checks the liveness and close deadlines; arms the timer for the next one.
+    /// Runs the codec's timers and the transport deadlines; arms the timer for the next one.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
         let now = Instant::now();
         let t = self.timings;
-        let state = self.shared.lock().conn.state();
-        if state != ConnState::Open && self.closing_since.is_none() {
-            self.closing_since = Some(now);
+        let (fired, state, codec_deadline) = {
+            let mut st = self.shared.lock();
+            let fired = st.conn.handle_timeout(stamp(self.epoch, now));
+            (fired, st.conn.state(), st.conn.poll_timeout())
+        };
+        let timed_out = match fired {
+            Some(Timeout::Idle) => Some("idle timeout"),
+            Some(Timeout::CloseHandshake) => Some("close timeout"),
+            Some(Timeout::Ping) | None => None,
+        };
+        if state == ConnState::Closed && self.ending_since.is_none() {
+            self.ending_since = Some(now);
         }
-        let mut fired = false;
-        if let Some(since) = self.closing_since {
-            if now >= since + t.close_timeout {
-                tracing::debug!("client socket: close timeout");
-                let mut notify = false;
-                self.fail(&mut notify);
-                if notify {
-                    self.shared.app.notify_waiters();
-                }
-                return true;
-            }
-        }
-        if let Some(since) = self.stalled_since {
-            if now >= since + t.send_timeout {
-                tracing::debug!("client socket: the transport took nothing for the send timeout");
-                let mut notify = false;
-                self.fail(&mut notify);
-                if notify {
-                    self.shared.app.notify_waiters();
-                }
-                return true;
-            }
-        }
-        if self.phase == Phase::Running && now >= self.last_rx + t.idle_timeout {
-            tracing::debug!("client socket: idle timeout");
+        let ending_late = self
+            .ending_since
+            .is_some_and(|since| now >= since + t.close_timeout);
+        let stalled = self
+            .stalled_since
+            .is_some_and(|since| now >= since + t.send_timeout);
+        let timed_out = timed_out
+            .or(ending_late.then_some("close timeout (ending the transport)"))
+            .or(stalled.then_some("the transport took nothing for the send timeout"));
+        if let Some(why) = timed_out {
+            tracing::debug!("client socket: {why}");
             let mut notify = false;
             self.fail(&mut notify);
             if notify {
@@ -308,25 +311,19 @@ impl Driver {
             }
             return true;
         }
-        if self.phase == Phase::Running
-            && !self.ping_sent
-            && state == ConnState::Open
-            && now >= self.last_rx + t.ping_interval
+        let mut next = codec_deadline.map(|d| self.epoch + Duration::from_millis(d.as_millis()));
+        for deadline in [
+            self.ending_since.map(|since| since + t.close_timeout),
+            self.stalled_since.map(|since| since + t.send_timeout),
+        ]
+        .into_iter()
+        .flatten()
         {
-            // A failed ping (the socket is closing) must not be retried in a loop either.
-            self.ping_sent = true;
-            fired = self.shared.lock().conn.send_ping(b"").is_ok();
+            next = Some(next.map_or(deadline, |n| n.min(deadline)));
         }
-        let mut next = self.last_rx + t.idle_timeout;
-        if !self.ping_sent && state == ConnState::Open {
-            next = next.min(self.last_rx + t.ping_interval);
-        }
-        if let Some(since) = self.closing_since {
-            next = next.min(since + t.close_timeout);
-        }
-        if let Some(since) = self.stalled_since {
-            next = next.min(since + t.send_timeout);
-        }
+        let Some(next) = next else {
+            return false;
+        };
         // Deadlines only move later as traffic arrives, so the timer is re-armed lazily: when
         // it fires early, the checks above find nothing due and it is set to the real deadline.
         if next < self.timer.deadline() || self.timer.is_elapsed() {
@@ -336,7 +333,8 @@ impl Driver {
             // Already due: the caller loops and checks again.
             return true;
         }
-        fired
+        // A queued Ping is progress: the caller writes it.
+        fired == Some(Timeout::Ping)
     }
 
     fn finish(&mut self) {
@@ -382,7 +380,7 @@ impl Future for Driver {
                     match this.wire.poll_end(cx, this.protocol_error) {
                         Poll::Ready(Ok(())) => {
                             this.phase = Phase::Draining;
-                            this.closing_since = Some(Instant::now());
+                            this.ending_since = Some(Instant::now());
                             progress = true;
                         }
                         Poll::Ready(Err(e)) => {
@@ -416,6 +414,11 @@ impl Future for Driver {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// `at` on the codec's clock (milliseconds since `epoch`).
+fn stamp(epoch: Instant, at: Instant) -> Timestamp {
+    Timestamp::from_millis(at.saturating_duration_since(epoch).as_millis() as u64)
 }
 
 /// Stores the driver's waker for the app side, cloning it only when it changed.

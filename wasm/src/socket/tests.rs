@@ -383,3 +383,49 @@ fn client_accepts_frames_as_large_as_a_message() {
     assert_eq!(config.max_frame_size, MAX_MESSAGE_SIZE);
     assert_eq!(config.max_message_size, MAX_MESSAGE_SIZE);
 }
+
+fn at(ms: u64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+#[test]
+fn a_silent_downstream_times_out_after_the_browser_idle_timeout() {
+    let idle = h2ws_codec::timer::BROWSER_IDLE_TIMEOUT.as_millis() as u64;
+    let mut socket = open_socket();
+    socket.start_timers(true, at(1_000));
+    assert_eq!(socket.poll_timeout(), Some(at(1_000 + idle)));
+    // Input postpones it; the browser never pings.
+    let outputs = socket.recv_at(at(2_000), &frame(0x81, b"hi"));
+    assert_eq!(outputs, vec![Output::Message(Message::Text("hi".into()))]);
+    assert_eq!(socket.poll_timeout(), Some(at(2_000 + idle)));
+    assert!(!socket.handle_timeout(at(1_999 + idle)));
+    assert_eq!(socket.take_transmit(), None);
+    assert!(socket.handle_timeout(at(2_000 + idle)));
+    assert_eq!(
+        socket.fail(),
+        vec![
+            Output::Error,
+            Output::Close {
+                code: 1006,
+                reason: String::new(),
+                was_clean: false
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_pulling_reader_has_no_idle_timeout_but_a_close_timeout() {
+    let close = h2ws_codec::timer::CLOSE_TIMEOUT.as_millis() as u64;
+    let mut socket = open_socket();
+    socket.start_timers(false, at(0));
+    assert_eq!(socket.poll_timeout(), None);
+    assert!(!socket.handle_timeout(at(u64::MAX / 2)));
+    assert_eq!(socket.close(Some(1000), ""), CloseAction::SendClose);
+    assert!(socket.take_transmit().is_some());
+    // The start of the handshake is stamped by the next timer call, asked for at once.
+    assert!(!socket.handle_timeout(at(u64::MAX / 2)));
+    assert_eq!(socket.poll_timeout(), Some(at(u64::MAX / 2 + close)));
+    assert!(socket.handle_timeout(at(u64::MAX / 2 + close)));
+    assert!(socket.handshake_done());
+}
