@@ -19,7 +19,7 @@ use crate::endpoint::Endpoint;
 use crate::h2conn::ResetStream;
 use crate::socket::TransportCell;
 use crate::socket::{CloseStatus, Command, FragmentKind, HandshakeInfo, Incoming, Message, Socket};
-use crate::wiring::{drain_after_close, CommandHandle, Input, Output, Wiring};
+use crate::wiring::{drain_after_close, input_len, CommandHandle, Input, Output, Wiring};
 
 /// Stop taking app commands while this much codec output waits for the transport.
 const HIGH_WATER: usize = 256 << 10;
@@ -272,7 +272,7 @@ impl Driver {
         // Dropping the output ends the transport (END_STREAM, body end, TCP shutdown).
         drop(output);
         if drain_input_after_close && end == End::Done && !protocol_error {
-            tokio::spawn(drain_after_close(input));
+            tokio::spawn(drain_after_close(input, input_len));
         } else {
             drop(input);
         }

@@ -406,16 +406,7 @@ async fn attach_stream(
 async fn drain_upstream(
     data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
 ) {
-    let mut left = crate::wiring::DRAIN_AFTER_CLOSE_BYTES;
-    let drain = async {
-        while let Some(Ok(chunk)) = data.next().await {
-            left = left.saturating_sub(chunk.len());
-            if left == 0 {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(crate::wiring::DRAIN_AFTER_CLOSE_TIME, drain).await;
+    crate::wiring::drain_after_close(data, |item| item.as_ref().ok().map(Bytes::len)).await;
 }
 
 async fn post_batch(

@@ -56,19 +56,32 @@ pub(crate) struct Wiring {
 pub(crate) const DRAIN_AFTER_CLOSE_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 pub(crate) const DRAIN_AFTER_CLOSE_BYTES: usize = 1 << 20;
 
-/// Reads a finished socket's input until it ends, within the bounds above; dropping it then
-/// leaves nothing to reset.
-pub(crate) async fn drain_after_close(mut input: BoxStream<'static, Input>) {
+/// Reads a finished socket's request body until it ends, within the bounds above; dropping it
+/// then leaves nothing to reset. `chunk_len` says how many body bytes an item is, `None` for an
+/// item that ends the reading (an error, the end of the input). One rule for every kind of
+/// body: a driver's [`Input`] (rfc8441, native) and a `stream` upstream's data (sessions).
+pub(crate) async fn drain_after_close<S: futures_util::Stream + Unpin>(
+    mut body: S,
+    chunk_len: impl Fn(&S::Item) -> Option<usize>,
+) {
     let mut left = DRAIN_AFTER_CLOSE_BYTES;
     let drain = async {
-        while let Some(Input::Chunk(chunk)) = input.next().await {
-            left = left.saturating_sub(chunk.len());
+        while let Some(len) = body.next().await.as_ref().and_then(&chunk_len) {
+            left = left.saturating_sub(len);
             if left == 0 {
                 break;
             }
         }
     };
     let _ = tokio::time::timeout(DRAIN_AFTER_CLOSE_TIME, drain).await;
+}
+
+/// The body bytes of a driver's input item (for [`drain_after_close`]).
+pub(crate) fn input_len(input: &Input) -> Option<usize> {
+    match input {
+        Input::Chunk(chunk) => Some(chunk.len()),
+        _ => None,
+    }
 }
 
 /// A handle the server keeps on a socket (fetch sessions use it to close unattached sockets).
