@@ -188,6 +188,28 @@ impl AsyncWrite for Io {
     }
 }
 
+/// Opens TCP and, for `wss`/`https`, TLS offering only `http/1.1` (the HTTP/1.1 transports:
+/// `rfc6455` and the fetch transports over HTTP/1.1); a server that picks another protocol is
+/// refused with [`Error::Alpn`].
+pub async fn connect_http11(target: &Target, config: &super::ClientConfig) -> Result<Io, Error> {
+    let io = connect(
+        target,
+        &config.trust,
+        &[tls::ALPN_HTTP11],
+        config.connect_timeout,
+    )
+    .await?;
+    if let Some(alpn) = io.alpn() {
+        if alpn != tls::ALPN_HTTP11 {
+            return Err(Error::Alpn {
+                needed: "http/1.1",
+                chosen: String::from_utf8_lossy(alpn).into_owned(),
+            });
+        }
+    }
+    Ok(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,6 @@ use hyper_util::rt::TokioIo;
 
 use super::connect::{self, Io, Target};
 use super::socket::Handshake;
-use super::tls::ALPN_HTTP11;
 use super::wire::{self, Wire};
 use super::{ClientConfig, Error, OpenOptions, Transport, WebSocket};
 
@@ -127,21 +126,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let io: Io = connect::connect(
-        target,
-        &config.trust,
-        &[ALPN_HTTP11],
-        config.connect_timeout,
-    )
-    .await?;
-    if let Some(alpn) = io.alpn() {
-        if alpn != ALPN_HTTP11 {
-            return Err(Error::Alpn {
-                needed: "http/1.1",
-                chosen: String::from_utf8_lossy(alpn).into_owned(),
-            });
-        }
-    }
+    let io: Io = connect::connect_http11(target, config).await?;
     let limit = config.connect_timeout;
     let (send, conn) = tokio::time::timeout(
         limit,

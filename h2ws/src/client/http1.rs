@@ -8,7 +8,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connect::{self, Io, Target};
 use super::socket::Handshake;
-use super::tls::ALPN_HTTP11;
 use super::wire::Wire;
 use super::{ClientConfig, Error, OpenOptions, Transport, WebSocket};
 
@@ -23,21 +22,7 @@ pub(crate) async fn open(
     target: &Target,
     options: &OpenOptions,
 ) -> Result<WebSocket, Error> {
-    let mut io = connect::connect(
-        target,
-        &config.trust,
-        &[ALPN_HTTP11],
-        config.connect_timeout,
-    )
-    .await?;
-    if let Some(alpn) = io.alpn() {
-        if alpn != ALPN_HTTP11 {
-            return Err(Error::Alpn {
-                needed: "http/1.1",
-                chosen: String::from_utf8_lossy(alpn).into_owned(),
-            });
-        }
-    }
+    let mut io = connect::connect_http11(target, config).await?;
     let key = rfc6455::client_key(super::random());
     let offer = super::ExtensionOffer::new(options)?;
     let request = build_request(target, options, &key, offer.header.as_deref())?;
