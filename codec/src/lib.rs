@@ -80,6 +80,7 @@ pub mod error;
 pub mod frame;
 pub mod mask;
 pub mod message;
+pub mod resume;
 pub mod timer;
 pub mod utf8;
 

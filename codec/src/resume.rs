@@ -1,0 +1,601 @@
+//! Lossless resume of a fetch-transport session (issue 14): the bookkeeping both ends keep so
+//! that a socket whose HTTP requests broke can continue on new ones with nothing lost,
+//! duplicated or reordered.
+//!
+//! The rule is the one TCP uses, one level up: each side counts the frames it sends and the
+//! frames it receives, tells the peer now and then how many it has received (a cumulative
+//! acknowledgement), and keeps every frame the peer has not acknowledged yet. After a loss the
+//! client re-attaches with its received count, the server answers with its own, and each side
+//! replays what the other lacks, byte for byte as first encoded (so a permessage-deflate
+//! context stays in step: the receiver never processed the frames it is sent again).
+//!
+//! What is counted: **data frames (text, binary, continuation) and Close** — what the app sees
+//! or must see. Pings and Pongs are not counted or replayed: they test one transport's
+//! liveness, and the acknowledgements themselves travel as Pongs ([`encode_ack`]). An
+//! unsolicited Pong is legal RFC 6455 (§5.5.3), so a peer that did not negotiate resume never
+//! sees anything it must not: acks are only sent once both sides agreed on the open.
+//!
+//! Nothing here does I/O or reads a clock (the `quinn-proto` way): [`Resume`] takes frames,
+//! acks and the time in, and hands out ack payloads, the frames to replay and a deadline
+//! ([`Resume::poll_timeout`] / [`Resume::handle_timeout`], as in [`crate::timer`]). Every
+//! buffer is bounded by [`ResumeConfig`]; a peer that acknowledges frames never sent, or asks
+//! for frames already dropped, gets a typed [`ResumeError`].
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::timer::Timestamp;
+
+/// Request header of the open: the client offers resume (`1`). The server's answer repeats it
+/// with its limits when it accepts: `grace=30000, bytes=1048576` ([`ResumeConfig::accept`]).
+pub const RESUME_HEADER: &str = "h2ws-resume";
+/// Header of a re-attach (request) and of its answer: how many counted frames that side has
+/// received on the session, a decimal `u64` ([`parse_count`]).
+pub const RECEIVED_HEADER: &str = "h2ws-received";
+/// First bytes of an acknowledgement Pong's payload; a big-endian `u64` count follows.
+pub const ACK_TAG: &[u8; 8] = b"h2ws-ack";
+/// Length of an acknowledgement Pong's payload.
+pub const ACK_LEN: usize = 16;
+
+/// Grace window: how long a side keeps a session whose transport broke (30 s).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// Replay buffer limit in bytes (1 MiB of frames the peer has not acknowledged).
+pub const DEFAULT_MAX_REPLAY_BYTES: usize = 1 << 20;
+/// Replay buffer limit in frames.
+pub const DEFAULT_MAX_REPLAY_FRAMES: usize = 4096;
+/// Acknowledge after this many counted frames received...
+pub const DEFAULT_ACK_EVERY_FRAMES: u32 = 32;
+/// ...or this many bytes...
+pub const DEFAULT_ACK_EVERY_BYTES: usize = 64 << 10;
+/// ...or this long after the first frame not yet acknowledged, whichever comes first: at most
+/// one ack per frame batch, and never a frame left unacknowledged for long.
+pub const DEFAULT_ACK_DELAY: Duration = Duration::from_millis(20);
+
+/// Limits and acknowledgement policy of one side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResumeConfig {
+    /// How long a session outlives its transport, waiting for a re-attach.
+    pub grace: Duration,
+    /// Most bytes of unacknowledged frames kept for replay.
+    pub max_replay_bytes: usize,
+    /// Most unacknowledged frames kept for replay.
+    pub max_replay_frames: usize,
+    pub ack_every_frames: u32,
+    pub ack_every_bytes: usize,
+    pub ack_delay: Duration,
+}
+
+impl Default for ResumeConfig {
+    fn default() -> Self {
+        ResumeConfig {
+            grace: DEFAULT_GRACE,
+            max_replay_bytes: DEFAULT_MAX_REPLAY_BYTES,
+            max_replay_frames: DEFAULT_MAX_REPLAY_FRAMES,
+            ack_every_frames: DEFAULT_ACK_EVERY_FRAMES,
+            ack_every_bytes: DEFAULT_ACK_EVERY_BYTES,
+            ack_delay: DEFAULT_ACK_DELAY,
+        }
+    }
+}
+
+impl ResumeConfig {
+    /// The server's answer to an offer: `grace=MS, bytes=N`.
+    pub fn accept(&self) -> alloc::string::String {
+        alloc::format!(
+            "grace={}, bytes={}",
+            self.grace.as_millis(),
+            self.max_replay_bytes
+        )
+    }
+
+    /// Reads a server's answer ([`ResumeConfig::accept`]): the grace window and buffer size
+    /// the server keeps (the client keeps no more than the server does). `None` when the answer
+    /// is malformed: the client then treats resume as not negotiated.
+    pub fn parse_accept(value: &str) -> Option<(Duration, usize)> {
+        let mut grace = None;
+        let mut bytes = None;
+        for part in value.split(',') {
+            let (key, val) = part.trim().split_once('=')?;
+            let val = parse_count(val)?;
+            match key.trim() {
+                "grace" => grace = Some(Duration::from_millis(val)),
+                "bytes" => bytes = Some(usize::try_from(val).ok()?),
+                _ => {} // unknown parameters: room to grow
+            }
+        }
+        Some((grace?, bytes?))
+    }
+}
+
+/// Parses a decimal count (a [`RECEIVED_HEADER`] value): digits only, no sign, no overflow.
+pub fn parse_count(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+/// The payload of an acknowledgement Pong: [`ACK_TAG`] + the count, big-endian.
+pub fn encode_ack(received: u64) -> [u8; ACK_LEN] {
+    let mut out = [0u8; ACK_LEN];
+    out[..8].copy_from_slice(ACK_TAG);
+    out[8..].copy_from_slice(&received.to_be_bytes());
+    out
+}
+
+/// The count of an acknowledgement Pong, or `None` for any other Pong.
+pub fn parse_ack(payload: &[u8]) -> Option<u64> {
+    if payload.len() != ACK_LEN || &payload[..8] != ACK_TAG {
+        return None;
+    }
+    let mut count = [0u8; 8];
+    count.copy_from_slice(&payload[8..]);
+    Some(u64::from_be_bytes(count))
+}
+
+/// Why a resume step was refused. Each ends the session as it would have ended without resume
+/// (1006 to the app), never a panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResumeError {
+    /// The peer acknowledged more frames than were ever sent: a forged or confused peer.
+    AckBeyondSent { acked: u64, sent: u64 },
+    /// The peer claims fewer frames than it already acknowledged: it lost state (a restart),
+    /// or the request is a replay of an old one.
+    CountWentBack { claimed: u64, acked: u64 },
+    /// Keeping this frame would exceed the replay limits: resume can no longer be lossless.
+    ReplayFull,
+    /// The grace window ended before a re-attach.
+    GraceOver,
+    /// A re-attach while the transport is still up, or a second one for the same loss.
+    NotLost,
+}
+
+impl core::fmt::Display for ResumeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ResumeError::AckBeyondSent { acked, sent } => {
+                write!(f, "peer acknowledged {acked} frames, only {sent} sent")
+            }
+            ResumeError::CountWentBack { claimed, acked } => write!(
+                f,
+                "peer claims {claimed} frames received, it already acknowledged {acked}"
+            ),
+            ResumeError::ReplayFull => f.write_str("replay buffer full"),
+            ResumeError::GraceOver => f.write_str("grace window over"),
+            ResumeError::NotLost => f.write_str("transport not lost"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ResumeError {}
+
+/// What [`Resume::handle_timeout`] found due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResumeTimeout {
+    /// An acknowledgement is due: send a Pong with [`Resume::take_ack`]'s payload.
+    Ack,
+    /// The grace window ended: the session fails (1006).
+    GraceOver,
+}
+
+/// One side's resume state: its counters, the replay buffer and the two deadlines.
+#[derive(Debug)]
+pub struct Resume {
+    config: ResumeConfig,
+    /// Counted frames sent (the last one's sequence number; the first frame is 1).
+    sent: u64,
+    /// Highest count the peer acknowledged; frames up to it are gone from `replay`.
+    acked: u64,
+    /// Frames `acked + 1 ..= sent`, as encoded.
+    replay: VecDeque<Vec<u8>>,
+    replay_bytes: usize,
+    /// Counted frames received.
+    received: u64,
+    /// The count last sent in an ack (or in a re-attach header).
+    received_acked: u64,
+    /// Bytes of counted frames received since the last ack.
+    unacked_bytes: usize,
+    ack_due: Option<Timestamp>,
+    /// When the transport broke, if it is broken.
+    lost_at: Option<Timestamp>,
+}
+
+impl Resume {
+    pub fn new(config: ResumeConfig) -> Self {
+        Resume {
+            config,
+            sent: 0,
+            acked: 0,
+            replay: VecDeque::new(),
+            replay_bytes: 0,
+            received: 0,
+            received_acked: 0,
+            unacked_bytes: 0,
+            ack_due: None,
+            lost_at: None,
+        }
+    }
+
+    pub fn config(&self) -> &ResumeConfig {
+        &self.config
+    }
+
+    /// Counted frames sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Counted frames received so far: the value of [`RECEIVED_HEADER`] on a re-attach.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Bytes held for replay (what resume costs this socket in memory).
+    pub fn replay_bytes(&self) -> usize {
+        self.replay_bytes
+    }
+
+    /// Frames held for replay.
+    pub fn replay_frames(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// Whether another frame of `len` bytes fits the replay buffer: a sender holds back (its
+    /// app's sends wait) while it does not, instead of failing.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.replay.len() < self.config.max_replay_frames
+            && self.replay_bytes.saturating_add(len) <= self.config.max_replay_bytes
+    }
+
+    /// A counted frame is being sent: keeps its bytes until the peer acknowledges it and
+    /// returns its sequence number. [`ResumeError::ReplayFull`] when it does not fit (check
+    /// [`Resume::has_room`] first to wait instead).
+    pub fn on_send(&mut self, frame: &[u8]) -> Result<u64, ResumeError> {
+        if !self.has_room(frame.len()) {
+            return Err(ResumeError::ReplayFull);
+        }
+        self.sent += 1;
+        self.replay_bytes += frame.len();
+        self.replay.push_back(frame.to_vec());
+        Ok(self.sent)
+    }
+
+    /// A counted frame of `len` bytes arrived at `now`: arms the acknowledgement.
+    pub fn on_receive(&mut self, len: usize, now: Timestamp) {
+        self.received += 1;
+        self.unacked_bytes = self.unacked_bytes.saturating_add(len);
+        let by_count =
+            self.received - self.received_acked >= u64::from(self.config.ack_every_frames);
+        let by_bytes = self.unacked_bytes >= self.config.ack_every_bytes;
+        if by_count || by_bytes {
+            self.ack_due = Some(now);
+        } else if self.ack_due.is_none() {
+            self.ack_due = Some(now + self.config.ack_delay);
+        }
+    }
+
+    /// The peer acknowledged `count` frames: drops them from the replay buffer. A stale
+    /// (smaller) count is ignored: acks may be overtaken by a re-attach's header.
+    pub fn on_ack(&mut self, count: u64) -> Result<(), ResumeError> {
+        if count > self.sent {
+            return Err(ResumeError::AckBeyondSent {
+                acked: count,
+                sent: self.sent,
+            });
+        }
+        while self.acked < count {
+            if let Some(frame) = self.replay.pop_front() {
+                self.replay_bytes -= frame.len();
+            }
+            self.acked += 1;
+        }
+        Ok(())
+    }
+
+    /// The payload of an acknowledgement Pong, if one is due at `now` (and the transport is
+    /// up): the caller sends it right away.
+    pub fn take_ack(&mut self, now: Timestamp) -> Option<[u8; ACK_LEN]> {
+        match self.ack_due {
+            Some(due) if due <= now && self.lost_at.is_none() => {
+                self.mark_acked();
+                Some(encode_ack(self.received))
+            }
+            _ => None,
+        }
+    }
+
+    fn mark_acked(&mut self) {
+        self.received_acked = self.received;
+        self.unacked_bytes = 0;
+        self.ack_due = None;
+    }
+
+    /// The transport broke at `now`: the grace window starts (a second loss before a
+    /// re-attach keeps the first one's start).
+    pub fn transport_lost(&mut self, now: Timestamp) {
+        if self.lost_at.is_none() {
+            self.lost_at = Some(now);
+        }
+    }
+
+    /// Whether the transport is broken and a re-attach awaited.
+    pub fn is_lost(&self) -> bool {
+        self.lost_at.is_some()
+    }
+
+    /// End of the grace window, if the transport is broken.
+    pub fn grace_deadline(&self) -> Option<Timestamp> {
+        self.lost_at.map(|at| at + self.config.grace)
+    }
+
+    /// A re-attach at `now`, the peer having received `peer_received` counted frames: returns
+    /// the frames to send again, oldest first (the caller queues them before anything new).
+    /// The received count to tell the peer is [`Resume::received`], which this call also
+    /// counts as acknowledged.
+    pub fn resume(
+        &mut self,
+        peer_received: u64,
+        now: Timestamp,
+    ) -> Result<impl Iterator<Item = &[u8]> + '_, ResumeError> {
+        let Some(deadline) = self.grace_deadline() else {
+            return Err(ResumeError::NotLost);
+        };
+        if now > deadline {
+            return Err(ResumeError::GraceOver);
+        }
+        if peer_received < self.acked {
+            return Err(ResumeError::CountWentBack {
+                claimed: peer_received,
+                acked: self.acked,
+            });
+        }
+        self.on_ack(peer_received)?;
+        self.lost_at = None;
+        self.mark_acked();
+        Ok(self.replay.iter().map(Vec::as_slice))
+    }
+
+    /// The next deadline: an acknowledgement due, or the end of the grace window.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        match (self.grace_deadline(), self.ack_due) {
+            (Some(grace), _) => Some(grace), // no acks while lost
+            (None, ack) => ack,
+        }
+    }
+
+    /// What is due at `now`, if anything. [`ResumeTimeout::GraceOver`] is final: the caller
+    /// fails the session.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Option<ResumeTimeout> {
+        if let Some(grace) = self.grace_deadline() {
+            return (now >= grace).then_some(ResumeTimeout::GraceOver);
+        }
+        match self.ack_due {
+            Some(due) if due <= now => Some(ResumeTimeout::Ack),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn ack_payload_round_trips_and_other_pongs_are_not_acks() {
+        for n in [0, 1, 255, 1 << 40, u64::MAX] {
+            assert_eq!(parse_ack(&encode_ack(n)), Some(n));
+        }
+        assert_eq!(parse_ack(b""), None); // the open preamble's empty Pong
+        assert_eq!(parse_ack(b"h2ws"), None);
+        assert_eq!(parse_ack(b"h2ws-acx\0\0\0\0\0\0\0\x01"), None);
+        assert_eq!(parse_ack(&encode_ack(7)[..15]), None);
+    }
+
+    #[test]
+    fn counts_and_offers_parse_strictly() {
+        assert_eq!(parse_count("0"), Some(0));
+        assert_eq!(parse_count(" 42 "), Some(42));
+        assert_eq!(parse_count("18446744073709551615"), Some(u64::MAX));
+        for bad in ["", "-1", "+1", "1e3", "18446744073709551616", "0x10", "1 2"] {
+            assert_eq!(parse_count(bad), None, "{bad:?}");
+        }
+        let cfg = ResumeConfig::default();
+        assert_eq!(cfg.accept(), "grace=30000, bytes=1048576");
+        assert_eq!(
+            ResumeConfig::parse_accept(&cfg.accept()),
+            Some((DEFAULT_GRACE, DEFAULT_MAX_REPLAY_BYTES))
+        );
+        assert_eq!(
+            ResumeConfig::parse_accept("bytes=10,grace=5,future=1"),
+            Some((Duration::from_millis(5), 10))
+        );
+        assert_eq!(ResumeConfig::parse_accept("grace=5"), None);
+        assert_eq!(ResumeConfig::parse_accept("1"), None);
+    }
+
+    #[test]
+    fn replay_holds_exactly_what_is_unacknowledged() {
+        let mut r = Resume::new(ResumeConfig::default());
+        for i in 0..5u8 {
+            assert_eq!(r.on_send(&[i; 10]), Ok(u64::from(i) + 1));
+        }
+        assert_eq!((r.replay_frames(), r.replay_bytes()), (5, 50));
+        r.on_ack(3).unwrap();
+        assert_eq!((r.replay_frames(), r.replay_bytes()), (2, 20));
+        r.on_ack(2).unwrap(); // stale: ignored
+        assert_eq!(r.replay_frames(), 2);
+        assert_eq!(
+            r.on_ack(6),
+            Err(ResumeError::AckBeyondSent { acked: 6, sent: 5 })
+        );
+        r.on_ack(5).unwrap();
+        assert_eq!((r.replay_frames(), r.replay_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn replay_limits_are_enforced() {
+        let mut r = Resume::new(ResumeConfig {
+            max_replay_bytes: 100,
+            max_replay_frames: 3,
+            ..ResumeConfig::default()
+        });
+        assert!(r.has_room(100));
+        assert!(!r.has_room(101));
+        r.on_send(&[0; 60]).unwrap();
+        assert_eq!(r.on_send(&[0; 41]), Err(ResumeError::ReplayFull));
+        r.on_send(&[0; 40]).unwrap();
+        r.on_ack(1).unwrap();
+        r.on_send(&[0; 1]).unwrap();
+        r.on_send(&[0; 1]).unwrap();
+        assert_eq!(r.on_send(&[0; 1]), Err(ResumeError::ReplayFull)); // 3 frames
+        assert_eq!(r.sent(), 4, "a refused frame is not counted");
+    }
+
+    #[test]
+    fn acks_are_bounded_in_frequency() {
+        let mut r = Resume::new(ResumeConfig::default());
+        r.on_receive(10, t(100));
+        assert_eq!(r.poll_timeout(), Some(t(120)), "delayed by ack_delay");
+        assert_eq!(r.take_ack(t(110)), None);
+        for i in 0..30 {
+            r.on_receive(10, t(101 + i));
+        }
+        assert_eq!(r.poll_timeout(), Some(t(120)), "31 frames: still delayed");
+        r.on_receive(10, t(115));
+        assert_eq!(
+            r.poll_timeout(),
+            Some(t(115)),
+            "the 32nd frame makes it due"
+        );
+        assert_eq!(r.handle_timeout(t(115)), Some(ResumeTimeout::Ack));
+        assert_eq!(r.take_ack(t(115)), Some(encode_ack(32)));
+        assert_eq!(r.poll_timeout(), None);
+        r.on_receive(DEFAULT_ACK_EVERY_BYTES, t(200));
+        assert_eq!(
+            r.take_ack(t(200)),
+            Some(encode_ack(33)),
+            "64 KiB: due at once"
+        );
+    }
+
+    #[test]
+    fn resume_replays_what_the_peer_lacks_once() {
+        let mut r = Resume::new(ResumeConfig::default());
+        for i in 1..=6u8 {
+            r.on_send(&[i]).unwrap();
+        }
+        r.on_ack(2).unwrap();
+        r.on_receive(1, t(0));
+        assert!(matches!(r.resume(4, t(1)), Err(ResumeError::NotLost)));
+        r.transport_lost(t(1000));
+        r.transport_lost(t(5000)); // the first loss starts the window
+        assert_eq!(r.take_ack(t(5000)), None, "no acks while lost");
+        assert_eq!(r.poll_timeout(), Some(t(31_000)));
+        let replay: Vec<Vec<u8>> = r.resume(4, t(2000)).unwrap().map(<[u8]>::to_vec).collect();
+        assert_eq!(replay, [[5u8].to_vec(), [6u8].to_vec()]);
+        assert!(!r.is_lost());
+        assert_eq!(
+            r.poll_timeout(),
+            None,
+            "the re-attach header acknowledged what we got"
+        );
+        assert!(
+            matches!(r.resume(4, t(2001)), Err(ResumeError::NotLost)),
+            "once per loss"
+        );
+    }
+
+    #[test]
+    fn resume_refuses_inconsistent_counts_and_late_attaches() {
+        let mut r = Resume::new(ResumeConfig::default());
+        for _ in 0..4 {
+            r.on_send(b"x").unwrap();
+        }
+        r.on_ack(3).unwrap();
+        r.transport_lost(t(0));
+        assert!(matches!(
+            r.resume(2, t(1)),
+            Err(ResumeError::CountWentBack {
+                claimed: 2,
+                acked: 3
+            })
+        ));
+        assert!(matches!(
+            r.resume(9, t(1)),
+            Err(ResumeError::AckBeyondSent { acked: 9, sent: 4 })
+        ));
+        assert_eq!(r.handle_timeout(t(29_999)), None);
+        assert_eq!(r.handle_timeout(t(30_000)), Some(ResumeTimeout::GraceOver));
+        assert!(matches!(
+            r.resume(4, t(30_001)),
+            Err(ResumeError::GraceOver)
+        ));
+    }
+
+    /// Two ends over a lossy "transport": whatever is cut, each side ends up with every frame
+    /// exactly once, in order.
+    #[test]
+    fn exactly_once_in_order_across_cuts() {
+        let cfg = ResumeConfig {
+            max_replay_frames: 1 << 16,
+            max_replay_bytes: 1 << 24,
+            ..ResumeConfig::default()
+        };
+        let mut a = Resume::new(cfg);
+        let mut b = Resume::new(cfg);
+        let mut got = Vec::new();
+        let mut in_flight: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut now = 0u64;
+        let mut next = 0u32;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut step = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        while got.len() < 5000 {
+            now += 1;
+            for _ in 0..step() % 4 {
+                let frame = next.to_be_bytes().to_vec();
+                a.on_send(&frame).unwrap();
+                in_flight.push_back(frame);
+                next += 1;
+            }
+            // The transport delivers a prefix of what is in flight, then maybe breaks.
+            let deliver = (step() % 4) as usize;
+            for _ in 0..deliver.min(in_flight.len()) {
+                let frame = in_flight.pop_front().unwrap();
+                b.on_receive(frame.len(), Timestamp::from_millis(now));
+                got.push(u32::from_be_bytes(frame.try_into().unwrap()));
+            }
+            if let Some(ack) = b.take_ack(Timestamp::from_millis(now)) {
+                if step() % 3 != 0 {
+                    a.on_ack(parse_ack(&ack).unwrap()).unwrap(); // acks get lost too
+                }
+            }
+            if step() % 50 == 0 {
+                in_flight.clear();
+                let at = Timestamp::from_millis(now);
+                a.transport_lost(at);
+                b.transport_lost(at);
+                let b_received = b.received();
+                assert_eq!(b.resume(a.received(), at).map(Iterator::count), Ok(0));
+                let replay: Vec<Vec<u8>> = a
+                    .resume(b_received, at)
+                    .unwrap()
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                in_flight.extend(replay);
+            }
+        }
+        assert!(got.iter().enumerate().all(|(i, &n)| n == i as u32));
+    }
+}
