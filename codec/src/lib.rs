@@ -19,7 +19,8 @@
 //!
 //! The pieces are usable on their own: [`frame`] (zero-copy incremental header parsing and
 //! encoding), [`mask`] (SIMD masking), [`utf8`] (incremental validation), [`message`] (frame
-//! rules and assembly), [`handshake`] (request/response validation without I/O) and, with the
+//! rules and assembly), [`handshake`] (request/response validation without I/O), [`post`] (the
+//! `post` upstream's batching and reordering, both sides) and, with the
 //! `deflate` feature, [`deflate`] (permessage-deflate, RFC 7692).
 //!
 //! Features: `std` (run-time AVX2 detection for masking, `std::error::Error` impls) and
@@ -80,6 +81,7 @@ pub mod error;
 pub mod frame;
 pub mod mask;
 pub mod message;
+pub mod post;
 pub mod timer;
 pub mod utf8;
 
