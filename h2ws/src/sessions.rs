@@ -19,10 +19,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::{InstanceId, SocketConfig};
+use crate::read_window::ReadWindow;
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
 use crate::socket::{Command, Transport, TransportCell};
 use crate::stats::Stats;
-use crate::transport::read_window::ReadWindow;
 use crate::wiring::{CommandHandle, Input};
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::post::{self, Applied, PostReorder};
