@@ -1,7 +1,8 @@
 //! No import circles between the library crates' modules (issue #15): a test, run by
 //! `cargo test -p xtask` (stage `rust`), that reads every `.rs` file of `codec/src`,
 //! `h2ws/src` and `wasm/src` with `syn`, builds each crate's module graph and fails on a cycle,
-//! naming it with the paths that make it up (file:line).
+//! naming it with the paths that make it up (file:line). Nothing is skipped silently: a `mod x;`
+//! without a file fails, and so does a `.rs` file under `src/` that no declaration reaches.
 //!
 //! What counts as an edge `A → B`: any path in module `A` that resolves into module `B` —
 //! `use crate::…`, `use super::…`, `use self::…`, a `use` of a child module, and the same paths
@@ -54,6 +55,9 @@ struct Site {
 #[derive(Debug, Default)]
 pub struct Graph {
     modules: BTreeSet<ModPath>,
+    /// Every file read, and the test-only module files passed over (`#[cfg(test)] mod x;`).
+    files: BTreeSet<PathBuf>,
+    test_files: BTreeSet<PathBuf>,
     /// `from → to → an example site`.
     edges: BTreeMap<ModPath, BTreeMap<ModPath, Site>>,
 }
@@ -62,10 +66,11 @@ pub struct Graph {
 pub fn crate_graph(root: &Path) -> Result<Graph, String> {
     let mut files = Vec::new();
     let mut raw = Vec::new();
-    collect(root, Vec::new(), &mut files)?;
     let mut graph = Graph::default();
-    for (_, module, _) in &files {
+    collect(root, Vec::new(), &mut files, &mut graph.test_files)?;
+    for (file, module, _) in &files {
         graph.modules.insert(module.clone());
+        graph.files.insert(file.clone());
     }
     // Inline modules are modules too: collect them before resolving paths.
     for (file, module, ast) in &files {
@@ -100,6 +105,7 @@ fn collect(
     file: &Path,
     module: ModPath,
     out: &mut Vec<(PathBuf, ModPath, syn::File)>,
+    test_files: &mut BTreeSet<PathBuf>,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let ast = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -113,42 +119,72 @@ fn collect(
         base.join(name.trim_end_matches(".rs"))
     };
     let mut children = Vec::new();
-    declared_files(&ast.items, &dir, &module, &mut children);
+    declared_files(&ast.items, &dir, &module, &mut children)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     out.push((file.to_path_buf(), module, ast));
-    for (child_file, child_module) in children {
-        collect(&child_file, child_module, out)?;
+    for (child_file, child_module, test_only) in children {
+        if test_only {
+            test_files.insert(child_file);
+        } else {
+            collect(&child_file, child_module, out, test_files)?;
+        }
     }
     Ok(())
 }
 
-/// The files of the `mod x;` declarations in `items` (inline modules searched too).
+/// The files of the `mod x;` declarations in `items` (inline modules searched too), each with
+/// whether it is test-only. A declared module without a file is an error (nothing unread).
 fn declared_files(
     items: &[syn::Item],
     dir: &Path,
     module: &ModPath,
-    out: &mut Vec<(PathBuf, ModPath)>,
-) {
+    out: &mut Vec<(PathBuf, ModPath, bool)>,
+) -> Result<(), String> {
     for item in items {
         let syn::Item::Mod(m) = item else { continue };
-        if is_test_only(&m.attrs) {
-            continue;
-        }
         let mut child = module.clone();
         child.push(m.ident.to_string());
         match &m.content {
-            Some((_, inner)) => declared_files(inner, &dir.join(m.ident.to_string()), &child, out),
+            Some(_) if is_test_only(&m.attrs) => {}
+            Some((_, inner)) => declared_files(inner, &dir.join(m.ident.to_string()), &child, out)?,
             None => {
                 let file = path_attr(&m.attrs).map(|p| dir.join(p)).or_else(|| {
                     let flat = dir.join(format!("{}.rs", m.ident));
                     let nested = dir.join(m.ident.to_string()).join("mod.rs");
                     [flat, nested].into_iter().find(|f| f.exists())
                 });
-                if let Some(file) = file {
-                    out.push((file, child));
-                }
+                let file = file.ok_or_else(|| format!("no file for `mod {};`", m.ident))?;
+                out.push((file, child, is_test_only(&m.attrs)));
             }
         }
     }
+    Ok(())
+}
+
+/// The `.rs` files under `dir` that the crate graph neither read nor passed over as test-only
+/// (a module the check would silently miss).
+#[cfg(test)]
+fn unread_files(graph: &Graph, dir: &Path) -> Vec<PathBuf> {
+    let mut unread = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !graph.files.contains(&path)
+                && !graph.test_files.iter().any(|t| {
+                    // A test module's file, or a file below its directory.
+                    path == *t || path.starts_with(t.with_extension(""))
+                })
+            {
+                unread.push(path);
+            }
+        }
+    }
+    unread.sort();
+    unread
 }
 
 /// `#[cfg(test)]`, alone or within `all(…)` / `any(…)`.
@@ -535,6 +571,41 @@ mod tests {
             .flat_map(|(f, t)| t.keys().map(move |t| (name(f), name(t))))
             .collect();
         assert_eq!(edges, vec![("h::y".to_string(), "h::x".to_string())]);
+        // Every file was read or passed over as test code.
+        let dir = root.parent().expect("a directory");
+        assert_eq!(unread_files(&graph, dir), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_declared_module_without_a_file_and_a_file_never_declared_are_reported() {
+        let root = synthetic(
+            "missing",
+            &[
+                (
+                    "lib.rs",
+                    "mod a;
+mod gone;
+",
+                ),
+                ("a.rs", ""),
+            ],
+        );
+        let err = crate_graph(&root).expect_err("mod gone; has no file");
+        assert!(err.contains("no file for `mod gone;`"), "{err}");
+        let root = synthetic(
+            "stray",
+            &[
+                (
+                    "lib.rs", "mod a;
+",
+                ),
+                ("a.rs", ""),
+                ("b.rs", ""),
+            ],
+        );
+        let graph = crate_graph(&root).expect("parses");
+        let dir = root.parent().expect("a directory");
+        assert_eq!(unread_files(&graph, dir), vec![dir.join("b.rs")]);
     }
 
     #[test]
