@@ -81,7 +81,6 @@ pub mod error;
 pub mod frame;
 pub mod mask;
 pub mod message;
-pub mod post;
 pub mod timer;
 pub mod utf8;
 
@@ -95,3 +94,6 @@ pub use timer::{Timeout, Timeouts, Timestamp};
 #[cfg(feature = "deflate")]
 pub mod deflate;
 pub mod handshake;
+/// The `post` upstream's batching rules, both sides (next to `handshake::fetch`, whose headers
+/// they number).
+pub mod post;
