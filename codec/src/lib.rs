@@ -19,7 +19,8 @@
 //!
 //! The pieces are usable on their own: [`frame`] (zero-copy incremental header parsing and
 //! encoding), [`mask`] (SIMD masking), [`utf8`] (incremental validation), [`message`] (frame
-//! rules and assembly), [`handshake`] (request/response validation without I/O) and, with the
+//! rules and assembly), [`handshake`] (request/response validation without I/O), [`post`] (the
+//! `post` upstream's batching and reordering, both sides) and, with the
 //! `deflate` feature, [`deflate`] (permessage-deflate, RFC 7692).
 //!
 //! Features: `std` (run-time AVX2 detection for masking, `std::error::Error` impls) and
@@ -94,3 +95,6 @@ pub use timer::{Timeout, Timeouts, Timestamp};
 #[cfg(feature = "deflate")]
 pub mod deflate;
 pub mod handshake;
+/// The `post` upstream's batching rules, both sides (next to `handshake::fetch`, whose headers
+/// they number).
+pub mod post;

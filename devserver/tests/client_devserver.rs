@@ -1,6 +1,8 @@
 //! The native client against the real devserver (started in-process on 127.0.0.1 ephemeral
 //! ports): every transport, over TLS (ALPN h2 / http/1.1, SPKI pin) and plain (h2c, HTTP/1.1).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -595,7 +597,6 @@ async fn client_devserver_chat_across_every_transport() {
 /// to end but not terminated here, RSV1 frames passed through untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_devserver_fragments_with_untouched_permessage_deflate() {
-    use h2ws::client::FragmentKind;
     use h2ws_codec::deflate;
     let f = start().await;
     let h2 = f.h2(true).await;
@@ -614,39 +615,10 @@ async fn client_devserver_fragments_with_untouched_permessage_deflate() {
         let params = deflate::accept_response(&answer).unwrap();
         // What the gateway's own client would have compressed: sent as one RSV1 frame.
         let text = "hello hello hello hello hello ".repeat(20);
-        let mut compressed = Vec::new();
-        params
-            .compressor(false)
-            .compress(text.as_bytes(), &mut compressed);
-        assert!(compressed.len() < text.len() / 4);
-        ws.send_fragment(FragmentKind::Text, 0b100, &compressed, true)
-            .await
-            .unwrap();
         // The echo comes back compressed by the server, still RSV1, handed over untouched.
-        let mut inflated = Vec::new();
-        let mut inflate = params.decompressor(false);
-        loop {
-            match tokio::time::timeout(LIMIT, ws.recv_frame()).await.unwrap() {
-                Incoming::Fragment {
-                    kind,
-                    rsv,
-                    data,
-                    fin,
-                } => {
-                    if kind != FragmentKind::Continuation {
-                        assert_eq!((kind, rsv), (FragmentKind::Text, 0b100), "{transport:?}");
-                    }
-                    inflate
-                        .decompress(&data, fin, &mut inflated, 1 << 20)
-                        .unwrap();
-                    if fin {
-                        break;
-                    }
-                }
-                other => panic!("{transport:?}: unexpected {other:?}"),
-            }
-        }
-        assert_eq!(String::from_utf8(inflated).unwrap(), text, "{transport:?}");
+        let echo = common::compressed_echo(&ws, &params, &text, &format!("{transport:?}")).await;
+        assert!(echo.sent.len() < text.len() / 4);
+        assert_eq!(echo.inflated, text, "{transport:?}");
         ws.close(1000, "").await.unwrap();
     }
     f.stop().await;

@@ -244,13 +244,7 @@ fn devserver(addr: &str, extra: &[&str]) -> DevServerProcess {
     DevServerProcess::start(&args)
 }
 
-const CLIENT_TRANSPORTS: [Transport; 5] = [
-    Transport::Rfc6455,
-    Transport::Rfc8441,
-    Transport::Native,
-    Transport::Stream,
-    Transport::Post,
-];
+const CLIENT_TRANSPORTS: [Transport; 5] = Transport::ALL;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devserver_restart_mid_stream_gives_the_native_client_1006() {

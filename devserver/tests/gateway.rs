@@ -147,7 +147,7 @@ async fn gateway_answers_502_when_the_backend_is_down() {
 
 use std::time::Duration;
 
-use h2ws::client::{Client, ClientConfig, FragmentKind, Incoming, OpenOptions, Transport, Trust};
+use h2ws::client::{Client, ClientConfig, OpenOptions, Transport, Trust};
 use h2ws::RunningServer;
 use tokio::sync::mpsc;
 
@@ -404,43 +404,12 @@ async fn gateway_forwards_permessage_deflate_untouched() {
             .unwrap();
         let params =
             deflate::accept_response(ws.handshake().extensions.as_deref().unwrap()).unwrap();
-        let mut compressed = Vec::new();
-        params
-            .compressor(false)
-            .compress(text.as_bytes(), &mut compressed);
-        ws.send_fragment(FragmentKind::Text, 0b100, &compressed, true)
-            .await
-            .unwrap();
-        let mut wire = Vec::new();
-        let mut inflated = Vec::new();
-        let mut inflate = params.decompressor(false);
-        loop {
-            match tokio::time::timeout(LIMIT, ws.recv_frame()).await.unwrap() {
-                Incoming::Fragment {
-                    kind,
-                    rsv,
-                    data,
-                    fin,
-                } => {
-                    if kind != FragmentKind::Continuation {
-                        assert_eq!((kind, rsv), (FragmentKind::Text, 0b100), "{transport:?}");
-                    }
-                    wire.extend_from_slice(&data);
-                    inflate
-                        .decompress(&data, fin, &mut inflated, 1 << 20)
-                        .unwrap();
-                    if fin {
-                        break;
-                    }
-                }
-                other => panic!("{transport:?}: {other:?}"),
-            }
-        }
+        let echo = compressed_echo(&ws, &params, &text, &format!("{transport:?}")).await;
         assert!(
-            wire.len() < text.len() / 4,
+            echo.received.len() < text.len() / 4,
             "{transport:?}: still compressed"
         );
-        assert_eq!(String::from_utf8(inflated).unwrap(), text, "{transport:?}");
+        assert_eq!(echo.inflated, text, "{transport:?}");
         ws.close(1000, "").await.unwrap();
     }
     server.shutdown().await;

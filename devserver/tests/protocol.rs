@@ -60,20 +60,7 @@ async fn refusals_carry_status_and_reason() {
     assert_eq!(r.status, StatusCode::UPGRADE_REQUIRED, "{}", r.body);
 
     // 403: a foreign Origin, on every transport.
-    for kind in Kind::ALL {
-        let r = Peer::open_with(
-            &sr,
-            &a,
-            "/ws/echo",
-            kind,
-            &[("origin", "https://evil.example")],
-        )
-        .await
-        .err()
-        .expect("refused");
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "{kind:?}");
-        assert!(r.body.contains("origin"), "{kind:?}: {}", r.body);
-    }
+    assert_foreign_origin_refused(&sr, &a).await;
     // Allowed: localhost on another port.
     let ok = Peer::open_with(
         &sr,

@@ -150,13 +150,7 @@ async fn stats(port: u16) -> StatsSnapshot {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("stats JSON {body:?}: {e}"))
 }
 
-const TRANSPORTS: [Transport; 5] = [
-    Transport::Rfc6455,
-    Transport::Rfc8441,
-    Transport::Native,
-    Transport::Stream,
-    Transport::Post,
-];
+const TRANSPORTS: [Transport; 5] = Transport::ALL;
 
 /// Opens `per_transport` sockets of each transport at `path` through the front end: HTTP/2
 /// transports share a few connections (HAProxy balances each request of a connection on its

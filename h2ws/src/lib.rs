@@ -61,6 +61,7 @@ mod driver;
 pub mod endpoint;
 pub mod h2conn;
 mod listen;
+mod read_window;
 mod request;
 pub mod rooms;
 mod sessions;

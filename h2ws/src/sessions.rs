@@ -1,7 +1,7 @@
 //! Fetch-transport sessions (DESIGN §2.2, §2.3): tokens, the single upstream attach, the
 //! attach timeout, ordered `post` batches, and remembering ended tokens (410).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -19,15 +19,14 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::{InstanceId, SocketConfig};
+use crate::read_window::ReadWindow;
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
 use crate::socket::{Command, Transport, TransportCell};
 use crate::stats::Stats;
-use crate::transport::read_window::ReadWindow;
 use crate::wiring::{CommandHandle, Input};
 use h2ws_codec::handshake::fetch;
+use h2ws_codec::post::{self, Applied, PostReorder};
 
-/// Batches a `post` upstream may send ahead of the next expected one.
-pub const MAX_AHEAD: u64 = 16;
 /// Chunks queued from an upstream to the socket driver.
 const INBOUND_DEPTH: usize = 4;
 /// Ended tokens remembered at most (oldest forgotten first).
@@ -36,11 +35,8 @@ const MAX_EXPIRED: usize = 100_000;
 enum Attach {
     None,
     Stream,
-    Post {
-        next: u64,
-        held: BTreeMap<u64, Bytes>,
-        held_bytes: usize,
-    },
+    /// The batches put back in `h2ws-seq` order (codec [`post`]).
+    Post(PostReorder<Bytes>),
 }
 
 pub(crate) struct Session {
@@ -321,7 +317,7 @@ async fn upstream_inner(
     match seq {
         None => attach_stream(up, &session, body).await,
         Some(seq) => {
-            let limit = up.config.max_message_size.saturating_add(14);
+            let limit = post::max_batch_body(up.config.max_message_size);
             post_batch(up, &session, seq, body, limit).await
         }
     }
@@ -419,11 +415,7 @@ async fn post_batch(
     {
         let mut attach = session.attach.lock().await;
         if let Attach::None = *attach {
-            *attach = Attach::Post {
-                next: 0,
-                held: BTreeMap::new(),
-                held_bytes: 0,
-            };
+            *attach = Attach::Post(PostReorder::new(limit));
             up.stats.switch(&session.transport, Transport::Post);
             session.attached();
         }
@@ -434,15 +426,9 @@ async fn post_batch(
                     "this session's upstream is a stream",
                 ))
             }
-            Attach::Post { next, held, .. } => {
-                if seq < *next || held.contains_key(&seq) {
+            Attach::Post(reorder) => {
+                if reorder.check(seq).map_err(batch_refused)? {
                     return Ok(StatusCode::NO_CONTENT);
-                }
-                if seq > next + MAX_AHEAD {
-                    return Err(Refusal::new(
-                        StatusCode::CONFLICT,
-                        format!("h2ws-seq {seq} is more than {MAX_AHEAD} ahead of {next}"),
-                    ));
                 }
             }
             Attach::None => unreachable!("set above"),
@@ -477,37 +463,20 @@ async fn post_batch(
     let _apply = session.apply.lock().await;
     let run = {
         let mut attach = session.attach.lock().await;
-        let Attach::Post {
-            next,
-            held,
-            held_bytes,
-        } = &mut *attach
-        else {
+        let Attach::Post(reorder) = &mut *attach else {
             return Err(Refusal::new(StatusCode::CONFLICT, "session changed mode"));
         };
-        if seq < *next || held.contains_key(&seq) {
-            return Ok(StatusCode::NO_CONTENT);
-        }
-        if seq != *next {
-            if *held_bytes + bytes.len() > limit {
-                return Err(Refusal::new(
-                    StatusCode::CONFLICT,
-                    "too much data held ahead of the next batch",
-                ));
+        match reorder.accept(seq, bytes).map_err(batch_refused)? {
+            Applied::Repeat => return Ok(StatusCode::NO_CONTENT),
+            Applied::Held => {
+                tracing::debug!(
+                    "post batch {seq} held: waiting for batch {}",
+                    reorder.next()
+                );
+                return Ok(StatusCode::OK);
             }
-            *held_bytes += bytes.len();
-            tracing::debug!("post batch {seq} held: waiting for batch {next}");
-            held.insert(seq, bytes);
-            return Ok(StatusCode::OK);
+            Applied::Run(run) => run,
         }
-        let mut run = vec![bytes];
-        *next += 1;
-        while let Some(b) = held.remove(next) {
-            *held_bytes -= b.len();
-            run.push(b);
-            *next += 1;
-        }
-        run
     };
     for bytes in run {
         if !bytes.is_empty() && session.inbound.send(Input::Chunk(bytes)).await.is_err() {
@@ -515,6 +484,12 @@ async fn post_batch(
         }
     }
     Ok(StatusCode::OK)
+}
+
+/// A batch the codec's reorder rules refuse (409 and its reason).
+fn batch_refused(refusal: post::BatchRefusal) -> Refusal {
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::CONFLICT);
+    Refusal::new(status, refusal.to_string())
 }
 
 #[cfg(test)]

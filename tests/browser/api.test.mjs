@@ -1,17 +1,12 @@
 // H2WebSocket behaves as the browser's WebSocket: constructor rules, constants, states,
 // exceptions, events, on* attributes, bufferedAmount, binaryType, failure, per-origin cap, options.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, ENGINE, TRANSPORTS } from './harness.mjs';
+import { setupForSuite, ENGINE, TRANSPORTS } from './harness.mjs';
 
 describe('H2WebSocket API', () => {
-  let env;
-  let page;
-  before(async () => {
-    env = await setup();
-    page = env.page;
-  });
-  after(async () => env?.teardown());
+  let env, page; // set before the tests run
+  setupForSuite((e) => ([env, page] = [e, e.page]));
 
   it('imports from the bare specifier `h2ws` with no init call', async () => {
     const r = await page.evaluate(() => ({

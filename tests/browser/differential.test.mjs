@@ -1,17 +1,12 @@
 // Differential: the same scenario with the browser's own WebSocket and with H2WebSocket on
 // the same page; the event sequences (types, classes, data, origin, codes, readyState) match.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, TRANSPORTS, ENGINE } from './harness.mjs';
+import { setupForSuite, TRANSPORTS, ENGINE } from './harness.mjs';
 
 describe('differential: WebSocket vs H2WebSocket', () => {
-  let env;
-  let page;
-  before(async () => {
-    env = await setup();
-    page = env.page;
-  });
-  after(async () => env?.teardown());
+  let env, page; // set before the tests run
+  setupForSuite((e) => ([env, page] = [e, e.page]));
 
   async function both(scenario, arg) {
     return page.evaluate(async ([source, arg]) => {

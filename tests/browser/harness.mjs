@@ -4,6 +4,7 @@
 // same small interface: launch() → { newPage(), close() }, a page with goto, evaluate(fn, arg),
 // waitForFunction(fn, arg, { timeout }), screenshot, console(), errors() and DOM helpers.
 import { spawn } from 'node:child_process';
+import { before, after } from 'node:test';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -148,6 +149,20 @@ export async function setup(extraArgs = []) {
     await server.stop();
     throw e;
   }
+}
+
+/**
+ * [`setup`] around the tests of the calling `describe`: before them, `use(env)` receives the
+ * environment (`env.page` is the page); after them it is torn down (failing on page errors).
+ * One line instead of the same before/after block in every test file.
+ */
+export function setupForSuite(use, extraArgs = []) {
+  let env;
+  before(async () => {
+    env = await setup(extraArgs);
+    use(env);
+  });
+  after(async () => env?.teardown());
 }
 
 /**

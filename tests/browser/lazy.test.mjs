@@ -2,18 +2,13 @@
 // there is CONNECTING (send() throws, close() fails it, the cap set before applies), a wasm that
 // cannot load fails the waiting sockets the WHATWG way, and ready() preloads or points at it.
 // Each case reloads the page, so each starts with the wasm not loaded.
-import { describe, it, before, after, beforeEach } from 'node:test';
+import { describe, it, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup } from './harness.mjs';
+import { setupForSuite } from './harness.mjs';
 
 describe('lazy wasm load', () => {
-  let env;
-  let page;
-  before(async () => {
-    env = await setup();
-    page = env.page;
-  });
-  after(async () => env?.teardown());
+  let env, page; // set before the tests run
+  setupForSuite((e) => ([env, page] = [e, e.page]));
   beforeEach(async () => {
     await page.goto(`${env.server.origin}/index.html`);
     await page.waitForFunction(() => window.h2wsReady === true, undefined, { timeout: 60000 });

@@ -1,17 +1,12 @@
 // H2WebSocketStream: the WebSocketStream shape, close codes, failure, and real backpressure
 // (a slow reader stalls the server's sends, visible in /.h2ws/stats).
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, TRANSPORTS } from './harness.mjs';
+import { setupForSuite, TRANSPORTS } from './harness.mjs';
 
 describe('H2WebSocketStream', () => {
-  let env;
-  let page;
-  before(async () => {
-    env = await setup();
-    page = env.page;
-  });
-  after(async () => env?.teardown());
+  let env, page; // set before the tests run
+  setupForSuite((e) => ([env, page] = [e, e.page]));
 
   for (const transport of TRANSPORTS) {
     it(`opens, echoes through readable/writable and closes with a code (${transport})`, async () => {

@@ -1,17 +1,12 @@
 // Both fetch transports against the real devserver: echo (text, binary, empty, 1 MiB, 1000 in
 // order), close codes both ways, chat across transports, `auto` choosing `stream`.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, openPage, TRANSPORTS, ENGINE, STREAMS_REQUESTS, NEEDS_STREAM } from './harness.mjs';
+import { setupForSuite, openPage, TRANSPORTS, ENGINE, STREAMS_REQUESTS, NEEDS_STREAM } from './harness.mjs';
 
 describe('transports', () => {
-  let env;
-  let page;
-  before(async () => {
-    env = await setup();
-    page = env.page;
-  });
-  after(async () => env?.teardown());
+  let env, page; // set before the tests run
+  setupForSuite((e) => ([env, page] = [e, e.page]));
 
   for (const transport of TRANSPORTS) {
     describe(transport, () => {

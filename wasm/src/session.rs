@@ -7,7 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::Message;
@@ -18,7 +18,9 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, Response};
 
 use crate::socket::{self, CloseAction, Output, SocketCore, Transport};
-use crate::transport::{post::PostUpstream, stream::StreamUpstream, Upstream};
+// `transport::Owner` is named, not imported: its methods (taking `Rc<Self>`) would shadow the
+// session's own ones of the same names.
+use crate::transport::{self, post::PostUpstream, stream::StreamUpstream, Upstream};
 use crate::web::{self, Read, Timer};
 
 /// The open request must be answered within this time.
@@ -155,7 +157,7 @@ impl Session {
     }
 
     async fn handshake(self: &Rc<Self>) -> Result<(), JsValue> {
-        let headers = build_headers(&self.params.headers)?;
+        let headers = web::build_headers(&self.params.headers)?;
         headers.set("h2ws-version", "1")?;
         if !self.params.protocol_header.is_empty() {
             headers.set("h2ws-protocol", &self.params.protocol_header)?;
@@ -207,12 +209,12 @@ impl Session {
         })?;
         let upstream = match transport {
             Transport::Stream => {
-                let headers = build_headers(&self.params.headers)?;
+                let headers = web::build_headers(&self.params.headers)?;
                 headers.set("h2ws-session", &token)?;
                 // `auto` may still fall back to `post` (codec `fetch::STREAM_FALLBACK_MS`); a
                 // forced `stream` fails instead.
                 Upstream::Stream(StreamUpstream::start(
-                    self,
+                    self.owner(),
                     &self.params.http_url,
                     &headers,
                     &self.abort.signal(),
@@ -220,7 +222,7 @@ impl Session {
                 )?)
             }
             Transport::Post => Upstream::Post(PostUpstream::new(
-                self,
+                self.owner(),
                 &self.params.http_url,
                 self.params.headers.clone(),
                 &token,
@@ -409,7 +411,7 @@ impl Session {
 
     /// One ack request; its status, or `None` when it did not get an answer.
     async fn send_ack(&self, read: u64) -> Option<u16> {
-        let headers = build_headers(&self.params.headers).ok()?;
+        let headers = web::build_headers(&self.params.headers).ok()?;
         for (name, value) in fetch::ack_request_headers(&self.token.borrow(), read) {
             headers.set(name, &value).ok()?;
         }
@@ -467,6 +469,12 @@ impl Session {
         last
     }
 
+    /// How its upstream reports back (the transports never name the session).
+    fn owner(self: &Rc<Self>) -> Weak<dyn transport::Owner> {
+        let weak: Weak<Session> = Rc::downgrade(self);
+        weak
+    }
+
     pub fn transmitted(&self, app_bytes: usize) {
         self.core.borrow_mut().transmitted(app_bytes);
     }
@@ -481,7 +489,7 @@ impl Session {
         }
         let token = self.token.borrow().clone();
         let post = PostUpstream::new(
-            self,
+            self.owner(),
             &self.params.http_url,
             self.params.headers.clone(),
             &token,
@@ -617,13 +625,22 @@ impl Session {
     }
 }
 
-/// `Headers` from the page's extra headers (e.g. `Authorization`).
-pub fn build_headers(pairs: &[(String, String)]) -> Result<Headers, JsValue> {
-    let headers = Headers::new()?;
-    for (name, value) in pairs {
-        headers.append(name, value)?;
+impl transport::Owner for Session {
+    fn transmitted(self: Rc<Self>, app_bytes: usize) {
+        Session::transmitted(&self, app_bytes);
     }
-    Ok(headers)
+
+    fn transport_failed(self: Rc<Self>) {
+        Session::transport_failed(&self);
+    }
+
+    fn fall_back_to_post(self: Rc<Self>, kept: Vec<socket::Transmit>) {
+        Session::fall_back_to_post(&self, kept);
+    }
+
+    fn warn_cannot_open(self: Rc<Self>, why: &str) {
+        Session::warn_cannot_open(&self, why);
+    }
 }
 
 fn message_to_js(message: Message) -> JsValue {

@@ -126,3 +126,12 @@ pub fn request(
 pub fn warn(message: &str) {
     web_sys::console::warn_1(&message.into());
 }
+
+/// `Headers` from the page's extra headers (e.g. `Authorization`).
+pub fn build_headers(pairs: &[(String, String)]) -> Result<web_sys::Headers, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    for (name, value) in pairs {
+        headers.append(name, value)?;
+    }
+    Ok(headers)
+}

@@ -3,11 +3,15 @@
 //! - `cargo xtask dev`  — builds the npm package and serves the demo on https://localhost:8443
 //! - `cargo xtask test` — installs what the tests need, then runs every test
 //!
-//! Plain `std` only: this crate compiles in a second, before anything else is installed.
+//! Plain `std` only: this crate compiles in a second, before anything else is installed. Its
+//! tests use `syn` (a dev-dependency): [`modgraph`] keeps the library crates free of import
+//! circles.
 
 mod bench;
 mod conformance;
 mod dev;
+#[cfg(test)]
+mod modgraph;
 mod run;
 mod server;
 mod setup;

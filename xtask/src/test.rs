@@ -13,7 +13,7 @@ pub struct Stage {
 pub const STAGES: &[Stage] = &[
     Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, firefox-esr, webkit2gtk-driver, xvfb, binaryen, haproxy, nginx, redis-server)", run: stage_setup },
     Stage { name: "codec-wasm32", what: "h2ws-codec builds for wasm32 without std", run: codec_wasm32 },
-    Stage { name: "rust", what: "cargo test: codec, h2ws, devserver, xtask (unit, property, integration, interop, doctests)", run: rust },
+    Stage { name: "rust", what: "cargo test: codec, h2ws, devserver, xtask (unit, property, integration, interop, doctests; no import circles between library modules, xtask modgraph)", run: rust },
     Stage { name: "scale", what: "scale-out: 3 devservers behind HAProxy with the deploy/scale-out recipes (instance-id routing, stick table; 300 sockets over every transport), chat fan-out through redis-server (exactly once, in order, instance killed, Redis restarted)", run: scale },
     Stage { name: "soak", what: "h2ws-soak: 20 sockets per transport, all five at once, 20 s of sequenced messages: none lost, duplicated, reordered or corrupted", run: soak },
     Stage { name: "autobahn", what: "Autobahn|Testsuite on /ws/echo over RFC 6455 and through the gateway (all 517 cases: groups 1-7, 9, 10, 12, 13; the same as cargo xtask conformance)", run: autobahn },

@@ -45,13 +45,7 @@ struct Cli {
     transports: Vec<String>,
 }
 
-const TRANSPORTS: [Transport; 5] = [
-    Transport::Rfc6455,
-    Transport::Rfc8441,
-    Transport::Native,
-    Transport::Stream,
-    Transport::Post,
-];
+const TRANSPORTS: [Transport; 5] = Transport::ALL;
 
 /// Per-transport figures (summed over its sockets).
 struct Figures {

@@ -41,6 +41,95 @@ pub async fn test_server(config: SocketConfig) -> TestServer {
     TestServer::start(server(config)).await
 }
 
+/// An `Origin` that no default allowlist accepts.
+pub const FOREIGN_ORIGIN: &str = "https://evil.example";
+
+/// Opens `/ws/echo` with [`FOREIGN_ORIGIN`] on every HTTP/2 transport ([`Kind::ALL`]): each is
+/// refused with 403 and a reason naming the origin (the protocol and the security tests).
+pub async fn assert_foreign_origin_refused(
+    sr: &h2::client::SendRequest<bytes::Bytes>,
+    authority: &str,
+) {
+    for kind in Kind::ALL {
+        let refused = Peer::open_with(
+            sr,
+            authority,
+            "/ws/echo",
+            kind,
+            &[("origin", FOREIGN_ORIGIN)],
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{kind:?}: foreign origin accepted"));
+        assert_eq!(refused.status, http::StatusCode::FORBIDDEN, "{kind:?}");
+        assert!(
+            refused.body.contains("origin"),
+            "{kind:?}: {}",
+            refused.body
+        );
+    }
+}
+
+/// A permessage-deflate message through a socket that hands RSV1 frames over untouched.
+pub struct CompressedEcho {
+    /// What was sent: `text` compressed, as one RSV1 frame.
+    pub sent: Vec<u8>,
+    /// The echo's frame payloads as they arrived (still compressed).
+    pub received: Vec<u8>,
+    /// The echo inflated.
+    pub inflated: String,
+}
+
+/// Sends `text` compressed with the negotiated `params` as one RSV1 frame on `ws` (opened with
+/// `fragments` and `allow_rsv1`), then reads the echo fragment by fragment (text, RSV1 on its
+/// first) and inflates it. `what` labels the failures (gateway and client tests).
+pub async fn compressed_echo(
+    ws: &h2ws::client::WebSocket,
+    params: &h2ws_codec::deflate::DeflateParams,
+    text: &str,
+    what: &str,
+) -> CompressedEcho {
+    use h2ws::client::{FragmentKind, Incoming};
+    let mut sent = Vec::new();
+    params
+        .compressor(false)
+        .compress(text.as_bytes(), &mut sent);
+    ws.send_fragment(FragmentKind::Text, 0b100, &sent, true)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: send: {e}"));
+    let mut received = Vec::new();
+    let mut inflated = Vec::new();
+    let mut inflate = params.decompressor(false);
+    loop {
+        match tokio::time::timeout(LIMIT, ws.recv_frame()).await {
+            Ok(Incoming::Fragment {
+                kind,
+                rsv,
+                data,
+                fin,
+            }) => {
+                if kind != FragmentKind::Continuation {
+                    assert_eq!((kind, rsv), (FragmentKind::Text, 0b100), "{what}");
+                }
+                received.extend_from_slice(&data);
+                inflate
+                    .decompress(&data, fin, &mut inflated, 1 << 20)
+                    .unwrap_or_else(|e| panic!("{what}: inflate: {e:?}"));
+                if fin {
+                    break;
+                }
+            }
+            Ok(other) => panic!("{what}: unexpected {other:?}"),
+            Err(_) => panic!("{what}: no echo within {LIMIT:?}"),
+        }
+    }
+    CompressedEcho {
+        sent,
+        received,
+        inflated: String::from_utf8(inflated).unwrap_or_else(|e| panic!("{what}: {e}")),
+    }
+}
+
 /// `/ws/upstream` bridged to `url` (the devserver's `--upstream`).
 pub fn upstream(url: &str) -> axum::Router {
     Gateway::new(url).expect("upstream URL").routes()

@@ -19,15 +19,13 @@ use h2::{RecvStream, SendStream};
 use http_body_util::Full;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use h2ws_codec::post::{PostLimits, PostSender};
+
 use super::connect::Io;
 use super::Error;
 
 /// Bytes read from a byte stream at a time.
 const READ_CHUNK: usize = 64 << 10;
-/// Largest POST batch (DESIGN §2.3 leaves the size to the client).
-const MAX_BATCH: usize = 256 << 10;
-/// POST batches in flight at once (DESIGN §2.3: at most 4).
-const MAX_BATCHES_IN_FLIGHT: usize = 4;
 
 pub(crate) enum Wire {
     Bytes(BytesWire),
@@ -92,11 +90,34 @@ pub(crate) struct PostWire {
     up: Up,
     /// The upstream request's URI and headers, cloned per batch with its `h2ws-seq`.
     template: http::Request<()>,
-    next_seq: u64,
-    batch: BytesMut,
-    /// Send batch 0 even if empty: it attaches the upstream at once, so a quiet socket is not
-    /// closed by the server's attach timeout (DESIGN §2.2).
-    needs_attach: bool,
+    /// The batching rules (codec `post`): numbering, coalescing, what may be in flight.
+    sender: PostSender,
+}
+
+impl PostWire {
+    /// Batch 0 leaves at once, even if empty (codec `PostSender::attach`), carrying `first`.
+    fn new(down: Down, up: Up, template: http::Request<()>, first: &[u8]) -> Self {
+        let limits = PostLimits {
+            // HTTP/1.1 cannot multiplex: one batch at a time on the upstream connection.
+            max_in_flight: match up {
+                Up::H2 { .. } => h2ws_codec::post::MAX_IN_FLIGHT,
+                Up::H1 { .. } => 1,
+            },
+            ..PostLimits::default()
+        };
+        let mut sender = PostSender::new(limits);
+        sender.attach();
+        if !first.is_empty() {
+            // Batch 0 is empty and waiting: it takes `first` whatever its size.
+            let _ = sender.push(first, first.len());
+        }
+        PostWire {
+            down,
+            up,
+            template,
+            sender,
+        }
+    }
 }
 
 /// A `post` socket's downstream: the open request's response body.
@@ -107,15 +128,16 @@ pub(crate) enum Down {
 
 /// A `post` socket's upstream: where batches go.
 pub(crate) enum Up {
-    /// Multiplexed: up to [`MAX_BATCHES_IN_FLIGHT`] batch requests at once.
+    /// Multiplexed: up to codec `post::MAX_IN_FLIGHT` batch requests at once, with their
+    /// `h2ws-seq`.
     H2 {
         requests: SendRequest<Bytes>,
-        in_flight: VecDeque<ResponseFuture>,
+        in_flight: VecDeque<(u64, ResponseFuture)>,
     },
     /// HTTP/1.1 cannot multiplex: one batch at a time on a keep-alive connection of its own.
     H1 {
         requests: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-        in_flight: Option<H1Response>,
+        in_flight: Option<(u64, H1Response)>,
     },
 }
 
@@ -192,29 +214,16 @@ impl Wire {
             kept = kept.len(),
             "stream upstream failed at once: continuing with post"
         );
-        *self = Wire::Post(Box::new(PostWire {
-            down: Down::H2(recv),
-            up: Up::H2 {
-                requests,
-                in_flight: VecDeque::new(),
-            },
-            template,
-            next_seq: 0,
-            batch: kept,
-            needs_attach: true,
-        }));
+        let up = Up::H2 {
+            requests,
+            in_flight: VecDeque::new(),
+        };
+        *self = Wire::Post(Box::new(PostWire::new(Down::H2(recv), up, template, &kept)));
         true
     }
 
     pub(crate) fn post(down: Down, up: Up, template: http::Request<()>) -> Self {
-        Wire::Post(Box::new(PostWire {
-            down,
-            up,
-            template,
-            next_seq: 0,
-            batch: BytesMut::new(),
-            needs_attach: true,
-        }))
+        Wire::Post(Box::new(PostWire::new(down, up, template, &[])))
     }
 
     /// Reads the next chunk (one DATA frame on HTTP/2) and hands it to `feed`.
@@ -314,15 +323,15 @@ impl Wire {
                 }
             }
             Wire::Post(w) => {
-                if !w.batch.is_empty() && w.batch.len() + out.len() > MAX_BATCH {
+                if !w.sender.has_room(out.len()) {
                     if let Poll::Ready(Err(e)) = w.poll_send_batches(cx) {
                         return Poll::Ready(Err(e));
                     }
-                    if !w.batch.is_empty() {
-                        return Poll::Pending;
-                    }
                 }
-                w.batch.extend_from_slice(out);
+                // Still no room: a batch waits for an answer, whose waker is registered.
+                if w.sender.push(out, out.len()).is_err() {
+                    return Poll::Pending;
+                }
                 out.clear();
                 Poll::Ready(Ok(()))
             }
@@ -452,15 +461,19 @@ fn poll_h1_input(
     }
 }
 
-/// A batch answer: 200, or 204 for a duplicate, are fine; anything else fails the socket.
-fn check_batch_status(status: http::StatusCode) -> Result<(), Error> {
-    match status.as_u16() {
-        200 | 204 => Ok(()),
-        status => Err(Error::Refused {
-            status,
-            reason: "POST batch refused".into(),
-        }),
-    }
+/// A batch answer (codec `PostSender::on_answer`: 200, or 204 for a repeat, are done;
+/// anything else fails the socket).
+fn check_batch_status(
+    sender: &mut PostSender,
+    seq: u64,
+    status: http::StatusCode,
+) -> Result<(), Error> {
+    sender
+        .on_answer(seq, status.as_u16())
+        .map_err(|e| Error::Refused {
+            status: status.as_u16(),
+            reason: e.to_string(),
+        })
 }
 
 impl PostWire {
@@ -468,49 +481,49 @@ impl PostWire {
     fn poll_send_batches(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             let mut progress = false;
-            let room = match &mut self.up {
+            match &mut self.up {
                 Up::H2 { in_flight, .. } => {
-                    while let Some(front) = in_flight.front_mut() {
+                    while let Some((seq, front)) = in_flight.front_mut() {
                         let resp = match Pin::new(front).poll(cx) {
                             Poll::Pending => break,
                             Poll::Ready(r) => r?,
                         };
+                        let seq = *seq;
                         in_flight.pop_front();
                         progress = true;
-                        check_batch_status(resp.status())?;
+                        check_batch_status(&mut self.sender, seq, resp.status())?;
                     }
-                    in_flight.len() < MAX_BATCHES_IN_FLIGHT
                 }
                 Up::H1 { in_flight, .. } => {
-                    if let Some(fut) = in_flight {
+                    if let Some((seq, fut)) = in_flight {
                         if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                            let seq = *seq;
                             *in_flight = None;
                             progress = true;
                             let resp = r.map_err(|e| Error::Http1(e.to_string()))?;
-                            check_batch_status(resp.status())?;
+                            check_batch_status(&mut self.sender, seq, resp.status())?;
                         }
                     }
-                    in_flight.is_none()
                 }
-            };
-            if room && (!self.batch.is_empty() || self.needs_attach) {
+            }
+            if self.sender.can_send() {
                 match &mut self.up {
                     Up::H2 { requests, .. } => ready!(requests.poll_ready(cx))?,
                     Up::H1 { requests, .. } => {
                         ready!(requests.poll_ready(cx)).map_err(|e| Error::Http1(e.to_string()))?
                     }
                 }
+            }
+            if let Some(batch) = self.sender.poll_batch() {
                 let mut req = http::Request::new(());
                 *req.method_mut() = self.template.method().clone();
                 *req.uri_mut() = self.template.uri().clone();
                 *req.headers_mut() = self.template.headers().clone();
                 req.headers_mut().insert(
                     h2ws_codec::handshake::fetch::H2WS_SEQ,
-                    http::HeaderValue::from(self.next_seq),
+                    http::HeaderValue::from(batch.seq),
                 );
-                self.next_seq += 1;
-                self.needs_attach = false;
-                let body = self.batch.split().freeze();
+                let body = Bytes::from(batch.bytes);
                 match &mut self.up {
                     Up::H2 {
                         requests,
@@ -518,7 +531,7 @@ impl PostWire {
                     } => {
                         let (resp, mut stream) = requests.send_request(req, false)?;
                         stream.send_data(body, true)?;
-                        in_flight.push_back(resp);
+                        in_flight.push_back((batch.seq, resp));
                     }
                     Up::H1 {
                         requests,
@@ -526,16 +539,12 @@ impl PostWire {
                     } => {
                         let (parts, ()) = req.into_parts();
                         let req = http::Request::from_parts(parts, Full::new(body));
-                        *in_flight = Some(Box::pin(requests.send_request(req)));
+                        *in_flight = Some((batch.seq, Box::pin(requests.send_request(req))));
                     }
                 }
                 progress = true;
             }
-            let idle = match &self.up {
-                Up::H2 { in_flight, .. } => in_flight.is_empty(),
-                Up::H1 { in_flight, .. } => in_flight.is_none(),
-            };
-            if self.batch.is_empty() && !self.needs_attach && idle {
+            if self.sender.is_idle() {
                 return Poll::Ready(Ok(()));
             }
             if !progress {

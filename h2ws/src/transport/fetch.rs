@@ -10,8 +10,8 @@ use h2ws_codec::handshake::fetch;
 use h2ws_codec::Framing;
 use http::header::{self, HeaderValue};
 
-use super::read_window::ReadWindow;
 use crate::endpoint::Endpoint;
+use crate::read_window::ReadWindow;
 use crate::request::{cors_headers, headers, Negotiated};
 use crate::socket::{HandshakeInfo, Socket};
 

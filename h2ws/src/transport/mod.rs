@@ -4,7 +4,6 @@
 
 pub(crate) mod fetch;
 pub(crate) mod native;
-pub(crate) mod read_window;
 pub(crate) mod rfc6455;
 pub(crate) mod rfc8441;
 
@@ -48,7 +47,7 @@ pub(crate) fn body_output() -> (mpsc::Sender<Output>, Body) {
 /// [`body_output`], held to a read window when there is one (the fetch downstream when the
 /// client acks).
 pub(crate) fn gated_body_output(
-    window: Option<std::sync::Arc<read_window::ReadWindow>>,
+    window: Option<std::sync::Arc<crate::read_window::ReadWindow>>,
 ) -> (mpsc::Sender<Output>, Body) {
     let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
     let rx = ReceiverStream::new(rx);

@@ -13,6 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use h2::client::SendRequest;
 use h2ws::{RunningServer, Server, SocketConfig};
+use h2ws_codec::handshake::fetch;
+use h2ws_codec::post::{PostLimits, PostSender};
 use h2ws_codec::{CloseCode, Config, Connection, Event, Framing, Message, Role};
 use http::{Method, Request, StatusCode};
 use tokio::net::TcpStream;
@@ -228,7 +230,9 @@ enum Up {
         sr: SendRequest<Bytes>,
         uri: String,
         token: String,
-        seq: u64,
+        /// The codec's batching rules; one batch in flight, one unit per batch (each write is
+        /// answered before the next), so tests see every batch's status in order.
+        sender: PostSender,
     },
 }
 
@@ -354,7 +358,10 @@ impl Peer {
                         sr: sr.clone(),
                         uri,
                         token,
-                        seq: 0,
+                        sender: PostSender::new(PostLimits {
+                            max_in_flight: 1,
+                            ..PostLimits::default()
+                        }),
                     }
                 }
             }
@@ -429,14 +436,16 @@ impl Peer {
                 sr,
                 uri,
                 token,
-                seq,
+                sender,
             } => {
-                let req = Request::post(uri.as_str())
-                    .header("h2ws-session", token.as_str())
-                    .header("h2ws-seq", seq.to_string())
-                    .body(())
-                    .expect("request");
-                *seq += 1;
+                sender.push(&unit, unit.len()).expect("nothing waits");
+                let batch = sender.poll_batch().expect("nothing in flight");
+                let mut req = Request::post(uri.as_str());
+                for (name, value) in fetch::upstream_request_headers(token, Some(batch.seq)) {
+                    req = req.header(name, value);
+                }
+                let req = req.body(()).expect("request");
+                let unit = Bytes::from(batch.bytes);
                 let mut sr = sr.clone().ready().await.expect("ready");
                 let (resp, mut send) = sr.send_request(req, false).expect("batch");
                 send.reserve_capacity(unit.len());
@@ -447,6 +456,7 @@ impl Peer {
                     .expect("batch response");
                 // After the server ended the session (e.g. on a protocol error) a batch carrying
                 // our Close echo is answered 410: that is for the caller to check.
+                let _ = sender.on_answer(batch.seq, resp.status().as_u16());
                 self.post_statuses.push(resp.status());
             }
         }

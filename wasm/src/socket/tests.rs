@@ -17,6 +17,27 @@ fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What a socket that fails reports: `error`, then `close` 1006, not clean, no reason.
+fn failed_unclean() -> Vec<Output> {
+    vec![
+        Output::Error,
+        Output::Close {
+            code: 1006,
+            reason: String::new(),
+            was_clean: false,
+        },
+    ]
+}
+
+/// What a completed close handshake reports: `close` with the peer's code and reason, clean.
+fn closed_clean(code: u16, reason: &str) -> Vec<Output> {
+    vec![Output::Close {
+        code,
+        reason: reason.into(),
+        was_clean: true,
+    }]
+}
+
 fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     let mut out = code.to_be_bytes().to_vec();
     out.extend_from_slice(reason.as_bytes());
@@ -104,14 +125,7 @@ fn client_close_handshake_is_clean_with_peer_code() {
         .recv(&frame(0x88, &close_payload(4001, "done")))
         .is_empty());
     assert!(socket.handshake_done());
-    assert_eq!(
-        socket.finish(),
-        vec![Output::Close {
-            code: 4001,
-            reason: "done".into(),
-            was_clean: true
-        }]
-    );
+    assert_eq!(socket.finish(), closed_clean(4001, "done"));
     assert_eq!(socket.ready_state(), ReadyState::Closed);
     assert!(socket.finish().is_empty());
 }
@@ -159,14 +173,7 @@ fn server_close_is_echoed_then_clean() {
     let echo = socket.take_transmit().unwrap();
     assert_eq!(&echo.bytes[..4], &[0x88, 2, 0x03, 0xe9]);
     assert!(socket.handshake_done());
-    assert_eq!(
-        socket.finish(),
-        vec![Output::Close {
-            code: 1001,
-            reason: "going".into(),
-            was_clean: true
-        }]
-    );
+    assert_eq!(socket.finish(), closed_clean(1001, "going"));
 }
 
 #[test]
@@ -199,17 +206,7 @@ fn masked_server_frame_fails_with_1002_on_the_wire_and_1006_locally() {
     assert!(socket.must_fail());
     let close = socket.take_transmit().unwrap();
     assert_eq!(&close.bytes[..4], &[0x88, close.bytes[1], 0x03, 0xea]); // 1002
-    assert_eq!(
-        socket.fail(),
-        vec![
-            Output::Error,
-            Output::Close {
-                code: 1006,
-                reason: String::new(),
-                was_clean: false
-            }
-        ]
-    );
+    assert_eq!(socket.fail(), failed_unclean());
     assert!(socket.fail().is_empty());
 }
 
@@ -227,17 +224,7 @@ fn eof_without_close_is_error_then_1006() {
     let mut socket = open_socket();
     assert!(socket.recv_eof().is_empty());
     assert!(socket.handshake_done());
-    assert_eq!(
-        socket.finish(),
-        vec![
-            Output::Error,
-            Output::Close {
-                code: 1006,
-                reason: String::new(),
-                was_clean: false
-            }
-        ]
-    );
+    assert_eq!(socket.finish(), failed_unclean());
 }
 
 #[test]
@@ -401,17 +388,7 @@ fn a_silent_downstream_times_out_after_the_browser_idle_timeout() {
     assert!(!socket.handle_timeout(at(1_999 + idle)));
     assert_eq!(socket.take_transmit(), None);
     assert!(socket.handle_timeout(at(2_000 + idle)));
-    assert_eq!(
-        socket.fail(),
-        vec![
-            Output::Error,
-            Output::Close {
-                code: 1006,
-                reason: String::new(),
-                was_clean: false
-            }
-        ]
-    );
+    assert_eq!(socket.fail(), failed_unclean());
 }
 
 #[test]

@@ -1,12 +1,32 @@
 //! The two upstream transports (DESIGN §2.2 `stream`, §2.3 `post`). The downstream (open
 //! response body) is the same for both and is read by the session.
+//!
+//! The session creates and drives its upstream, so the transports never name it back: they
+//! report to an [`Owner`] (no import circle `session` ↔ `transport`, checked by
+//! `cargo xtask test --stage rust`, xtask `modgraph`).
 
 pub mod post;
 pub mod stream;
 
+use std::rc::Rc;
+
 use js_sys::Promise;
 
 use crate::socket::Transmit;
+
+/// What an upstream reports to the socket session that owns it (the session implements it;
+/// the transports hold a `Weak<dyn Owner>`, so a dropped socket ends their callbacks).
+pub trait Owner {
+    /// The transport took `app_bytes` of application payload (`bufferedAmount` accounting).
+    fn transmitted(self: Rc<Self>, app_bytes: usize);
+    /// A request failed or was refused: the socket fails (close 1006).
+    fn transport_failed(self: Rc<Self>);
+    /// A `stream` upstream failed at once: continue with `post` on the same session, resending
+    /// `kept` (what was written to the stream meanwhile).
+    fn fall_back_to_post(self: Rc<Self>, kept: Vec<Transmit>);
+    /// Tell the page why the socket cannot work (a console message).
+    fn warn_cannot_open(self: Rc<Self>, why: &str);
+}
 
 /// Where client→server frames go.
 pub enum Upstream {

@@ -1,25 +1,22 @@
-//! `post` upstream (DESIGN §2.3): ordered `POST` batches with `h2ws-seq`, at most
-//! [`MAX_IN_FLIGHT`] in flight; what waits meanwhile is coalesced into the next batch.
+//! `post` upstream (DESIGN §2.3): ordered `PUT` batches with `h2ws-seq`. The batching rules
+//! (numbering, coalescing, how many in flight, which answers are fine, what is resent) are the
+//! codec's [`PostSender`], shared with the native client and the server's reorder buffer; this
+//! file only sends the requests it hands out.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
+use h2ws_codec::handshake::fetch;
+use h2ws_codec::post::{self, Batch, PostError, PostLimits, PostSender, Resend};
 use js_sys::{Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{AbortSignal, Response};
 
-use crate::session::Session;
+use super::Owner;
 use crate::socket::Transmit;
 use crate::web;
-use h2ws_codec::handshake::fetch;
-
-/// Batches in flight at once (DESIGN §2.3; the server holds up to 16 ahead).
-pub const MAX_IN_FLIGHT: usize = 4;
-/// Network-error retries of one batch (a repeated `seq` is ignored by the server: safe).
-const RETRIES: u32 = 2;
-/// A batch not answered within this time fails the socket (1006).
-const BATCH_TIMEOUT_MS: i32 = 30_000;
 
 pub struct PostUpstream {
     inner: Rc<Inner>,
@@ -30,119 +27,128 @@ struct Inner {
     headers: Vec<(String, String)>,
     token: String,
     signal: AbortSignal,
-    session: Weak<Session>,
+    owner: Weak<dyn Owner>,
     state: RefCell<Batching>,
 }
 
-#[derive(Default)]
 struct Batching {
-    pending: Vec<u8>,
-    pending_app: usize,
-    /// Resolvers of the `send` promises whose bytes are in `pending`.
-    pending_waiters: Vec<Function>,
-    in_flight: usize,
-    next_seq: u64,
+    sender: PostSender,
+    /// Resolvers of the `send` promises, with the `h2ws-seq` of the batch holding their bytes,
+    /// in push order.
+    waiters: VecDeque<(u64, Function)>,
 }
 
 impl PostUpstream {
     pub fn new(
-        session: &Rc<Session>,
+        owner: Weak<dyn Owner>,
         url: &str,
         headers: Vec<(String, String)>,
         token: &str,
         signal: &AbortSignal,
     ) -> PostUpstream {
+        let mut sender = PostSender::new(PostLimits {
+            // `WebSocket.send` has no backpressure: what waits is the page's `bufferedAmount`
+            // (`H2WebSocketStream` writers wait on the promise `send` returns).
+            max_waiting: usize::MAX,
+            ..PostLimits::default()
+        });
+        // Batch 0 leaves at once, empty: it attaches the upstream, so a socket that sends
+        // nothing for a while is not closed by the server's attach timeout (DESIGN §2.2: 10 s).
+        sender.attach();
         let inner = Rc::new(Inner {
             url: url.to_string(),
             headers,
             token: token.to_string(),
             signal: signal.clone(),
-            session: Rc::downgrade(session),
+            owner,
             state: RefCell::new(Batching {
-                in_flight: 1,
-                next_seq: 1,
-                ..Batching::default()
+                sender,
+                waiters: VecDeque::new(),
             }),
         });
-        // Batch 0 is empty: it attaches the upstream at once, so a socket that sends nothing
-        // for a while is not closed by the server's attach timeout (DESIGN §2.2: 10 s).
-        spawn_local(post_batch(inner.clone(), (0, Vec::new(), 0, Vec::new())));
+        pump(&inner);
         PostUpstream { inner }
     }
 
     pub fn send(&self, transmit: Transmit) -> Promise {
         let promise = {
             let mut state = self.inner.state.borrow_mut();
-            state.pending.extend_from_slice(&transmit.bytes);
-            state.pending_app += transmit.app_bytes;
-            Promise::new(&mut |resolve, _reject| state.pending_waiters.push(resolve))
+            // `max_waiting` is unbounded: push never refuses.
+            let seq = state
+                .sender
+                .push(&transmit.bytes, transmit.app_bytes)
+                .unwrap_or(u64::MAX);
+            Promise::new(&mut |resolve, _reject| state.waiters.push_back((seq, resolve)))
         };
         pump(&self.inner);
         promise
     }
 }
 
+/// Sends every batch the codec hands out (at most `post::MAX_IN_FLIGHT` at once).
 fn pump(inner: &Rc<Inner>) {
     loop {
-        let batch = {
-            let mut state = inner.state.borrow_mut();
-            if state.in_flight >= MAX_IN_FLIGHT || state.pending.is_empty() {
-                return;
-            }
-            state.in_flight += 1;
-            let seq = state.next_seq;
-            state.next_seq += 1;
-            (
-                seq,
-                std::mem::take(&mut state.pending),
-                std::mem::take(&mut state.pending_app),
-                std::mem::take(&mut state.pending_waiters),
-            )
+        let Some(batch) = inner.state.borrow_mut().sender.poll_batch() else {
+            return;
         };
         spawn_local(post_batch(inner.clone(), batch));
     }
 }
 
-async fn post_batch(
-    inner: Rc<Inner>,
-    (seq, bytes, app_bytes, waiters): (u64, Vec<u8>, usize, Vec<Function>),
-) {
-    let weak = inner.session.clone();
-    let _deadline = web::Timer::once(BATCH_TIMEOUT_MS, move || {
-        if let Some(session) = weak.upgrade() {
-            session.transport_failed();
+async fn post_batch(inner: Rc<Inner>, batch: Batch) {
+    let owner = inner.owner.clone();
+    let _deadline = web::Timer::once(post::BATCH_TIMEOUT_MS as i32, move || {
+        if let Some(owner) = owner.upgrade() {
+            owner.transport_failed();
         }
     });
-    let mut attempts = 0;
-    let ok = loop {
-        match send_once(&inner, seq, &bytes).await {
-            Ok(status) => break (200..300).contains(&status),
-            Err(_) if attempts < RETRIES && !inner.signal.aborted() => {
-                attempts += 1;
-                let _ = JsFuture::from(web::sleep(50 * attempts as i32)).await;
+    let answer = loop {
+        match send_once(&inner, batch.seq, &batch.bytes).await {
+            Ok(status) => break inner.state.borrow_mut().sender.on_answer(batch.seq, status),
+            // The socket aborted its requests itself: nothing to resend.
+            Err(_) if inner.signal.aborted() => break Err(PostError::Network { seq: batch.seq }),
+            Err(_) => {
+                let resend = inner.state.borrow_mut().sender.on_network_error(batch.seq);
+                match resend {
+                    Ok(Resend::After { delay_ms }) => {
+                        let _ = JsFuture::from(web::sleep(delay_ms as i32)).await;
+                    }
+                    Err(e) => break Err(e),
+                }
             }
-            Err(_) => break false,
         }
     };
-    let Some(session) = inner.session.upgrade() else {
+    let Some(owner) = inner.owner.upgrade() else {
         return;
     };
-    if !ok {
-        session.transport_failed();
+    if answer.is_err() {
+        owner.transport_failed();
         return;
     }
-    session.transmitted(app_bytes);
-    for waiter in waiters {
-        let _ = waiter.call0(&JsValue::UNDEFINED);
+    owner.transmitted(batch.app_bytes);
+    let done: Vec<Function> = {
+        let mut state = inner.state.borrow_mut();
+        let mut done = Vec::new();
+        state.waiters.retain(|(seq, resolve)| {
+            let answered = *seq == batch.seq;
+            if answered {
+                done.push(resolve.clone());
+            }
+            !answered
+        });
+        done
+    };
+    for resolve in done {
+        let _ = resolve.call0(&JsValue::UNDEFINED);
     }
-    inner.state.borrow_mut().in_flight -= 1;
     pump(&inner);
 }
 
 async fn send_once(inner: &Inner, seq: u64, bytes: &[u8]) -> Result<u16, JsValue> {
-    let headers = crate::session::build_headers(&inner.headers)?;
-    headers.set("h2ws-session", &inner.token)?;
-    headers.set("h2ws-seq", &seq.to_string())?;
+    let headers = web::build_headers(&inner.headers)?;
+    for (name, value) in fetch::upstream_request_headers(&inner.token, Some(seq)) {
+        headers.set(name, &value)?;
+    }
     let body: JsValue = Uint8Array::from(bytes).into();
     // PUT (codec `fetch::METHOD`): WebKitGTK opens a connection per POST, even over HTTP/2.
     let request = web::request(

@@ -17,7 +17,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{AbortSignal, Headers, Response, TransformStream, WritableStreamDefaultWriter};
 
-use crate::session::Session;
+use super::Owner;
 use crate::socket::Transmit;
 use crate::web::{self, Timer};
 
@@ -32,7 +32,7 @@ pub const STREAM_FAILED_AT_ONCE: &str = "the 'stream' upstream request failed at
 
 pub struct StreamUpstream {
     writer: WritableStreamDefaultWriter,
-    session: Weak<Session>,
+    owner: Weak<dyn Owner>,
     fallback: Rc<Fallback>,
 }
 
@@ -62,7 +62,7 @@ impl StreamUpstream {
     /// Starts the upstream request; it stays open until [`StreamUpstream::finish`]. With
     /// `fallback`, a failure within `fetch::STREAM_FALLBACK_MS` switches the session to `post`.
     pub fn start(
-        session: &Rc<Session>,
+        owner: Weak<dyn Owner>,
         url: &str,
         headers: &Headers,
         signal: &AbortSignal,
@@ -89,7 +89,7 @@ impl StreamUpstream {
                     }
                 }));
         }
-        let weak = Rc::downgrade(session);
+        let weak = owner.clone();
         let watch = state.clone();
         spawn_local(async move {
             // Settles after the body ended (close) or on a transport error; while the window
@@ -98,28 +98,28 @@ impl StreamUpstream {
                 Ok(response) => Response::from(response).ok(),
                 Err(_) => false,
             };
-            let Some(session) = weak.upgrade() else {
+            let Some(owner) = weak.upgrade() else {
                 return;
             };
             let kept = watch.kept.borrow_mut().take();
             watch.timer.borrow_mut().take();
             match kept {
-                Some(kept) => session.fall_back_to_post(kept),
+                Some(kept) => owner.fall_back_to_post(kept),
                 _ if !ok => {
                     // A forced `stream` refused at once: say why, like the other cannot-open cases.
                     let at_once =
                         js_sys::Date::now() - started < f64::from(fetch::STREAM_FALLBACK_MS);
                     if !fallback && at_once && !watch.finished.get() {
-                        session.warn_cannot_open(STREAM_FAILED_AT_ONCE);
+                        owner.clone().warn_cannot_open(STREAM_FAILED_AT_ONCE);
                     }
-                    session.transport_failed()
+                    owner.transport_failed()
                 }
                 _ => {}
             }
         });
         Ok(StreamUpstream {
             writer,
-            session: Rc::downgrade(session),
+            owner,
             fallback: state,
         })
     }
@@ -140,12 +140,12 @@ impl StreamUpstream {
                 kept.push(transmit);
             }
         }
-        let weak = self.session.clone();
+        let weak = self.owner.clone();
         let fallback = self.fallback.clone();
         let taken = written.clone();
         spawn_local(async move {
             let result = JsFuture::from(taken).await;
-            if let Some(session) = weak.upgrade() {
+            if let Some(owner) = weak.upgrade() {
                 match result {
                     Ok(_) => {
                         if let (Some(i), Some(kept)) = (index, fallback.kept.borrow_mut().as_mut())
@@ -154,11 +154,11 @@ impl StreamUpstream {
                                 t.app_bytes = 0;
                             }
                         }
-                        session.transmitted(app_bytes)
+                        owner.transmitted(app_bytes)
                     }
                     // The request's own result decides (fallback or failure).
                     Err(_) if fallback.armed() => {}
-                    Err(_) => session.transport_failed(),
+                    Err(_) => owner.transport_failed(),
                 }
             }
         });
