@@ -593,9 +593,15 @@ impl SocketSender {
         if reason.len() > 123 {
             return Err(SocketError::ReasonTooLong);
         }
-        Ok(self
+        match self
             .shared()
-            .apply(|c| c.close(Some(CloseCode(code)), reason))?)
+            .apply(|c| c.close(Some(CloseCode(code)), reason))
+        {
+            // The handshake is already under way (the peer closed first, or we did): closing
+            // again is done already, as when the close was a queued command.
+            Ok(()) | Err(ApplyError::Refused(SendError::Closed)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Whether the socket's driver has ended.
@@ -603,11 +609,14 @@ impl SocketSender {
         self.shared().lock().finished.is_some()
     }
 
-    /// Waits for room in the send buffer; `Closed` once the socket ended.
+    /// Waits for room in the send buffer (server sockets: without a time limit, as a send
+    /// into a full command queue did; it returns once the socket ends).
     async fn wait_for_room(&self) -> Result<(), SocketError> {
         let shared = self.shared();
-        let _ = shared.room(shared.limits.send_timeout).await;
-        Ok(())
+        shared
+            .room(shared.limits.send_timeout)
+            .await
+            .map_err(|()| SocketError::Closed)
     }
 
     /// A handle that can close the socket without keeping it open (fetch sessions).
