@@ -660,8 +660,10 @@ impl SocketReceiver {
         }
         let next = loop {
             match self.shared.next_event().await {
-                Some(Event::Ping(_) | Event::Pong(_)) => continue,
-                Some(ev) => break incoming(ev),
+                Some(ev) => match incoming(ev) {
+                    Some(incoming) => break incoming,
+                    None => continue,
+                },
                 None => {
                     break Incoming::Closed(self.shared.close_status().unwrap_or(CloseStatus {
                         code: CloseCode::ABNORMAL.0,
@@ -682,9 +684,9 @@ impl SocketReceiver {
     }
 }
 
-/// A codec event as the app sees it (pings and pongs are the driver's business).
-pub(crate) fn incoming(ev: Event) -> Incoming {
-    match ev {
+/// A codec event as the app sees it; `None` for pings and pongs (the codec answers pings).
+pub(crate) fn incoming(ev: Event) -> Option<Incoming> {
+    Some(match ev {
         Event::Message(h2ws_codec::Message::Text(t)) => Incoming::Message(Message::Text(t)),
         Event::Message(h2ws_codec::Message::Binary(b)) => {
             Incoming::Message(Message::Binary(Bytes::from(b)))
@@ -709,13 +711,8 @@ pub(crate) fn incoming(ev: Event) -> Incoming {
             reason,
             clean,
         }),
-        // Not handed out by the callers; a pong is not an app event.
-        Event::Ping(_) | Event::Pong(_) => Incoming::Closed(CloseStatus {
-            code: CloseCode::ABNORMAL.0,
-            reason: String::new(),
-            clean: false,
-        }),
-    }
+        Event::Ping(_) | Event::Pong(_) => return None,
+    })
 }
 
 pub(crate) fn app_kind(k: h2ws_codec::FragmentKind) -> FragmentKind {

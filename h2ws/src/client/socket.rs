@@ -103,8 +103,10 @@ impl WebSocket {
     pub async fn recv_frame(&self) -> Incoming {
         loop {
             match self.recv_event().await {
-                Some(Event::Ping(_) | Event::Pong(_)) => continue,
-                Some(ev) => return incoming(ev),
+                Some(ev) => match incoming(ev) {
+                    Some(incoming) => return incoming,
+                    None => continue,
+                },
                 None => {
                     return Incoming::Closed(self.close_status().unwrap_or(CloseStatus {
                         code: CloseCode::ABNORMAL.0,
