@@ -231,3 +231,93 @@ impl Io for QueueIo {
         self.input = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+    use std::task::Waker;
+
+    fn queue_io(reset_after_protocol_error: bool) -> (QueueIo, mpsc::Receiver<Output>) {
+        let (tx, rx) = mpsc::channel(4);
+        let io = QueueIo::new(
+            stream::pending().boxed(),
+            tx,
+            reset_after_protocol_error,
+            false,
+        );
+        (io, rx)
+    }
+
+    /// What the transport receives after the unit `x`: `Some(reason)` for a reset, `None`
+    /// for a plain end (the queue closes).
+    async fn after_unit(rx: &mut mpsc::Receiver<Output>) -> Option<h2::Reason> {
+        assert_eq!(rx.recv().await.unwrap().unwrap(), Bytes::from_static(b"x"));
+        let reset = match rx.recv().await {
+            Some(Err(ResetStream(reason))) => Some(reason),
+            None => return None,
+            Some(Ok(unit)) => panic!("a unit after the end: {unit:?}"),
+        };
+        assert!(rx.recv().await.is_none(), "the queue ends after the reset");
+        reset
+    }
+
+    #[tokio::test]
+    async fn ends_the_queue_with_the_reset_the_transport_asks_for() {
+        let mut cx = Context::from_waker(Waker::noop());
+        // (resets after a protocol error, the end was a protocol error, expected reset)
+        for (resets, protocol_error, expected) in [
+            (true, true, Some(h2::Reason::PROTOCOL_ERROR)),
+            (true, false, None),
+            (false, true, None),
+        ] {
+            let (mut io, mut rx) = queue_io(resets);
+            let mut unit = Bytes::from_static(b"x");
+            assert!(matches!(
+                io.poll_output(&mut cx, &mut unit),
+                Poll::Ready(Ok(()))
+            ));
+            assert!(matches!(
+                io.poll_end(&mut cx, protocol_error),
+                Poll::Ready(Ok(()))
+            ));
+            assert_eq!(
+                after_unit(&mut rx).await,
+                expected,
+                "{resets} {protocol_error}"
+            );
+        }
+        // A deadline that ends the socket: CANCEL where resets are the transport's way.
+        for (resets, timed_out, expected) in [
+            (true, true, Some(h2::Reason::CANCEL)),
+            (true, false, None),
+            (false, true, None),
+        ] {
+            let (mut io, mut rx) = queue_io(resets);
+            let mut unit = Bytes::from_static(b"x");
+            assert!(matches!(
+                io.poll_output(&mut cx, &mut unit),
+                Poll::Ready(Ok(()))
+            ));
+            io.abort(timed_out);
+            assert_eq!(after_unit(&mut rx).await, expected, "{resets} {timed_out}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transport_gone_while_idle_fails_the_flush() {
+        let (mut io, rx) = queue_io(false);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(io.poll_flush(&mut cx), Poll::Ready(Ok(()))));
+        drop(rx);
+        assert!(matches!(
+            io.poll_flush(&mut cx),
+            Poll::Ready(Err(TransportGone))
+        ));
+        let mut unit = Bytes::from_static(b"x");
+        assert!(matches!(
+            io.poll_output(&mut cx, &mut unit),
+            Poll::Ready(Err(TransportGone))
+        ));
+    }
+}
