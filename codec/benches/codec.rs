@@ -85,7 +85,7 @@ fn main() {
                 // As an application would: take the events after each read.
                 for unit in &units {
                     match framing {
-                        Framing::Native => server.recv_data_frame(unit).unwrap(),
+                        Framing::Native => server.recv(unit).unwrap(),
                         // A transport hands over 16 KiB reads.
                         _ => unit.chunks(16 * 1024).for_each(|c| server.recv(c).unwrap()),
                     }

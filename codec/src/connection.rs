@@ -1,7 +1,8 @@
 //! The sans-IO connection: one WebSocket endpoint (client or server) over one framing.
 //!
-//! Bytes (or, for the native mapping, whole DATA frames) go in through [`Connection::recv`] /
-//! [`Connection::recv_data_frame`]; events come out of [`Connection::poll_event`]; sends are
+//! Input goes in through one entry, [`Connection::recv`], whose unit follows the [`Framing`]
+//! (bytes of a byte stream split anywhere, or one whole DATA frame per call on the native
+//! mapping: [`Framing::is_byte_stream`]); events come out of [`Connection::poll_event`]; sends are
 //! queued and the bytes to write come out of [`Connection::poll_transmit`]. No I/O, no clock, no
 //! RNG inside (a client on RFC 6455 framing is seeded by the caller), in the style of
 //! `quinn-proto` and `rustls`. The liveness rules (ping, idle, close-handshake deadlines) are
@@ -41,6 +42,19 @@ pub enum Framing {
     /// The HTTP/2 native mapping (DESIGN §4): one frame per DATA frame, byte 0 = FIN|RSV|opcode,
     /// the rest is the payload.
     Native,
+}
+
+impl Framing {
+    /// True for the byte-stream framings (Rfc6455, Stream): input may be split anywhere and
+    /// output units may be joined. False for [`Framing::Native`], where every input given to
+    /// [`Connection::recv`] and every unit from [`Connection::poll_transmit`] is exactly one
+    /// DATA frame, so a transport must neither split nor join them.
+    pub fn is_byte_stream(self) -> bool {
+        match self {
+            Framing::Rfc6455 | Framing::Stream => true,
+            Framing::Native => false,
+        }
+    }
 }
 
 /// Limits and behaviour switches. `Config::default()` suits an application endpoint.
@@ -130,6 +144,121 @@ pub enum Event {
     },
 }
 
+/// The close handshake (RFC 6455 §7.1.2-7.1.4) as this endpoint runs it: one state, and every
+/// move a method below. [`Connection::state`] is the public view of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CloseHandshake {
+    /// No Close queued or received.
+    Open,
+    /// We started the close ([`Connection::close`]) and our Close is queued; `sent` once
+    /// `poll_transmit` handed it out. The peer's messages are still delivered.
+    OursQueued { sent: bool },
+    /// The peer's Close arrived while a Close of ours waits in the queue: the one we queued
+    /// first (`we_first`) or the echo of theirs. Input is ignored from here; the handshake ends
+    /// cleanly, with the peer's code and reason, when ours is sent.
+    PeersReceived {
+        code: CloseCode,
+        reason: String,
+        we_first: bool,
+    },
+    /// [`Event::Closed`] was reported (handshake done, protocol error, transport gone, timer):
+    /// input is ignored and nothing more may be sent.
+    Done,
+}
+
+impl CloseHandshake {
+    /// A Close of ours is queued (nothing may be sent after it).
+    fn close_queued(&self) -> bool {
+        matches!(
+            self,
+            CloseHandshake::OursQueued { .. } | CloseHandshake::PeersReceived { .. }
+        )
+    }
+
+    /// Input no longer matters: the peer already closed or the handshake is over.
+    fn ignores_input(&self) -> bool {
+        matches!(
+            self,
+            CloseHandshake::PeersReceived { .. } | CloseHandshake::Done
+        )
+    }
+
+    /// Open → OursQueued: the app closes first. Elsewhere nothing changes (`close` refuses
+    /// before getting here).
+    fn we_close(&mut self) {
+        if *self == CloseHandshake::Open {
+            *self = CloseHandshake::OursQueued { sent: false };
+        }
+    }
+
+    /// The peer's Close arrived (the caller queued our echo first if [`close_queued`] was
+    /// false). Returns the clean end when ours had already been sent.
+    ///
+    /// [`close_queued`]: CloseHandshake::close_queued
+    fn peer_closed(&mut self, code: CloseCode, reason: String) -> Option<(CloseCode, String)> {
+        match core::mem::replace(self, CloseHandshake::Done) {
+            CloseHandshake::Open => {
+                *self = CloseHandshake::PeersReceived {
+                    code,
+                    reason,
+                    we_first: false,
+                };
+                None
+            }
+            CloseHandshake::OursQueued { sent: false } => {
+                *self = CloseHandshake::PeersReceived {
+                    code,
+                    reason,
+                    we_first: true,
+                };
+                None
+            }
+            CloseHandshake::OursQueued { sent: true } => Some((code, reason)),
+            // Input is ignored in these states: a second Close cannot arrive.
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// `poll_transmit` handed out our Close. Returns the clean end when the peer's Close was
+    /// already in.
+    fn close_sent(&mut self) -> Option<(CloseCode, String)> {
+        match core::mem::replace(self, CloseHandshake::Done) {
+            CloseHandshake::OursQueued { .. } => {
+                *self = CloseHandshake::OursQueued { sent: true };
+                None
+            }
+            CloseHandshake::PeersReceived { code, reason, .. } => Some((code, reason)),
+            // A Close queued after an error (or before the transport ended) leaves after the
+            // end was reported.
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Any state → Done (an error, the transport's end, a timer). True if it was not done yet,
+    /// i.e. `Event::Closed` is still to be reported.
+    fn finish(&mut self) -> bool {
+        core::mem::replace(self, CloseHandshake::Done) != CloseHandshake::Done
+    }
+
+    fn public(&self) -> State {
+        match self {
+            CloseHandshake::Open => State::Open,
+            CloseHandshake::OursQueued { .. } => State::Closing,
+            CloseHandshake::PeersReceived { we_first: true, .. } => State::Closing,
+            CloseHandshake::PeersReceived {
+                we_first: false, ..
+            } => State::CloseReceived,
+            CloseHandshake::Done => State::Closed,
+        }
+    }
+}
+
 /// Unsent automatic Pongs kept before newer Pings replace the newest one.
 const MAX_QUEUED_AUTO_PONGS: usize = 16;
 
@@ -170,16 +299,7 @@ pub struct Connection {
     control_out: VecDeque<Out>,
     data_out: VecDeque<Out>,
     pending: usize,
-    /// We queued a Close (our own, an echo, or after an error).
-    close_queued: bool,
-    /// The Close we queued was taken by `poll_transmit`.
-    close_transmitted: bool,
-    /// The peer's Close: its code (1005 if none) and reason.
-    peer_close: Option<(CloseCode, String)>,
-    /// We closed first (state Closing rather than CloseReceived).
-    closed_first: bool,
-    /// `Event::Closed` was reported; input is ignored from here on.
-    finished: bool,
+    close: CloseHandshake,
     /// An outgoing fragmented message is open (send_fragment without fin yet).
     sending_fragmented: bool,
     rng: Option<ChaCha20Rng>,
@@ -236,11 +356,7 @@ impl Connection {
             control_out: VecDeque::new(),
             data_out: VecDeque::new(),
             pending: 0,
-            close_queued: false,
-            close_transmitted: false,
-            peer_close: None,
-            closed_first: false,
-            finished: false,
+            close: CloseHandshake::Open,
             sending_fragmented: false,
             rng: None,
             timers: None,
@@ -275,21 +391,29 @@ impl Connection {
 
     /// Input no longer matters: the handshake ended, failed, or the peer already closed.
     fn ignoring_input(&self) -> bool {
-        self.finished || self.peer_close.is_some()
+        self.close.ignores_input()
     }
 
     // ------------------------------------------------------------------ input
 
-    /// Feeds bytes from the transport (Rfc6455 / Stream), split anywhere. On a protocol error
-    /// the error is returned, a Close with its code is queued (if none was yet), `Event::Closed`
-    /// is reported and further input is ignored.
-    pub fn recv(&mut self, mut input: &[u8]) -> Result<(), ProtocolError> {
+    /// Feeds input from the transport, in the unit the framing defines
+    /// ([`Framing::is_byte_stream`]): on Rfc6455 / Stream any piece of the byte stream (split
+    /// anywhere); on Native exactly one DATA frame per call (an empty one carries no WebSocket
+    /// frame and is ignored, DESIGN §4). On a protocol error the error is returned, a Close with
+    /// its code is queued (if none was yet), `Event::Closed` is reported and further input is
+    /// ignored. [`recv_at`](Self::recv_at) is the same with the time, for the timers.
+    pub fn recv(&mut self, input: &[u8]) -> Result<(), ProtocolError> {
         if self.ignoring_input() {
             return Ok(());
         }
-        if self.framing == Framing::Native {
-            return self.fail(ProtocolError::WrongInput);
+        match self.framing {
+            Framing::Native => self.recv_data_frame(input),
+            Framing::Rfc6455 | Framing::Stream => self.recv_stream(input),
         }
+    }
+
+    /// Bytes of the byte stream (Rfc6455 / Stream).
+    fn recv_stream(&mut self, mut input: &[u8]) -> Result<(), ProtocolError> {
         if self.missing_seed() {
             return self.fail(ProtocolError::MissingMaskSeed);
         }
@@ -397,15 +521,8 @@ impl Connection {
         }
     }
 
-    /// Feeds exactly one DATA frame (Native). An empty DATA frame carries no WebSocket frame
-    /// and is ignored (DESIGN §4).
-    pub fn recv_data_frame(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
-        if self.ignoring_input() {
-            return Ok(());
-        }
-        if self.framing != Framing::Native {
-            return self.fail(ProtocolError::WrongInput);
-        }
+    /// Exactly one DATA frame (Native).
+    fn recv_data_frame(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
         let frame = match native::parse_data_frame(data) {
             Ok(Some(frame)) => frame,
             Ok(None) => return Ok(()),
@@ -446,7 +563,7 @@ impl Connection {
                 fin,
             }),
             Assembled::Ping(payload) => {
-                if self.config.auto_pong && !self.close_queued && !self.missing_seed() {
+                if self.config.auto_pong && !self.close.close_queued() && !self.missing_seed() {
                     let bytes = self.encode_control(OpCode::Pong, &payload);
                     let queued = self
                         .control_out
@@ -477,7 +594,7 @@ impl Connection {
             Some(f) => (f.code, f.reason),
             None => (CloseCode::NO_STATUS, String::new()),
         };
-        if !self.close_queued {
+        if !self.close.close_queued() {
             // Echo the code (RFC 6455 §5.5.1), after data already queued: the peer still reads
             // until it sees our Close.
             let echo = if code == CloseCode::NO_STATUS {
@@ -487,37 +604,32 @@ impl Connection {
             };
             self.queue_close(echo, "", false);
         }
-        self.peer_close = Some((code, reason));
         self.assembler.clear();
         self.payload = None;
-        self.maybe_finish();
+        if let Some(end) = self.close.peer_closed(code, reason) {
+            self.report_clean_end(end);
+        }
     }
 
-    /// Reports `Closed{clean: true}` once both Close frames are exchanged.
-    fn maybe_finish(&mut self) {
-        if self.finished || !self.close_transmitted {
-            return;
-        }
-        if let Some((code, reason)) = self.peer_close.take() {
-            self.finished = true;
-            self.events.push_back(Event::Closed {
-                code,
-                reason,
-                clean: true,
-            });
-        }
+    /// Both Close frames are exchanged: `Closed{clean: true}` with the peer's code and reason.
+    fn report_clean_end(&mut self, (code, reason): (CloseCode, String)) {
+        self.events.push_back(Event::Closed {
+            code,
+            reason,
+            clean: true,
+        });
     }
 
     /// Fails the connection: queue a Close with the error's code ahead of (and instead of)
     /// queued data, report `Closed`, ignore further input.
     fn fail(&mut self, err: ProtocolError) -> Result<(), ProtocolError> {
-        if !self.finished {
-            if !self.close_queued && !self.missing_seed() {
+        if self.close != CloseHandshake::Done {
+            if !self.close.close_queued() && !self.missing_seed() {
                 self.data_out.clear();
                 self.pending = self.control_out.iter().map(|o| o.bytes.len()).sum();
                 self.queue_close(err.close_code(), err.reason(), true);
             }
-            self.finished = true;
+            self.close.finish();
             self.events.push_back(Event::Closed {
                 code: err.close_code(),
                 reason: String::from(err.reason()),
@@ -533,8 +645,7 @@ impl Connection {
     /// The transport ended (EOF, RST_STREAM, lost connection). Without a completed close
     /// handshake this reports `Closed{1006, clean: false}`.
     pub fn recv_eof(&mut self) {
-        if !self.finished {
-            self.finished = true;
+        if self.close.finish() {
             self.events.push_back(Event::Closed {
                 code: CloseCode::ABNORMAL,
                 reason: String::new(),
@@ -553,7 +664,7 @@ impl Connection {
     // ------------------------------------------------------------------ output
 
     fn check_can_send(&self) -> Result<(), SendError> {
-        if self.close_queued || self.finished {
+        if self.close != CloseHandshake::Open {
             Err(SendError::Closed)
         } else if self.missing_seed() {
             Err(SendError::MissingMaskSeed)
@@ -724,7 +835,7 @@ impl Connection {
             }
             (code, _) => self.queue_close(code.unwrap_or(CloseCode::NORMAL), reason, false),
         }
-        self.closed_first = true;
+        self.close.we_close();
         Ok(())
     }
 
@@ -738,7 +849,6 @@ impl Connection {
     /// A Close goes behind queued data unless `urgent` (after an error, when queued data is
     /// dropped anyway).
     fn push_close(&mut self, bytes: Vec<u8>, urgent: bool) {
-        self.close_queued = true;
         self.pending += bytes.len();
         let out = Out {
             kind: OutKind::Close,
@@ -761,12 +871,13 @@ impl Connection {
             .or_else(|| self.data_out.pop_front())?;
         self.pending -= out.bytes.len();
         if out.kind == OutKind::Close {
-            self.close_transmitted = true;
             // Nothing may follow a Close.
             self.control_out.clear();
             self.data_out.clear();
             self.pending = 0;
-            self.maybe_finish();
+            if let Some(end) = self.close.close_sent() {
+                self.report_clean_end(end);
+            }
         }
         Some(out.bytes)
     }
@@ -777,20 +888,14 @@ impl Connection {
     }
 
     pub fn state(&self) -> State {
-        if self.finished {
-            State::Closed
-        } else if self.closed_first {
-            State::Closing
-        } else if self.peer_close.is_some() {
-            State::CloseReceived
-        } else {
-            State::Open
-        }
+        self.close.public()
     }
 
     /// Closed and nothing left to write: the transport may end the stream.
     pub fn is_closed(&self) -> bool {
-        self.finished && self.control_out.is_empty() && self.data_out.is_empty()
+        self.close == CloseHandshake::Done
+            && self.control_out.is_empty()
+            && self.data_out.is_empty()
     }
 
     // ------------------------------------------------------------------ timers
@@ -805,18 +910,14 @@ impl Connection {
         self.timers.as_ref().map(|t| t.timeouts)
     }
 
-    /// Input from the transport at `now`, whatever the framing: bytes of the byte stream
-    /// ([`recv`](Self::recv)) or one DATA frame on [`Framing::Native`]
-    /// ([`recv_data_frame`](Self::recv_data_frame); an empty one carries nothing). It counts
-    /// as activity: it postpones the ping and the idle deadline.
+    /// [`recv`](Self::recv) at `now`: the same input unit (a piece of the byte stream, or one
+    /// DATA frame on [`Framing::Native`], where an empty one carries nothing), and it counts as
+    /// activity: it postpones the ping and the idle deadline.
     pub fn recv_at(&mut self, now: Timestamp, input: &[u8]) -> Result<(), ProtocolError> {
         if let Some(timers) = self.timers.as_mut() {
             timers.input(now);
         }
-        match self.framing {
-            Framing::Native => self.recv_data_frame(input),
-            Framing::Rfc6455 | Framing::Stream => self.recv(input),
-        }
+        self.recv(input)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next; `None` = no timer
@@ -873,8 +974,7 @@ impl Connection {
     /// A timer ended the connection: report `Closed{1006}` (unless reported), drop what was
     /// queued, ignore further input.
     fn give_up(&mut self, reason: &str) {
-        if !self.finished {
-            self.finished = true;
+        if self.close.finish() {
             self.events.push_back(Event::Closed {
                 code: CloseCode::ABNORMAL,
                 reason: reason.into(),
@@ -905,10 +1005,7 @@ mod tests {
     /// Moves everything `from` wants to send into `to`, one transmit unit at a time.
     fn pump(from: &mut Connection, to: &mut Connection) -> Result<(), ProtocolError> {
         while let Some(bytes) = from.poll_transmit() {
-            match to.framing {
-                Framing::Native => to.recv_data_frame(&bytes)?,
-                _ => to.recv(&bytes)?,
-            }
+            to.recv(&bytes)?;
         }
         Ok(())
     }
@@ -1080,7 +1177,7 @@ mod tests {
             // Both Pongs, ahead of the data queued before them.
             for expected in [b"a", b"b"] {
                 let unit = s.poll_transmit().unwrap();
-                c.recv_any(&unit).unwrap();
+                c.recv(&unit).unwrap();
                 assert_eq!(
                     events(&mut c),
                     vec![Event::Pong(expected.to_vec())],
@@ -1108,8 +1205,8 @@ mod tests {
         // The Ping goes out between two DATA frames of the message, which stays intact.
         let second = s.poll_transmit().unwrap();
         assert_eq!(second, [0x89, b'n', b'o', b'w']);
-        c.recv_data_frame(&first).unwrap();
-        c.recv_data_frame(&second).unwrap();
+        c.recv(&first).unwrap();
+        c.recv(&second).unwrap();
         assert_eq!(events(&mut c), vec![Event::Ping(b"now".to_vec())]);
         pump(&mut s, &mut c).unwrap();
         assert_eq!(
@@ -1156,12 +1253,91 @@ mod tests {
         assert_eq!(pongs[15], [0x8A, 1, 99]);
     }
 
-    impl Connection {
-        fn recv_any(&mut self, bytes: &[u8]) -> Result<(), ProtocolError> {
-            match self.framing {
-                Framing::Native => self.recv_data_frame(bytes),
-                _ => self.recv(bytes),
+    #[test]
+    fn close_handshake_moves() {
+        use CloseHandshake::*;
+        let peer = |h: &mut CloseHandshake| h.peer_closed(CloseCode(4001), "bye".into());
+        // We close first; the peer answers after ours left: done at the answer.
+        let mut h = Open;
+        assert!(!h.close_queued() && !h.ignores_input());
+        h.we_close();
+        assert_eq!(h, OursQueued { sent: false });
+        assert!(h.close_queued() && !h.ignores_input());
+        assert_eq!(h.public(), State::Closing);
+        assert_eq!(h.close_sent(), None);
+        assert_eq!(h, OursQueued { sent: true });
+        assert_eq!(peer(&mut h), Some((CloseCode(4001), "bye".into())));
+        assert_eq!(h, Done);
+        assert_eq!(h.public(), State::Closed);
+        // We close first, the peer's Close arrives before ours left: done when ours leaves.
+        let mut h = OursQueued { sent: false };
+        assert_eq!(peer(&mut h), None);
+        assert!(h.ignores_input() && h.close_queued());
+        assert_eq!(h.public(), State::Closing);
+        assert_eq!(h.close_sent(), Some((CloseCode(4001), "bye".into())));
+        assert_eq!(h, Done);
+        // The peer closes first: our echo is queued by the caller; done when it leaves.
+        let mut h = Open;
+        assert_eq!(peer(&mut h), None);
+        assert_eq!(h.public(), State::CloseReceived);
+        assert!(h.ignores_input() && h.close_queued());
+        h.we_close(); // refused by `close` before this; the state stays
+        assert_eq!(h.public(), State::CloseReceived);
+        assert_eq!(h.close_sent(), Some((CloseCode(4001), "bye".into())));
+        assert_eq!(h, Done);
+        // Done absorbs everything; finish reports only once, from any state.
+        for mut h in [
+            Open,
+            OursQueued { sent: true },
+            PeersReceived {
+                code: CloseCode::NORMAL,
+                reason: String::new(),
+                we_first: false,
+            },
+        ] {
+            assert!(h.finish());
+            assert!(!h.finish());
+            assert_eq!(h.close_sent(), None);
+            assert_eq!(peer(&mut h), None);
+            h.we_close();
+            assert_eq!(h, Done);
+            assert!(h.ignores_input() && !h.close_queued());
+        }
+    }
+
+    #[test]
+    fn close_handshake_both_close_at_once() {
+        // Both sides close before either reads: each ends clean with the other's code.
+        for framing in ALL {
+            let (mut c, mut s) = pair(framing, Config::default());
+            c.close(Some(CloseCode(4000)), "c").unwrap();
+            s.close(Some(CloseCode(4001)), "s").unwrap();
+            let from_c: Vec<Vec<u8>> = core::iter::from_fn(|| c.poll_transmit()).collect();
+            let from_s: Vec<Vec<u8>> = core::iter::from_fn(|| s.poll_transmit()).collect();
+            for unit in &from_s {
+                c.recv(unit).unwrap();
             }
+            for unit in &from_c {
+                s.recv(unit).unwrap();
+            }
+            assert_eq!(
+                events(&mut c),
+                vec![Event::Closed {
+                    code: CloseCode(4001),
+                    reason: "s".into(),
+                    clean: true
+                }],
+                "{framing:?}"
+            );
+            assert_eq!(
+                events(&mut s),
+                vec![Event::Closed {
+                    code: CloseCode(4000),
+                    reason: "c".into(),
+                    clean: true
+                }]
+            );
+            assert!(c.is_closed() && s.is_closed());
         }
     }
 
@@ -1381,13 +1557,28 @@ mod tests {
     }
 
     #[test]
-    fn native_ignores_empty_data_frames_and_checks_entry_point() {
+    fn one_entry_point_takes_the_framings_unit() {
+        // Native: each call is one DATA frame; an empty one carries nothing.
         let mut s = Connection::new(Role::Server, Framing::Native, Config::default());
-        s.recv_data_frame(&[]).unwrap();
+        s.recv(&[]).unwrap();
         assert_eq!(s.state(), State::Open);
-        assert_eq!(s.recv(&[0x81, 0x00]), Err(ProtocolError::WrongInput));
+        s.recv(&[0x81, b'h', b'i']).unwrap();
+        s.recv(&[0x01, b'a']).unwrap();
+        s.recv(&[0x80, b'b']).unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![
+                Event::Message(Message::Text("hi".into())),
+                Event::Message(Message::Text("ab".into()))
+            ]
+        );
+        // The same bytes on a byte stream are a frame header (FIN, Text, length 0x68 = 104)
+        // waiting for its payload: the unit is the framing's, not the call's.
         let mut s = Connection::new(Role::Server, Framing::Stream, Config::default());
-        assert_eq!(s.recv_data_frame(&[0x81]), Err(ProtocolError::WrongInput));
+        s.recv(&[0x81, b'h', b'i']).unwrap();
+        assert_eq!(events(&mut s), vec![]);
+        assert!(Framing::Stream.is_byte_stream() && Framing::Rfc6455.is_byte_stream());
+        assert!(!Framing::Native.is_byte_stream());
     }
 
     #[test]

@@ -52,9 +52,6 @@ pub enum ProtocolError {
     InvalidClosePayload,
     /// permessage-deflate data that is corrupt (1007) or inflates past the limit (1009).
     Deflate(DeflateFailure),
-    /// Input arrived through the wrong entry point for the framing (`recv` for Native,
-    /// `recv_data_frame` for Rfc6455/Stream): a caller bug (1011).
-    WrongInput,
     /// A client on RFC 6455 framing was built without [`with_mask_seed`](crate::Connection::with_mask_seed):
     /// it cannot mask the frames it must send, so it refuses to run (1011).
     MissingMaskSeed,
@@ -67,7 +64,7 @@ impl ProtocolError {
         match self {
             FrameTooBig | MessageTooBig | Deflate(DeflateFailure::TooBig) => CloseCode::TOO_BIG,
             InvalidUtf8 | Deflate(DeflateFailure::Corrupt) => CloseCode::INVALID_PAYLOAD,
-            WrongInput | MissingMaskSeed => CloseCode::INTERNAL_ERROR,
+            MissingMaskSeed => CloseCode::INTERNAL_ERROR,
             ReservedOpcode(_)
             | ReservedBits
             | UnexpectedMask
@@ -104,7 +101,6 @@ impl ProtocolError {
             InvalidClosePayload => "invalid close payload",
             Deflate(DeflateFailure::TooBig) => "message too big after inflation",
             Deflate(DeflateFailure::Corrupt) => "invalid compressed data",
-            WrongInput => "input through the wrong entry point for the framing",
             MissingMaskSeed => "client on RFC 6455 framing has no mask seed",
         }
     }

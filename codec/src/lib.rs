@@ -9,7 +9,9 @@
 //! * **Native**: the HTTP/2 seed mapping, one WebSocket frame per DATA frame with a 1-byte
 //!   header.
 //!
-//! The connection does no I/O and keeps no clock: feed it what the transport read, take the
+//! The connection does no I/O and keeps no clock: feed it what the transport read through its
+//! one entry, [`Connection::recv`] (whose unit is the framing's: any piece of a byte stream, or
+//! one DATA frame on Native; [`Framing::is_byte_stream`]), take the
 //! [`Event`]s, queue sends, and write what [`Connection::poll_transmit`] hands out (the style of
 //! `quinn-proto` and `rustls`). The liveness rules are timers with the time passed in
 //! ([`timer`]: `poll_timeout` / `handle_timeout`, as in `quinn-proto`), decided here once for

@@ -27,10 +27,7 @@ fn config(deflate: Option<DeflateParams>) -> Config {
 }
 
 fn feed(to: &mut Connection, unit: &[u8]) -> Result<(), ProtocolError> {
-    match to.framing() {
-        Framing::Native => to.recv_data_frame(unit),
-        _ => to.recv(unit),
-    }
+    to.recv(unit)
 }
 
 fn pump(from: &mut Connection, to: &mut Connection) -> Vec<Vec<u8>> {

@@ -137,7 +137,7 @@ proptest! {
     }
 
     #[test]
-    fn recv_data_frame_arbitrary(
+    fn recv_native_arbitrary(
         role in role(), variant in 0u8..16,
         frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 0..8),
     ) {
@@ -146,7 +146,7 @@ proptest! {
         let mut total = 0;
         for f in &frames {
             total += f.len();
-            if conn.recv_data_frame(f).is_err() {
+            if conn.recv(f).is_err() {
                 prop_assert!(!failed);
                 failed = true;
             }

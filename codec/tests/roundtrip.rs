@@ -96,7 +96,7 @@ fn drain(conn: &mut Connection) -> Vec<Vec<u8>> {
 fn deliver(to: &mut Connection, units: Vec<Vec<u8>>, chunks: &[usize]) {
     if to.framing() == Framing::Native {
         for unit in units {
-            to.recv_data_frame(&unit).unwrap();
+            to.recv(&unit).unwrap();
         }
         return;
     }

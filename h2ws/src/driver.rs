@@ -1,417 +1,536 @@
-//! The socket driver: one task per socket that owns the sans-IO codec [`Connection`] and
-//! moves data between the transport (an input stream of chunks, an output queue of units)
-//! and the app's [`Socket`] queues. Transport-specific code only builds the input and
-//! output; everything about frames and close happens here, the liveness rules (ping, idle,
-//! close-handshake deadlines) in the codec's timers ([`h2ws_codec::timer`]), driven from here.
+//! The socket driver, one for client and server sockets: a future per socket that pumps the
+//! codec `Connection` (held in the socket's [`Shared`] state, the quinn way) over its
+//! transport, an [`Io`].
+//!
+//! It reads only while the app's event queue has room (so a slow reader backpressures the
+//! peer through TCP / HTTP/2 flow control), writes what the codec queues (joined into larger
+//! units on byte streams), runs the codec's liveness timers (ping, idle, close handshake:
+//! [`h2ws_codec::timer`]), bounds the transport (send stall, ending our direction) and ends the
+//! transport after the close handshake. What differs between roles and transports is data
+//! ([`Spec`]) or the [`Io`] adapter: the client's `Wire` (it polls TCP, TLS and h2 itself) and
+//! the server's [`QueueIo`](crate::wiring::QueueIo) (a transport's input stream and output
+//! queue).
 
-use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
-use h2ws_codec::timer::{Timeout, Timeouts, Timestamp, SERVER_PING_PAYLOAD};
-use h2ws_codec::{CloseCode, Config, Connection, Event, Role, State};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use h2ws_codec::timer::{Timeout, Timeouts, Timestamp};
+use h2ws_codec::{CloseCode, Event, State as ConnState};
+use tokio::time::{Instant, Sleep};
 
-use crate::endpoint::Endpoint;
-use crate::h2conn::ResetStream;
-use crate::socket::TransportCell;
-use crate::socket::{CloseStatus, Command, FragmentKind, HandshakeInfo, Incoming, Message, Socket};
-use crate::wiring::{drain_after_close, input_len, CommandHandle, Input, Output, Wiring};
+use crate::socket::{CloseStatus, Shared, Traffic};
 
-/// Stop taking app commands while this much codec output waits for the transport.
-const HIGH_WATER: usize = 256 << 10;
+/// A transport edge the driver can pump: where input comes from and output goes.
+pub(crate) trait Io: Send + Unpin + 'static {
+    type Error: std::fmt::Display;
 
-/// Fragment mode: a data frame is handed to the app in pieces of about this size.
-pub(crate) const FRAGMENT_CHUNK: usize = 16 << 10;
+    /// Reads the next input unit (bytes of the byte stream, or one DATA frame on the native
+    /// mapping) and hands it to `feed`. `Ready(Ok(false))` = the peer ended its direction.
+    fn poll_input(
+        &mut self,
+        cx: &mut Context<'_>,
+        feed: impl FnOnce(&[u8]),
+    ) -> Poll<Result<bool, Self::Error>>;
 
-/// Fragment mode: queue depth each way between driver and app. A proxy's queues hold pieces
-/// of frames in flight, not messages an app is working through: four pieces (64 KiB) each way
-/// keep a gateway streaming at full speed while bounding what a socket holds.
-const FRAGMENT_QUEUE_DEPTH: usize = 4;
+    /// Hands `out` to the transport; `Ready(Ok)` once all of it is taken (a partly taken unit
+    /// stays in `out`).
+    fn poll_output(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Bytes,
+    ) -> Poll<Result<(), Self::Error>>;
 
-/// Starts the driver task; returns the app's socket and a weak command handle.
-pub(crate) fn spawn(
-    endpoint: &Endpoint,
-    info: Arc<HandshakeInfo>,
-    cell: Arc<TransportCell>,
-    mut wiring: Wiring,
-) -> (Socket, CommandHandle) {
-    let cfg = endpoint.config();
-    let depth = if wiring.deliver_fragments {
-        FRAGMENT_QUEUE_DEPTH.min(cfg.queue_depth)
-    } else {
-        cfg.queue_depth
+    /// Pushes buffered output further; `Ready` when nothing waits. An error here (the
+    /// transport went away while idle) fails the socket.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>>;
+
+    /// Ends our direction after the close handshake. `protocol_error`: the handshake ended on
+    /// a protocol error (transports that reset after one do it here or in [`Io::reset`]).
+    fn poll_end(
+        &mut self,
+        cx: &mut Context<'_>,
+        protocol_error: bool,
+    ) -> Poll<Result<(), Self::Error>>;
+
+    /// After ending our direction: waits for (or arranges) the peer's end. `Ready` = done.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+
+    /// The socket ends after a protocol error whose Close has left (transports that answer it
+    /// with a reset).
+    fn reset(&mut self);
+
+    /// The socket ends without ending the transport properly: `timed_out` (idle, close or
+    /// stall deadline) or the transport failed.
+    fn abort(&mut self, timed_out: bool);
+}
+
+/// What makes one socket's driving differ: the role and the transport's shape, as data.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spec {
+    /// Input and output are byte streams (units may be joined); false on the native mapping
+    /// (one unit = one DATA frame). From the codec's `Framing::is_byte_stream`.
+    pub(crate) byte_stream: bool,
+    /// Client on a fetch transport: the downstream starts with the open preamble (an empty
+    /// Pong, codec `handshake::fetch::OPEN_PREAMBLE`), part of the open rather than an event.
+    pub(crate) expect_preamble: bool,
+    /// After a protocol error's Close, the transport answers with a reset ([`Io::reset`]).
+    pub(crate) reset_after_protocol_error: bool,
+    /// Longest wait for the transport to take one output unit; `None` = no limit.
+    pub(crate) send_timeout: Option<Duration>,
+    pub(crate) ping_after: Duration,
+    pub(crate) ping_payload: &'static [u8],
+    pub(crate) idle_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+}
+
+/// Largest coalesced output unit on byte streams.
+const COALESCE_LIMIT: usize = 16 << 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Exchanging frames.
+    Running,
+    /// The close handshake is over (or the transport failed): ending our direction.
+    Ending,
+    /// Our direction ended: waiting for the peer's end (bounded by the close timeout).
+    Draining,
+}
+
+/// Server extras: the endpoint's statistics and shutdown, and what runs when the socket ends.
+pub(crate) struct Hooks {
+    pub(crate) traffic: Option<Arc<dyn Traffic>>,
+    /// Fires on a graceful shutdown: the socket is closed with 1001.
+    pub(crate) shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Dropped when the driver ends (the open-socket count, session bookkeeping).
+    pub(crate) on_end: Option<Box<dyn Send>>,
+}
+
+impl Hooks {
+    pub(crate) fn none() -> Self {
+        Hooks {
+            traffic: None,
+            shutdown: None,
+            on_end: None,
+        }
     }
-    .max(1);
-    let (cmd_tx, cmd_rx) = mpsc::channel(depth);
-    let (ev_tx, ev_rx) = mpsc::channel(depth);
-    let config = Config {
-        max_frame_size: cfg.max_frame_size,
-        max_message_size: cfg.max_message_size,
-        deliver_fragments: wiring.deliver_fragments,
-        // A proxy socket forwards a large frame in pieces instead of holding it whole.
-        fragment_chunk: if wiring.deliver_fragments {
-            FRAGMENT_CHUNK
-        } else {
-            0
-        },
-        allow_rsv1: wiring.allow_rsv1,
-        native_max_payload: wiring.native_max_payload,
-        deflate: wiring.deflate,
-        ..Config::default()
-    };
-    let conn = Connection::new(Role::Server, wiring.framing, config);
-    let guard = OpenGuard::new(endpoint, cell.clone());
-    let weak = cmd_tx.downgrade();
-    let driver = Driver {
-        endpoint: endpoint.clone(),
-        conn,
-        input: wiring.input,
-        output: wiring.output,
-        reset_after_protocol_error: wiring.reset_after_protocol_error,
-        drain_input_after_close: wiring.drain_input_after_close,
-        cmds: cmd_rx,
-        events: ev_tx,
-        on_end: wiring.on_end.take(),
-        _guard: guard,
-    };
-    endpoint.0.tasks.spawn(driver.run());
-    (Socket::new(info, cell, cmd_tx, ev_rx), weak)
 }
 
-struct Driver {
-    endpoint: Endpoint,
-    conn: Connection,
-    input: BoxStream<'static, Input>,
-    output: mpsc::Sender<Output>,
-    reset_after_protocol_error: bool,
-    drain_input_after_close: bool,
-    cmds: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Incoming>,
-    on_end: Option<Box<dyn FnOnce() + Send>>,
-    _guard: OpenGuard,
+pub(crate) struct Driver<W: Io> {
+    shared: Arc<Shared>,
+    wire: W,
+    spec: Spec,
+    hooks: Hooks,
+    expect_preamble: bool,
+    phase: Phase,
+    /// The unit being handed to the transport.
+    out: Option<Bytes>,
+    /// A unit taken from the codec that did not fit the previous coalesced one.
+    stash: Option<Vec<u8>>,
+    input_done: bool,
+    /// The transport failed: stop at once, nothing more can be written.
+    failed: bool,
+    /// A deadline ended the socket (reported to the transport by [`Io::abort`]).
+    timed_out: bool,
+    /// The peer broke the protocol: our Close with its code is queued; input is not read.
+    protocol_error: bool,
+    close_status: Option<CloseStatus>,
+    /// The origin of the codec's clock ([`Timestamp`] 0).
+    epoch: Instant,
+    /// Since when the codec is done (or the drain began): writing what is left and ending the
+    /// transport are bounded by the close timeout too.
+    ending_since: Option<Instant>,
+    /// Since when the unit in `out` has waited for the transport without progress.
+    stalled_since: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
 }
 
-/// Why the loop ended.
-#[derive(PartialEq, Eq)]
-enum End {
-    /// Close handshake done, or our Close after a protocol error flushed.
-    Done,
-    /// The transport is gone.
-    Lost,
-    /// No Close from the peer in time, or idle: stop without one.
-    TimedOut,
-}
-
-impl Driver {
-    async fn run(self) {
-        let Driver {
-            endpoint,
-            mut conn,
-            mut input,
-            output,
-            reset_after_protocol_error,
-            drain_input_after_close,
-            mut cmds,
-            events,
-            mut on_end,
-            _guard,
-        } = self;
-        let cfg = endpoint.config().clone();
-        let shutdown = endpoint.0.shutdown.clone();
-        let mut staged: Option<Bytes> = None;
-        let mut pending: VecDeque<Incoming> = VecDeque::new();
-        let mut status: Option<CloseStatus> = None;
-        let mut protocol_error = false;
-        let mut input_done = false;
-        let mut cmds_done = false;
-        let mut app_gone = false;
-        let mut shutdown_seen = false;
-        // The codec's clock: milliseconds since the socket started.
-        let epoch = Instant::now();
-        let now = || Timestamp::from_millis(epoch.elapsed().as_millis() as u64);
-        conn.set_timeouts(
+impl<W: Io> Driver<W> {
+    pub(crate) fn new(shared: Arc<Shared>, wire: W, spec: Spec, hooks: Hooks) -> Self {
+        let now = Instant::now();
+        shared.lock().conn.set_timeouts(
             Timeouts {
-                ping_after: Some(cfg.ping_after),
-                ping_payload: SERVER_PING_PAYLOAD,
-                idle_timeout: Some(cfg.idle_timeout),
-                close_timeout: Some(cfg.close_timeout),
+                ping_after: Some(spec.ping_after),
+                ping_payload: spec.ping_payload,
+                idle_timeout: Some(spec.idle_timeout),
+                close_timeout: Some(spec.close_timeout),
             },
             Timestamp::ZERO,
         );
-        // The close handshake started (or input ended): no more app commands.
-        let mut closing = false;
-        // The codec is done but a unit waits for the transport: bounded like the handshake.
-        let mut flush_deadline: Option<Instant> = None;
+        Driver {
+            shared,
+            wire,
+            expect_preamble: spec.expect_preamble,
+            spec,
+            hooks,
+            phase: Phase::Running,
+            out: None,
+            stash: None,
+            input_done: false,
+            failed: false,
+            timed_out: false,
+            protocol_error: false,
+            close_status: None,
+            epoch: now,
+            ending_since: None,
+            stalled_since: None,
+            timer: Box::pin(tokio::time::sleep_until(now + spec.ping_after)),
+        }
+    }
 
-        let end = loop {
-            if staged.is_none() {
-                staged = conn.poll_transmit().map(Bytes::from);
+    /// The next output unit. On byte streams, small frames are joined (up to
+    /// [`COALESCE_LIMIT`]) so a burst of small messages costs one write / TLS record / DATA
+    /// frame instead of one each; a unit that does not fit waits in `stash`.
+    fn next_unit(&mut self, conn: &mut h2ws_codec::Connection) -> Option<Vec<u8>> {
+        let mut unit = self.stash.take().or_else(|| conn.poll_transmit())?;
+        if !self.spec.byte_stream || unit.len() >= COALESCE_LIMIT {
+            return Some(unit);
+        }
+        while let Some(next) = conn.poll_transmit() {
+            if unit.len() + next.len() > COALESCE_LIMIT {
+                self.stash = Some(next);
+                break;
             }
-            while let Some(event) = conn.poll_event() {
-                on_event(&endpoint, event, &mut pending, &mut status);
+            unit.extend_from_slice(&next);
+        }
+        Some(unit)
+    }
+
+    /// Feeds the codec's events to the app queue (or drops them if the app is gone).
+    fn take_events(&mut self, st: &mut crate::socket::State) -> bool {
+        let mut any = false;
+        while let Some(ev) = st.conn.poll_event() {
+            if std::mem::take(&mut self.expect_preamble)
+                && matches!(&ev, Event::Pong(payload) if payload.is_empty())
+            {
+                continue;
             }
-            if staged.is_none() && (conn.is_closed() || protocol_error) {
-                break End::Done;
-            }
-            if conn.state() == State::Closed && flush_deadline.is_none() {
-                flush_deadline = Some(Instant::now() + cfg.close_timeout);
-            }
-            let deadline = conn
-                .poll_timeout()
-                .map(|t| epoch + std::time::Duration::from_millis(t.as_millis()))
-                .or(flush_deadline);
-            let can_read = !input_done && pending.is_empty() && !protocol_error;
-            let can_command =
-                !cmds_done && staged.is_none() && conn.pending_bytes() < HIGH_WATER && !closing;
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled(), if !shutdown_seen => {
-                    shutdown_seen = true;
-                    if conn.close(Some(CloseCode::GOING_AWAY), "server shutting down").is_ok() {
-                        closing = true;
-                    }
-                }
-                permit = output.reserve(), if staged.is_some() => match permit {
-                    Ok(permit) => {
-                        if let Some(unit) = staged.take() {
-                            permit.send(Ok(unit));
-                        }
-                    }
-                    Err(_) => break End::Lost,
-                },
-                _ = output.closed(), if staged.is_none() => break End::Lost,
-                permit = events.reserve(), if !pending.is_empty() && !app_gone => match permit {
-                    Ok(permit) => {
-                        if let Some(ev) = pending.pop_front() {
-                            permit.send(ev);
-                        }
-                    }
-                    Err(_) => {
-                        app_gone = true;
-                        pending.clear();
-                    }
-                },
-                cmd = cmds.recv(), if can_command => match cmd {
-                    Some(cmd) => {
-                        if on_command(&endpoint, &mut conn, cmd) {
-                            closing = true;
-                        }
-                    }
-                    None => {
-                        cmds_done = true;
-                        if conn.close(Some(CloseCode::NORMAL), "").is_ok() {
-                            closing = true;
-                        }
-                    }
-                },
-                input = input.next(), if can_read => {
-                    let result = match input {
-                        // Native: h2 drops empty DATA frames without END_STREAM; the codec
-                        // takes an empty one as nothing but activity.
-                        Some(Input::Chunk(chunk)) => conn.recv_at(now(), &chunk),
-                        Some(Input::End) | None => {
-                            input_done = true;
-                            // A peer may end its side right after its Close (RFC 8441
-                            // END_STREAM, fetch upstream end): our echo completes the handshake.
-                            if conn.state() != State::CloseReceived {
-                                conn.recv_eof();
-                            }
-                            Ok(())
-                        }
-                        Some(Input::Failed) => {
-                            input_done = true;
-                            conn.recv_eof();
-                            Ok(())
-                        }
+            match &ev {
+                Event::Closed {
+                    code,
+                    reason,
+                    clean,
+                } => {
+                    let status = CloseStatus {
+                        code: code.0,
+                        reason: reason.clone(),
+                        clean: *clean,
                     };
-                    if let Err(e) = result {
-                        tracing::debug!("protocol error from peer: {e}");
-                        protocol_error = true;
-                        status.get_or_insert(CloseStatus {
-                            code: e.close_code().0,
-                            reason: e.reason().to_string(),
-                            clean: false,
-                        });
+                    st.closed = Some(status.clone());
+                    self.close_status = Some(status);
+                }
+                Event::Message(m) => {
+                    if let Some(t) = &self.hooks.traffic {
+                        let len = match m {
+                            h2ws_codec::Message::Text(t) => t.len(),
+                            h2ws_codec::Message::Binary(b) => b.len(),
+                        };
+                        t.record_in(1, len);
                     }
-                    if input_done {
-                        // Input ended: once our output drains (bounded by the codec's close
-                        // timer, or the flush deadline), nothing else can happen.
-                        closing = true;
+                }
+                Event::Fragment { data, fin, .. } => {
+                    if let Some(t) = &self.hooks.traffic {
+                        t.record_in(u64::from(*fin), data.len());
                     }
-                },
-                _ = tokio::time::sleep_until(deadline.unwrap_or(epoch)), if deadline.is_some() => {
-                    match conn.handle_timeout(now()) {
-                        Some(Timeout::Idle) => {
-                            tracing::debug!("no traffic for {:?}: dropping the socket", cfg.idle_timeout);
-                            break End::TimedOut;
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+            }
+            if !st.app_gone {
+                st.events.push_back(ev);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// One pass over input, output and timers; true if anything moved.
+    fn step(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        let mut notify_app = false;
+        let shared = Arc::clone(&self.shared);
+        let limits = shared.limits;
+
+        if let Some(shutdown) = self.hooks.shutdown.as_mut() {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                self.hooks.shutdown = None;
+                let _ = shared
+                    .lock()
+                    .conn
+                    .close(Some(CloseCode::GOING_AWAY), "server shutting down");
+                progress = true;
+            }
+        }
+
+        // Input, while the app's queue has room (none after a protocol error: nothing read
+        // matters then).
+        if !self.input_done && !self.failed && !self.protocol_error {
+            let room = {
+                let mut st = shared.lock();
+                register(&mut st.driver, cx);
+                st.app_gone || st.events.len() < limits.recv_queue
+            };
+            if room {
+                let epoch = self.epoch;
+                let mut result = Ok(());
+                let polled = self.wire.poll_input(cx, |chunk| {
+                    let now = stamp(epoch, Instant::now());
+                    result = shared.lock().conn.recv_at(now, chunk);
+                });
+                match polled {
+                    Poll::Ready(Ok(true)) => {
+                        progress = true;
+                        if let Err(e) = result {
+                            tracing::debug!("protocol error from peer: {e}");
+                            self.protocol_error = true;
                         }
-                        Some(Timeout::CloseHandshake) => break End::TimedOut,
-                        Some(Timeout::Ping) | None => {}
                     }
-                    if flush_deadline.is_some_and(|d| d <= Instant::now()) {
-                        break End::TimedOut;
+                    Poll::Ready(Ok(false)) => {
+                        progress = true;
+                        self.input_done = true;
+                        let mut st = shared.lock();
+                        // A peer may end its side right after its Close (RFC 8441
+                        // END_STREAM, fetch upstream end): our echo completes the handshake.
+                        if st.conn.state() != ConnState::CloseReceived {
+                            st.conn.recv_eof();
+                        }
+                    }
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(error = %e, "socket transport failed");
+                        progress = true;
+                        self.input_done = true;
+                        self.failed = true;
+                        shared.lock().conn.recv_eof();
+                    }
+                    Poll::Pending => {}
+                }
+                if progress {
+                    let mut st = shared.lock();
+                    notify_app |= self.take_events(&mut st);
+                }
+            }
+        } else {
+            register(&mut shared.lock().driver, cx);
+        }
+
+        // Output: control frames first is the codec's order; write one unit at a time.
+        if !self.failed {
+            loop {
+                if self.out.is_none() {
+                    let mut st = shared.lock();
+                    let before = st.conn.pending_bytes();
+                    self.out = self.next_unit(&mut st.conn).map(Bytes::from);
+                    if self.out.is_some() && before >= limits.send_buffer {
+                        notify_app = true; // a sender may be waiting for room
+                    }
+                    notify_app |= self.take_events(&mut st);
+                }
+                let Some(out) = self.out.as_mut() else {
+                    if let Poll::Ready(Err(e)) = self.wire.poll_flush(cx) {
+                        tracing::debug!(error = %e, "socket transport: flush failed");
+                        self.fail(&mut notify_app);
+                        progress = true;
+                    }
+                    break;
+                };
+                let before = out.len();
+                match self.wire.poll_output(cx, out) {
+                    Poll::Ready(Ok(())) => {
+                        self.out = None;
+                        self.stalled_since = None;
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(error = %e, "socket transport: write failed");
+                        self.out = None;
+                        self.fail(&mut notify_app);
+                        progress = true;
+                        break;
+                    }
+                    Poll::Pending => {
+                        if self.out.as_ref().map(Bytes::len) != Some(before) {
+                            self.stalled_since = None; // partly taken: not stalled
+                        } else if self.stalled_since.is_none() {
+                            self.stalled_since = Some(Instant::now());
+                        }
+                        break;
                     }
                 }
             }
-        };
+        }
 
-        while let Some(event) = conn.poll_event() {
-            on_event(&endpoint, event, &mut pending, &mut status);
+        if notify_app {
+            shared.app.notify_waiters();
         }
-        if end != End::Lost {
-            if protocol_error && reset_after_protocol_error {
-                let _ = output.try_send(Err(ResetStream(h2::Reason::PROTOCOL_ERROR)));
-            } else if end == End::TimedOut && reset_after_protocol_error {
-                let _ = output.try_send(Err(ResetStream(h2::Reason::CANCEL)));
+        progress
+    }
+
+    /// The transport is dead: the codec reports 1006 unless the close handshake already ended.
+    fn fail(&mut self, notify_app: &mut bool) {
+        self.failed = true;
+        self.input_done = true;
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.lock();
+        st.conn.recv_eof();
+        *notify_app |= self.take_events(&mut st);
+    }
+
+    /// Runs the codec's timers and the transport deadlines; arms the timer for the next one.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+        let now = Instant::now();
+        let close_timeout = self.spec.close_timeout;
+        let (fired, state, codec_deadline) = {
+            let mut st = self.shared.lock();
+            let fired = st.conn.handle_timeout(stamp(self.epoch, now));
+            (fired, st.conn.state(), st.conn.poll_timeout())
+        };
+        let timed_out = match fired {
+            Some(Timeout::Idle) => Some("idle timeout"),
+            Some(Timeout::CloseHandshake) => Some("close timeout"),
+            Some(Timeout::Ping) | None => None,
+        };
+        if state == ConnState::Closed && self.ending_since.is_none() {
+            self.ending_since = Some(now);
+        }
+        let ending_late = self
+            .ending_since
+            .is_some_and(|since| now >= since + close_timeout);
+        let stall_limit = |since: Instant| self.spec.send_timeout.map(|t| since + t);
+        let stalled = self
+            .stalled_since
+            .and_then(stall_limit)
+            .is_some_and(|limit| now >= limit);
+        let timed_out = timed_out
+            .or(ending_late.then_some("close timeout (ending the transport)"))
+            .or(stalled.then_some("the transport took nothing for the send timeout"));
+        if let Some(why) = timed_out {
+            tracing::debug!("socket: {why}");
+            self.timed_out = true;
+            let mut notify = false;
+            self.fail(&mut notify);
+            if notify {
+                self.shared.app.notify_waiters();
             }
+            return true;
         }
-        // Dropping the output ends the transport (END_STREAM, body end, TCP shutdown).
-        drop(output);
-        if drain_input_after_close && end == End::Done && !protocol_error {
-            tokio::spawn(drain_after_close(input, input_len));
-        } else {
-            drop(input);
+        let mut next = codec_deadline.map(|d| self.epoch + Duration::from_millis(d.as_millis()));
+        for deadline in [
+            self.ending_since.map(|since| since + close_timeout),
+            self.stalled_since.and_then(stall_limit),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = Some(next.map_or(deadline, |n| n.min(deadline)));
         }
-        if let Some(on_end) = on_end.take() {
-            on_end();
+        let Some(next) = next else {
+            return false;
+        };
+        // Deadlines only move later as traffic arrives, so the timer is re-armed lazily: when
+        // it fires early, the checks above find nothing due and it is set to the real deadline.
+        if next < self.timer.deadline() || self.timer.is_elapsed() {
+            self.timer.as_mut().reset(next);
         }
-        let status = status.unwrap_or(CloseStatus {
+        if self.timer.as_mut().poll(cx).is_ready() {
+            // Already due: the caller loops and checks again.
+            return true;
+        }
+        // A queued Ping is progress: the caller writes it.
+        fired == Some(Timeout::Ping)
+    }
+
+    fn finish(&mut self) {
+        if self.failed {
+            self.wire.abort(self.timed_out);
+        } else if self.protocol_error && self.spec.reset_after_protocol_error {
+            self.wire.reset();
+        }
+        let status = self.close_status.clone().unwrap_or(CloseStatus {
             code: CloseCode::ABNORMAL.0,
             reason: String::new(),
             clean: false,
         });
-        if !pending.iter().any(|ev| matches!(ev, Incoming::Closed(_))) {
-            pending.push_back(Incoming::Closed(status));
+        {
+            let mut st = self.shared.lock();
+            st.finished = Some(status);
+            st.driver = None;
         }
-        if !app_gone {
-            let deliver = async {
-                for ev in pending {
-                    if events.send(ev).await.is_err() {
-                        break;
+        self.shared.app.notify_waiters();
+        self.hooks.on_end = None;
+    }
+}
+
+impl<W: Io> Future for Driver<W> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // Bounded passes per wake so one busy socket cannot starve the executor.
+        for _ in 0..64 {
+            let mut progress = false;
+            match this.phase {
+                Phase::Running => {
+                    progress |= this.step(cx);
+                    let closed = this.shared.lock().conn.is_closed();
+                    if this.failed || (closed && this.out.is_none() && this.stash.is_none()) {
+                        this.phase = Phase::Ending;
+                        progress = true;
                     }
                 }
-            };
-            let _ = tokio::time::timeout(cfg.idle_timeout, deliver).await;
+                Phase::Ending => {
+                    if this.failed {
+                        this.finish();
+                        return Poll::Ready(());
+                    }
+                    match this.wire.poll_end(cx, this.protocol_error) {
+                        Poll::Ready(Ok(())) => {
+                            this.phase = Phase::Draining;
+                            this.ending_since = Some(Instant::now());
+                            progress = true;
+                        }
+                        Poll::Ready(Err(e)) => {
+                            tracing::debug!(error = %e, "socket transport: ending failed");
+                            this.finish();
+                            return Poll::Ready(());
+                        }
+                        Poll::Pending => {}
+                    }
+                }
+                Phase::Draining => {
+                    if this.input_done || this.wire.poll_drain(cx).is_ready() {
+                        this.finish();
+                        return Poll::Ready(());
+                    }
+                }
+            }
+            if this.failed && this.phase == Phase::Draining {
+                this.finish();
+                return Poll::Ready(());
+            }
+            progress |= this.poll_timers(cx);
+            if this.failed && this.phase != Phase::Running {
+                this.finish();
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
         }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
-/// Applies an app command to the codec; true if it started the close handshake.
-fn on_command(endpoint: &Endpoint, conn: &mut Connection, cmd: Command) -> bool {
-    let stats = endpoint.stats();
-    let result = match cmd {
-        Command::Message(Message::Text(text)) => {
-            stats.record_out(1, text.len());
-            conn.send_text(&text)
-        }
-        Command::Message(Message::Binary(data)) => {
-            stats.record_out(1, data.len());
-            conn.send_binary(&data)
-        }
-        Command::Fragment {
-            kind,
-            rsv,
-            data,
-            fin,
-        } => {
-            stats.record_out(u64::from(fin), data.len());
-            conn.send_fragment(codec_kind(kind), rsv, &data, fin)
-        }
-        Command::Ping(payload) => conn.send_ping(&payload),
-        Command::Close(code, reason) => {
-            return conn.close(code, &reason).is_ok();
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!("send refused: {e}");
-    }
-    false
+/// `at` on the codec's clock (milliseconds since `epoch`).
+fn stamp(epoch: Instant, at: Instant) -> Timestamp {
+    Timestamp::from_millis(at.saturating_duration_since(epoch).as_millis() as u64)
 }
 
-fn on_event(
-    endpoint: &Endpoint,
-    event: Event,
-    pending: &mut VecDeque<Incoming>,
-    status: &mut Option<CloseStatus>,
-) {
-    let stats = endpoint.stats();
-    match event {
-        Event::Message(h2ws_codec::Message::Text(text)) => {
-            stats.record_in(1, text.len());
-            pending.push_back(Incoming::Message(Message::Text(text)));
-        }
-        Event::Message(h2ws_codec::Message::Binary(data)) => {
-            stats.record_in(1, data.len());
-            pending.push_back(Incoming::Message(Message::Binary(data.into())));
-        }
-        Event::Fragment {
-            kind,
-            rsv,
-            data,
-            fin,
-        } => {
-            stats.record_in(u64::from(fin), data.len());
-            pending.push_back(Incoming::Fragment {
-                kind: socket_kind(kind),
-                rsv,
-                data: data.into(),
-                fin,
-            });
-        }
-        Event::Ping(_) | Event::Pong(_) => {}
-        Event::Closed {
-            code,
-            reason,
-            clean,
-        } => {
-            let s = status.get_or_insert(CloseStatus {
-                code: code.0,
-                reason,
-                clean,
-            });
-            pending.push_back(Incoming::Closed(s.clone()));
-        }
-    }
-}
-
-fn codec_kind(kind: FragmentKind) -> h2ws_codec::FragmentKind {
-    match kind {
-        FragmentKind::Text => h2ws_codec::FragmentKind::Text,
-        FragmentKind::Binary => h2ws_codec::FragmentKind::Binary,
-        FragmentKind::Continuation => h2ws_codec::FragmentKind::Continuation,
-    }
-}
-
-fn socket_kind(kind: h2ws_codec::FragmentKind) -> FragmentKind {
-    match kind {
-        h2ws_codec::FragmentKind::Text => FragmentKind::Text,
-        h2ws_codec::FragmentKind::Binary => FragmentKind::Binary,
-        h2ws_codec::FragmentKind::Continuation => FragmentKind::Continuation,
-    }
-}
-
-/// Counts one open socket while alive.
-pub(crate) struct OpenGuard {
-    endpoint: Endpoint,
-    cell: std::sync::Arc<TransportCell>,
-}
-
-impl OpenGuard {
-    pub(crate) fn new(endpoint: &Endpoint, cell: std::sync::Arc<TransportCell>) -> Self {
-        endpoint.stats().opened(cell.get());
-        OpenGuard {
-            endpoint: endpoint.clone(),
-            cell,
-        }
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.endpoint.stats().closed(self.cell.get());
+/// Stores the driver's waker for the app side, cloning it only when it changed.
+fn register(slot: &mut Option<std::task::Waker>, cx: &Context<'_>) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        *slot = Some(cx.waker().clone());
     }
 }

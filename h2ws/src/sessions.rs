@@ -21,7 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::config::{InstanceId, SocketConfig};
 use crate::read_window::ReadWindow;
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
-use crate::socket::{Command, Transport, TransportCell};
+use crate::socket::{Transport, TransportCell};
 use crate::stats::Stats;
 use crate::wiring::{CommandHandle, Input};
 use h2ws_codec::handshake::fetch;
@@ -88,12 +88,8 @@ impl Session {
 
     async fn close_socket(&self, code: CloseCode, reason: &str) {
         let handle = self.socket.lock().ok().and_then(|s| s.clone());
-        if let Some(cmds) = handle.and_then(|h| h.upgrade()) {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                cmds.send(Command::Close(Some(code), reason.to_string())),
-            )
-            .await;
+        if let Some(closer) = handle {
+            closer.close(code, reason);
         }
     }
 }

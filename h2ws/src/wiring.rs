@@ -1,17 +1,22 @@
-//! What a transport hands the socket driver ([`Wiring`]: an input stream of chunks, an output
-//! queue of units, the socket's options), the handle kept on a running socket, and the rule for
-//! reading a request body after a clean close. A leaf module apart from `driver`: the fetch
-//! sessions feed a driver's input without importing the driver (which reads the endpoint that
-//! owns the sessions).
+//! What a server transport hands the socket driver ([`Wiring`]: an input stream of chunks, an
+//! output queue of units, the socket's options), its adapter into the one driver
+//! ([`QueueIo`]), the handle kept on a running socket, and the rule for reading a request body
+//! after a clean close. The fetch sessions feed a driver's input through this module without
+//! importing the endpoint's spawning code.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use h2ws_codec::Framing;
 use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
 
+use crate::driver::Io;
 use crate::h2conn::ResetStream;
-use crate::socket::Command;
 
 /// A chunk from the transport.
 pub(crate) enum Input {
@@ -85,4 +90,234 @@ pub(crate) fn input_len(input: &Input) -> Option<usize> {
 }
 
 /// A handle the server keeps on a socket (fetch sessions use it to close unattached sockets).
-pub(crate) type CommandHandle = mpsc::WeakSender<Command>;
+pub(crate) type CommandHandle = crate::socket::Closer;
+
+/// The server transports' edge as the driver sees it: the input stream, the output queue (its
+/// receiver is the response body, the TCP writer task or the HTTP/2 loop), and what ends them.
+pub(crate) struct QueueIo {
+    input: Option<BoxStream<'static, Input>>,
+    output: Option<PollSender<Output>>,
+    /// Resolves when the transport dropped the output queue's receiver (it went away while
+    /// nothing was to be written).
+    output_closed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Native: reset the stream after a protocol error's Close (PROTOCOL_ERROR) and when a
+    /// deadline ends the socket (CANCEL).
+    reset_after_protocol_error: bool,
+    drain_input_after_close: bool,
+    /// Set by `poll_end`: the handshake ended on a protocol error, so the input is not drained.
+    protocol_error: bool,
+}
+
+/// The transport is gone.
+#[derive(Debug)]
+pub(crate) struct TransportGone;
+
+impl std::fmt::Display for TransportGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the transport is gone")
+    }
+}
+
+impl QueueIo {
+    pub(crate) fn new(
+        input: BoxStream<'static, Input>,
+        output: mpsc::Sender<Output>,
+        reset_after_protocol_error: bool,
+        drain_input_after_close: bool,
+    ) -> Self {
+        let watch = output.clone();
+        QueueIo {
+            input: Some(input),
+            output: Some(PollSender::new(output)),
+            output_closed: Some(Box::pin(async move { watch.closed().await })),
+            reset_after_protocol_error,
+            drain_input_after_close,
+            protocol_error: false,
+        }
+    }
+
+    /// Drops the output queue (ending the transport: END_STREAM, body end, TCP shutdown),
+    /// after queueing a reset with `reason` if given.
+    fn end_output(&mut self, reason: Option<h2::Reason>) {
+        self.output_closed = None;
+        if let (Some(reason), Some(out)) = (reason, self.output.as_ref()) {
+            if let Some(tx) = out.get_ref() {
+                let _ = tx.try_send(Err(ResetStream(reason)));
+            }
+        }
+        self.output = None;
+    }
+}
+
+impl Io for QueueIo {
+    type Error = TransportGone;
+
+    fn poll_input(
+        &mut self,
+        cx: &mut Context<'_>,
+        feed: impl FnOnce(&[u8]),
+    ) -> Poll<Result<bool, TransportGone>> {
+        let Some(input) = self.input.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        match std::task::ready!(input.poll_next_unpin(cx)) {
+            // Native: h2 drops empty DATA frames without END_STREAM; the codec takes an empty
+            // one as nothing but activity.
+            Some(Input::Chunk(chunk)) => {
+                feed(&chunk);
+                Poll::Ready(Ok(true))
+            }
+            Some(Input::End) | None => Poll::Ready(Ok(false)),
+            Some(Input::Failed) => Poll::Ready(Err(TransportGone)),
+        }
+    }
+
+    fn poll_output(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Bytes,
+    ) -> Poll<Result<(), TransportGone>> {
+        let Some(tx) = self.output.as_mut() else {
+            return Poll::Ready(Err(TransportGone));
+        };
+        if std::task::ready!(tx.poll_reserve(cx)).is_err() {
+            return Poll::Ready(Err(TransportGone));
+        }
+        match tx.send_item(Ok(std::mem::take(out))) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(_) => Poll::Ready(Err(TransportGone)),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportGone>> {
+        let gone = self
+            .output_closed
+            .as_mut()
+            .is_some_and(|closed| closed.as_mut().poll(cx).is_ready());
+        if gone {
+            Poll::Ready(Err(TransportGone))
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn poll_end(
+        &mut self,
+        _cx: &mut Context<'_>,
+        protocol_error: bool,
+    ) -> Poll<Result<(), TransportGone>> {
+        self.protocol_error = protocol_error;
+        let reset = (protocol_error && self.reset_after_protocol_error)
+            .then_some(h2::Reason::PROTOCOL_ERROR);
+        self.end_output(reset);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_drain(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(input) = self.input.take() {
+            if self.drain_input_after_close && !self.protocol_error {
+                tokio::spawn(drain_after_close(input, input_len));
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// Already done in `poll_end`, which the driver always runs before.
+    fn reset(&mut self) {}
+
+    fn abort(&mut self, timed_out: bool) {
+        let reset = (timed_out && self.reset_after_protocol_error).then_some(h2::Reason::CANCEL);
+        self.end_output(reset);
+        self.input = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+    use std::task::Waker;
+
+    fn queue_io(reset_after_protocol_error: bool) -> (QueueIo, mpsc::Receiver<Output>) {
+        let (tx, rx) = mpsc::channel(4);
+        let io = QueueIo::new(
+            stream::pending().boxed(),
+            tx,
+            reset_after_protocol_error,
+            false,
+        );
+        (io, rx)
+    }
+
+    /// What the transport receives after the unit `x`: `Some(reason)` for a reset, `None`
+    /// for a plain end (the queue closes).
+    async fn after_unit(rx: &mut mpsc::Receiver<Output>) -> Option<h2::Reason> {
+        assert_eq!(rx.recv().await.unwrap().unwrap(), Bytes::from_static(b"x"));
+        let reset = match rx.recv().await {
+            Some(Err(ResetStream(reason))) => Some(reason),
+            None => return None,
+            Some(Ok(unit)) => panic!("a unit after the end: {unit:?}"),
+        };
+        assert!(rx.recv().await.is_none(), "the queue ends after the reset");
+        reset
+    }
+
+    #[tokio::test]
+    async fn ends_the_queue_with_the_reset_the_transport_asks_for() {
+        let mut cx = Context::from_waker(Waker::noop());
+        // (resets after a protocol error, the end was a protocol error, expected reset)
+        for (resets, protocol_error, expected) in [
+            (true, true, Some(h2::Reason::PROTOCOL_ERROR)),
+            (true, false, None),
+            (false, true, None),
+        ] {
+            let (mut io, mut rx) = queue_io(resets);
+            let mut unit = Bytes::from_static(b"x");
+            assert!(matches!(
+                io.poll_output(&mut cx, &mut unit),
+                Poll::Ready(Ok(()))
+            ));
+            assert!(matches!(
+                io.poll_end(&mut cx, protocol_error),
+                Poll::Ready(Ok(()))
+            ));
+            assert_eq!(
+                after_unit(&mut rx).await,
+                expected,
+                "{resets} {protocol_error}"
+            );
+        }
+        // A deadline that ends the socket: CANCEL where resets are the transport's way.
+        for (resets, timed_out, expected) in [
+            (true, true, Some(h2::Reason::CANCEL)),
+            (true, false, None),
+            (false, true, None),
+        ] {
+            let (mut io, mut rx) = queue_io(resets);
+            let mut unit = Bytes::from_static(b"x");
+            assert!(matches!(
+                io.poll_output(&mut cx, &mut unit),
+                Poll::Ready(Ok(()))
+            ));
+            io.abort(timed_out);
+            assert_eq!(after_unit(&mut rx).await, expected, "{resets} {timed_out}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transport_gone_while_idle_fails_the_flush() {
+        let (mut io, rx) = queue_io(false);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(io.poll_flush(&mut cx), Poll::Ready(Ok(()))));
+        drop(rx);
+        assert!(matches!(
+            io.poll_flush(&mut cx),
+            Poll::Ready(Err(TransportGone))
+        ));
+        let mut unit = Bytes::from_static(b"x");
+        assert!(matches!(
+            io.poll_output(&mut cx, &mut unit),
+            Poll::Ready(Err(TransportGone))
+        ));
+    }
+}

@@ -99,7 +99,7 @@ pub(crate) async fn open_post(
         },
         upstream,
     );
-    Ok(super::start(config, conn, wire, false, handshake))
+    Ok(super::start(config, conn, wire, handshake))
 }
 
 /// `POST <path>` with `Host` (HTTP/1.1 needs it; the URI is in origin form).

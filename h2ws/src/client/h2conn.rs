@@ -198,7 +198,6 @@ impl H2Connection {
             config,
             conn,
             Wire::h2(send, body, native, None),
-            native,
             handshake,
         ))
     }
@@ -284,7 +283,7 @@ impl H2Connection {
             };
             Wire::post(wire::Down::H2(downstream), up, upstream)
         };
-        Ok(super::start(config, conn, wire, false, handshake))
+        Ok(super::start(config, conn, wire, handshake))
     }
 
     async fn send_request(

@@ -71,7 +71,6 @@ pub(crate) async fn open(
         config,
         conn,
         Wire::bytes(io, leftover),
-        false,
         handshake,
     ))
 }

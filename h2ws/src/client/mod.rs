@@ -39,7 +39,6 @@
 //! ```
 
 mod connect;
-mod driver;
 mod error;
 mod fetch1;
 mod h2conn;
@@ -261,31 +260,96 @@ fn start(
     config: &ClientConfig,
     conn: h2ws_codec::Connection,
     wire: wire::Wire,
-    native: bool,
     handshake: Handshake,
 ) -> WebSocket {
-    let shared = socket::Shared::new(
+    let framing = conn.framing();
+    let shared = crate::socket::Shared::new(
         conn,
-        socket::Limits {
+        crate::socket::Limits {
             send_buffer: config.send_buffer,
             recv_queue: config.recv_queue.max(1),
-            send_timeout: config.send_timeout,
+            send_timeout: Some(config.send_timeout),
             close_timeout: config.close_timeout,
         },
     );
-    driver::Driver::new(
-        shared.clone(),
+    let spec = crate::driver::Spec {
+        byte_stream: framing.is_byte_stream(),
+        // The fetch transports' downstream starts with the open preamble.
+        expect_preamble: framing == h2ws_codec::Framing::Stream,
+        // Native mapping: RST_STREAM(PROTOCOL_ERROR) once our Close after an error has left.
+        reset_after_protocol_error: !framing.is_byte_stream(),
+        send_timeout: Some(config.send_timeout),
+        ping_after: config.ping_interval,
+        ping_payload: b"",
+        idle_timeout: config.idle_timeout,
+        close_timeout: config.close_timeout,
+    };
+    let io = ClientIo {
         wire,
-        native,
-        driver::Timings {
-            send_timeout: config.send_timeout,
-            ping_interval: config.ping_interval,
-            idle_timeout: config.idle_timeout,
-            close_timeout: config.close_timeout,
-        },
-    )
-    .spawn();
+        native: !framing.is_byte_stream(),
+    };
+    tokio::spawn(crate::driver::Driver::new(
+        shared.clone(),
+        io,
+        spec,
+        crate::driver::Hooks::none(),
+    ));
     WebSocket::new(shared, handshake)
+}
+
+/// The client's transports as the one driver's [`Io`](crate::driver::Io): the `Wire` polls
+/// TCP, TLS and h2 itself.
+struct ClientIo {
+    wire: wire::Wire,
+    /// Native mapping: a protocol error is answered with RST_STREAM(PROTOCOL_ERROR) once our
+    /// Close has left, instead of ending the stream.
+    native: bool,
+}
+
+impl crate::driver::Io for ClientIo {
+    type Error = Error;
+
+    fn poll_input(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        feed: impl FnOnce(&[u8]),
+    ) -> std::task::Poll<Result<bool, Error>> {
+        self.wire.poll_input(cx, feed)
+    }
+
+    fn poll_output(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        out: &mut bytes::Bytes,
+    ) -> std::task::Poll<Result<(), Error>> {
+        self.wire.poll_output(cx, out)
+    }
+
+    fn poll_flush(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        self.wire.poll_flush(cx)
+    }
+
+    fn poll_end(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        protocol_error: bool,
+    ) -> std::task::Poll<Result<(), Error>> {
+        self.wire.poll_end(cx, protocol_error && self.native)
+    }
+
+    fn poll_drain(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.wire.poll_drain(cx)
+    }
+
+    fn reset(&mut self) {
+        self.wire.reset()
+    }
+
+    /// Dropping the wire ends the transport (an unfinished h2 stream is reset by h2).
+    fn abort(&mut self, _timed_out: bool) {}
 }
 
 /// The raw `sec-websocket-extensions` answer, if any (already checked against the offer).

@@ -1,18 +1,16 @@
 //! The app-facing client socket: `recv` / `send` / `close`, same shape for every transport.
 //!
-//! The handle and the socket's driver task share one small mutex-guarded state holding the
-//! codec `Connection`: a send encodes straight into the codec's output (one copy) and wakes the
+//! A handle on the same shared state as the server's [`Socket`](crate::Socket)
+//! (`crate::socket::Shared`, holding the codec `Connection`), driven by the same driver
+//! (`crate::driver`): a send encodes straight into the codec's output (one copy) and wakes the
 //! driver; the driver feeds received bytes to the codec and queues its events for `recv`.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use h2ws_codec::{CloseCode, Connection, Event};
-use tokio::sync::Notify;
 
+use crate::socket::{incoming, ApplyError, Shared};
 pub use crate::socket::{CloseStatus, FragmentKind, Incoming, Message, Transport};
 
 use super::Error;
@@ -29,67 +27,6 @@ pub struct Handshake {
     pub status: u16,
     /// The fetch transports' session token.
     pub session: Option<String>,
-}
-
-/// State shared by a [`WebSocket`] handle and its driver.
-pub(crate) struct Shared {
-    pub(crate) state: Mutex<State>,
-    /// Wakes the app: events queued, output drained, or the socket ended.
-    pub(crate) app: Notify,
-    pub(crate) limits: Limits,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    pub(crate) send_buffer: usize,
-    pub(crate) recv_queue: usize,
-    pub(crate) send_timeout: Duration,
-    pub(crate) close_timeout: Duration,
-}
-
-pub(crate) struct State {
-    pub(crate) conn: Connection,
-    /// Events for the app, at most `recv_queue` before the driver stops reading.
-    pub(crate) events: VecDeque<Event>,
-    /// The driver's waker, to wake it after a send, a close or a `recv` that made room.
-    pub(crate) driver: Option<Waker>,
-    /// Set once by the driver when the socket is over (transport ended too).
-    pub(crate) finished: Option<CloseStatus>,
-    /// The close handshake's outcome, as soon as the codec reports it.
-    pub(crate) closed: Option<CloseStatus>,
-    /// The app dropped its handle: the driver closes (1001) and discards events.
-    pub(crate) app_gone: bool,
-}
-
-impl Shared {
-    pub(crate) fn new(conn: Connection, limits: Limits) -> Arc<Self> {
-        Arc::new(Shared {
-            state: Mutex::new(State {
-                conn,
-                events: VecDeque::new(),
-                driver: None,
-                finished: None,
-                closed: None,
-                app_gone: false,
-            }),
-            app: Notify::new(),
-            limits,
-        })
-    }
-
-    /// The lock never guards user code, so a poisoned lock only means a panic elsewhere
-    /// mid-update of plain data; keep going with it.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl State {
-    pub(crate) fn wake_driver(&mut self) {
-        if let Some(w) = self.driver.take() {
-            w.wake();
-        }
-    }
 }
 
 /// One WebSocket, whatever its transport. All methods take `&self`, so one task can `recv`
@@ -166,32 +103,10 @@ impl WebSocket {
     pub async fn recv_frame(&self) -> Incoming {
         loop {
             match self.recv_event().await {
-                Some(Event::Message(m)) => return Incoming::Message(app_message(m)),
-                Some(Event::Fragment {
-                    kind,
-                    rsv,
-                    data,
-                    fin,
-                }) => {
-                    return Incoming::Fragment {
-                        kind: app_kind(kind),
-                        rsv,
-                        data: Bytes::from(data),
-                        fin,
-                    }
-                }
-                Some(Event::Closed {
-                    code,
-                    reason,
-                    clean,
-                }) => {
-                    return Incoming::Closed(CloseStatus {
-                        code: code.0,
-                        reason,
-                        clean,
-                    })
-                }
-                Some(Event::Ping(_) | Event::Pong(_)) => continue,
+                Some(ev) => match incoming(ev) {
+                    Some(incoming) => return incoming,
+                    None => continue,
+                },
                 None => {
                     return Incoming::Closed(self.close_status().unwrap_or(CloseStatus {
                         code: CloseCode::ABNORMAL.0,
@@ -208,24 +123,7 @@ impl WebSocket {
     /// timeouts (ping interval, idle timeout, close timeout) bound how long a socket can stay
     /// silent before it ends.
     pub async fn recv_event(&self) -> Option<Event> {
-        loop {
-            let notified = self.shared().app.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut st = self.shared().lock();
-                if let Some(ev) = st.events.pop_front() {
-                    if st.events.len() + 1 >= self.shared().limits.recv_queue {
-                        st.wake_driver();
-                    }
-                    return Some(ev);
-                }
-                if st.finished.is_some() {
-                    return None;
-                }
-            }
-            notified.await;
-        }
+        self.shared().next_event().await
     }
 
     /// Sends a text message (waits for room in the send buffer, at most `send_timeout`).
@@ -255,7 +153,7 @@ impl WebSocket {
         payload: &[u8],
         fin: bool,
     ) -> Result<(), Error> {
-        let kind = codec_kind(kind);
+        let kind = crate::socket::codec_kind(kind);
         self.with_room(|c| c.send_fragment(kind, rsv, payload, fin))
             .await
     }
@@ -308,8 +206,7 @@ impl WebSocket {
 
     /// How the socket ended, once it has (available as soon as `recv` returned `None`).
     pub fn close_status(&self) -> Option<CloseStatus> {
-        let st = self.shared().lock();
-        st.finished.clone().or_else(|| st.closed.clone())
+        self.shared().close_status()
     }
 
     /// Queued outgoing bytes (the codec's output not yet handed to the transport).
@@ -321,74 +218,35 @@ impl WebSocket {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<(), h2ws_codec::SendError>,
     ) -> Result<(), Error> {
-        let mut st = self.shared().lock();
-        if let Some(s) = st.finished.as_ref().or(st.closed.as_ref()) {
-            return Err(Error::Closed { code: s.code });
-        }
-        f(&mut st.conn)?;
-        st.wake_driver();
-        Ok(())
+        self.shared().apply(f).map_err(|e| match e {
+            ApplyError::Ended(code) => Error::Closed { code },
+            ApplyError::Refused(e) => e.into(),
+        })
     }
 
     async fn with_room(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<(), h2ws_codec::SendError>,
     ) -> Result<(), Error> {
-        let limit = self.shared().limits.send_timeout;
-        let wait = async {
-            loop {
-                let notified = self.shared().app.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                {
-                    let st = self.shared().lock();
-                    if st.finished.is_some()
-                        || st.conn.pending_bytes() < self.shared().limits.send_buffer
-                    {
-                        return;
-                    }
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(limit, wait)
-            .await
-            .map_err(|_| Error::Timeout(limit, "waiting for room in the send buffer"))?;
+        let limits = self.shared().limits;
+        if self.shared().room(limits.send_timeout).await.is_err() {
+            let limit = limits.send_timeout.unwrap_or_default();
+            return Err(Error::Timeout(limit, "waiting for room in the send buffer"));
+        }
         self.now(f)
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let mut st = self.shared.lock();
-        st.app_gone = true;
-        st.events.clear();
-        if st.finished.is_none() && st.conn.state() == h2ws_codec::State::Open {
-            let _ = st.conn.close(Some(CloseCode::GOING_AWAY), "");
-        }
-        st.wake_driver();
+        self.shared.receiver_gone();
+        self.shared.close_if_open(CloseCode::GOING_AWAY, "");
     }
 }
 
 fn app_message(m: h2ws_codec::Message) -> Message {
     match m {
         h2ws_codec::Message::Text(t) => Message::Text(t),
-        h2ws_codec::Message::Binary(b) => Message::Binary(Bytes::from(b)),
-    }
-}
-
-fn app_kind(k: h2ws_codec::FragmentKind) -> FragmentKind {
-    match k {
-        h2ws_codec::FragmentKind::Text => FragmentKind::Text,
-        h2ws_codec::FragmentKind::Binary => FragmentKind::Binary,
-        h2ws_codec::FragmentKind::Continuation => FragmentKind::Continuation,
-    }
-}
-
-fn codec_kind(k: FragmentKind) -> h2ws_codec::FragmentKind {
-    match k {
-        FragmentKind::Text => h2ws_codec::FragmentKind::Text,
-        FragmentKind::Binary => h2ws_codec::FragmentKind::Binary,
-        FragmentKind::Continuation => h2ws_codec::FragmentKind::Continuation,
+        h2ws_codec::Message::Binary(b) => Message::Binary(b.into()),
     }
 }

@@ -71,7 +71,7 @@ pub(crate) fn accept_open(
         }
     }));
     let (socket, handle) =
-        crate::driver::spawn(endpoint, info, opened.session.transport.clone(), wiring);
+        super::spawn_socket(endpoint, info, opened.session.transport.clone(), wiring);
     opened.session.set_socket(handle);
     run(socket);
     res

@@ -134,7 +134,137 @@ pub(crate) fn start(
     run: impl FnOnce(crate::Socket),
 ) -> crate::wiring::CommandHandle {
     let cell = std::sync::Arc::new(crate::socket::TransportCell::new(info.transport));
-    let (socket, handle) = crate::driver::spawn(endpoint, info, cell, wiring);
+    let (socket, handle) = spawn_socket(endpoint, info, cell, wiring);
     run(socket);
     handle
+}
+
+/// Fragment mode: a data frame is handed to the app in pieces of about this size.
+const FRAGMENT_CHUNK: usize = 16 << 10;
+
+/// Fragment mode: events queued for the app. A proxy's queue holds pieces of frames in
+/// flight, not messages an app is working through: four pieces (64 KiB) keep a gateway
+/// streaming at full speed while bounding what a socket holds.
+const FRAGMENT_QUEUE_DEPTH: usize = 4;
+
+/// Starts the one socket driver (`driver.rs`) for a server socket over its transport's
+/// queues; returns the app's socket and a handle that can close it without keeping it open.
+pub(crate) fn spawn_socket(
+    endpoint: &crate::Endpoint,
+    info: std::sync::Arc<crate::HandshakeInfo>,
+    cell: std::sync::Arc<crate::socket::TransportCell>,
+    mut wiring: crate::wiring::Wiring,
+) -> (crate::Socket, crate::wiring::CommandHandle) {
+    use std::sync::Arc;
+
+    use crate::driver::{Driver, Hooks, Spec};
+    use crate::socket::{Limits, Shared, Traffic, SERVER_SEND_BUFFER};
+
+    let cfg = endpoint.config();
+    let recv_queue = if wiring.deliver_fragments {
+        FRAGMENT_QUEUE_DEPTH.min(cfg.queue_depth)
+    } else {
+        cfg.queue_depth
+    }
+    .max(1);
+    let config = h2ws_codec::Config {
+        max_frame_size: cfg.max_frame_size,
+        max_message_size: cfg.max_message_size,
+        deliver_fragments: wiring.deliver_fragments,
+        // A proxy socket forwards a large frame in pieces instead of holding it whole.
+        fragment_chunk: if wiring.deliver_fragments {
+            FRAGMENT_CHUNK
+        } else {
+            0
+        },
+        allow_rsv1: wiring.allow_rsv1,
+        native_max_payload: wiring.native_max_payload,
+        deflate: wiring.deflate,
+        ..h2ws_codec::Config::default()
+    };
+    let conn = h2ws_codec::Connection::new(h2ws_codec::Role::Server, wiring.framing, config);
+    let shared = Shared::new(
+        conn,
+        Limits {
+            send_buffer: SERVER_SEND_BUFFER,
+            recv_queue,
+            send_timeout: None,
+            close_timeout: cfg.close_timeout,
+        },
+    );
+    let traffic: Arc<dyn Traffic> = Arc::new(endpoint.clone());
+    let on_end = (
+        OpenGuard::new(endpoint, cell.clone()),
+        wiring.on_end.take().map(OnEnd),
+    );
+    let hooks = Hooks {
+        traffic: Some(traffic.clone()),
+        shutdown: Some(Box::pin(endpoint.0.shutdown.clone().cancelled_owned())),
+        on_end: Some(Box::new(on_end)),
+    };
+    let spec = Spec {
+        byte_stream: wiring.framing.is_byte_stream(),
+        expect_preamble: false,
+        reset_after_protocol_error: wiring.reset_after_protocol_error,
+        send_timeout: None,
+        ping_after: cfg.ping_after,
+        ping_payload: h2ws_codec::timer::SERVER_PING_PAYLOAD,
+        idle_timeout: cfg.idle_timeout,
+        close_timeout: cfg.close_timeout,
+    };
+    let io = crate::wiring::QueueIo::new(
+        wiring.input,
+        wiring.output,
+        wiring.reset_after_protocol_error,
+        wiring.drain_input_after_close,
+    );
+    endpoint
+        .0
+        .tasks
+        .spawn(Driver::new(shared.clone(), io, spec, hooks));
+    let socket = crate::Socket::new(info, cell, shared, Some(traffic));
+    let handle = socket.sender().closer();
+    (socket, handle)
+}
+
+impl crate::socket::Traffic for crate::Endpoint {
+    fn record_in(&self, messages: u64, bytes: usize) {
+        self.stats().record_in(messages, bytes);
+    }
+
+    fn record_out(&self, messages: u64, bytes: usize) {
+        self.stats().record_out(messages, bytes);
+    }
+}
+
+/// Runs a transport's end callback when the driver ends (fetch sessions forget their token).
+struct OnEnd(Box<dyn FnOnce() + Send>);
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        let f = std::mem::replace(&mut self.0, Box::new(|| {}));
+        f();
+    }
+}
+
+/// Counts one open socket while alive.
+struct OpenGuard {
+    endpoint: crate::Endpoint,
+    cell: std::sync::Arc<crate::socket::TransportCell>,
+}
+
+impl OpenGuard {
+    fn new(endpoint: &crate::Endpoint, cell: std::sync::Arc<crate::socket::TransportCell>) -> Self {
+        endpoint.stats().opened(cell.get());
+        OpenGuard {
+            endpoint: endpoint.clone(),
+            cell,
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.endpoint.stats().closed(self.cell.get());
+    }
 }

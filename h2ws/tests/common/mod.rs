@@ -534,12 +534,9 @@ impl Peer {
                             chunk.len()
                         );
                         self.data_frames.push(chunk.clone());
-                        self.conn
-                            .recv_data_frame(&chunk)
-                            .expect("each native DATA frame is exactly one valid frame");
-                    } else {
-                        self.conn.recv(&chunk).expect("valid frames");
                     }
+                    // Native: each DATA frame is exactly one valid frame (the codec's unit).
+                    self.conn.recv(&chunk).expect("valid frames");
                 }
                 Some(Err(e)) => {
                     self.reset = e.reason();
