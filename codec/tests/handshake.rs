@@ -4,7 +4,7 @@
 use h2ws_codec::handshake::negotiate::{
     format_extensions, parse_extensions, parse_protocols, validate_protocols, ExtensionOffer,
 };
-use h2ws_codec::handshake::{classify, fetch, native, rfc6455, rfc8441, RequestHead, Transport};
+use h2ws_codec::handshake::{classify, fetch, native, rfc6455, rfc8441, RequestHead, RequestKind};
 use proptest::prelude::*;
 
 #[test]
@@ -26,7 +26,7 @@ fn every_transport_on_one_path() {
         path: Some("/ws"),
         ..Default::default()
     };
-    assert_eq!(classify(&get, &h1), Ok(Transport::Rfc6455));
+    assert_eq!(classify(&get, &h1), Ok(RequestKind::Rfc6455));
     assert_eq!(
         rfc6455::validate_request("GET", &h1)
             .unwrap()
@@ -43,7 +43,7 @@ fn every_transport_on_one_path() {
         protocol: Some("websocket"),
     };
     let h2: &[(&str, &[u8])] = &[("sec-websocket-version", b"13")];
-    assert_eq!(classify(&connect, h2), Ok(Transport::Rfc8441));
+    assert_eq!(classify(&connect, h2), Ok(RequestKind::Rfc8441));
     assert!(rfc8441::validate_request(&connect, h2).is_ok());
 
     let native_head = RequestHead {
@@ -55,7 +55,7 @@ fn every_transport_on_one_path() {
     };
     let hn = native::request_headers(&[], None);
     let hn: Vec<(&str, &[u8])> = hn.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-    assert_eq!(classify(&native_head, &hn), Ok(Transport::Native));
+    assert_eq!(classify(&native_head, &hn), Ok(RequestKind::Native));
     assert!(native::validate_request(&native_head, &hn).is_ok());
 
     let post = RequestHead {
@@ -67,13 +67,13 @@ fn every_transport_on_one_path() {
     };
     let open = fetch::open_request_headers(&["chat"], None);
     let open: Vec<(&str, &[u8])> = open.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-    assert_eq!(classify(&post, &open), Ok(Transport::FetchOpen));
+    assert_eq!(classify(&post, &open), Ok(RequestKind::FetchOpen));
     assert!(fetch::validate_open(&open).is_ok());
 
     let token = fetch::session_token(&[42; 32]);
     for (seq, transport) in [
-        (None, Transport::FetchUpstreamStream),
-        (Some(3), Transport::FetchUpstreamPost),
+        (None, RequestKind::FetchUpstreamStream),
+        (Some(3), RequestKind::FetchUpstreamPost),
     ] {
         let up = fetch::upstream_request_headers(&token, seq);
         let up: Vec<(&str, &[u8])> = up.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
@@ -90,7 +90,7 @@ fn every_transport_on_one_path() {
     assert_eq!(fetch::parse_window(b"-1"), None);
     let ack = fetch::ack_request_headers(&token, 1 << 20);
     let ack: Vec<(&str, &[u8])> = ack.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-    assert_eq!(classify(&post, &ack), Ok(Transport::FetchAck));
+    assert_eq!(classify(&post, &ack), Ok(RequestKind::FetchAck));
     let u = fetch::validate_upstream(&ack).unwrap();
     assert_eq!((u.seq, u.read), (None, Some(1 << 20)));
     let mut both = ack.clone();

@@ -21,7 +21,7 @@ use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, MethodRouter};
-use h2ws_codec::handshake::{self, negotiate, ExtensionOffer, Transport as CodecTransport};
+use h2ws_codec::handshake::{self, negotiate, ExtensionOffer, RequestKind};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Version};
 
@@ -110,7 +110,7 @@ pub struct SocketUpgrade {
 #[derive(Clone)]
 struct Opening {
     endpoint: Endpoint,
-    kind: CodecTransport,
+    kind: RequestKind,
     protocol: Option<String>,
 }
 
@@ -154,9 +154,7 @@ async fn dispatch(req: Request) -> Dispatch {
     };
     if matches!(
         kind,
-        CodecTransport::FetchUpstreamStream
-            | CodecTransport::FetchUpstreamPost
-            | CodecTransport::FetchAck
+        RequestKind::FetchUpstreamStream | RequestKind::FetchUpstreamPost | RequestKind::FetchAck
     ) {
         return Dispatch::Answered(endpoint.serve_upstream(parts, body).await);
     }
@@ -206,16 +204,16 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
             let head = request_head(&parts, protocol.as_deref());
             let pairs = header_pairs(&parts.headers);
             let (transport, offer) = match kind {
-                CodecTransport::Rfc6455 => (
+                RequestKind::Rfc6455 => (
                     Transport::Rfc6455,
                     handshake::rfc6455::validate_request(head.method, &pairs)
                         .map(|info| info.offer),
                 ),
-                CodecTransport::Rfc8441 => (
+                RequestKind::Rfc8441 => (
                     Transport::Rfc8441,
                     handshake::rfc8441::validate_request(&head, &pairs),
                 ),
-                CodecTransport::Native => (
+                RequestKind::Native => (
                     Transport::Native,
                     handshake::native::validate_request(&head, &pairs),
                 ),

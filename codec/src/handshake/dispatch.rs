@@ -1,5 +1,6 @@
-//! Which transport a request on a socket path asks for (DESIGN §1's dispatch table), so every
-//! transport can be served on the same URL path.
+//! What kind of request arrived on a socket path (DESIGN §1's dispatch table), so every
+//! transport can be served on the same URL path: the open of a socket on one of the transports,
+//! or one of the fetch transports' follow-up requests (upstream, batch, acknowledgement).
 //!
 //! Classification looks only at the request's shape; the transport's own `validate_*` then
 //! checks the details. CORS preflights (`OPTIONS`) are the server's to answer before this.
@@ -8,9 +9,11 @@ use super::fetch::{H2WS_READ, H2WS_SEQ, H2WS_SESSION, H2WS_VERSION};
 use super::native::is_native_scheme;
 use super::{has_token, single_header, HandshakeError, RequestHead};
 
-/// The transports of DESIGN §1, as chosen by [`classify`].
+/// The request kinds of DESIGN §1, as chosen by [`classify`]. Not a transport: a `stream`
+/// socket is a `FetchOpen` plus a `FetchUpstreamStream` (and `FetchAck`s), a `post` socket a
+/// `FetchOpen` plus `FetchUpstreamPost`s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
+pub enum RequestKind {
     /// `GET` + `Upgrade: websocket` (HTTP/1.1): `rfc6455::validate_request`.
     Rfc6455,
     /// `CONNECT` + `:protocol websocket` (HTTP/2): `rfc8441::validate_request`.
@@ -36,13 +39,13 @@ pub enum Transport {
 pub fn classify(
     head: &RequestHead<'_>,
     headers: &[(&str, &[u8])],
-) -> Result<Transport, HandshakeError> {
+) -> Result<RequestKind, HandshakeError> {
     if head.scheme.is_some_and(is_native_scheme) {
-        return Ok(Transport::Native);
+        return Ok(RequestKind::Native);
     }
     match head.method {
         "CONNECT" => match head.protocol {
-            Some(p) if p.eq_ignore_ascii_case("websocket") => Ok(Transport::Rfc8441),
+            Some(p) if p.eq_ignore_ascii_case("websocket") => Ok(RequestKind::Rfc8441),
             Some(_) => Err(HandshakeError::bad_request("unsupported :protocol")),
             None => Err(HandshakeError::bad_request(
                 "CONNECT without :protocol websocket",
@@ -50,7 +53,7 @@ pub fn classify(
         },
         "GET" => {
             if has_token(headers, "upgrade", "websocket") {
-                Ok(Transport::Rfc6455)
+                Ok(RequestKind::Rfc6455)
             } else {
                 Err(HandshakeError::bad_request(
                     "not a WebSocket request: GET without Upgrade: websocket",
@@ -65,16 +68,16 @@ pub fn classify(
             let version = single_header(headers, H2WS_VERSION, "duplicate h2ws-version header")?;
             let read = single_header(headers, H2WS_READ, "duplicate h2ws-read header")?;
             match (session, seq, version) {
-                (Some(_), Some(_), _) => Ok(Transport::FetchUpstreamPost),
-                (Some(_), None, _) if read.is_some() => Ok(Transport::FetchAck),
+                (Some(_), Some(_), _) => Ok(RequestKind::FetchUpstreamPost),
+                (Some(_), None, _) if read.is_some() => Ok(RequestKind::FetchAck),
                 (Some(_), None, _) if head.method == "PUT" => Err(HandshakeError::bad_request(
                     "a stream upstream is a POST (PUT is for the open, post batches and acks)",
                 )),
-                (Some(_), None, _) => Ok(Transport::FetchUpstreamStream),
+                (Some(_), None, _) => Ok(RequestKind::FetchUpstreamStream),
                 (None, Some(_), _) => {
                     Err(HandshakeError::bad_request("h2ws-seq without h2ws-session"))
                 }
-                (None, None, Some(_)) => Ok(Transport::FetchOpen),
+                (None, None, Some(_)) => Ok(RequestKind::FetchOpen),
                 (None, None, None) => Err(HandshakeError::bad_request(
                     "not a WebSocket request: POST without h2ws-version",
                 )),
@@ -100,38 +103,38 @@ mod tests {
     #[test]
     fn design_table() {
         let upgrade: &[(&str, &[u8])] = &[("Upgrade", b"websocket"), ("Connection", b"Upgrade")];
-        assert_eq!(classify(&head("GET"), upgrade), Ok(Transport::Rfc6455));
+        assert_eq!(classify(&head("GET"), upgrade), Ok(RequestKind::Rfc6455));
         let connect = RequestHead {
             protocol: Some("websocket"),
             scheme: Some("https"),
             ..head("CONNECT")
         };
-        assert_eq!(classify(&connect, &[]), Ok(Transport::Rfc8441));
+        assert_eq!(classify(&connect, &[]), Ok(RequestKind::Rfc8441));
         let native = RequestHead {
             scheme: Some("wss"),
             ..head("GET")
         };
-        assert_eq!(classify(&native, &[]), Ok(Transport::Native));
+        assert_eq!(classify(&native, &[]), Ok(RequestKind::Native));
         // Even with stray upgrade headers: native validation refuses them with a reason.
-        assert_eq!(classify(&native, upgrade), Ok(Transport::Native));
+        assert_eq!(classify(&native, upgrade), Ok(RequestKind::Native));
         let open: &[(&str, &[u8])] = &[("h2ws-version", b"1")];
-        assert_eq!(classify(&head("POST"), open), Ok(Transport::FetchOpen));
+        assert_eq!(classify(&head("POST"), open), Ok(RequestKind::FetchOpen));
         // An unknown version is still an open request; validate_open answers 400 for it.
         let open2: &[(&str, &[u8])] = &[("h2ws-version", b"2")];
-        assert_eq!(classify(&head("POST"), open2), Ok(Transport::FetchOpen));
+        assert_eq!(classify(&head("POST"), open2), Ok(RequestKind::FetchOpen));
         let stream: &[(&str, &[u8])] = &[("h2ws-session", b"t"), ("h2ws-version", b"1")];
         assert_eq!(
             classify(&head("POST"), stream),
-            Ok(Transport::FetchUpstreamStream)
+            Ok(RequestKind::FetchUpstreamStream)
         );
         let ack: &[(&str, &[u8])] = &[("h2ws-session", b"t"), ("h2ws-read", b"10")];
-        assert_eq!(classify(&head("POST"), ack), Ok(Transport::FetchAck));
+        assert_eq!(classify(&head("POST"), ack), Ok(RequestKind::FetchAck));
         // PUT (what the browser library sends): the open, a post batch, an ack; never a stream.
-        assert_eq!(classify(&head("PUT"), open), Ok(Transport::FetchOpen));
-        assert_eq!(classify(&head("PUT"), ack), Ok(Transport::FetchAck));
+        assert_eq!(classify(&head("PUT"), open), Ok(RequestKind::FetchOpen));
+        assert_eq!(classify(&head("PUT"), ack), Ok(RequestKind::FetchAck));
         assert_eq!(
             classify(&head("PUT"), &[("h2ws-session", b"t"), ("h2ws-seq", b"0")]),
-            Ok(Transport::FetchUpstreamPost)
+            Ok(RequestKind::FetchUpstreamPost)
         );
         assert_eq!(
             classify(&head("PUT"), &[("h2ws-session", b"t")]).map_err(|e| e.status),
@@ -140,7 +143,7 @@ mod tests {
         let post: &[(&str, &[u8])] = &[("h2ws-session", b"t"), ("h2ws-seq", b"0")];
         assert_eq!(
             classify(&head("POST"), post),
-            Ok(Transport::FetchUpstreamPost)
+            Ok(RequestKind::FetchUpstreamPost)
         );
     }
 

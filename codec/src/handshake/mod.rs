@@ -7,7 +7,7 @@
 //! answer and a one-line reason for the body, so every transport refuses the same way.
 //!
 //! ```
-//! use h2ws_codec::handshake::{classify, rfc6455, RequestHead, Transport};
+//! use h2ws_codec::handshake::{classify, rfc6455, RequestHead, RequestKind};
 //! let headers: &[(&str, &[u8])] = &[
 //!     ("Host", b"example.com"),
 //!     ("Upgrade", b"websocket"),
@@ -16,7 +16,7 @@
 //!     ("Sec-WebSocket-Version", b"13"),
 //! ];
 //! let head = RequestHead { method: "GET", ..Default::default() };
-//! assert_eq!(classify(&head, headers), Ok(Transport::Rfc6455));
+//! assert_eq!(classify(&head, headers), Ok(RequestKind::Rfc6455));
 //! let info = rfc6455::validate_request("GET", headers).unwrap();
 //! assert_eq!(&rfc6455::accept_key(info.key), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 //! ```
@@ -28,7 +28,7 @@ pub mod negotiate;
 pub mod rfc6455;
 pub mod rfc8441;
 
-pub use dispatch::{classify, Transport};
+pub use dispatch::{classify, RequestKind};
 pub use negotiate::{ExtensionOffer, NegotiateError};
 
 use alloc::vec::Vec;
