@@ -905,6 +905,14 @@ impl Connection {
         self.timers = Some(Timers::new(timeouts, now));
     }
 
+    /// A fetch session's upstream attached: the attach deadline
+    /// ([`Timeouts::attach_timeout`]) no longer applies.
+    pub fn upstream_attached(&mut self) {
+        if let Some(timers) = self.timers.as_mut() {
+            timers.attach_by = None;
+        }
+    }
+
     /// The armed timeouts, if any.
     pub fn timeouts(&self) -> Option<Timeouts> {
         self.timers.as_ref().map(|t| t.timeouts)
@@ -960,6 +968,15 @@ impl Connection {
         if timers.idle_due(now) {
             self.give_up("idle timeout");
             return Some(Timeout::Idle);
+        }
+        if timers.attach_due(now) {
+            timers.attach_by = None;
+            // Open, so the Close is accepted; the close deadline then bounds the rest.
+            let _ = self.close(Some(CloseCode::INTERNAL_ERROR), "no upstream attached");
+            if let Some(timers) = self.timers.as_mut() {
+                timers.close_started = Some(now); // the close handshake starts now
+            }
+            return Some(Timeout::Attach);
         }
         if timers.ping_due(now) {
             timers.ping_sent = true;

@@ -36,6 +36,11 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Browser sockets do not ping (the server does, every [`PING_AFTER`] of silence, DESIGN
 /// §2.5): a downstream silent for this long is dead.
 pub const BROWSER_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// A fetch session whose upstream has not attached this long after the open is closed by the
+/// server with 1011 "no upstream attached" (DESIGN §2.2). Clients attach at once (the `post`
+/// transport's empty batch 0, the `stream` upstream), so this only ends sessions whose client
+/// went away or cannot send.
+pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server's Ping payload.
 pub const SERVER_PING_PAYLOAD: &[u8] = b"h2ws";
 
@@ -77,6 +82,11 @@ pub struct Timeouts {
     /// Fail (1006) when the close handshake (either side's Close, or the transport's end with
     /// output still queued) has not finished this long after it started.
     pub close_timeout: Option<Duration>,
+    /// Fetch sessions (server side): close with 1011 "no upstream attached" unless
+    /// [`Connection::upstream_attached`](crate::Connection::upstream_attached) is called within
+    /// this long of [`Connection::set_timeouts`](crate::Connection::set_timeouts)
+    /// ([`ATTACH_TIMEOUT`]). `None` for every other socket.
+    pub attach_timeout: Option<Duration>,
 }
 
 impl Timeouts {
@@ -86,6 +96,7 @@ impl Timeouts {
         ping_payload: b"",
         idle_timeout: None,
         close_timeout: None,
+        attach_timeout: None,
     };
     /// [`PING_AFTER`], [`IDLE_TIMEOUT`], [`CLOSE_TIMEOUT`]; empty Pings.
     pub const DEFAULT: Timeouts = Timeouts {
@@ -93,6 +104,7 @@ impl Timeouts {
         ping_payload: b"",
         idle_timeout: Some(IDLE_TIMEOUT),
         close_timeout: Some(CLOSE_TIMEOUT),
+        attach_timeout: None,
     };
     /// A browser socket: no Pings, [`BROWSER_IDLE_TIMEOUT`] (or none: a reader that pulls may
     /// leave data unread for any time), [`CLOSE_TIMEOUT`].
@@ -106,6 +118,7 @@ impl Timeouts {
                 None
             },
             close_timeout: Some(CLOSE_TIMEOUT),
+            attach_timeout: None,
         }
     }
 }
@@ -125,6 +138,9 @@ pub enum Timeout {
     Idle,
     /// The close handshake did not finish in time: `Closed{1006}` reported.
     CloseHandshake,
+    /// No upstream attached within [`Timeouts::attach_timeout`]: a Close 1011 "no upstream
+    /// attached" is queued (the close handshake then runs its own deadline).
+    Attach,
 }
 
 /// The timer state of one connection.
@@ -139,6 +155,8 @@ pub(crate) struct Timers {
     pub(crate) ping_sent: bool,
     /// When the connection left state Open (stamped by the first timer call after).
     pub(crate) close_started: Option<Timestamp>,
+    /// The attach deadline, until the upstream attaches.
+    pub(crate) attach_by: Option<Timestamp>,
 }
 
 impl Timers {
@@ -149,6 +167,7 @@ impl Timers {
             last_rx: now,
             ping_sent: false,
             close_started: None,
+            attach_by: timeouts.attach_timeout.map(|t| now + t),
         }
     }
 
@@ -170,10 +189,11 @@ impl Timers {
             _ => None,
         };
         let idle = self.timeouts.idle_timeout.map(|i| self.last_rx + i);
-        match (ping, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [ping, idle, self.attach_by].into_iter().flatten().min()
+    }
+
+    pub(crate) fn attach_due(&self, now: Timestamp) -> bool {
+        self.attach_by.is_some_and(|by| now >= by)
     }
 
     /// The close deadline once the connection left Open (`now` if not yet stamped).
@@ -213,6 +233,7 @@ mod tests {
         ping_payload: b"p",
         idle_timeout: Some(Duration::from_millis(300)),
         close_timeout: Some(Duration::from_millis(50)),
+        attach_timeout: None,
     };
 
     /// A server on stream framing (unmasked, no seed needed) armed at 1000 ms.
@@ -386,6 +407,42 @@ mod tests {
         // Closed was reported once already.
         assert!(events(&mut c).is_empty());
         assert!(c.is_closed());
+    }
+
+    #[test]
+    fn attach_deadline_closes_1011_unless_the_upstream_attaches() {
+        let attach = Timeouts {
+            attach_timeout: Some(Duration::from_millis(200)),
+            ..T
+        };
+        // Not attached: at 200 ms a Close 1011 goes out, then the close deadline runs.
+        let mut c = Connection::new(Role::Server, Framing::Stream, Config::default());
+        c.set_timeouts(attach, ms(0));
+        assert_eq!(c.handle_timeout(ms(100)), Some(Timeout::Ping));
+        c.recv_at(ms(150), &[]).unwrap(); // activity does not postpone the attach deadline
+        assert_eq!(c.poll_timeout(), Some(ms(200)));
+        assert_eq!(c.handle_timeout(ms(200)), Some(Timeout::Attach));
+        assert_eq!(c.state(), State::Closing);
+        let mut out = Vec::new();
+        while let Some(b) = c.poll_transmit() {
+            out.extend(b);
+        }
+        assert!(
+            out.windows(2).any(|w| w == [0x03, 0xF3]),
+            "Close 1011: {out:?}"
+        );
+        assert!(out.ends_with(b"no upstream attached"));
+        assert_eq!(c.handle_timeout(ms(249)), None);
+        assert_eq!(c.handle_timeout(ms(250)), Some(Timeout::CloseHandshake));
+        // Attached in time: no attach deadline any more, only ping and idle.
+        let mut c = Connection::new(Role::Server, Framing::Stream, Config::default());
+        c.set_timeouts(attach, ms(0));
+        c.upstream_attached();
+        assert_eq!(c.poll_timeout(), Some(ms(100)));
+        assert_eq!(c.handle_timeout(ms(100)), Some(Timeout::Ping));
+        assert_eq!(c.handle_timeout(ms(250)), None);
+        assert_eq!(c.state(), State::Open);
+        assert_eq!(Timeouts::DEFAULT.attach_timeout, None);
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl Default for SocketConfig {
             max_sockets: 10_000,
             ping_after: h2ws_codec::timer::PING_AFTER,
             idle_timeout: h2ws_codec::timer::IDLE_TIMEOUT,
-            attach_timeout: Duration::from_secs(10),
+            attach_timeout: h2ws_codec::timer::ATTACH_TIMEOUT,
             close_timeout: h2ws_codec::timer::CLOSE_TIMEOUT,
             send_timeout: Duration::from_secs(30),
             allowed_origins: Vec::new(),

@@ -85,6 +85,8 @@ pub(crate) struct Spec {
     pub(crate) ping_payload: &'static [u8],
     pub(crate) idle_timeout: Duration,
     pub(crate) close_timeout: Duration,
+    /// Fetch sessions (server): the codec's attach deadline; `None` elsewhere.
+    pub(crate) attach_timeout: Option<Duration>,
 }
 
 /// Largest coalesced output unit on byte streams.
@@ -157,6 +159,7 @@ impl<W: Io> Driver<W> {
                 ping_payload: spec.ping_payload,
                 idle_timeout: Some(spec.idle_timeout),
                 close_timeout: Some(spec.close_timeout),
+                attach_timeout: spec.attach_timeout,
             },
             Timestamp::ZERO,
         );
@@ -389,6 +392,10 @@ impl<W: Io> Driver<W> {
         let timed_out = match fired {
             Some(Timeout::Idle) => Some("idle timeout"),
             Some(Timeout::CloseHandshake) => Some("close timeout"),
+            Some(Timeout::Attach) => {
+                tracing::debug!("no upstream attached in time: closing with 1011");
+                None
+            }
             Some(Timeout::Ping) | None => None,
         };
         if state == ConnState::Closed && self.ending_since.is_none() {
@@ -437,8 +444,8 @@ impl<W: Io> Driver<W> {
             // Already due: the caller loops and checks again.
             return true;
         }
-        // A queued Ping is progress: the caller writes it.
-        fired == Some(Timeout::Ping)
+        // A queued Ping or Close (attach deadline) is progress: the caller writes it.
+        matches!(fired, Some(Timeout::Ping | Timeout::Attach))
     }
 
     fn finish(&mut self) {

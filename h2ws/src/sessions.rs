@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -52,27 +52,27 @@ pub(crate) struct Session {
     read_window: std::sync::OnceLock<Arc<ReadWindow>>,
 }
 
-/// One session waiting for its upstream; the count drops, and the attach timer stops (its
-/// task and timer freed at once, not 10 s later), when this does.
+/// One session waiting for its upstream; the count drops when this does. The attach deadline
+/// itself is the codec's (`Timeouts::attach_timeout`, run by the socket's driver).
 struct PendingAttach {
     count: Arc<AtomicUsize>,
-    timer: Option<tokio::task::AbortHandle>,
 }
 
 impl Drop for PendingAttach {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::Relaxed);
-        if let Some(timer) = self.timer.take() {
-            timer.abort();
-        }
     }
 }
 
 impl Session {
-    /// The upstream attached: the session no longer counts as pending.
+    /// The upstream attached: the session no longer counts as pending, and its socket's attach
+    /// deadline is off.
     fn attached(&self) {
         if let Ok(mut w) = self.waiting.lock() {
             w.take();
+        }
+        if let Some(socket) = self.socket.lock().ok().and_then(|s| s.clone()) {
+            socket.upstream_attached();
         }
     }
 
@@ -82,7 +82,12 @@ impl Session {
 
     pub(crate) fn set_socket(&self, handle: CommandHandle) {
         if let Ok(mut s) = self.socket.lock() {
-            *s = Some(handle);
+            *s = Some(handle.clone());
+        }
+        // The upstream may have attached before the socket was set.
+        let attached = self.waiting.lock().map(|w| w.is_none()).unwrap_or(false);
+        if attached {
+            handle.upstream_attached();
         }
     }
 
@@ -150,7 +155,7 @@ impl Sessions {
         config: &SocketConfig,
         transport: Transport,
     ) -> Result<Opened, Refusal> {
-        // Unattached sessions cost a task, a timer and a token each: cap them (DESIGN §2.1: 503).
+        // Unattached sessions cost a socket and a token each: cap them (DESIGN §2.1: 503).
         let cap = config.max_pending_attaches;
         if self.pending.fetch_add(1, Ordering::Relaxed) >= cap {
             self.pending.fetch_sub(1, Ordering::Relaxed);
@@ -161,7 +166,6 @@ impl Sessions {
         }
         let waiting = PendingAttach {
             count: self.pending.clone(),
-            timer: None,
         };
         let instance = config.instance_id.as_ref().map(|i| i.as_str());
         let token = new_token(instance).ok_or_else(|| {
@@ -182,27 +186,6 @@ impl Sessions {
         });
         if let Ok(mut live) = self.live.lock() {
             live.insert(token.clone(), session.clone());
-        }
-        let weak: Weak<Session> = Arc::downgrade(&session);
-        let timeout = config.attach_timeout;
-        let timer = tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            let Some(session) = weak.upgrade() else {
-                return;
-            };
-            let unattached = matches!(*session.attach.lock().await, Attach::None);
-            if unattached {
-                tracing::debug!("no upstream attached within {timeout:?}: closing with 1011");
-                session
-                    .close_socket(CloseCode::INTERNAL_ERROR, "no upstream attached")
-                    .await;
-            }
-        });
-        if let Ok(mut w) = session.waiting.lock() {
-            match w.as_mut() {
-                Some(pending) => pending.timer = Some(timer.abort_handle()),
-                None => timer.abort(),
-            }
         }
         Ok(Opened {
             token,

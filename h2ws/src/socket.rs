@@ -636,6 +636,16 @@ impl Closer {
             let _ = shared.apply(|c| c.close(Some(code), reason));
         }
     }
+
+    /// The fetch session's upstream attached: the codec's attach deadline is off.
+    pub(crate) fn upstream_attached(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            let _ = shared.apply(|c| {
+                c.upstream_attached();
+                Ok(())
+            });
+        }
+    }
 }
 
 impl SocketReceiver {

@@ -50,6 +50,8 @@ pub(crate) struct Wiring {
     /// The input is a request body on our own HTTP/2 loop (rfc8441, native): after a clean
     /// close, read it to its end ([`drain_after_close`]) instead of dropping it.
     pub drain_input_after_close: bool,
+    /// Fetch sessions: the codec's attach deadline (`Timeouts::attach_timeout`).
+    pub attach_timeout: Option<std::time::Duration>,
 }
 
 /// How long and how many bytes the server keeps reading a request body after a clean close

@@ -283,6 +283,7 @@ fn start(
         ping_payload: b"",
         idle_timeout: config.idle_timeout,
         close_timeout: config.close_timeout,
+        attach_timeout: None, // the server's rule
     };
     let io = ClientIo {
         wire,

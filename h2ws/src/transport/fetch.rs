@@ -61,6 +61,7 @@ pub(crate) fn accept_open(
     crate::request::set_negotiated(h, &info, headers::PROTOCOL, headers::EXTENSIONS);
     cors_headers(&info.headers, h);
     let mut wiring = super::wiring(Framing::Stream, opened.input, output, params);
+    wiring.attach_timeout = Some(endpoint.config().attach_timeout);
     let sessions_endpoint = endpoint.clone();
     let token = opened.token.clone();
     let ended_window = window.clone();

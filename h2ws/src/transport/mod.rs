@@ -123,6 +123,7 @@ pub(crate) fn wiring(
         native_max_payload: 16_384,
         on_end: None,
         drain_input_after_close: false,
+        attach_timeout: None,
     }
 }
 
@@ -211,6 +212,7 @@ pub(crate) fn spawn_socket(
         ping_payload: h2ws_codec::timer::SERVER_PING_PAYLOAD,
         idle_timeout: cfg.idle_timeout,
         close_timeout: cfg.close_timeout,
+        attach_timeout: wiring.attach_timeout,
     };
     let io = crate::wiring::QueueIo::new(
         wiring.input,
