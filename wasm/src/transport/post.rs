@@ -142,7 +142,7 @@ async fn post_batch(
 async fn send_once(inner: &Inner, seq: u64, bytes: &[u8]) -> Result<u16, JsValue> {
     let headers = crate::session::build_headers(&inner.headers)?;
     headers.set("h2ws-session", &inner.token)?;
-    headers.set("h2ws-seq", &seq.to_string())?;
+    headers.set("h2ws-seq", &fetch::decimal(seq))?;
     let body: JsValue = Uint8Array::from(bytes).into();
     // PUT (codec `fetch::METHOD`): WebKitGTK opens a connection per POST, even over HTTP/2.
     let request = web::request(
