@@ -8,7 +8,7 @@
 # stripped) → wasm-opt -Oz: npm binaryen in target/tools/binaryen (`cargo xtask setup` installs
 # it), else a `wasm-opt` on PATH if it understands reference types (binaryen >= 116; Debian
 # bookworm's 108 reads wasm-bindgen's externref table as GC `anyref` and produces a module
-# Chromium rejects, so it is skipped) → the JS layer
+# Chromium rejects, so it is skipped) → the JS layer, minified by esbuild (also in target/tools)
 # (js/) and package.json rewritten as `h2ws` (ESM entry that loads the wasm on first use, types,
 # files). Exits non-zero on any failure.
 set -euo pipefail
@@ -61,6 +61,21 @@ else
 fi
 
 cp "$here/js/index.js" "$here/js/index.d.ts" "$pkg/"
+# Minify both JS modules (release only): whitespace, comments and syntax, and local names; index.js
+# keeps function and class names (`H2WebSocket.name`, stack traces). Source: wasm/js/index.js.
+esbuild="$here/../target/tools/binaryen/node_modules/.bin/esbuild"
+if [ "$mode" = dev ]; then
+  :
+elif [ -x "$esbuild" ]; then
+  for f in h2ws_wasm.js index.js; do
+    keep=(); if [ "$f" = index.js ]; then keep=(--keep-names); fi
+    "$esbuild" "$pkg/$f" --minify ${keep[@]+"${keep[@]}"} --format=esm --log-level=warning \
+      --outfile="$pkg/$f.min"
+    mv "$pkg/$f.min" "$pkg/$f"
+  done
+else
+  echo "build.sh: esbuild missing (cargo xtask setup installs it); JS not minified" >&2
+fi
 cp "$here/README.md" "$pkg/README.md"
 
 node - "$pkg" "$features" <<'NODE'

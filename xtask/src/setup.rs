@@ -108,23 +108,28 @@ pub fn node() -> Result {
     Err("node and npm are needed for the browser tests: apt-get install -y nodejs npm".into())
 }
 
-/// binaryen from npm (`wasm-opt` compiled to wasm, runs on node; one package, ~3 s to install,
-/// 104 MB) into `target/tools/binaryen`, where `wasm/build.sh` looks first. Debian bookworm's
-/// binaryen 108 cannot be used: it reads wasm-bindgen's externref table as GC `anyref`.
+/// The package build's optimisers from npm, into `target/tools/binaryen` where `wasm/build.sh`
+/// looks for them: binaryen (`wasm-opt` compiled to wasm, runs on node) and esbuild (minifies the
+/// JS modules). One `npm install`, ~5 s, ~115 MB. Debian bookworm's binaryen 108 cannot be used:
+/// it reads wasm-bindgen's externref table as GC `anyref`.
 pub const BINARYEN_VERSION: &str = "132.0.0";
+pub const ESBUILD_VERSION: &str = "0.28.2";
 
 pub fn binaryen() -> Result {
     let dir = crate::root().join("target/tools/binaryen");
-    let have = output(&format!(
-        "node -p \"require('{}/node_modules/binaryen/package.json').version\" 2>/dev/null",
-        dir.display()
-    ))
-    .unwrap_or_default();
-    if have == BINARYEN_VERSION {
+    let version = |name: &str| {
+        output(&format!(
+            "node -p \"require('{}/node_modules/{name}/package.json').version\" 2>/dev/null",
+            dir.display()
+        ))
+        .unwrap_or_default()
+    };
+    if version("binaryen") == BINARYEN_VERSION && version("esbuild") == ESBUILD_VERSION {
         return Ok(());
     }
     let script = format!(
-        "mkdir -p {dir} && npm install --prefix {dir} --no-audit --no-fund binaryen@{BINARYEN_VERSION}",
+        "mkdir -p {dir} && npm install --prefix {dir} --no-audit --no-fund \
+         binaryen@{BINARYEN_VERSION} esbuild@{ESBUILD_VERSION}",
         dir = dir.display()
     );
     Step::new(&script, 600).run().map(drop)
