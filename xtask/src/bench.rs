@@ -203,7 +203,7 @@ fn install() -> Result {
     setup::wasm_pack()?;
     setup::wasm_bindgen_cli()?;
     setup::node()?;
-    setup::binaryen()?; // wasm-opt for wasm/build.sh
+    setup::binaryen()?; // wasm-opt and esbuild for wasm/build.sh
     if !crate::root()
         .join("tests/node_modules/playwright-core/package.json")
         .exists()
