@@ -4,10 +4,11 @@
 #   wasm/build.sh [--release | --dev]   # --release (default): size-optimised; --dev: quick debug build
 #   H2WS_DEFLATE=1 wasm/build.sh        # with permessage-deflate (also: H2WS_FEATURES=deflate)
 #
-# Steps: wasm-pack (cargo profile `release-wasm`: opt-level s, LTO, 1 CGU, panic=abort, symbols
-# stripped) → wasm-opt -Oz when a `wasm-opt` that understands reference types is on PATH (binaryen
-# >= 116; Debian bookworm's 108 reads wasm-bindgen's externref table as GC `anyref` and produces a
-# module Chromium rejects, so it is skipped: it would save only ~3% gzip anyway) → the JS layer
+# Steps: wasm-pack (cargo profile `release-wasm`: opt-level z, LTO, 1 CGU, panic=abort, symbols
+# stripped) → wasm-opt -Oz: npm binaryen in target/tools/binaryen (`cargo xtask setup` installs
+# it), else a `wasm-opt` on PATH if it understands reference types (binaryen >= 116; Debian
+# bookworm's 108 reads wasm-bindgen's externref table as GC `anyref` and produces a module
+# Chromium rejects, so it is skipped) → the JS layer, minified by esbuild (also in target/tools)
 # (js/) and package.json rewritten as `h2ws` (ESM entry that loads the wasm on first use, types,
 # files). Exits non-zero on any failure.
 set -euo pipefail
@@ -40,24 +41,41 @@ wasm-pack build "$here" --target web "${profile_args[@]}" --out-dir pkg \
   --out-name h2ws_wasm --no-opt --no-gitignore -- ${cargo_args[@]+"${cargo_args[@]}"}
 
 wasm="$pkg/h2ws_wasm_bg.wasm"
+wasm_opt="$here/../target/tools/binaryen/node_modules/.bin/wasm-opt"
+if [ ! -x "$wasm_opt" ]; then wasm_opt=wasm-opt; fi
 binaryen_version=0
-if command -v wasm-opt >/dev/null; then
-  binaryen_version=$(wasm-opt --version | sed -n 's/.*version \([0-9]*\).*/\1/p')
+if command -v "$wasm_opt" >/dev/null; then
+  binaryen_version=$("$wasm_opt" --version | sed -n 's/.*version \([0-9]*\).*/\1/p')
 fi
 if [ "$mode" = dev ]; then
   :
 elif [ "${binaryen_version:-0}" -ge 116 ]; then
   # Rust enables these wasm features by default; binaryen must be told about them.
-  wasm-opt -Oz --strip-debug --strip-producers \
+  "$wasm_opt" -Oz --strip-debug --strip-producers \
     --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
     "$wasm" -o "$wasm.opt"
   mv "$wasm.opt" "$wasm"
 else
-  echo "build.sh: wasm-opt ${binaryen_version} missing or older than binaryen 116 (no externref support); skipped" >&2
+  echo "build.sh: wasm-opt ${binaryen_version} missing or older than binaryen 116 (no externref support); skipped (cargo xtask setup installs npm binaryen)" >&2
 fi
 
 cp "$here/js/index.js" "$here/js/index.d.ts" "$pkg/"
+# Minify both JS modules (release only): whitespace, comments and syntax, and local names; index.js
+# keeps function and class names (`H2WebSocket.name`, stack traces). Source: wasm/js/index.js.
+esbuild="$here/../target/tools/binaryen/node_modules/.bin/esbuild"
+if [ "$mode" = dev ]; then
+  :
+elif [ -x "$esbuild" ]; then
+  for f in h2ws_wasm.js index.js; do
+    keep=(); if [ "$f" = index.js ]; then keep=(--keep-names); fi
+    "$esbuild" "$pkg/$f" --minify ${keep[@]+"${keep[@]}"} --format=esm --log-level=warning \
+      --outfile="$pkg/$f.min"
+    mv "$pkg/$f.min" "$pkg/$f"
+  done
+else
+  echo "build.sh: esbuild missing (cargo xtask setup installs it); JS not minified" >&2
+fi
 cp "$here/README.md" "$pkg/README.md"
 
 node - "$pkg" "$features" <<'NODE'

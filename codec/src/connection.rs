@@ -9,6 +9,7 @@
 //! timers with the time passed in: [`Connection::recv_at`], [`Connection::poll_timeout`],
 //! [`Connection::handle_timeout`] ([`crate::timer`]).
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -286,6 +287,8 @@ struct PayloadState {
     remaining: u64,
 }
 
+type MaskKeys = Box<dyn FnMut() -> u32 + Send + Sync>;
+
 /// A WebSocket endpoint state machine; see the [crate docs](crate) for an example.
 pub struct Connection {
     role: Role,
@@ -302,7 +305,10 @@ pub struct Connection {
     close: CloseHandshake,
     /// An outgoing fragmented message is open (send_fragment without fin yet).
     sending_fragmented: bool,
-    rng: Option<ChaCha20Rng>,
+    /// Masking keys (a seeded ChaCha20). Boxed behind `dyn`: a build that never calls
+    /// [`Connection::with_mask_seed`] (the browser, on stream framing) then does not link
+    /// ChaCha20, which otherwise inlines into every frame encode (~5 KB of wasm).
+    rng: Option<MaskKeys>,
     /// Liveness timers, once [`Connection::set_timeouts`] armed them.
     timers: Option<Timers>,
     #[cfg(feature = "deflate")]
@@ -369,7 +375,8 @@ impl Connection {
     /// the seed must come from the caller's OS RNG (`getrandom`, `crypto.getRandomValues`), since
     /// predictable keys defeat masking's purpose (RFC 6455 §10.3).
     pub fn with_mask_seed(mut self, seed: [u8; 32]) -> Self {
-        self.rng = Some(ChaCha20Rng::from_seed(seed));
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        self.rng = Some(Box::new(move || rng.next_u32()));
         self
     }
 
@@ -686,7 +693,7 @@ impl Connection {
     /// on RFC 6455. The payload is copied once, then masked in place.
     fn encode_frame(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
         let mask = match (self.masks(), self.rng.as_mut()) {
-            (true, Some(rng)) => Some(rng.next_u32().to_ne_bytes()),
+            (true, Some(rng)) => Some(rng().to_ne_bytes()),
             _ => None,
         };
         let header = FrameHeader {

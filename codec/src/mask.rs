@@ -9,9 +9,11 @@
 /// The key as seen from payload position `offset`.
 #[inline]
 fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut k = key;
-    k.rotate_left(offset % 4);
-    k
+    // Byte i of the result is key[(offset + i) % 4]: a rotation of the key's bytes, done on the
+    // u32 (endian-aware) rather than through `<[u8]>::rotate_left`.
+    let shift = 8 * (offset % 4) as u32;
+    let k = u32::from_le_bytes(key);
+    k.rotate_right(shift).to_le_bytes()
 }
 
 /// The reference: one byte at a time.
@@ -37,41 +39,82 @@ fn mask_words(buf: &mut [u8], k: [u8; 4]) {
         bytes.copy_from_slice(chunk);
         chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
     }
-    // A multiple of 8 was consumed, so the tail starts at a key boundary again.
-    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
-        *byte ^= k[i % 4];
+    // A multiple of 8 was consumed, so the tail (< 8 bytes) starts at a key boundary again:
+    // one 4-byte word, then single bytes.
+    let tail = chunks.into_remainder();
+    let (word, bytes) = tail.split_at_mut(tail.len() & !3);
+    if let Ok(word) = <&mut [u8; 4]>::try_from(word) {
+        *word = (u32::from_ne_bytes(*word) ^ u32::from_ne_bytes(k)).to_ne_bytes();
+    }
+    for (byte, key) in bytes.iter_mut().zip(k) {
+        *byte ^= key;
     }
 }
 
+/// Below this many bytes the word loop beats any SIMD path once its dispatch is counted.
+const SIMD_MIN: usize = 32;
+
 /// Masks (or unmasks: it is its own inverse) `buf`, which starts at payload position `offset`.
+///
+/// Inlined, so a small payload (a chat message, a control frame) is masked in place by the
+/// word loop without a call; larger ones go to [`mask_large`] and its SIMD dispatch.
+#[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let k = rotate(key, offset);
+    if buf.len() < SIMD_MIN {
+        mask_words(buf, k);
+    } else {
+        mask_large(buf, k);
+    }
+}
+
+/// `buf` (at least [`SIMD_MIN`] bytes) starts at a key boundary for `k`. SSE2 (x86_64
+/// baseline) and simd128 need no detection and stay inline; AVX2's run-time detection is paid
+/// only from [`AVX2_MIN`] bytes, out of line.
+#[inline]
+fn mask_large(buf: &mut [u8], k: [u8; 4]) {
     #[cfg(target_arch = "x86_64")]
     {
         #[cfg(feature = "std")]
-        if buf.len() >= 128 && std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 support was just detected at run time.
-            unsafe { x86::mask_avx2(buf, k) };
+        if buf.len() >= AVX2_MIN {
+            x86::mask_detect(buf, k);
             return;
         }
-        if buf.len() >= 32 {
-            x86::mask_sse2(buf, k);
-            return;
-        }
+        x86::mask_sse2(buf, k);
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if buf.len() >= 32 {
+    {
         wasm::mask_simd128(buf, k);
-        return;
     }
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )))]
     mask_words(buf, k);
 }
+
+/// From this size AVX2 (128 bytes per iteration) pays for its detection and call.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+const AVX2_MIN: usize = 2048;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use core::arch::x86_64::*;
 
+    /// AVX2 when the CPU has it, else SSE2.
+    #[cfg(feature = "std")]
+    #[inline(never)]
+    pub(super) fn mask_detect(buf: &mut [u8], k: [u8; 4]) {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 support was just detected at run time.
+            unsafe { mask_avx2(buf, k) };
+        } else {
+            mask_sse2(buf, k);
+        }
+    }
+
     /// SSE2 is part of the x86_64 baseline, so no detection is needed.
+    #[inline]
     pub(super) fn mask_sse2(buf: &mut [u8], k: [u8; 4]) {
         let mut chunks = buf.chunks_exact_mut(64);
         // SAFETY: SSE2 is always available on x86_64; every load/store is an unaligned access
@@ -187,6 +230,22 @@ mod tests {
                     apply_mask_word(&mut word[start..start + len], key, offset);
                     assert_eq!(&word[start..start + len], &expected[..]);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn large_paths_match_scalar() {
+        // Around the AVX2 threshold (2048) and past several 128-byte blocks with a ragged tail.
+        let key = [0xde, 0xad, 0xbe, 0xef];
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 31 + 7) as u8).collect();
+        for len in [2047, 2048, 2049, 2048 + 127, 4999] {
+            for offset in 0..4 {
+                let mut expected = data[1..1 + len].to_vec();
+                apply_mask_scalar(&mut expected, key, offset);
+                let mut fast = data[1..1 + len].to_vec();
+                apply_mask(&mut fast, key, offset);
+                assert_eq!(fast, expected, "len {len} offset {offset}");
             }
         }
     }

@@ -86,6 +86,7 @@ impl Utf8Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn check_split(bytes: &[u8]) -> bool {
         let whole = core::str::from_utf8(bytes).is_ok();
@@ -135,6 +136,40 @@ mod tests {
         // 0xED 0xA0 starts a surrogate: invalid as soon as the second byte is seen.
         v.feed(&[0xED]).unwrap();
         assert_eq!(v.feed(&[0xA0]), Err(ProtocolError::InvalidUtf8));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+        /// The assembler builds `String`s unchecked on this validator's word: it must agree
+        /// with `core::str::from_utf8` on any bytes, cut anywhere. Inputs mix valid text (ASCII
+        /// and multi-byte) with arbitrary bytes, so both outcomes are common.
+        #[test]
+        fn agrees_with_core_on_any_bytes_and_cuts(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::arbitrary::any::<alloc::string::String>()
+                        .prop_map(alloc::string::String::into_bytes),
+                    proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..6),
+                    proptest::collection::vec(0x80u8..=0xF5, 0..4),
+                ],
+                0..6,
+            ),
+            cuts in proptest::collection::vec(proptest::arbitrary::any::<usize>(), 0..5),
+        ) {
+            let bytes: alloc::vec::Vec<u8> = parts.concat();
+            let mut at: alloc::vec::Vec<usize> =
+                cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            at.sort_unstable();
+            let mut v = Utf8Validator::new();
+            let mut ok = true;
+            let mut start = 0;
+            for &cut in at.iter().chain([bytes.len()].iter()) {
+                ok = ok && v.feed(&bytes[start..cut]).is_ok();
+                start = cut;
+            }
+            ok = ok && v.finish().is_ok();
+            proptest::prop_assert_eq!(ok, core::str::from_utf8(&bytes).is_ok());
+        }
     }
 
     #[test]

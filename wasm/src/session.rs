@@ -6,7 +6,7 @@
 //! dispatched, so no `RefCell` borrow is ever held across a call into JS.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use h2ws_codec::handshake::fetch;
@@ -43,7 +43,9 @@ enum AckOutcome {
 const DEFAULT_MAX_PER_ORIGIN: u32 = 100;
 
 thread_local! {
-    static OPEN_PER_ORIGIN: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+    /// Open sockets per origin. A list, not a `HashMap`: a page talks to few origins, and
+    /// hashbrown + SipHash cost ~4 KB of wasm.
+    static OPEN_PER_ORIGIN: RefCell<Vec<(String, u32)>> = const { RefCell::new(Vec::new()) };
     static MAX_PER_ORIGIN: Cell<u32> = const { Cell::new(DEFAULT_MAX_PER_ORIGIN) };
 }
 
@@ -141,11 +143,18 @@ impl Session {
             return;
         }
         if !self.acquire_slot() {
-            web::warn(&format!(
-                "h2ws: too many open sockets to {} (cap {}); failing this one. See H2WebSocket.maxSocketsPerOrigin.",
-                self.params.origin,
-                MAX_PER_ORIGIN.with(|m| m.get())
-            ));
+            // Concatenated, not `format!`: keeps `core::fmt` out of the package.
+            let cap = fetch::decimal(MAX_PER_ORIGIN.with(|m| m.get()).into());
+            web::warn(
+                &[
+                    "h2ws: too many open sockets to ",
+                    &self.params.origin,
+                    " (cap ",
+                    &cap,
+                    "); failing this one. See H2WebSocket.maxSocketsPerOrigin.",
+                ]
+                .concat(),
+            );
             self.fail();
             return;
         }
@@ -243,7 +252,7 @@ impl Session {
 
     /// The console message of a socket that cannot open with the transport it asked for.
     pub(crate) fn warn_cannot_open(&self, why: &str) {
-        web::warn(&format!("h2ws: cannot open {}: {why}.", self.params.ws_url));
+        web::warn(&["h2ws: cannot open ", &self.params.ws_url, ": ", why, "."].concat());
     }
 
     /// Sets the timer for the codec's next deadline, unless one at least as early is set. It
@@ -602,7 +611,12 @@ impl Session {
         let max = MAX_PER_ORIGIN.with(|m| m.get());
         let granted = OPEN_PER_ORIGIN.with(|map| {
             let mut map = map.borrow_mut();
-            let count = map.entry(self.params.origin.clone()).or_insert(0);
+            if !map.iter().any(|(o, _)| *o == self.params.origin) {
+                map.push((self.params.origin.clone(), 0));
+            }
+            let Some((_, count)) = map.iter_mut().find(|(o, _)| *o == self.params.origin) else {
+                return false;
+            };
             if *count >= max {
                 false
             } else {
@@ -617,9 +631,11 @@ impl Session {
     fn release_slot(&self) {
         if self.counted.replace(false) {
             OPEN_PER_ORIGIN.with(|map| {
-                if let Some(count) = map.borrow_mut().get_mut(&self.params.origin) {
+                let mut map = map.borrow_mut();
+                if let Some((_, count)) = map.iter_mut().find(|(o, _)| *o == self.params.origin) {
                     *count = count.saturating_sub(1);
                 }
+                map.retain(|&(_, count)| count > 0);
             });
         }
     }

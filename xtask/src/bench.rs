@@ -198,11 +198,12 @@ fn install() -> Result {
         )
         .run()?;
     }
-    setup::apt_packages()?; // the three browser engines, their drivers, xvfb, binaryen
+    setup::apt_packages()?; // the three browser engines, their drivers, xvfb
     setup::wasm_target()?;
     setup::wasm_pack()?;
     setup::wasm_bindgen_cli()?;
     setup::node()?;
+    setup::binaryen()?; // wasm-opt and esbuild for wasm/build.sh
     if !crate::root()
         .join("tests/node_modules/playwright-core/package.json")
         .exists()

@@ -10,6 +10,9 @@ pub fn build_pkg(release: bool) -> Result {
     setup::wasm_target()?;
     setup::wasm_pack()?;
     setup::wasm_bindgen_cli()?;
+    if release {
+        setup::binaryen()?;
+    }
     let profile = if release { "--release" } else { "--dev" };
     let script = format!("bash wasm/build.sh {profile}");
     Step::new(&script, 1800).run().map(drop)

@@ -9,7 +9,7 @@ use crate::Result;
 pub const WASM_PACK_VERSION: &str = "0.15.1";
 /// Debian packages: the three browser engines (Chromium + its driver; Firefox ESR, driven over
 /// WebDriver BiDi by npm puppeteer-core; WebKitGTK's WebKitWebDriver + MiniBrowser, which need an
-/// X server: Xvfb), binaryen, and the real infrastructure the proxy and scale-out tests start as
+/// X server: Xvfb) and the real infrastructure the proxy and scale-out tests start as
 /// their own child processes on loopback (HAProxy 2.6, nginx 1.22, Redis 7).
 pub const APT_PACKAGES: &[&str] = &[
     "chromium",
@@ -17,12 +17,11 @@ pub const APT_PACKAGES: &[&str] = &[
     "firefox-esr",
     "webkit2gtk-driver",
     "xvfb",
-    "binaryen",
     "haproxy",
     "nginx-light",
     "redis-server",
 ];
-/// A file each of [`APT_PACKAGES`] installs (except binaryen, probed as `wasm-opt`).
+/// A file each of [`APT_PACKAGES`] installs.
 const APT_FILES: &[&str] = &[
     "/usr/bin/chromium",
     "/usr/bin/chromedriver",
@@ -40,6 +39,7 @@ pub fn all() -> Result {
     wasm_pack()?;
     wasm_bindgen_cli()?;
     node()?;
+    binaryen()?;
     python()?;
     Ok(())
 }
@@ -54,14 +54,13 @@ pub fn wasm_target() -> Result {
 }
 
 pub fn apt_packages() -> Result {
-    let missing = APT_FILES.iter().any(|p| !std::path::Path::new(p).exists())
-        || !probe("command -v wasm-opt");
+    let missing = APT_FILES.iter().any(|p| !std::path::Path::new(p).exists());
     if !missing {
         return Ok(());
     }
     if output("id -u").as_deref() != Some("0") {
         return Err(format!(
-            "the browsers, their drivers, Xvfb and binaryen are needed; run as root or install \
+            "the browsers, their drivers and Xvfb are needed; run as root or install \
              them: sudo apt-get install -y {}",
             APT_PACKAGES.join(" ")
         ));
@@ -107,6 +106,33 @@ pub fn node() -> Result {
         return Ok(());
     }
     Err("node and npm are needed for the browser tests: apt-get install -y nodejs npm".into())
+}
+
+/// The package build's optimisers from npm, into `target/tools/binaryen` where `wasm/build.sh`
+/// looks for them: binaryen (`wasm-opt` compiled to wasm, runs on node) and esbuild (minifies the
+/// JS modules). One `npm install`, ~5 s, ~115 MB. Debian bookworm's binaryen 108 cannot be used:
+/// it reads wasm-bindgen's externref table as GC `anyref`.
+pub const BINARYEN_VERSION: &str = "132.0.0";
+pub const ESBUILD_VERSION: &str = "0.28.2";
+
+pub fn binaryen() -> Result {
+    let dir = crate::root().join("target/tools/binaryen");
+    let version = |name: &str| {
+        output(&format!(
+            "node -p \"require('{}/node_modules/{name}/package.json').version\" 2>/dev/null",
+            dir.display()
+        ))
+        .unwrap_or_default()
+    };
+    if version("binaryen") == BINARYEN_VERSION && version("esbuild") == ESBUILD_VERSION {
+        return Ok(());
+    }
+    let script = format!(
+        "mkdir -p {dir} && npm install --prefix {dir} --no-audit --no-fund \
+         binaryen@{BINARYEN_VERSION} esbuild@{ESBUILD_VERSION}",
+        dir = dir.display()
+    );
+    Step::new(&script, 600).run().map(drop)
 }
 
 pub fn npm_packages() -> Result {

@@ -11,7 +11,7 @@ pub struct Stage {
 }
 
 pub const STAGES: &[Stage] = &[
-    Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, firefox-esr, webkit2gtk-driver, xvfb, binaryen, haproxy, nginx, redis-server)", run: stage_setup },
+    Stage { name: "setup", what: "install missing tools (wasm target, wasm-pack, wasm-bindgen-cli, chromium, chromedriver, firefox-esr, webkit2gtk-driver, xvfb, haproxy, nginx, redis-server; npm binaryen + esbuild for wasm/build.sh)", run: stage_setup },
     Stage { name: "codec-wasm32", what: "h2ws-codec builds for wasm32 without std", run: codec_wasm32 },
     Stage { name: "rust", what: "cargo test: codec, h2ws, devserver, xtask (unit, property, integration, interop, doctests; no import circles between library modules, xtask modgraph)", run: rust },
     Stage { name: "scale", what: "scale-out: 3 devservers behind HAProxy with the deploy/scale-out recipes (instance-id routing, stick table; 300 sockets over every transport), chat fan-out through redis-server (exactly once, in order, instance killed, Redis restarted)", run: scale },

@@ -5,7 +5,7 @@
 //! Browsers cannot set `Sec-*` headers from `fetch()`, hence the `h2ws-*` names.
 
 use super::{read_accepted, read_offer, single_header, Accepted, HandshakeError, Offer};
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -167,6 +167,23 @@ pub fn parse_seq(v: &[u8]) -> Option<u64> {
     }
 }
 
+/// `n` in decimal, as [`parse_seq`] reads it (the `h2ws-seq` and `h2ws-read` values). Written
+/// out by hand: `to_string` would link `core::fmt` into the browser package.
+pub fn decimal(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    digits[i..].iter().map(|&d| char::from(d)).collect()
+}
+
 /// Server side: checks an open request's headers (DESIGN §2.1): `h2ws-version: 1` (missing or
 /// other → 400), `h2ws-protocol`, `h2ws-extensions`, `Origin`. The origin allowlist (403) is
 /// the server's policy, applied to [`Offer::origin`].
@@ -264,10 +281,7 @@ pub fn ack_due(read: u64, acked: u64, window: u64) -> bool {
 
 /// The headers of a client's ack request.
 pub fn ack_request_headers(session: &str, read: u64) -> Vec<(&'static str, String)> {
-    alloc::vec![
-        (H2WS_SESSION, session.into()),
-        (H2WS_READ, read.to_string())
-    ]
+    alloc::vec![(H2WS_SESSION, session.into()), (H2WS_READ, decimal(read))]
 }
 
 /// The headers of the open request's `200` answer (besides the status).
@@ -313,7 +327,7 @@ pub fn upstream_request_headers(session: &str, seq: Option<u64>) -> Vec<(&'stati
     let mut out = Vec::with_capacity(2);
     out.push((H2WS_SESSION, session.into()));
     if let Some(n) = seq {
-        out.push((H2WS_SEQ, n.to_string()));
+        out.push((H2WS_SEQ, decimal(n)));
     }
     out
 }
@@ -441,6 +455,27 @@ mod tests {
             b"0x10",
         ] {
             assert_eq!(parse_seq(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decimal_round_trips_and_matches_to_string() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            42,
+            99,
+            100,
+            65_535,
+            1 << 32,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let s = decimal(n);
+            assert_eq!(s, alloc::format!("{n}"));
+            assert_eq!(parse_seq(s.as_bytes()), Some(n));
         }
     }
 
