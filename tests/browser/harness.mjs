@@ -24,6 +24,16 @@ export const STREAMS_REQUESTS = ENGINE === 'chromium';
 /** Why a `stream`-only test is skipped in this engine (false where it runs). */
 export const NEEDS_STREAM = !STREAMS_REQUESTS && `${ENGINE} does not stream fetch() request bodies`;
 
+/**
+ * H2WS_HTTP3=1 (Chromium only): pages and sockets go over HTTP/3. Chromium is started per
+ * devserver with QUIC forced to its origin (`--origin-to-force-quic-on`, also for `localhost`,
+ * mapped to 127.0.0.1 since the server listens there only and forced QUIC tries ::1 first) and
+ * the devserver's certificate pinned by SPKI (`--ignore-certificate-errors` does not cover
+ * QUIC); `openPage` fails unless the page itself came over `h3`.
+ */
+export const HTTP3 = process.env.H2WS_HTTP3 === '1';
+if (HTTP3 && ENGINE !== 'chromium') throw new Error(`H2WS_HTTP3=1 needs H2WS_ENGINE=chromium (not ${ENGINE})`);
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const root = path.resolve(here, '../..');
 export const www = path.join(here, 'www');
@@ -58,7 +68,11 @@ export async function startDevserver(extraArgs = [], { http = false, root: siteR
   const certDir = mkdtempSync(path.join(tmpdir(), 'h2ws-cert-'));
   const args = [
     '--addr', '127.0.0.1:0', ...(http ? ['--http-addr', '127.0.0.1:0'] : ['--no-http']),
-    '--www', siteRoot, '--pkg', pkg, '--cert-dir', certDir, ...extraArgs,
+    '--www', siteRoot, '--pkg', pkg, '--cert-dir', certDir,
+    // HTTP/3 (and its Alt-Svc header) only when the run is about it: the HTTP/2 suites stay as
+    // they were in every engine, whatever an engine would do with Alt-Svc.
+    ...(HTTP3 ? [] : ['--no-h3']),
+    ...extraArgs,
   ];
   const child = spawn(devserverBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
   const output = [];
@@ -70,7 +84,13 @@ export async function startDevserver(extraArgs = [], { http = false, root: siteR
       buffered += chunk.toString();
       const tls = buffered.match(/listening (https:\/\/127\.0\.0\.1:\d+)/);
       const plain = buffered.match(/listening (http:\/\/127\.0\.0\.1:\d+)/);
-      if (tls && (!http || plain)) { clearTimeout(timer); resolve({ origin: tls[1], httpOrigin: plain?.[1] }); }
+      // The SPKI line comes last (after `h3 udp://…` when HTTP/3 is on).
+      const spki = buffered.match(/spki-sha256 (\S+)/);
+      const h3 = buffered.match(/h3 udp:\/\/(\S+)/);
+      if (tls && spki && (!http || plain)) {
+        clearTimeout(timer);
+        resolve({ origin: tls[1], httpOrigin: plain?.[1], spki: spki[1], h3: h3?.[1] });
+      }
     });
     child.stderr.on('data', (chunk) => output.push(chunk.toString()));
     child.on('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`devserver exited (${code ?? signal}):\n${output.join('')}`)); });
@@ -100,8 +120,26 @@ export async function startDevserver(extraArgs = [], { http = false, root: siteR
   };
 }
 
-/** The engine under test (H2WS_ENGINE), fresh profile, the devserver's certificate accepted. */
+/**
+ * The engine under test (H2WS_ENGINE), fresh profile, the devserver's certificate accepted.
+ * With HTTP3, `options.server` (a startDevserver result) is the origin QUIC is forced to.
+ */
 export async function launchBrowser(options = {}) {
+  if (HTTP3) {
+    const { server, ...rest } = options;
+    if (!server?.h3) throw new Error('H2WS_HTTP3=1: launchBrowser needs { server } with HTTP/3 on');
+    const port = new URL(server.origin).port;
+    return engine.launch({
+      ...rest,
+      quic: true,
+      args: [
+        ...(rest.args ?? []),
+        `--origin-to-force-quic-on=127.0.0.1:${port},localhost:${port}`,
+        `--ignore-certificate-errors-spki-list=${server.spki}`,
+        '--host-resolver-rules=MAP localhost 127.0.0.1',
+      ],
+    });
+  }
   return engine.launch(options);
 }
 
@@ -119,6 +157,10 @@ export async function openPage(browser, origin, pathname = '/index.html') {
   const page = await browser.newPage();
   await page.goto(origin + pathname);
   await page.waitForFunction(() => window.h2wsReady === true, undefined, { timeout: 60000 });
+  if (HTTP3) {
+    const protocol = await page.evaluate(() => performance.getEntriesByType('navigation')[0]?.nextHopProtocol);
+    if (protocol !== 'h3') throw new Error(`H2WS_HTTP3=1 but the page came over ${protocol}`);
+  }
   return page;
 }
 
@@ -127,7 +169,7 @@ export async function setup(extraArgs = []) {
   const server = await startDevserver(extraArgs);
   let browser;
   try {
-    browser = await launchBrowser();
+    browser = await launchBrowser({ server });
     const page = await openPage(browser, server.origin);
     return {
       server,

@@ -2,14 +2,16 @@
 // (→ error, close 1006), for both transports; each needs its own devserver.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDevserver, launchBrowser, openPage, TRANSPORTS, ENGINE } from './harness.mjs';
+import { startDevserver, launchBrowser, openPage, TRANSPORTS, ENGINE, HTTP3 } from './harness.mjs';
 
 describe('server-side endings', () => {
   let browser;
   after(async () => browser?.close());
 
   async function pageOn(server) {
-    browser ??= await launchBrowser();
+    // Over HTTP/3 the browser is started for one server's port (harness HTTP3).
+    if (HTTP3) await browser?.close();
+    if (HTTP3 || !browser) browser = await launchBrowser({ server });
     return openPage(browser, server.origin);
   }
 
