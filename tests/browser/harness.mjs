@@ -62,16 +62,17 @@ export function devserverBinary() {
  * output }. `origin` is the https://127.0.0.1:PORT from its `listening` line (HTTP/2 with TLS);
  * with `{ http: true }` it also listens for plain HTTP/1.1 and `httpOrigin` is that
  * http://127.0.0.1:PORT (a secure context too: loopback), the way every engine can be given
- * a page over HTTP/1.1. `root` is the static site (default: the test pages).
+ * a page over HTTP/1.1. `root` is the static site (default: the test pages). `h3`: serve HTTP/3
+ * too (default: only when HTTP3).
  */
-export async function startDevserver(extraArgs = [], { http = false, root: siteRoot = www } = {}) {
+export async function startDevserver(extraArgs = [], { http = false, root: siteRoot = www, h3 = HTTP3 } = {}) {
   const certDir = mkdtempSync(path.join(tmpdir(), 'h2ws-cert-'));
   const args = [
     '--addr', '127.0.0.1:0', ...(http ? ['--http-addr', '127.0.0.1:0'] : ['--no-http']),
     '--www', siteRoot, '--pkg', pkg, '--cert-dir', certDir,
     // HTTP/3 (and its Alt-Svc header) only when the run is about it: the HTTP/2 suites stay as
     // they were in every engine, whatever an engine would do with Alt-Svc.
-    ...(HTTP3 ? [] : ['--no-h3']),
+    ...(h3 ? [] : ['--no-h3']),
     ...extraArgs,
   ];
   const child = spawn(devserverBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
