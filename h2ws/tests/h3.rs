@@ -344,3 +344,30 @@ async fn streams_past_the_advertised_limit_cannot_be_opened() {
     assert!(ninth.is_ok(), "a slot came free");
     server.shutdown().await;
 }
+
+/// A client that closes its QUIC connection ends its socket on the server, as an HTTP/2
+/// connection drop does (the response body pump stops, the socket's transport ends).
+#[tokio::test]
+async fn a_closed_connection_ends_its_sockets() {
+    let server = start(H3Settings::default()).await;
+    let tls = server.tls_addr().unwrap();
+    let conn = quic(tls).await;
+    let mut client = h3_client(conn.clone()).await;
+    let open = http::Request::post(format!("https://localhost:{}/ws/closer", tls.port()))
+        .header("h2ws-version", "1")
+        .body(())
+        .unwrap();
+    let (head, _down) = request(&mut client, open, b"").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(server.endpoint().stats().open_total(), 1);
+    conn.close(0u32.into(), b"gone");
+    let ended = async {
+        while server.endpoint().stats().open_total() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, ended)
+        .await
+        .expect("the socket ended after its connection closed");
+    server.shutdown().await;
+}
