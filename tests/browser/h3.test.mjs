@@ -1,4 +1,4 @@
-// HTTP/3 specifics (H2WS_HTTP3=1, Chromium; skipped otherwise): every request of a socket (the
+// HTTP/3 specifics (H2WS_HTTP3=1, Chromium or Firefox; skipped otherwise): every request of a socket (the
 // open, the `stream` upstream, `post` batches) goes over h3, seen in the Performance API. The
 // other suites run unchanged over HTTP/3 in the same stage (xtask stage browser-h3).
 import { describe, it, before, after } from 'node:test';

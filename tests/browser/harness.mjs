@@ -25,14 +25,17 @@ export const STREAMS_REQUESTS = ENGINE === 'chromium';
 export const NEEDS_STREAM = !STREAMS_REQUESTS && `${ENGINE} does not stream fetch() request bodies`;
 
 /**
- * H2WS_HTTP3=1 (Chromium only): pages and sockets go over HTTP/3. Chromium is started per
- * devserver with QUIC forced to its origin (`--origin-to-force-quic-on`, also for `localhost`,
- * mapped to 127.0.0.1 since the server listens there only and forced QUIC tries ::1 first) and
- * the devserver's certificate pinned by SPKI (`--ignore-certificate-errors` does not cover
- * QUIC); `openPage` fails unless the page itself came over `h3`.
+ * H2WS_HTTP3=1 (Chromium, Firefox): pages and sockets go over HTTP/3. The browser is started per
+ * devserver. Chromium: QUIC forced to its origin (`--origin-to-force-quic-on`, also for
+ * `localhost`, mapped to 127.0.0.1 since the server listens there only and forced QUIC tries
+ * ::1 first), the certificate pinned by SPKI (`--ignore-certificate-errors` does not cover
+ * QUIC); `openPage` fails unless the page came over `h3`. Firefox: the pref
+ * `network.http.http3.alt-svc-mapping-for-testing` maps the origin to h3 on its port (the
+ * navigation itself still goes over h2, the page's requests over h3); `openPage` fails unless
+ * a fetch from the page goes over `h3`.
  */
 export const HTTP3 = process.env.H2WS_HTTP3 === '1';
-if (HTTP3 && ENGINE !== 'chromium') throw new Error(`H2WS_HTTP3=1 needs H2WS_ENGINE=chromium (not ${ENGINE})`);
+if (HTTP3 && !['chromium', 'firefox'].includes(ENGINE)) throw new Error(`H2WS_HTTP3=1 needs H2WS_ENGINE=chromium or firefox (not ${ENGINE})`);
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const root = path.resolve(here, '../..');
@@ -130,6 +133,18 @@ export async function launchBrowser(options = {}) {
     const { server, ...rest } = options;
     if (!server?.h3) throw new Error('H2WS_HTTP3=1: launchBrowser needs { server } with HTTP/3 on');
     const port = new URL(server.origin).port;
+    if (ENGINE === 'firefox') {
+      return engine.launch({
+        ...rest,
+        prefs: {
+          ...(rest.prefs ?? {}),
+          'network.http.http3.enable': true,
+          'network.http.http3.alt-svc-mapping-for-testing': `127.0.0.1;h3=:${port},localhost;h3=:${port}`,
+          // Else Firefox turns HTTP/3 off when a certificate is trusted by an override.
+          'network.http.http3.disable_when_third_party_roots_found': false,
+        },
+      });
+    }
     return engine.launch({
       ...rest,
       quic: true,
@@ -159,8 +174,19 @@ export async function openPage(browser, origin, pathname = '/index.html') {
   await page.goto(origin + pathname);
   await page.waitForFunction(() => window.h2wsReady === true, undefined, { timeout: 60000 });
   if (HTTP3) {
-    const protocol = await page.evaluate(() => performance.getEntriesByType('navigation')[0]?.nextHopProtocol);
-    if (protocol !== 'h3') throw new Error(`H2WS_HTTP3=1 but the page came over ${protocol}`);
+    const protocol = await page.evaluate(async (engine) => {
+      if (engine === 'chromium') return performance.getEntriesByType('navigation')[0]?.nextHopProtocol;
+      // Firefox sets the mapped HTTP/3 connection up in the background: wait for it (≤ 10 s).
+      let protocol;
+      for (let i = 0; i < 40 && protocol !== 'h3'; i++) {
+        const url = new URL(`/.h2ws/stats?h3check=${i}`, location.href).href;
+        await (await fetch(url, { cache: 'no-store' })).text();
+        protocol = performance.getEntriesByName(url)[0]?.nextHopProtocol;
+        if (protocol !== 'h3') await new Promise((r) => setTimeout(r, 250));
+      }
+      return protocol;
+    }, ENGINE);
+    if (protocol !== 'h3') throw new Error(`H2WS_HTTP3=1 but the page's requests go over ${protocol}`);
   }
   return page;
 }
