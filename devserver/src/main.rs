@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use h2ws::h2conn::H2Settings;
+use h2ws::h3conn::H3Settings;
 use h2ws::{Server, SocketConfig};
 use h2ws_devserver::apps::gateway::Gateway;
 use h2ws_devserver::cert::CertSource;
@@ -23,6 +24,10 @@ struct Cli {
     /// No plain listener.
     #[arg(long)]
     no_http: bool,
+    /// No HTTP/3 (by default it is served on UDP at the --addr port and advertised with
+    /// `Alt-Svc` on the HTTPS listener's responses).
+    #[arg(long)]
+    no_h3: bool,
     /// Directory served at `/` (the demo page).
     #[arg(long)]
     www: Option<PathBuf>,
@@ -66,8 +71,8 @@ struct Cli {
     /// Most fetch sessions waiting for their upstream at once; further opens → 503 (default 1000).
     #[arg(long, value_name = "N")]
     max_pending_attaches: Option<usize>,
-    /// Largest request header block, bytes: HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE and the
-    /// HTTP/1.1 request head (default 65536; larger → 431).
+    /// Largest request header block, bytes: HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, HTTP/3
+    /// SETTINGS_MAX_FIELD_SECTION_SIZE and the HTTP/1.1 request head (default 65536; larger → 431).
     #[arg(long, value_name = "BYTES")]
     max_header_bytes: Option<u32>,
     /// This instance's name behind a load balancer (1 to 32 of A-Z a-z 0-9 - _): fetch session
@@ -123,8 +128,10 @@ async fn main() -> std::process::ExitCode {
     }
     let mut h2 = H2Settings::default();
     let mut max_head_bytes = 64 << 10;
+    let mut h3 = H3Settings::default();
     if let Some(n) = cli.max_header_bytes {
         h2.max_header_list_size = n;
+        h3.max_field_section_size = n;
         max_head_bytes = n as usize;
     }
     if let Some(s) = cli.h2_idle_timeout {
@@ -135,6 +142,7 @@ async fn main() -> std::process::ExitCode {
         .http_addr((!cli.no_http).then_some(cli.http_addr))
         .socket_config(config)
         .h2_settings(h2)
+        .h3_settings((!cli.no_h3).then_some(h3))
         .http1_limits(100, max_head_bytes)
         .routes(apps::routes());
     if let Some(www) = cli.www {

@@ -1,4 +1,5 @@
-//! The `h2ws-devserver` binary: stable start-up lines (`listening URL`, `spki-sha256 B64`),
+//! The `h2ws-devserver` binary: stable start-up lines (`listening URL`, `h3 udp://ADDR`,
+//! `spki-sha256 B64`),
 //! port 0, the served certificate matching the printed SPKI hash, `--cert/--key`, and SIGTERM
 //! closing sockets with 1001 before a clean exit.
 
@@ -43,6 +44,11 @@ async fn prints_listeners_and_spki_and_closes_sockets_with_1001_on_sigterm() {
         .as_deref()
         .is_some_and(|h| h.starts_with("127.0.0.1:")));
     assert_eq!(server.spki.len(), 44, "base64 of a sha256");
+    assert_eq!(
+        server.h3.as_deref(),
+        Some(server.https.as_str()),
+        "HTTP/3 on UDP at the HTTPS port"
+    );
 
     // The certificate served is the one whose SPKI hash was printed.
     let addr: std::net::SocketAddr = server.https.parse().unwrap();
@@ -79,13 +85,16 @@ async fn prints_listeners_and_spki_and_closes_sockets_with_1001_on_sigterm() {
 async fn given_cert_and_key_and_no_plain_listener() {
     // Reuse the cached generated pair (one PEM with both) as --cert/--key.
     let dir = cli_cert_dir();
-    drop(run(&[
+    let without_h3 = run(&[
         "--addr",
         "127.0.0.1:0",
         "--no-http",
+        "--no-h3",
         "--cert-dir",
         &dir,
-    ]));
+    ]);
+    assert_eq!(without_h3.h3, None, "--no-h3");
+    drop(without_h3);
     let pem = format!("{dir}/localhost.pem");
     let server = run(&[
         "--addr",
@@ -120,6 +129,7 @@ fn help_lists_every_option() {
         "--addr",
         "--http-addr",
         "--no-http",
+        "--no-h3",
         "--www",
         "--pkg",
         "--cert",

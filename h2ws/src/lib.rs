@@ -20,8 +20,8 @@
 //!   session tokens (`ID.RANDOM`) so a load balancer can route on it; another instance's token
 //!   is answered 421.
 //! - **Server**: TLS from a PEM certificate and key ([`tls::Identity`]), ALPN `h2`/`http/1.1`,
-//!   a plain listener (HTTP/1.1 + h2c), your routes, `/.h2ws/stats`, graceful shutdown (sockets
-//!   get Close 1001).
+//!   HTTP/3 over QUIC on the same port ([`h3conn`], advertised with `Alt-Svc`), a plain listener
+//!   (HTTP/1.1 + h2c), your routes, `/.h2ws/stats`, graceful shutdown (sockets get Close 1001).
 //! - **Client** ([`client`]): every transport from native code (HTTP/2, HTTP/1.1, TLS pins).
 //!
 //! ```no_run
@@ -60,6 +60,7 @@ mod config;
 mod driver;
 pub mod endpoint;
 pub mod h2conn;
+pub mod h3conn;
 mod listen;
 mod read_window;
 mod request;
@@ -107,11 +108,13 @@ pub enum ServerError {
     NoIdentity,
     #[error("the server needs at least one listener")]
     NoListener,
+    #[error(transparent)]
+    H3(#[from] h3conn::H3Error),
 }
 
-/// Builder for a server hosting every transport: TLS (HTTP/2 by ALPN, HTTP/1.1) and plain
-/// (HTTP/1.1 + h2c) listeners running this crate's own HTTP/2 loop, your axum routes,
-/// `/.h2ws/stats`.
+/// Builder for a server hosting every transport: TLS (HTTP/2 by ALPN, HTTP/1.1), HTTP/3 on UDP
+/// at the TLS port, and plain (HTTP/1.1 + h2c) listeners running this crate's own HTTP/2 and
+/// HTTP/3 loops, your axum routes, `/.h2ws/stats`.
 #[derive(Clone)]
 pub struct Server {
     tls_addr: Option<SocketAddr>,
@@ -119,6 +122,7 @@ pub struct Server {
     identity: Option<tls::Identity>,
     config: SocketConfig,
     h2: h2conn::H2Settings,
+    h3: Option<h3conn::H3Settings>,
     max_headers: usize,
     max_head_bytes: usize,
     routes: Router,
@@ -142,6 +146,7 @@ impl Server {
             identity: None,
             config: SocketConfig::default(),
             h2: h2conn::H2Settings::default(),
+            h3: Some(h3conn::H3Settings::default()),
             max_headers: 100,
             max_head_bytes: 64 << 10,
             routes: Router::new(),
@@ -178,6 +183,15 @@ impl Server {
     /// limits, idle connection timeout...). Its `send_timeout` is taken from the socket config.
     pub fn h2_settings(mut self, settings: h2conn::H2Settings) -> Self {
         self.h2 = settings;
+        self
+    }
+
+    /// HTTP/3 on UDP at the TLS listener's port (default: on, with [`h3conn::H3Settings`]
+    /// defaults; `None`: off). The TLS listener's HTTP/2 and HTTP/1.1 responses then carry
+    /// `Alt-Svc: h3=":PORT"; ma=86400`, which is how browsers learn to use it. Its
+    /// `send_timeout` is taken from the socket config.
+    pub fn h3_settings(mut self, settings: impl Into<Option<h3conn::H3Settings>>) -> Self {
+        self.h3 = settings.into();
         self
     }
 
@@ -243,7 +257,7 @@ impl Server {
             ..self.h2.clone()
         };
         let serving = listen::Serving {
-            router,
+            router: router.clone(),
             h2,
             http1: listen::Http1Limits {
                 max_headers: self.max_headers,
@@ -254,6 +268,7 @@ impl Server {
         };
         let mut running = RunningServer {
             tls_addr: None,
+            h3_addr: None,
             http_addr: None,
             spki_sha256: None,
             endpoint,
@@ -267,11 +282,36 @@ impl Server {
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|source| ServerError::Bind { addr, source })?;
-            running.tls_addr = listener.local_addr().ok();
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            running.tls_addr = Some(bound);
             running.spki_sha256 = Some(identity.spki_sha256.clone());
+            let mut tls_serving = serving.clone();
+            if let Some(h3) = &self.h3 {
+                let h3 = h3conn::H3Settings {
+                    send_timeout: self.config.send_timeout,
+                    ..h3.clone()
+                };
+                let quic = h3conn::server_config(identity.quic_server_config()?, &h3)?;
+                let endpoint =
+                    quinn::Endpoint::server(quic, bound).map_err(|source| ServerError::Bind {
+                        addr: bound,
+                        source,
+                    })?;
+                running.h3_addr = endpoint.local_addr().ok();
+                tls_serving.router = listen::with_alt_svc(router.clone(), bound.port());
+                running.listeners.spawn(h3conn::run(
+                    endpoint,
+                    router.clone(),
+                    h3,
+                    serving.shutdown.clone(),
+                    serving.connections.clone(),
+                ));
+            }
             running
                 .listeners
-                .spawn(listen::run_tls(listener, config, serving.clone()));
+                .spawn(listen::run_tls(listener, config, tls_serving));
         }
         if let Some(addr) = self.http_addr {
             let listener = TcpListener::bind(addr)
@@ -289,6 +329,7 @@ impl Server {
 /// A started server.
 pub struct RunningServer {
     tls_addr: Option<SocketAddr>,
+    h3_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
     spki_sha256: Option<String>,
     endpoint: Endpoint,
@@ -304,6 +345,11 @@ impl RunningServer {
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The UDP address HTTP/3 is served on (the TLS listener's, unless turned off).
+    pub fn h3_addr(&self) -> Option<SocketAddr> {
+        self.h3_addr
     }
 
     /// `https://127.0.0.1:PORT`
@@ -326,7 +372,8 @@ impl RunningServer {
     }
 
     /// The stable start-up lines tests and scripts parse:
-    /// `listening https://ADDR`, `listening http://ADDR`, `spki-sha256 BASE64`.
+    /// `listening https://ADDR`, `listening http://ADDR`, `h3 udp://ADDR` (HTTP/3 on),
+    /// `spki-sha256 BASE64`.
     pub fn banner(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(url) = self.tls_url() {
@@ -334,6 +381,9 @@ impl RunningServer {
         }
         if let Some(url) = self.http_url() {
             lines.push(format!("listening {url}"));
+        }
+        if let Some(addr) = self.h3_addr {
+            lines.push(format!("h3 udp://{addr}"));
         }
         if let Some(spki) = &self.spki_sha256 {
             lines.push(format!("spki-sha256 {spki}"));

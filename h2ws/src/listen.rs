@@ -43,6 +43,22 @@ pub(crate) struct Serving {
     pub connections: TaskTracker,
 }
 
+/// The router with `Alt-Svc: h3=":PORT"; ma=86400` on every response: how a browser learns
+/// that the origin speaks HTTP/3 (RFC 9114 §3.1.1); it switches on a later connection.
+pub(crate) fn with_alt_svc(router: Router, port: u16) -> Router {
+    let value = http::HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400"))
+        .expect("a port number makes a valid header value");
+    router.layer(tower::util::MapResponseLayer::new(
+        move |mut response: axum::response::Response| {
+            response
+                .headers_mut()
+                .entry(http::header::ALT_SVC)
+                .or_insert_with(|| value.clone());
+            response
+        },
+    ))
+}
+
 /// Accepts TLS connections until shutdown.
 pub(crate) async fn run_tls(
     listener: TcpListener,

@@ -1,6 +1,6 @@
 //! Server TLS: a certificate chain and key from PEM, rustls with the `ring` provider (no
-//! C/cmake build), ALPN `h2` + `http/1.1`, and the certificate's SPKI hash (for Chromium's
-//! `--ignore-certificate-errors-spki-list`). Generating a certificate is the devserver's job
+//! C/cmake build), ALPN `h2` + `http/1.1` over TCP and `h3` (TLS 1.3 only) over QUIC, and the
+//! certificate's SPKI hash (for Chromium's `--ignore-certificate-errors-spki-list`). Generating a certificate is the devserver's job
 //! (`h2ws-devserver`'s dev certificate), not the library's.
 
 use std::path::{Path, PathBuf};
@@ -117,6 +117,19 @@ impl Identity {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+
+    /// A rustls server config for QUIC from the same certificate: TLS 1.3 only (QUIC has no
+    /// other), ALPN `h3`, no 0-RTT (a replayed open could open a socket twice).
+    pub fn quic_server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h3".to_vec()];
+        config.max_early_data_size = 0;
+        Ok(Arc::new(config))
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -139,6 +152,9 @@ mod tests {
                 .expect("load");
         assert_eq!(identity.spki_sha256.len(), 44, "base64 of 32 bytes");
         identity.server_config().expect("rustls config");
+        let quic = identity.quic_server_config().expect("QUIC rustls config");
+        assert_eq!(quic.alpn_protocols, vec![b"h3".to_vec()]);
+        quinn::crypto::rustls::QuicServerConfig::try_from(quic).expect("usable for QUIC");
         assert!(matches!(
             Identity::from_pem(b"", key_pair.serialize_pem().as_bytes()),
             Err(TlsError::NoCertificate(_))

@@ -218,7 +218,7 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
                     handshake::native::validate_request(&head, &pairs),
                 ),
                 _ => {
-                    let t = if parts.version == Version::HTTP_2 {
+                    let t = if matches!(parts.version, Version::HTTP_2 | Version::HTTP_3) {
                         Transport::Stream
                     } else {
                         Transport::Post

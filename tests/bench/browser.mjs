@@ -1,11 +1,12 @@
 // Browser benchmark (benchmark 4): H2WebSocket versus each engine's own WebSocket, same page,
-// same devserver, same run, in Chromium (`stream` and `post`), Firefox and WebKitGTK (`post`:
-// they cannot stream request bodies).
+// same devserver, same run, in Chromium (`stream` and `post`) over HTTP/2 and over HTTP/3
+// (`chromium-h3`: QUIC forced to a devserver serving HTTP/3; the engine's own WebSocket stays
+// on TCP), Firefox and WebKitGTK (`post`: they cannot stream request bodies).
 //
 //   node tests/bench/browser.mjs --out RESULTS.jsonl [--smoke]
 //
 // Env: H2WS_DEVSERVER (the release devserver binary), H2WS_PKG (the built npm package directory),
-// H2WS_BENCH_ENGINES (default `chromium,firefox,webkit`). Appends one JSON record per figure to
+// H2WS_BENCH_ENGINES (default `chromium,chromium-h3,firefox,webkit`). Appends one JSON record per figure to
 // RESULTS.jsonl (`bench: browser-<engine>`).
 //
 // The measuring runs in the page (tests/browser/www/bench.js via bench.html), with no automation
@@ -34,10 +35,11 @@ const COUNTS = smoke
   : { rtt: 1000, bulk: 10000, opens: 30 };
 const ENGINE_IMPLS = {
   chromium: ['websocket', 'stream', 'post'],
+  'chromium-h3': ['websocket', 'stream', 'post'],
   firefox: ['websocket', 'post'],
   webkit: ['websocket', 'post'],
 };
-const engines = (process.env.H2WS_BENCH_ENGINES ?? 'chromium,firefox,webkit').split(',').map((e) => e.trim()).filter(Boolean);
+const engines = (process.env.H2WS_BENCH_ENGINES ?? 'chromium,chromium-h3,firefox,webkit').split(',').map((e) => e.trim()).filter(Boolean);
 
 function record(engine, kase, imp, metric, value, note = '') {
   const r = { bench: `browser-${engine}`, case: kase, imp, metric, value, note };
@@ -50,10 +52,16 @@ function record(engine, kase, imp, metric, value, note = '') {
  * with a DevTools port; the runner only polls the port's /json/list for the page title (no
  * DevTools session, so no Network domain slowing every fetch()).
  */
-async function runChromiumUnattached(url) {
+async function runChromiumUnattached(url, h3Server = null) {
   const dir = mkdtempSync(path.join(tmpdir(), 'h2ws-bench-chromium-'));
+  // Over HTTP/3: QUIC allowed and forced to the origin, its certificate pinned (harness HTTP3).
+  const port = h3Server && new URL(h3Server.origin).port;
+  const flags = h3Server
+    ? [...chromium.FLAGS.filter((f) => f !== '--disable-quic'), `--origin-to-force-quic-on=127.0.0.1:${port}`,
+      `--ignore-certificate-errors-spki-list=${h3Server.spki}`]
+    : chromium.FLAGS;
   const child = spawn(chromium.executable, [
-    '--headless', ...chromium.FLAGS, `--user-data-dir=${dir}`,
+    '--headless', ...flags, `--user-data-dir=${dir}`,
     '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', url,
   ], { stdio: 'ignore', detached: true });
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -97,12 +105,20 @@ async function runWithAdapter(engine, url) {
 }
 
 // The harness's fixture: $H2WS_DEVSERVER (the release binary) and $H2WS_PKG, the test pages.
-const server = await startDevserver();
+// HTTP/2 runs get a devserver without HTTP/3 (no Alt-Svc to follow), the HTTP/3 run one with.
+const server = await startDevserver([], { h3: false });
+const h3Server = engines.includes('chromium-h3') ? await startDevserver([], { h3: true }) : null;
 try {
   for (const engine of engines) {
     const query = new URLSearchParams({ imps: ENGINE_IMPLS[engine].join(','), rtt: COUNTS.rtt, bulk: COUNTS.bulk, opens: COUNTS.opens });
-    const url = `${server.origin}/bench.html?${query}`;
-    const run = engine === 'chromium' ? await runChromiumUnattached(url) : await runWithAdapter(engine, url);
+    const origin = engine === 'chromium-h3' ? h3Server.origin : server.origin;
+    const url = `${origin}/bench.html?${query}`;
+    const run = engine === 'chromium' ? await runChromiumUnattached(url)
+      : engine === 'chromium-h3' ? await runChromiumUnattached(url, h3Server)
+        : await runWithAdapter(engine, url);
+    if (engine === 'chromium-h3' && (run.protocol !== 'h3' || run.socketProtocols.some((p) => p !== 'h3'))) {
+      throw new Error(`chromium-h3: the page came over ${run.protocol}, socket requests over ${run.socketProtocols}`);
+    }
     const resolution = run.step >= 0.5 ? `${run.step.toFixed(1)} ms` : `${Math.round(run.step * 1000)} us`;
     for (const imp of ENGINE_IMPLS[engine]) {
       const r = run.results[imp];
@@ -120,4 +136,5 @@ try {
   }
 } finally {
   await server.stop().catch(() => {});
+  await h3Server?.stop().catch(() => {});
 }

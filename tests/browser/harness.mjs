@@ -25,6 +25,19 @@ export const STREAMS_REQUESTS = ENGINE === 'chromium';
 /** Why a `stream`-only test is skipped in this engine (false where it runs). */
 export const NEEDS_STREAM = !STREAMS_REQUESTS && `${ENGINE} does not stream fetch() request bodies`;
 
+/**
+ * H2WS_HTTP3=1 (Chromium, Firefox): pages and sockets go over HTTP/3. The browser is started per
+ * devserver. Chromium: QUIC forced to its origin (`--origin-to-force-quic-on`, also for
+ * `localhost`, mapped to 127.0.0.1 since the server listens there only and forced QUIC tries
+ * ::1 first), the certificate pinned by SPKI (`--ignore-certificate-errors` does not cover
+ * QUIC); `openPage` fails unless the page came over `h3`. Firefox: the pref
+ * `network.http.http3.alt-svc-mapping-for-testing` maps the origin to h3 on its port (the
+ * navigation itself still goes over h2, the page's requests over h3); `openPage` fails unless
+ * a fetch from the page goes over `h3`.
+ */
+export const HTTP3 = process.env.H2WS_HTTP3 === '1';
+if (HTTP3 && !['chromium', 'firefox'].includes(ENGINE)) throw new Error(`H2WS_HTTP3=1 needs H2WS_ENGINE=chromium or firefox (not ${ENGINE})`);
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const root = path.resolve(here, '../..');
 export const www = path.join(here, 'www');
@@ -53,13 +66,18 @@ export function devserverBinary() {
  * output }. `origin` is the https://127.0.0.1:PORT from its `listening` line (HTTP/2 with TLS);
  * with `{ http: true }` it also listens for plain HTTP/1.1 and `httpOrigin` is that
  * http://127.0.0.1:PORT (a secure context too: loopback), the way every engine can be given
- * a page over HTTP/1.1. `root` is the static site (default: the test pages).
+ * a page over HTTP/1.1. `root` is the static site (default: the test pages). `h3`: serve HTTP/3
+ * too (default: only when HTTP3).
  */
-export async function startDevserver(extraArgs = [], { http = false, root: siteRoot = www } = {}) {
+export async function startDevserver(extraArgs = [], { http = false, root: siteRoot = www, h3 = HTTP3 } = {}) {
   const certDir = mkdtempSync(path.join(tmpdir(), 'h2ws-cert-'));
   const args = [
     '--addr', '127.0.0.1:0', ...(http ? ['--http-addr', '127.0.0.1:0'] : ['--no-http']),
-    '--www', siteRoot, '--pkg', pkg, '--cert-dir', certDir, ...extraArgs,
+    '--www', siteRoot, '--pkg', pkg, '--cert-dir', certDir,
+    // HTTP/3 (and its Alt-Svc header) only when the run is about it: the HTTP/2 suites stay as
+    // they were in every engine, whatever an engine would do with Alt-Svc.
+    ...(h3 ? [] : ['--no-h3']),
+    ...extraArgs,
   ];
   const child = spawn(devserverBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
   const output = [];
@@ -71,7 +89,13 @@ export async function startDevserver(extraArgs = [], { http = false, root: siteR
       buffered += chunk.toString();
       const tls = buffered.match(/listening (https:\/\/127\.0\.0\.1:\d+)/);
       const plain = buffered.match(/listening (http:\/\/127\.0\.0\.1:\d+)/);
-      if (tls && (!http || plain)) { clearTimeout(timer); resolve({ origin: tls[1], httpOrigin: plain?.[1] }); }
+      // The SPKI line comes last (after `h3 udp://…` when HTTP/3 is on).
+      const spki = buffered.match(/spki-sha256 (\S+)/);
+      const h3 = buffered.match(/h3 udp:\/\/(\S+)/);
+      if (tls && spki && (!http || plain)) {
+        clearTimeout(timer);
+        resolve({ origin: tls[1], httpOrigin: plain?.[1], spki: spki[1], h3: h3?.[1] });
+      }
     });
     child.stderr.on('data', (chunk) => output.push(chunk.toString()));
     child.on('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`devserver exited (${code ?? signal}):\n${output.join('')}`)); });
@@ -101,8 +125,38 @@ export async function startDevserver(extraArgs = [], { http = false, root: siteR
   };
 }
 
-/** The engine under test (H2WS_ENGINE), fresh profile, the devserver's certificate accepted. */
+/**
+ * The engine under test (H2WS_ENGINE), fresh profile, the devserver's certificate accepted.
+ * With HTTP3, `options.server` (a startDevserver result) is the origin QUIC is forced to.
+ */
 export async function launchBrowser(options = {}) {
+  if (HTTP3) {
+    const { server, ...rest } = options;
+    if (!server?.h3) throw new Error('H2WS_HTTP3=1: launchBrowser needs { server } with HTTP/3 on');
+    const port = new URL(server.origin).port;
+    if (ENGINE === 'firefox') {
+      return engine.launch({
+        ...rest,
+        prefs: {
+          ...(rest.prefs ?? {}),
+          'network.http.http3.enable': true,
+          'network.http.http3.alt-svc-mapping-for-testing': `127.0.0.1;h3=:${port},localhost;h3=:${port}`,
+          // Else Firefox turns HTTP/3 off when a certificate is trusted by an override.
+          'network.http.http3.disable_when_third_party_roots_found': false,
+        },
+      });
+    }
+    return engine.launch({
+      ...rest,
+      quic: true,
+      args: [
+        ...(rest.args ?? []),
+        `--origin-to-force-quic-on=127.0.0.1:${port},localhost:${port}`,
+        `--ignore-certificate-errors-spki-list=${server.spki}`,
+        '--host-resolver-rules=MAP localhost 127.0.0.1',
+      ],
+    });
+  }
   return engine.launch(options);
 }
 
@@ -120,6 +174,21 @@ export async function openPage(browser, origin, pathname = '/index.html') {
   const page = await browser.newPage();
   await page.goto(origin + pathname);
   await page.waitForFunction(() => window.h2wsReady === true, undefined, { timeout: 60000 });
+  if (HTTP3) {
+    const protocol = await page.evaluate(async (engine) => {
+      if (engine === 'chromium') return performance.getEntriesByType('navigation')[0]?.nextHopProtocol;
+      // Firefox sets the mapped HTTP/3 connection up in the background: wait for it (≤ 10 s).
+      let protocol;
+      for (let i = 0; i < 40 && protocol !== 'h3'; i++) {
+        const url = new URL(`/.h2ws/stats?h3check=${i}`, location.href).href;
+        await (await fetch(url, { cache: 'no-store' })).text();
+        protocol = performance.getEntriesByName(url)[0]?.nextHopProtocol;
+        if (protocol !== 'h3') await new Promise((r) => setTimeout(r, 250));
+      }
+      return protocol;
+    }, ENGINE);
+    if (protocol !== 'h3') throw new Error(`H2WS_HTTP3=1 but the page's requests go over ${protocol}`);
+  }
   return page;
 }
 
@@ -128,7 +197,7 @@ export async function setup(extraArgs = []) {
   const server = await startDevserver(extraArgs);
   let browser;
   try {
-    browser = await launchBrowser();
+    browser = await launchBrowser({ server });
     const page = await openPage(browser, server.origin);
     return {
       server,

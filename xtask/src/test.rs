@@ -21,6 +21,7 @@ pub const STAGES: &[Stage] = &[
     Stage { name: "consumers", what: "the packed npm package in throwaway apps built with default configs (Vite 5, Vite 8, webpack 5, esbuild, Rollup) echoing in Chromium, Firefox and WebKit; strict TypeScript (moduleResolution bundler, node16); Vite dev servers; imported and used in Node, Bun and Deno", run: consumers },
     Stage { name: "wasm-unit", what: "wasm-bindgen tests of the browser core in headless Chromium", run: wasm_unit },
     Stage { name: "browser", what: "end-to-end tests: playwright-core + Chromium against the devserver (API, transports, demo page)", run: browser },
+    Stage { name: "browser-h3", what: "the transport, server-ending and H2WebSocketStream tests again over HTTP/3 in Chromium (QUIC forced to the devserver's port, certificate pinned by SPKI) and Firefox ESR (alt-svc test mapping); the page's and every socket's requests asserted h3 by nextHopProtocol; about 4 min", run: browser_h3 },
     Stage { name: "browser-firefox", what: "the same browser suite and the demo page in Firefox ESR (puppeteer-core over WebDriver BiDi)", run: browser_firefox },
     Stage { name: "browser-webkit", what: "the same browser suite and the demo page in WebKitGTK, Safari's engine (WebKitWebDriver + MiniBrowser under Xvfb)", run: browser_webkit },
     Stage { name: "proxies", what: "the deploy/ recipes with the real HAProxy 2.6 and nginx 1.22 in front of the devserver: every transport with the native client, Chromium (all back ends, 100 sockets, auto's fallback), Firefox and WebKit (smoke)", run: proxies },
@@ -170,6 +171,24 @@ fn wasm_unit() -> Result {
 
 fn browser() -> Result {
     engine_suite("chromium", "browser/ demo/")
+}
+
+/// Chromium and Firefox over HTTP/3: tests/browser/harness.mjs reads `H2WS_HTTP3`.
+fn browser_h3() -> Result {
+    setup::npm_packages()?;
+    Step::new("cargo build -p h2ws-devserver", 1800).run()?;
+    let files = "browser/h3.test.mjs browser/transports.test.mjs browser/lifecycle.test.mjs \
+                 browser/stream-api.test.mjs";
+    for engine in ["chromium", "firefox"] {
+        Step::new(
+            &format!("cd tests && node --test --test-concurrency=1 {files}"),
+            900,
+        )
+        .env("H2WS_ENGINE", engine)
+        .env("H2WS_HTTP3", "1")
+        .run()?;
+    }
+    Ok(())
 }
 
 fn browser_firefox() -> Result {

@@ -544,7 +544,7 @@ fn browser_targets(
 ) -> (&'static str, Option<BrowserCheck>, Option<BrowserCheck>) {
     let ratio_at_most =
         |max: f64| -> Option<BrowserCheck> { Some(Box::new(move |v, n| n > 0.0 && v / n <= max)) };
-    if row.starts_with("RTT p50") {
+    if row.starts_with("RTT p50") && engine != "chromium-h3" {
         // `post` is what every Firefox and Safari user gets: an absolute target (issue 12).
         (
             "stream ≤ 1.25×, post ≤ 2.5 ms",
@@ -557,7 +557,14 @@ fn browser_targets(
             Some(Box::new(|v, n| n > 0.0 && v / n >= 3.0)),
             Some(Box::new(|v, n| n > 0.0 && v / n >= 3.0)),
         )
-    } else if row.starts_with("open") && engine == "chromium" {
+    } else if row.starts_with("RTT p50") && engine == "chromium-h3" {
+        // Issue 18: over HTTP/3 Chromium has no delayed-read timer on response bodies.
+        (
+            "stream ≤ 1.1×, post ≤ 2.5 ms",
+            ratio_at_most(1.1),
+            Some(Box::new(|v, _| v <= 2.5)),
+        )
+    } else if row.starts_with("open") && engine.starts_with("chromium") {
         ("≤ 1.0×", ratio_at_most(1.0), ratio_at_most(1.0))
     } else if row.starts_with("open") {
         ("≤ 2.0×", ratio_at_most(2.0), ratio_at_most(2.0))
@@ -570,14 +577,14 @@ fn render_browser(md: &mut String, records: &[Record]) {
     md.push_str("## 4. Browsers (Chromium, Firefox, WebKit)\n\n");
     md.push_str(
         "`tests/bench/browser.mjs`: one page of the release devserver over HTTPS + HTTP/2 per \
-         engine, `H2WebSocket` versus that engine's own `WebSocket` on the same origin (the \
+         engine (and Chromium again over HTTP/3), `H2WebSocket` versus that engine's own `WebSocket` on the same origin (the \
          server's socket counts show which transport each used: Chromium's and Firefox's own \
          use RFC 8441 on the page's connection, WebKit's RFC 6455). Chromium runs `stream` and \
          `post`; Firefox and WebKit cannot stream request bodies, so `post` (what `auto` picks \
          there). RTT = sequential 16 B binary messages; bulk = 1 KiB binary messages all sent at \
          once, until every echo is back; open = constructor to `open` on the page's warm \
-         connection. Targets: RTT p50 `stream` ≤ 1.25× native and `post` ≤ 2.5 ms, bulk ≥ 3× \
-         native, open ≤ native in Chromium and ≤ 2× native in Firefox and WebKit. DESIGN §2.4 \
+         connection. Targets: RTT p50 `stream` ≤ 1.25× native (≤ 1.1× over HTTP/3) and `post` \
+         ≤ 2.5 ms, bulk ≥ 3× native, open ≤ native in Chromium and ≤ 2× native in Firefox and WebKit. DESIGN §2.4 \
          explains the ≈ 1 ms floor Chromium adds to small-message downstream delivery over \
          HTTP/2 response bodies.\n\n",
     );
@@ -585,6 +592,10 @@ fn render_browser(md: &mut String, records: &[Record]) {
         (
             "chromium",
             "Chromium (started directly, no automation attached during the run)",
+        ),
+        (
+            "chromium-h3",
+            "Chromium over HTTP/3 (QUIC forced to the devserver's origin; the page and every socket request checked h3; its own WebSocket stays on TCP)",
         ),
         (
             "firefox",

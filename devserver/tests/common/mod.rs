@@ -145,6 +145,8 @@ pub struct DevServerProcess {
     pub http: Option<String>,
     /// base64(sha256(SPKI)) of the served certificate.
     pub spki: String,
+    /// `host:port` of the HTTP/3 (UDP) listener (None with `--no-h3`).
+    pub h3: Option<String>,
     /// Start-up lines that are neither a listener nor the pin.
     pub other_lines: Vec<String>,
 }
@@ -163,13 +165,15 @@ impl DevServerProcess {
             .expect("spawn h2ws-devserver");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = std::io::BufReader::new(stdout).lines();
-        let (mut https, mut http, mut other_lines) = (None, None, Vec::new());
+        let (mut https, mut http, mut h3, mut other_lines) = (None, None, None, Vec::new());
         let spki = loop {
             let line = lines.next().expect("a start-up line").expect("utf-8");
             if let Some(a) = line.strip_prefix("listening https://") {
                 https = Some(a.to_string());
             } else if let Some(a) = line.strip_prefix("listening http://") {
                 http = Some(a.to_string());
+            } else if let Some(a) = line.strip_prefix("h3 udp://") {
+                h3 = Some(a.to_string());
             } else if let Some(b64) = line.strip_prefix("spki-sha256 ") {
                 break b64.to_string();
             } else {
@@ -181,6 +185,7 @@ impl DevServerProcess {
             https: https.expect("a `listening https://` line"),
             http,
             spki,
+            h3,
             other_lines,
         }
     }

@@ -15,7 +15,7 @@ export const FLAGS = [
   '--ignore-certificate-errors',
 ];
 
-/** Headless Chromium, fresh profile, self-signed certificates accepted. `options.args`: extra flags. */
+/** Headless Chromium, fresh profile, self-signed certificates accepted. `options.args`: extra flags; `options.quic`: QUIC allowed. */
 export async function launch(options = {}) {
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'h2ws-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -23,7 +23,8 @@ export async function launch(options = {}) {
     headless: true,
     ignoreHTTPSErrors: true,
     args: [
-      ...FLAGS,
+      // QUIC stays off (every origin on HTTP/2) unless a test asks for HTTP/3 (harness HTTP3).
+      ...(options.quic ? FLAGS.filter((f) => f !== '--disable-quic') : FLAGS),
       ...(options.http1 ? ['--disable-http2'] : []),
       ...(options.args ?? []),
     ],
