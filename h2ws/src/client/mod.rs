@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The one socket type and its vocabulary, re-exported for client code: a client socket is
-/// the same [`Socket`](crate::Socket) the server hands to its handlers.
+/// the same [`Socket`] the server hands to its handlers.
 pub use crate::socket::{
     CloseStatus, FragmentKind, Handshake, Incoming, Message, Role, Socket, SocketError,
     SocketReceiver, SocketSender, Transport,
