@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use h2ws::client::{
-    Client, ClientConfig, Error, H2Connection, Incoming, Message, OpenOptions, Transport, Trust,
-    WebSocket,
+    Client, ClientConfig, Error, H2Connection, Incoming, Message, OpenOptions, SocketError,
+    Transport, Trust,
 };
 use h2ws::{RunningServer, Server, Socket};
 use h2ws_devserver::cert::CertSource;
@@ -59,7 +59,7 @@ impl Fixture {
         path: &str,
         transport: Transport,
         options: &OpenOptions,
-    ) -> Result<WebSocket, Error> {
+    ) -> Result<Socket, Error> {
         if transport == Transport::Rfc6455 {
             let base = self.base(tls);
             let url = format!("{}{path}", base.replacen("http", "ws", 1));
@@ -99,7 +99,9 @@ async fn closer(mut socket: Socket) {
 /// version of the opening request and its `x-test` header.
 async fn whoami(mut socket: Socket) {
     while socket.recv().await.is_some() {
-        let info = socket.info();
+        let info = socket
+            .info()
+            .expect("a server socket has its opening request");
         let reply = format!(
             "{} {:?} {}",
             socket.transport(),
@@ -152,7 +154,7 @@ async fn start_with(socket_config: h2ws::SocketConfig) -> Fixture {
     }
 }
 
-async fn next(ws: &WebSocket) -> Message {
+async fn next(ws: &mut Socket) -> Message {
     match ws.recv_timeout(LIMIT).await {
         Ok(Some(m)) => m,
         Ok(None) => panic!(
@@ -166,7 +168,7 @@ async fn next(ws: &WebSocket) -> Message {
 
 /// Echo of text, binary, empty, 1 MiB, a fragmented message and many in order; then a clean
 /// close with 1000.
-async fn echo_suite(ws: &WebSocket) {
+async fn echo_suite(ws: &mut Socket) {
     let t = ws.transport();
     ws.send("hello").await.unwrap();
     assert_eq!(next(ws).await, Message::Text("hello".into()), "{t:?}");
@@ -207,7 +209,8 @@ async fn echo_suite(ws: &WebSocket) {
     for i in 0..100 {
         assert_eq!(next(ws).await, Message::Text(format!("m{i}")), "{t:?}");
     }
-    let status = ws.close(1000, "done").await.unwrap();
+    ws.close(1000, "done").await.unwrap();
+    let status = ws.closed().await.unwrap();
     assert_eq!((status.code, status.clean), (1000, true), "{t:?}");
 }
 
@@ -215,12 +218,12 @@ async fn echo_every_transport(tls: bool) {
     let f = start().await;
     let h2 = f.h2(tls).await;
     for transport in Transport::ALL {
-        let ws = f
+        let mut ws = f
             .open(&h2, tls, "/ws/echo", transport, &OpenOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
         assert_eq!(ws.transport(), transport);
-        tokio::time::timeout(LIMIT, echo_suite(&ws))
+        tokio::time::timeout(LIMIT, echo_suite(&mut ws))
             .await
             .unwrap_or_else(|_| panic!("{transport:?}: echo suite timed out"));
     }
@@ -247,7 +250,7 @@ async fn server_sees_transport(tls: bool) {
         ..OpenOptions::default()
     };
     for transport in Transport::ALL {
-        let ws = f
+        let mut ws = f
             .open(&h2, tls, "/ws/whoami", transport, &options)
             .await
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
@@ -258,11 +261,12 @@ async fn server_sees_transport(tls: bool) {
             "HTTP/2.0"
         };
         assert_eq!(
-            next(&ws).await,
+            next(&mut ws).await,
             Message::Text(format!("{transport} {version} token-123")),
             "{transport:?}"
         );
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
     }
     f.stop().await;
 }
@@ -297,7 +301,7 @@ async fn client_devserver_100_sockets_on_one_h2_connection() {
         sockets.push(ws);
     }
     // All at once: each socket sends its own messages and must get exactly them back.
-    let work = sockets.iter().enumerate().map(|(i, ws)| async move {
+    let work = sockets.iter_mut().enumerate().map(|(i, ws)| async move {
         for j in 0..5 {
             ws.send(format!("socket {i} message {j}")).await.unwrap();
         }
@@ -316,7 +320,10 @@ async fn client_devserver_100_sockets_on_one_h2_connection() {
     tokio::time::timeout(LIMIT, futures_util::future::join_all(work))
         .await
         .expect("100 sockets echo in time");
-    let closes = sockets.iter().map(|ws| ws.close(1000, ""));
+    let closes = sockets.iter().map(|ws| async move {
+        ws.close(1000, "").await?;
+        ws.closed().await
+    });
     let statuses = tokio::time::timeout(LIMIT, futures_util::future::join_all(closes))
         .await
         .expect("100 closes in time");
@@ -337,15 +344,16 @@ async fn client_devserver_close_codes_both_ways() {
             .open(&h2, true, "/ws/echo", transport, &OpenOptions::default())
             .await
             .unwrap();
-        let status = ws.close(4000, "client bye").await.unwrap();
+        ws.close(4000, "client bye").await.unwrap();
+        let status = ws.closed().await.unwrap();
         assert_eq!((status.code, status.clean), (4000, true), "{transport:?}");
         assert!(
-            matches!(ws.send("late").await, Err(Error::Closed { .. })),
+            matches!(ws.send("late").await, Err(SocketError::Closed)),
             "{transport:?}"
         );
 
         // Server closes with 4002 and a reason: the client sees both, answers, ends cleanly.
-        let ws = f
+        let mut ws = f
             .open(&h2, true, "/ws/closer", transport, &OpenOptions::default())
             .await
             .unwrap();
@@ -396,12 +404,12 @@ async fn client_devserver_refusals_carry_status() {
         assert_eq!(err.refusal_status(), Some(404), "{transport:?}: {err}");
     }
     // The connection still works after the refusals.
-    let ws = h2
+    let mut ws = h2
         .open("/ws/echo", Transport::Native, &OpenOptions::default())
         .await
         .unwrap();
     ws.send("still here").await.unwrap();
-    assert_eq!(next(&ws).await, Message::Text("still here".into()));
+    assert_eq!(next(&mut ws).await, Message::Text("still here".into()));
     f.stop().await;
 }
 
@@ -425,7 +433,7 @@ async fn client_devserver_permessage_deflate_every_transport() {
         ..OpenOptions::default()
     };
     for transport in Transport::ALL {
-        let ws = f
+        let mut ws = f
             .open(&h2, true, "/ws/echo", transport, &options)
             .await
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
@@ -434,7 +442,7 @@ async fn client_devserver_permessage_deflate_every_transport() {
             ext.starts_with("permessage-deflate"),
             "{transport:?}: {ext:?}"
         );
-        tokio::time::timeout(LIMIT, echo_suite(&ws))
+        tokio::time::timeout(LIMIT, echo_suite(&mut ws))
             .await
             .unwrap_or_else(|_| panic!("{transport:?}: echo suite timed out"));
     }
@@ -451,7 +459,7 @@ async fn client_devserver_answers_server_pings_and_stays_open() {
     let f = start_with(config).await;
     let h2 = f.h2(true).await;
     for transport in Transport::ALL {
-        let ws = f
+        let mut ws = f
             .open(&h2, true, "/ws/echo", transport, &OpenOptions::default())
             .await
             .unwrap();
@@ -472,11 +480,12 @@ async fn client_devserver_answers_server_pings_and_stays_open() {
         assert!(pings >= 2, "{transport:?}: {pings} pings");
         ws.send("still open").await.unwrap();
         assert_eq!(
-            next(&ws).await,
+            next(&mut ws).await,
             Message::Text("still open".into()),
             "{transport:?}"
         );
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
     }
     f.stop().await;
 }
@@ -490,7 +499,7 @@ async fn client_devserver_quiet_fetch_sockets_attach_at_once() {
     let f = start_with(config).await;
     let h2 = f.h2(true).await;
     for transport in [Transport::Stream, Transport::Post] {
-        let ws = h2
+        let mut ws = h2
             .open("/ws/echo", transport, &OpenOptions::default())
             .await
             .unwrap();
@@ -499,11 +508,12 @@ async fn client_devserver_quiet_fetch_sockets_attach_at_once() {
         assert_eq!(ws.close_status(), None, "{transport:?}");
         ws.send("late but fine").await.unwrap();
         assert_eq!(
-            next(&ws).await,
+            next(&mut ws).await,
             Message::Text("late but fine".into()),
             "{transport:?}"
         );
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
     }
     f.stop().await;
 }
@@ -513,13 +523,13 @@ async fn client_devserver_post_over_http11() {
     let f = start().await;
     for tls in [true, false] {
         let base = f.base(tls);
-        let ws = f
+        let mut ws = f
             .client
             .connect_post_http1(&format!("{base}/ws/echo"), &OpenOptions::default())
             .await
             .unwrap_or_else(|e| panic!("tls {tls}: {e}"));
         assert_eq!(ws.transport(), Transport::Post);
-        tokio::time::timeout(LIMIT, echo_suite(&ws))
+        tokio::time::timeout(LIMIT, echo_suite(&mut ws))
             .await
             .unwrap_or_else(|_| panic!("tls {tls}: echo suite timed out"));
 
@@ -527,17 +537,21 @@ async fn client_devserver_post_over_http11() {
             headers: vec![("x-test".into(), "h1".into())],
             ..OpenOptions::default()
         };
-        let ws = f
+        let mut ws = f
             .client
             .connect_post_http1(&format!("{base}/ws/whoami"), &options)
             .await
             .unwrap();
         ws.send("who").await.unwrap();
-        assert_eq!(next(&ws).await, Message::Text("post HTTP/1.1 h1".into()));
+        assert_eq!(
+            next(&mut ws).await,
+            Message::Text("post HTTP/1.1 h1".into())
+        );
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
 
         // Server-side close code over HTTP/1.1 too.
-        let ws = f
+        let mut ws = f
             .client
             .connect_post_http1(&format!("{base}/ws/closer"), &OpenOptions::default())
             .await
@@ -556,7 +570,7 @@ async fn client_devserver_chat_across_every_transport() {
     let h2 = f.h2(true).await;
     let mut sockets = Vec::new();
     for transport in Transport::ALL {
-        let ws = f
+        let mut ws = f
             .open(&h2, true, "/ws/chat", transport, &OpenOptions::default())
             .await
             .unwrap();
@@ -564,7 +578,7 @@ async fn client_devserver_chat_across_every_transport() {
         let hello = format!("hello from {transport}");
         ws.send(hello.clone()).await.unwrap();
         loop {
-            if next(&ws).await == Message::Text(hello.clone()) {
+            if next(&mut ws).await == Message::Text(hello.clone()) {
                 break;
             }
         }
@@ -575,7 +589,7 @@ async fn client_devserver_chat_across_every_transport() {
     }
     let mut want: Vec<String> = Transport::ALL.iter().map(|t| format!("from {t}")).collect();
     want.sort();
-    for ws in &sockets {
+    for ws in &mut sockets {
         let mut got = Vec::new();
         while got.len() < want.len() {
             match next(ws).await {
@@ -589,6 +603,7 @@ async fn client_devserver_chat_across_every_transport() {
     }
     for ws in &sockets {
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
     }
     f.stop().await;
 }
@@ -607,7 +622,7 @@ async fn client_devserver_fragments_with_untouched_permessage_deflate() {
         ..OpenOptions::default()
     };
     for transport in Transport::ALL {
-        let ws = f
+        let mut ws = f
             .open(&h2, true, "/ws/echo", transport, &options)
             .await
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
@@ -616,10 +631,12 @@ async fn client_devserver_fragments_with_untouched_permessage_deflate() {
         // What the gateway's own client would have compressed: sent as one RSV1 frame.
         let text = "hello hello hello hello hello ".repeat(20);
         // The echo comes back compressed by the server, still RSV1, handed over untouched.
-        let echo = common::compressed_echo(&ws, &params, &text, &format!("{transport:?}")).await;
+        let echo =
+            common::compressed_echo(&mut ws, &params, &text, &format!("{transport:?}")).await;
         assert!(echo.sent.len() < text.len() / 4);
         assert_eq!(echo.inflated, text, "{transport:?}");
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
     }
     f.stop().await;
 }

@@ -257,7 +257,7 @@ async fn devserver_restart_mid_stream_gives_the_native_client_1006() {
     let url = format!("{}/ws/echo", first.https_url());
     let mut sockets = Vec::new();
     for t in CLIENT_TRANSPORTS {
-        let ws = client
+        let mut ws = client
             .connect(&url, t, &OpenOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{t:?}: {e}"));
@@ -271,7 +271,7 @@ async fn devserver_restart_mid_stream_gives_the_native_client_1006() {
     // The devserver dies mid-stream (SIGKILL: no Close, no GOAWAY).
     let killed = Instant::now();
     drop(first);
-    for ws in &sockets {
+    for ws in &mut sockets {
         let t = ws.transport();
         let next = ws.recv_timeout(Duration::from_secs(10)).await;
         assert!(matches!(next, Ok(None)), "{t:?}: {next:?}");
@@ -283,7 +283,7 @@ async fn devserver_restart_mid_stream_gives_the_native_client_1006() {
     // Restarted on the same port, the same client connects again.
     let second = devserver(&addr, &[]);
     for t in CLIENT_TRANSPORTS {
-        let ws = client
+        let mut ws = client
             .connect(&url, t, &OpenOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{t:?} after restart: {e}"));
@@ -293,6 +293,7 @@ async fn devserver_restart_mid_stream_gives_the_native_client_1006() {
             Some(h2ws::client::Message::Text("after".into()))
         );
         ws.close(1000, "").await.expect("close");
+        ws.closed().await.expect("close");
     }
     drop(second);
 }
@@ -390,7 +391,11 @@ fn flood_routes(
         h2ws::route(move |s: Socket| {
             let sent = sent.clone();
             async move {
-                let id = s.info().query().unwrap_or("").to_string();
+                let id = s
+                    .info()
+                    .and_then(|info| info.query())
+                    .unwrap_or("")
+                    .to_string();
                 let counter = sent.lock().unwrap().entry(id).or_default().clone();
                 let chunk = Bytes::from(vec![7u8; 64 << 10]);
                 for _ in 0..4096 {

@@ -255,7 +255,7 @@ async fn gateway_close_codes_both_ways_and_lost_legs() {
         let options = OpenOptions::default();
         let open = || client.connect(&url, transport, &options);
         // Client closes with 4200: the backend gets 4200, the client its echo.
-        let ws = open()
+        let mut ws = open()
             .await
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
         ws.send_text("hi").await.unwrap();
@@ -263,11 +263,12 @@ async fn gateway_close_codes_both_ways_and_lost_legs() {
             ws.recv_timeout(LIMIT).await.unwrap(),
             Some(h2ws::client::Message::Text("hi".into()))
         );
-        let status = ws.close(4200, "client bye").await.unwrap();
+        ws.close(4200, "client bye").await.unwrap();
+        let status = ws.closed().await.unwrap();
         assert_eq!(status.code, 4200, "{transport:?}");
         assert_eq!(seen(&mut rx).await, Seen::Close(4200), "{transport:?}");
         // Backend closes with 4100: the client gets 4100 and its reason.
-        let ws = open().await.unwrap();
+        let mut ws = open().await.unwrap();
         ws.send_text("close-me").await.unwrap();
         assert_eq!(ws.recv_timeout(LIMIT).await.unwrap(), None);
         let status = ws.close_status().unwrap();
@@ -279,7 +280,7 @@ async fn gateway_close_codes_both_ways_and_lost_legs() {
         // ...and the backend its echo.
         assert_eq!(seen(&mut rx).await, Seen::Close(4100), "{transport:?}");
         // The backend drops its TCP connection mid-stream: the client gets 1014 promptly.
-        let ws = open().await.unwrap();
+        let mut ws = open().await.unwrap();
         let started = std::time::Instant::now();
         ws.send_text("die").await.unwrap();
         assert_eq!(ws.recv_timeout(LIMIT).await.unwrap(), None);
@@ -364,7 +365,7 @@ async fn gateway_forwards_permessage_deflate_untouched() {
     for transport in Transport::ALL {
         let url = url_for(&server, transport, "/ws/upstream");
         // A terminating client: the backend's answer is what it runs.
-        let ws = client
+        let mut ws = client
             .connect(
                 &url,
                 transport,
@@ -388,8 +389,9 @@ async fn gateway_forwards_permessage_deflate_untouched() {
             "{transport:?}"
         );
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
         // A non-terminating client sees the backend's compressed frames as they were sent.
-        let ws = client
+        let mut ws = client
             .connect(
                 &url,
                 transport,
@@ -404,13 +406,14 @@ async fn gateway_forwards_permessage_deflate_untouched() {
             .unwrap();
         let params =
             deflate::accept_response(ws.handshake().extensions.as_deref().unwrap()).unwrap();
-        let echo = compressed_echo(&ws, &params, &text, &format!("{transport:?}")).await;
+        let echo = compressed_echo(&mut ws, &params, &text, &format!("{transport:?}")).await;
         assert!(
             echo.received.len() < text.len() / 4,
             "{transport:?}: still compressed"
         );
         assert_eq!(echo.inflated, text, "{transport:?}");
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
     }
     server.shutdown().await;
     backend.shutdown().await;
@@ -436,7 +439,7 @@ async fn gateway_control_frames_overtake_a_large_message() {
         Transport::Stream,
     ] {
         let url = url_for(&server, transport, "/ws/upstream");
-        let ws = client
+        let mut ws = client
             .connect(
                 &url,
                 transport,
@@ -481,6 +484,7 @@ async fn gateway_control_frames_overtake_a_large_message() {
         );
         eprintln!("{transport:?}: Pong after {at} of {BIG} bytes");
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
     }
     server.shutdown().await;
 }
@@ -505,7 +509,7 @@ async fn gateway_reaches_a_wss_backend_with_a_pinned_certificate() {
         .expect("start");
     let client = client_for(&server);
     for transport in [Transport::Rfc6455, Transport::Native] {
-        let ws = client
+        let mut ws = client
             .connect(
                 &url_for(&server, transport, "/ws/upstream"),
                 transport,
@@ -519,6 +523,7 @@ async fn gateway_reaches_a_wss_backend_with_a_pinned_certificate() {
             Some(h2ws::client::Message::Text("over tls".into()))
         );
         ws.close(1000, "").await.unwrap();
+        ws.closed().await.unwrap();
     }
     let untrusted = h2ws::Server::new()
         .tls_addr(None)

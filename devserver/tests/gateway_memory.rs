@@ -90,7 +90,7 @@ async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
         } else {
             "one frame"
         };
-        let ws = client
+        let mut ws = client
             .connect(&url, transport, &OpenOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
@@ -105,9 +105,10 @@ async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
         let before = proc_status_kib(pid, "VmRSS:");
         assert!(reset_peak(pid), "cannot reset VmHWM of pid {pid}");
         let started = std::time::Instant::now();
+        let tx = ws.sender();
         let send = async {
             if !fragmented {
-                return ws.send_binary(&big).await;
+                return tx.send_binary(&big).await;
             }
             for (i, frame) in big.chunks(FRAME).enumerate() {
                 let kind = if i == 0 {
@@ -115,7 +116,7 @@ async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
                 } else {
                     FragmentKind::Continuation
                 };
-                ws.send_fragment(kind, 0, frame, (i + 1) * FRAME >= big.len())
+                tx.send_fragment(kind, 0, frame, (i + 1) * FRAME >= big.len())
                     .await?;
             }
             Ok(())
@@ -138,7 +139,8 @@ async fn gateway_streams_a_100_mib_message_with_bounded_rss() {
             growth <= MAX_GROWTH_KIB,
             "{transport:?}, {shape}: gateway RSS grew by {growth} KiB (> {MAX_GROWTH_KIB} KiB)"
         );
-        let status = ws.close(1000, "done").await.expect("close");
+        ws.close(1000, "done").await.expect("close");
+        let status = ws.closed().await.expect("close");
         assert_eq!(status.code, 1000);
     }
 }

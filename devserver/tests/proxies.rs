@@ -7,9 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::proxy::{deploy, free_port, render, Service, Subst};
-use h2ws::client::{
-    Client, ClientConfig, Error, Message, OpenOptions, Transport, Trust, WebSocket,
-};
+use h2ws::client::{Client, ClientConfig, Error, Message, OpenOptions, Socket, Transport, Trust};
 use h2ws::{RunningServer, SocketConfig};
 
 const LIMIT: Duration = common::LIMIT;
@@ -90,7 +88,7 @@ fn client() -> Client {
     ))
 }
 
-async fn open(front: u16, transport: Transport) -> Result<WebSocket, Error> {
+async fn open(front: u16, transport: Transport) -> Result<Socket, Error> {
     let url = format!("wss://127.0.0.1:{front}/ws/echo");
     let client = client();
     match transport {
@@ -109,7 +107,7 @@ async fn open(front: u16, transport: Transport) -> Result<WebSocket, Error> {
 
 /// Echoes a burst of 20 small messages and one 70 KB message (several DATA frames, several
 /// frames in flight at once: what re-framing proxies coalesce or split), then closes 1000.
-async fn exchange(ws: &WebSocket) -> Result<(), String> {
+async fn exchange(ws: &mut Socket) -> Result<(), String> {
     let big = common::pattern(70_000);
     for i in 0..20 {
         ws.send_text(&format!("m{i}"))
@@ -141,7 +139,11 @@ async fn exchange(ws: &WebSocket) -> Result<(), String> {
             ))
         }
     }
-    let status = tokio::time::timeout(LIMIT, ws.close(1000, "bye"))
+    let close = async {
+        ws.close(1000, "bye").await?;
+        ws.closed().await
+    };
+    let status = tokio::time::timeout(LIMIT, close)
         .await
         .map_err(|_| "close timed out".to_string())?
         .map_err(|e| format!("close: {e}"))?;
@@ -178,14 +180,14 @@ async fn check(proxy: &Service, path: &str, front: u16, transport: Transport, ex
     let fail =
         |what: String| -> ! { panic!("{transport:?} through {path}: {what}\n{}", proxy.logs()) };
     match (expect, opened) {
-        (Expect::Works, Ok(ws)) => {
-            if let Err(e) = exchange(&ws).await {
+        (Expect::Works, Ok(mut ws)) => {
+            if let Err(e) = exchange(&mut ws).await {
                 fail(e)
             }
         }
         (Expect::Refused(status), Err(Error::Refused { status: got, .. })) if got == *status => {}
         (Expect::NoExtendedConnect, Err(Error::NoExtendedConnect)) => {}
-        (Expect::Reframed, Ok(ws)) => {
+        (Expect::Reframed, Ok(mut ws)) => {
             // One message at a time passes (one frame per DATA frame survives)...
             ws.send_text("one")
                 .await
@@ -195,7 +197,7 @@ async fn check(proxy: &Service, path: &str, front: u16, transport: Transport, ex
                 other => fail(format!("single echo: {other:?}")),
             }
             // ...a burst and a message larger than one DATA frame do not.
-            match exchange(&ws).await {
+            match exchange(&mut ws).await {
                 Ok(()) => fail("the exchange passed although the proxy re-frames DATA: update README and this test".into()),
                 Err(e) => {
                     // Merged frames turn the next frame's header into payload (a text frame
@@ -311,19 +313,20 @@ async fn haproxy_http1_back_end() {
     // `option http-no-delay` on this back end: without it small messages wait for Nagle and
     // delayed ACKs between HAProxy and the server (issue 13 measured 208 ms round trips).
     for t in [Stream, Post, Rfc6455] {
-        let ws = open(front, t).await.expect("open");
-        let median = median_rtt(&ws, 15).await;
+        let mut ws = open(front, t).await.expect("open");
+        let median = median_rtt(&mut ws, 15).await;
         eprintln!("{t:?} through HAProxy (HTTP/1.1): median RTT {median:?}");
         assert!(
             median < Duration::from_millis(50),
             "{t:?} through HAProxy (HTTP/1.1): median round trip {median:?} (Nagle? `option http-no-delay`)"
         );
         ws.close(1000, "").await.expect("close");
+        ws.closed().await.expect("close");
     }
 }
 
 /// The median of `n` one-message echo round trips.
-async fn median_rtt(ws: &WebSocket, n: usize) -> Duration {
+async fn median_rtt(ws: &mut Socket, n: usize) -> Duration {
     let mut rtts = Vec::with_capacity(n);
     for i in 0..n {
         let started = std::time::Instant::now();
@@ -356,14 +359,14 @@ async fn nginx_http1_back_end() {
 async fn stream_through_nginx_is_offered_and_counted() {
     let server = server().await;
     let (proxy, front) = nginx(&server);
-    let stream = open(front, Stream)
+    let mut stream = open(front, Stream)
         .await
         .unwrap_or_else(|e| panic!("open stream: {e}\n{}", proxy.logs()));
     assert_eq!(stream.handshake().transport, Stream);
-    let post = open(front, Post)
+    let mut post = open(front, Post)
         .await
         .unwrap_or_else(|e| panic!("open post: {e}\n{}", proxy.logs()));
-    for ws in [&stream, &post] {
+    for ws in [&mut stream, &mut post] {
         ws.send_text("attached?").await.expect("send");
         assert_eq!(
             ws.recv_timeout(LIMIT).await.expect("echo"),
@@ -373,7 +376,8 @@ async fn stream_through_nginx_is_offered_and_counted() {
     let open = stats_open(&server).await;
     assert_eq!((open["stream"], open["post"]), (1, 1), "stats: {open:?}");
     for ws in [&stream, &post] {
-        assert_eq!(ws.close(1000, "").await.expect("close").code, 1000);
+        ws.close(1000, "").await.expect("close");
+        assert_eq!(ws.closed().await.expect("closed").code, 1000);
     }
 }
 
@@ -428,7 +432,7 @@ async fn native_client_falls_back_to_post_when_stream_is_refused_at_once() {
         tls = server.tls_addr().expect("tls"),
     );
     let proxy = Service::haproxy(&conf, &[front]).expect("haproxy starts");
-    let ws = open(front, Stream)
+    let mut ws = open(front, Stream)
         .await
         .unwrap_or_else(|e| panic!("open: {e}\n{}", proxy.logs()));
     // Written at once, so they ride the refused stream first and must be resent as batches.
@@ -447,7 +451,7 @@ async fn native_client_falls_back_to_post_when_stream_is_refused_at_once() {
     }
     let open = stats_open(&server).await;
     assert_eq!((open["stream"], open["post"]), (0, 1), "stats: {open:?}");
-    exchange(&ws)
+    exchange(&mut ws)
         .await
         .unwrap_or_else(|e| panic!("after the fallback: {e}\n{}", proxy.logs()));
     assert!(

@@ -32,7 +32,7 @@ async fn a_message_over_the_room_limit_closes_its_sender_with_1009() {
         ..RoomsConfig::default()
     })
     .await;
-    let ws = h2
+    let mut ws = h2
         .open("/ws/chat", Transport::Rfc8441, &OpenOptions::default())
         .await
         .unwrap();
@@ -61,20 +61,20 @@ async fn a_member_too_slow_for_the_room_is_closed_with_1008_and_the_room_goes_on
     .await;
     let opts = OpenOptions::default();
     let open = || h2.open("/ws/chat", Transport::Rfc8441, &opts);
-    let (sender, slow) = (open().await.unwrap(), open().await.unwrap());
+    let (sender, mut slow) = (open().await.unwrap(), open().await.unwrap());
     let count = 400;
     let payload = vec![7u8; 64 << 10];
-    let writer = {
-        let sender_ws = std::sync::Arc::new(sender);
-        let w = sender_ws.clone();
+    // `_keep` holds the socket open after the writing task (and its clone) is done.
+    let (_keep, mut writer) = sender.split();
+    {
+        let w = _keep.clone();
         let payload = payload.clone();
         tokio::spawn(async move {
             for _ in 0..count {
                 w.send_binary(&payload).await.unwrap();
             }
         });
-        sender_ws
-    };
+    }
     // The sender (a member too) reads all of its own messages.
     for i in 0..count {
         match writer.recv_timeout(WAIT).await.unwrap() {

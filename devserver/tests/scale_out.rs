@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use common::proxy::{deploy, free_port, render, Service, Subst};
 use h2ws::client::{
-    Client, ClientConfig, H2Connection, Message, OpenOptions, Transport, Trust, WebSocket,
+    Client, ClientConfig, H2Connection, Message, OpenOptions, Socket, SocketReceiver, SocketSender,
+    Transport, Trust,
 };
 use h2ws::StatsSnapshot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -160,7 +161,7 @@ async fn open_all(
     path: &str,
     transports: &[Transport],
     per_transport: usize,
-) -> Vec<(Transport, Result<WebSocket, String>)> {
+) -> Vec<(Transport, Result<Socket, String>)> {
     let mut conns: Vec<H2Connection> = Vec::new();
     for _ in 0..4 {
         conns.push(
@@ -201,7 +202,7 @@ async fn open_all(
 }
 
 /// Three round trips on `ws`, each message naming the socket: Err describes the first failure.
-async fn echo_three(n: usize, ws: &WebSocket) -> Result<(), String> {
+async fn echo_three(n: usize, ws: &mut Socket) -> Result<(), String> {
     for k in 0..3 {
         let text = format!("socket {n} message {k}");
         ws.send_text(&text)
@@ -229,27 +230,34 @@ async fn echo_300(cluster: &Cluster) -> (Vec<String>, Vec<StatsSnapshot>) {
     let mut open = Vec::new();
     for (n, (t, ws)) in sockets.into_iter().enumerate() {
         match ws {
-            Ok(ws) => open.push((n, t, Arc::new(ws))),
+            Ok(ws) => open.push((n, t, ws)),
             Err(e) => failures.push(format!("{t:?} #{n}: open: {e}")),
         }
     }
     let mut echoes = Vec::new();
-    for (n, t, ws) in &open {
-        let (n, t, ws) = (*n, *t, ws.clone());
+    for (n, t, mut ws) in open {
         echoes.push(tokio::spawn(async move {
-            echo_three(n, &ws)
+            let echoed = echo_three(n, &mut ws)
                 .await
-                .map_err(|e| format!("{t:?} #{n}: {e}"))
+                .map_err(|e| format!("{t:?} #{n}: {e}"));
+            (ws, echoed)
         }));
     }
+    let mut open = Vec::new();
     for e in echoes {
-        if let Err(msg) = e.await.expect("echo task") {
+        let (ws, echoed) = e.await.expect("echo task");
+        if let Err(msg) = echoed {
             failures.push(msg);
         }
+        open.push(ws);
     }
     let stats = cluster.stats().await;
-    for (_, _, ws) in &open {
-        let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(1000, "done")).await;
+    for ws in &open {
+        let close = async {
+            ws.close(1000, "done").await?;
+            ws.closed().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
     }
     (failures, stats)
 }
@@ -334,7 +342,7 @@ async fn scale_out_without_routing_fetch_sessions_are_misdirected_and_counted() 
         ) as &str
     });
     let cluster = Cluster::start("haproxy-instance-id.cfg", true, &[], &drop_lines);
-    let sockets = open_all(
+    let mut sockets = open_all(
         &cluster,
         "/ws/echo",
         &[Transport::Stream, Transport::Post],
@@ -342,7 +350,7 @@ async fn scale_out_without_routing_fetch_sessions_are_misdirected_and_counted() 
     )
     .await;
     let mut failed = 0;
-    for (n, (_, ws)) in sockets.iter().enumerate() {
+    for (n, (_, ws)) in sockets.iter_mut().enumerate() {
         let ok = match ws {
             Ok(ws) => echo_three(n, ws).await.is_ok(),
             Err(_) => false,
@@ -365,7 +373,9 @@ async fn scale_out_without_routing_fetch_sessions_are_misdirected_and_counted() 
 /// One chat member: its socket and what it received, by sender.
 struct Member {
     name: String,
-    ws: Arc<WebSocket>,
+    /// The socket's halves: chat rounds send from one task and read from another.
+    tx: SocketSender,
+    rx: Arc<tokio::sync::Mutex<SocketReceiver>>,
     /// Instance of a fetch socket (from its token), else None.
     instance: Option<String>,
 }
@@ -407,7 +417,7 @@ async fn chat_round(
     count: usize,
 ) {
     for m in senders {
-        let (ws, name, round) = (m.ws.clone(), m.name.clone(), round.to_string());
+        let (ws, name, round) = (m.tx.clone(), m.name.clone(), round.to_string());
         tokio::spawn(async move {
             for i in 0..count {
                 if ws.send_text(&format!("{name}:{round}:{i}")).await.is_err() {
@@ -419,8 +429,9 @@ async fn chat_round(
     let expected = senders.len() * count;
     let mut checks = Vec::new();
     for r in receivers {
-        let (ws, name, round) = (r.ws.clone(), r.name.clone(), round.to_string());
+        let (rx, name, round) = (r.rx.clone(), r.name.clone(), round.to_string());
         checks.push(tokio::spawn(async move {
+            let mut ws = rx.lock().await;
             let mut next: HashMap<String, usize> = HashMap::new();
             for _ in 0..expected {
                 let text = match ws.recv_timeout(WAIT).await {
@@ -492,9 +503,11 @@ async fn scale_out_chat_fans_out_across_instances_through_redis() {
                 .as_deref()
                 .and_then(|s| s.split_once('.'))
                 .map(|(id, _)| id.to_string());
+            let (tx, rx) = ws.split();
             Member {
                 name: format!("m{n}"),
-                ws: Arc::new(ws),
+                tx,
+                rx: Arc::new(tokio::sync::Mutex::new(rx)),
                 instance,
             }
         })
@@ -538,8 +551,11 @@ async fn scale_out_chat_fans_out_across_instances_through_redis() {
     let watches: Vec<_> = members
         .iter()
         .map(|m| {
-            let ws = m.ws.clone();
-            tokio::spawn(async move { ws.recv_timeout(Duration::from_secs(3)).await.is_ok() })
+            let rx = m.rx.clone();
+            tokio::spawn(async move {
+                let mut ws = rx.lock().await;
+                ws.recv_timeout(Duration::from_secs(3)).await.is_ok()
+            })
         })
         .collect();
     let mut closed = Vec::new();
@@ -577,11 +593,11 @@ async fn scale_out_chat_fans_out_across_instances_through_redis() {
     })
     .await;
     let (lost, rest) = alive.split_first().expect("survivors");
-    lost.ws
+    lost.tx
         .send_text(&format!("{}:outage:0", lost.name))
         .await
         .expect("send");
-    let status = tokio::time::timeout(WAIT, lost.ws.closed())
+    let status = tokio::time::timeout(WAIT, lost.tx.closed())
         .await
         .expect("closed in time")
         .expect("close");

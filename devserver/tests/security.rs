@@ -252,6 +252,7 @@ async fn echo_selects_the_first_offered_subprotocol_on_every_transport() {
             .unwrap_or_else(|e| panic!("{t:?}: {e}"));
         assert_eq!(plain.protocol(), None, "{t:?}");
         ws.close(1000, "").await.expect("close");
+        ws.closed().await.expect("close");
         plain.close(1000, "").await.expect("close");
     }
     server.shutdown().await;

@@ -22,7 +22,8 @@
 //! - **Server**: TLS from a PEM certificate and key ([`tls::Identity`]), ALPN `h2`/`http/1.1`,
 //!   HTTP/3 over QUIC on the same port ([`h3conn`], advertised with `Alt-Svc`), a plain listener
 //!   (HTTP/1.1 + h2c), your routes, `/.h2ws/stats`, graceful shutdown (sockets get Close 1001).
-//! - **Client** ([`client`]): every transport from native code (HTTP/2, HTTP/1.1, TLS pins).
+//! - **Client** ([`client`]): every transport from native code (HTTP/2, HTTP/1.1, TLS pins),
+//!   handing out the same [`Socket`] as the server ([`Socket::role`] tells the ends apart).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), h2ws::ServerError> {
@@ -87,8 +88,8 @@ pub use endpoint::{Endpoint, InstanceId, InvalidInstanceId, SocketConfig};
 pub use request::Refusal;
 pub use rooms::{Broker, Member, RoomError, Rooms, RoomsConfig, RoomsSnapshot};
 pub use socket::{
-    CloseStatus, FragmentKind, HandshakeInfo, Incoming, Message, Socket, SocketError,
-    SocketReceiver, SocketSender, Transport,
+    CloseStatus, FragmentKind, Handshake, HandshakeInfo, Incoming, Message, Role, Socket,
+    SocketError, SocketReceiver, SocketSender, Transport,
 };
 pub use stats::StatsSnapshot;
 pub use tls::{Identity, TlsError};

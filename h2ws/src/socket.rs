@@ -211,7 +211,8 @@ pub struct CloseStatus {
     pub clean: bool,
 }
 
-/// Why a send or close was refused.
+/// Why a socket operation failed: the one error of [`Socket`] and its halves, whichever
+/// end opened it (the client's [`Error`](crate::client::Error) wraps it).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SocketError {
     #[error("the socket is closing or closed")]
@@ -222,14 +223,16 @@ pub enum SocketError {
     ReasonTooLong,
     #[error("control frame payload over 125 bytes")]
     ControlTooLong,
+    /// A wait took longer than its limit (a send waiting for room, `recv_timeout`, `closed`).
+    #[error("timed out after {0:?} while {1}")]
+    Timeout(Duration, &'static str),
 }
 
 /// The state one socket's app handles and its driver share (the quinn way: one small
 /// mutex-guarded state holding the codec `Connection`). A send encodes straight into the
 /// codec's output (one copy) and wakes the driver; the driver feeds received bytes to the codec
-/// and queues its events for `recv`. Server [`Socket`]s and client
-/// [`WebSocket`](crate::client::WebSocket)s are handles on this, driven by the one driver
-/// (`driver.rs`).
+/// and queues its events for `recv`. Every [`Socket`], server or client, is a handle on this,
+/// driven by the one driver (`driver.rs`).
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Wakes the app: events queued, output drained, or the socket ended.
@@ -340,8 +343,8 @@ impl Shared {
         f: impl FnOnce(&mut Connection) -> Result<T, SendError>,
     ) -> Result<T, ApplyError> {
         let mut st = self.lock();
-        if let Some(s) = st.finished.as_ref().or(st.closed.as_ref()) {
-            return Err(ApplyError::Ended(s.code));
+        if st.finished.is_some() || st.closed.is_some() {
+            return Err(ApplyError::Ended);
         }
         let out = f(&mut st.conn).map_err(ApplyError::Refused)?;
         st.wake_driver();
@@ -382,8 +385,8 @@ impl State {
 
 /// Why [`Shared::apply`] did nothing.
 pub(crate) enum ApplyError {
-    /// The socket is closing or over (the close code known so far).
-    Ended(u16),
+    /// The socket is closing or over.
+    Ended,
     /// The codec refused the send.
     Refused(SendError),
 }
@@ -391,7 +394,7 @@ pub(crate) enum ApplyError {
 impl From<ApplyError> for SocketError {
     fn from(e: ApplyError) -> Self {
         match e {
-            ApplyError::Ended(_) => SocketError::Closed,
+            ApplyError::Ended => SocketError::Closed,
             ApplyError::Refused(SendError::InvalidCloseCode(c)) => SocketError::InvalidCloseCode(c),
             ApplyError::Refused(SendError::ReasonTooLong) => SocketError::ReasonTooLong,
             ApplyError::Refused(SendError::ControlTooLong) => SocketError::ControlTooLong,
@@ -410,19 +413,73 @@ pub(crate) trait Traffic: Send + Sync {
 /// Server sockets: a send waits for room while this much codec output waits for the transport.
 pub(crate) const SERVER_SEND_BUFFER: usize = 256 << 10;
 
-/// A WebSocket, whatever its transport. See the [crate docs](crate) for an example.
+/// Which end of the WebSocket a [`Socket`] is: the same type serves both, and the few
+/// differences (masking, the close code on drop, which handshake details exist) follow from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Accepted by this crate's server or an axum route ([`crate::route`]).
+    Server,
+    /// Opened by the native client ([`crate::client`]).
+    Client,
+}
+
+/// What the opening handshake settled, on either end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// The transport asked for (see [`Socket::transport`] for a server's live view).
+    pub transport: Transport,
+    /// The chosen subprotocol, if any.
+    pub protocol: Option<String>,
+    /// The accepted extensions (header value), if any.
+    pub extensions: Option<String>,
+    /// The HTTP status of the answer (101 for RFC 6455, else 200).
+    pub status: u16,
+    /// The fetch transports' session token as the client learnt it (`None` on the server,
+    /// whose sessions live in its endpoint).
+    pub session: Option<String>,
+}
+
+/// How a socket was opened: shared by a socket's halves.
+#[derive(Debug)]
+struct Opening {
+    role: Role,
+    handshake: Handshake,
+    /// The opening request as the server saw it (server sockets only).
+    info: Option<HandshakeInfo>,
+}
+
+/// A WebSocket, whatever its transport and whichever end opened it: the server hands it to
+/// handlers ([`crate::route`], [`crate::SocketUpgrade`]), the client's `connect`/`open`
+/// return it. See the [crate docs](crate) for a server example and [`crate::client`] for a
+/// client one.
+///
+/// `recv` takes `&mut self` (one reader; messages arrive in order), sends take `&self`; use
+/// [`split`](Socket::split) to read and write from different tasks.
+/// [`close`](Socket::close) starts the close handshake, [`closed`](Socket::closed) waits for
+/// its end. Dropping the socket (or its last sending half) closes a still open socket: 1000
+/// on the server, 1001 (going away) on the client.
 pub struct Socket {
-    info: Arc<HandshakeInfo>,
+    opening: Arc<Opening>,
     transport: Arc<TransportCell>,
     sender: SocketSender,
     receiver: SocketReceiver,
 }
 
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("role", &self.opening.role)
+            .field("transport", &self.transport())
+            .field("handshake", &self.opening.handshake)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The sending half of a [`Socket`] (cheap to clone). When the last clone (and the socket)
-/// is dropped, a still open socket is closed with 1000.
+/// is dropped, a still open socket is closed (1000 on the server, 1001 on the client).
 #[derive(Clone)]
 pub struct SocketSender {
-    info: Arc<HandshakeInfo>,
+    opening: Arc<Opening>,
     handle: Arc<SenderHandle>,
 }
 
@@ -430,17 +487,19 @@ pub struct SocketSender {
 struct SenderHandle {
     shared: Arc<Shared>,
     stats: Option<Arc<dyn Traffic>>,
+    /// The code of the close when the app drops every sending handle.
+    drop_code: CloseCode,
 }
 
 impl Drop for SenderHandle {
     fn drop(&mut self) {
-        self.shared.close_if_open(CloseCode::NORMAL, "");
+        self.shared.close_if_open(self.drop_code, "");
     }
 }
 
 /// The receiving half of a [`Socket`].
 pub struct SocketReceiver {
-    info: Arc<HandshakeInfo>,
+    opening: Arc<Opening>,
     shared: Arc<Shared>,
     closed: Option<CloseStatus>,
 }
@@ -452,68 +511,191 @@ impl Drop for SocketReceiver {
 }
 
 impl Socket {
+    /// A server socket, whose opening request is `info`.
     pub(crate) fn new(
         info: Arc<HandshakeInfo>,
         transport: Arc<TransportCell>,
         shared: Arc<Shared>,
         stats: Option<Arc<dyn Traffic>>,
     ) -> Self {
+        let info = Arc::unwrap_or_clone(info);
+        let handshake = Handshake {
+            transport: info.transport,
+            protocol: info.protocol.clone(),
+            extensions: info.extensions.clone(),
+            status: if info.transport == Transport::Rfc6455 {
+                101
+            } else {
+                200
+            },
+            session: None,
+        };
+        let opening = Opening {
+            role: Role::Server,
+            handshake,
+            info: Some(info),
+        };
+        Self::with(opening, transport, shared, stats)
+    }
+
+    /// A client socket, whose handshake settled `handshake`.
+    pub(crate) fn client(shared: Arc<Shared>, handshake: Handshake) -> Self {
+        let transport = Arc::new(TransportCell::new(handshake.transport));
+        let opening = Opening {
+            role: Role::Client,
+            handshake,
+            info: None,
+        };
+        Self::with(opening, transport, shared, None)
+    }
+
+    fn with(
+        opening: Opening,
+        transport: Arc<TransportCell>,
+        shared: Arc<Shared>,
+        stats: Option<Arc<dyn Traffic>>,
+    ) -> Self {
+        let drop_code = match opening.role {
+            Role::Server => CloseCode::NORMAL,
+            Role::Client => CloseCode::GOING_AWAY,
+        };
+        let opening = Arc::new(opening);
         Socket {
             transport,
             sender: SocketSender {
-                info: info.clone(),
+                opening: opening.clone(),
                 handle: Arc::new(SenderHandle {
                     shared: shared.clone(),
                     stats,
+                    drop_code,
                 }),
             },
             receiver: SocketReceiver {
-                info: info.clone(),
+                opening: opening.clone(),
                 shared,
                 closed: None,
             },
-            info,
+            opening,
         }
     }
 
-    /// The opening request, chosen subprotocol, transport and peer.
-    pub fn info(&self) -> &HandshakeInfo {
-        &self.info
+    /// Which end this socket is.
+    pub fn role(&self) -> Role {
+        self.opening.role
     }
 
-    /// The transport; a fetch socket reports `stream` until its first `post` batch arrives.
+    /// What the opening handshake settled (transport, subprotocol, extensions, status).
+    pub fn handshake(&self) -> &Handshake {
+        &self.opening.handshake
+    }
+
+    /// The opening request (path, headers, origin, cookies, peer) as the server saw it;
+    /// `None` on client sockets, which know the request they sent.
+    pub fn info(&self) -> Option<&HandshakeInfo> {
+        self.opening.info.as_ref()
+    }
+
+    /// The transport. A server's fetch socket reports `stream` until its first `post` batch
+    /// arrives; a client socket reports what was asked for.
     pub fn transport(&self) -> Transport {
         self.transport.get()
     }
 
     /// The chosen subprotocol.
     pub fn protocol(&self) -> Option<&str> {
-        self.info.protocol.as_deref()
+        self.opening.handshake.protocol.as_deref()
     }
 
     /// The next message; `None` once the socket is closed (see [`close_status`](Self::close_status)).
+    /// Pings, pongs and fragments are skipped.
     pub async fn recv(&mut self) -> Option<Message> {
         self.receiver.recv().await
     }
 
-    /// The next message, fragment or the close.
+    /// Like [`recv`](Self::recv), but gives up after `timeout`.
+    pub async fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Message>, SocketError> {
+        self.receiver.recv_timeout(timeout).await
+    }
+
+    /// The next message, fragment (sockets opened for fragments) or the close.
     pub async fn recv_frame(&mut self) -> Incoming {
         self.receiver.recv_frame().await
     }
 
-    /// Queues a message; waits while the socket's send queue is full.
+    /// The codec's next event, pings and pongs included; see [`SocketReceiver::recv_event`].
+    pub async fn recv_event(&mut self) -> Option<Event> {
+        self.receiver.recv_event().await
+    }
+
+    /// Queues a message; waits while the socket's send buffer is full.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), SocketError> {
         self.sender.send(msg).await
     }
 
-    /// Starts the close handshake (RFC 6455 §7). `recv` then yields the rest and `None`.
+    /// Sends a text message without building a [`Message`] (one copy, into the codec).
+    pub async fn send_text(&self, text: &str) -> Result<(), SocketError> {
+        self.sender.send_text(text).await
+    }
+
+    /// Sends a binary message without building a [`Message`] (one copy, into the codec).
+    pub async fn send_binary(&self, data: &[u8]) -> Result<(), SocketError> {
+        self.sender.send_binary(data).await
+    }
+
+    /// Sends one data frame of a message; see [`SocketSender::send_fragment`].
+    pub async fn send_fragment(
+        &self,
+        kind: FragmentKind,
+        rsv: u8,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), SocketError> {
+        self.sender.send_fragment(kind, rsv, data, fin).await
+    }
+
+    /// Sends a Ping (payload ≤ 125 bytes); control frames go ahead of queued data.
+    pub fn ping(&self, payload: &[u8]) -> Result<(), SocketError> {
+        self.sender.ping(payload)
+    }
+
+    /// Sends a Pong (unsolicited, or when auto-pong is off).
+    pub fn pong(&self, payload: &[u8]) -> Result<(), SocketError> {
+        self.sender.pong(payload)
+    }
+
+    /// Starts the close handshake (RFC 6455 §7). `recv` then yields the rest and `None`;
+    /// [`closed`](Self::closed) waits for the end.
     pub async fn close(&self, code: u16, reason: &str) -> Result<(), SocketError> {
         self.sender.close(code, reason).await
     }
 
-    /// How the socket ended, once `recv` returned `None`.
-    pub fn close_status(&self) -> Option<&CloseStatus> {
+    /// Starts the close handshake without checks; see [`SocketSender::start_close`].
+    pub fn start_close(&self, code: Option<CloseCode>, reason: &str) -> Result<(), SocketError> {
+        self.sender.start_close(code, reason)
+    }
+
+    /// Waits for the socket to end and tells how; see [`SocketSender::closed`].
+    pub async fn closed(&self) -> Result<CloseStatus, SocketError> {
+        self.sender.closed().await
+    }
+
+    /// How the socket ended: known once `recv` returned `None` (or as soon as the close
+    /// handshake's outcome is).
+    pub fn close_status(&self) -> Option<CloseStatus> {
         self.receiver.close_status()
+    }
+
+    /// Queued outgoing bytes (the codec's output not yet handed to the transport).
+    pub fn buffered_amount(&self) -> usize {
+        self.sender.buffered_amount()
+    }
+
+    /// Whether the socket's driver has ended.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
     }
 
     /// Splits into halves that can be used from different tasks.
@@ -528,45 +710,72 @@ impl Socket {
 }
 
 impl SocketSender {
-    pub fn info(&self) -> &HandshakeInfo {
-        &self.info
+    /// Which end this socket is.
+    pub fn role(&self) -> Role {
+        self.opening.role
+    }
+
+    /// What the opening handshake settled.
+    pub fn handshake(&self) -> &Handshake {
+        &self.opening.handshake
+    }
+
+    /// The opening request as the server saw it; `None` on client sockets.
+    pub fn info(&self) -> Option<&HandshakeInfo> {
+        self.opening.info.as_ref()
     }
 
     fn shared(&self) -> &Shared {
         &self.handle.shared
     }
 
+    /// Queues a message; waits while the socket's send buffer is full.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), SocketError> {
-        let msg = msg.into();
-        self.wait_for_room().await?;
-        let len = msg.len();
-        self.shared().apply(|c| match &msg {
-            Message::Text(t) => c.send_text(t),
-            Message::Binary(b) => c.send_binary(b),
-        })?;
-        if let Some(stats) = &self.handle.stats {
-            stats.record_out(1, len);
+        match msg.into() {
+            Message::Text(t) => self.send_text(&t).await,
+            Message::Binary(b) => self.send_binary(&b).await,
         }
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&self, text: &str) -> Result<(), SocketError> {
+        self.wait_for_room().await?;
+        self.shared().apply(|c| c.send_text(text))?;
+        self.record_out(1, text.len());
         Ok(())
     }
 
-    /// Sends one data frame of a message (proxies). Fragments must follow RFC 6455 order.
+    /// Sends a binary message.
+    pub async fn send_binary(&self, data: &[u8]) -> Result<(), SocketError> {
+        self.wait_for_room().await?;
+        self.shared().apply(|c| c.send_binary(data))?;
+        self.record_out(1, data.len());
+        Ok(())
+    }
+
+    fn record_out(&self, messages: u64, bytes: usize) {
+        if let Some(stats) = &self.handle.stats {
+            stats.record_out(messages, bytes);
+        }
+    }
+
+    /// Sends one data frame of a message (proxies forwarding frame by frame). Fragments must
+    /// follow RFC 6455 order (Text/Binary first, then Continuation, the last one with `fin`);
+    /// one out of order is dropped (logged), as a proxy cannot repair its peer's sequence.
     pub async fn send_fragment(
         &self,
         kind: FragmentKind,
         rsv: u8,
-        data: Bytes,
+        data: &[u8],
         fin: bool,
     ) -> Result<(), SocketError> {
         self.wait_for_room().await?;
         let result = self
             .shared()
-            .apply(|c| c.send_fragment(codec_kind(kind), rsv, &data, fin));
+            .apply(|c| c.send_fragment(codec_kind(kind), rsv, data, fin));
         match result {
             Ok(()) => {
-                if let Some(stats) = &self.handle.stats {
-                    stats.record_out(u64::from(fin), data.len());
-                }
+                self.record_out(u64::from(fin), data.len());
                 Ok(())
             }
             // Out of order: refused by the codec, as the driver used to log and drop it.
@@ -578,14 +787,24 @@ impl SocketSender {
         }
     }
 
-    pub async fn ping(&self, payload: Bytes) -> Result<(), SocketError> {
+    /// Sends a Ping (payload ≤ 125 bytes); control frames go ahead of queued data.
+    pub fn ping(&self, payload: &[u8]) -> Result<(), SocketError> {
         if payload.len() > 125 {
             return Err(SocketError::ControlTooLong);
         }
-        Ok(self.shared().apply(|c| c.send_ping(&payload))?)
+        Ok(self.shared().apply(|c| c.send_ping(payload))?)
     }
 
-    /// Starts the close handshake with `code` (1000-1003, 1007-1014, 3000-4999).
+    /// Sends a Pong (unsolicited, or when auto-pong is off).
+    pub fn pong(&self, payload: &[u8]) -> Result<(), SocketError> {
+        if payload.len() > 125 {
+            return Err(SocketError::ControlTooLong);
+        }
+        Ok(self.shared().apply(|c| c.send_pong(payload))?)
+    }
+
+    /// Starts the close handshake with `code` (1000-1003, 1007-1014, 3000-4999). Closing a
+    /// socket whose handshake is already under way is a no-op.
     pub async fn close(&self, code: u16, reason: &str) -> Result<(), SocketError> {
         if !CloseCode(code).is_sendable() {
             return Err(SocketError::InvalidCloseCode(code));
@@ -604,19 +823,65 @@ impl SocketSender {
         }
     }
 
+    /// Starts the close handshake as the codec allows it: `code: None` sends a Close without
+    /// a code (tests, proxies relaying one); refused once the socket is closing.
+    pub fn start_close(&self, code: Option<CloseCode>, reason: &str) -> Result<(), SocketError> {
+        Ok(self.shared().apply(|c| c.close(code, reason))?)
+    }
+
+    /// Waits for the socket to end and tells how: at most `close_timeout` + 1 s once a close
+    /// started (the driver gives up on the peer after `close_timeout`), else without limit.
+    /// The receiving half must keep reading meanwhile, or the driver stops reading too.
+    pub async fn closed(&self) -> Result<CloseStatus, SocketError> {
+        let shared = self.shared();
+        let limit = shared.limits.close_timeout + Duration::from_secs(1);
+        loop {
+            let notified = shared.app.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let closing = {
+                let st = shared.lock();
+                if let Some(s) = &st.finished {
+                    return Ok(s.clone());
+                }
+                st.conn.state() != h2ws_codec::State::Open
+            };
+            if closing {
+                tokio::time::timeout(limit, notified)
+                    .await
+                    .map_err(|_| SocketError::Timeout(limit, "waiting for the close handshake"))?;
+            } else {
+                notified.await;
+            }
+        }
+    }
+
+    /// How the socket ended, or the close handshake's outcome as soon as known.
+    pub fn close_status(&self) -> Option<CloseStatus> {
+        self.shared().close_status()
+    }
+
+    /// Queued outgoing bytes (the codec's output not yet handed to the transport).
+    pub fn buffered_amount(&self) -> usize {
+        self.shared().lock().conn.pending_bytes()
+    }
+
     /// Whether the socket's driver has ended.
     pub fn is_closed(&self) -> bool {
         self.shared().lock().finished.is_some()
     }
 
-    /// Waits for room in the send buffer (server sockets: without a time limit, as a send
-    /// into a full command queue did; it returns once the socket ends).
+    /// Waits for room in the send buffer, at most the socket's send timeout (server sockets:
+    /// without a limit; it returns once the socket ends, and the send then fails `Closed`).
     async fn wait_for_room(&self) -> Result<(), SocketError> {
         let shared = self.shared();
-        shared
-            .room(shared.limits.send_timeout)
-            .await
-            .map_err(|()| SocketError::Closed)
+        let limit = shared.limits.send_timeout;
+        shared.room(limit).await.map_err(|()| {
+            SocketError::Timeout(
+                limit.unwrap_or_default(),
+                "waiting for room in the send buffer",
+            )
+        })
     }
 
     /// A handle that can close the socket without keeping it open (fetch sessions).
@@ -649,10 +914,23 @@ impl Closer {
 }
 
 impl SocketReceiver {
-    pub fn info(&self) -> &HandshakeInfo {
-        &self.info
+    /// Which end this socket is.
+    pub fn role(&self) -> Role {
+        self.opening.role
     }
 
+    /// What the opening handshake settled.
+    pub fn handshake(&self) -> &Handshake {
+        &self.opening.handshake
+    }
+
+    /// The opening request as the server saw it; `None` on client sockets.
+    pub fn info(&self) -> Option<&HandshakeInfo> {
+        self.opening.info.as_ref()
+    }
+
+    /// The next message; `None` once the socket is closed. Pings, pongs and fragments are
+    /// skipped.
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
             match self.recv_frame().await {
@@ -664,6 +942,18 @@ impl SocketReceiver {
         }
     }
 
+    /// Like [`recv`](Self::recv), but gives up after `timeout`.
+    pub async fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Message>, SocketError> {
+        tokio::time::timeout(timeout, self.recv())
+            .await
+            .map_err(|_| SocketError::Timeout(timeout, "waiting for a message"))
+    }
+
+    /// The next message, fragment (sockets opened for fragments) or the close; after the
+    /// close, the close again.
     pub async fn recv_frame(&mut self) -> Incoming {
         if let Some(status) = &self.closed {
             return Incoming::Closed(status.clone());
@@ -674,13 +964,7 @@ impl SocketReceiver {
                     Some(incoming) => break incoming,
                     None => continue,
                 },
-                None => {
-                    break Incoming::Closed(self.shared.close_status().unwrap_or(CloseStatus {
-                        code: CloseCode::ABNORMAL.0,
-                        reason: String::new(),
-                        clean: false,
-                    }))
-                }
+                None => break Incoming::Closed(self.ended()),
             }
         };
         if let Incoming::Closed(status) = &next {
@@ -689,8 +973,42 @@ impl SocketReceiver {
         next
     }
 
-    pub fn close_status(&self) -> Option<&CloseStatus> {
-        self.closed.as_ref()
+    /// The codec's next event: a message (or a fragment), a ping, a pong and finally
+    /// `Closed`; `None` after that. Waits without limit: the driver's liveness timeouts (ping
+    /// interval, idle timeout, close timeout) bound how long a socket can stay silent.
+    pub async fn recv_event(&mut self) -> Option<Event> {
+        let ev = self.shared.next_event().await;
+        match &ev {
+            Some(Event::Closed {
+                code,
+                reason,
+                clean,
+            }) => {
+                self.closed = Some(CloseStatus {
+                    code: code.0,
+                    reason: reason.clone(),
+                    clean: *clean,
+                });
+            }
+            None if self.closed.is_none() => self.closed = Some(self.ended()),
+            _ => {}
+        }
+        ev
+    }
+
+    /// How the socket ended, as far as known (1006 if it ended without a close handshake).
+    fn ended(&self) -> CloseStatus {
+        self.shared.close_status().unwrap_or(CloseStatus {
+            code: CloseCode::ABNORMAL.0,
+            reason: String::new(),
+            clean: false,
+        })
+    }
+
+    /// How the socket ended: known once `recv` returned `None` (or as soon as the close
+    /// handshake's outcome is).
+    pub fn close_status(&self) -> Option<CloseStatus> {
+        self.closed.clone().or_else(|| self.shared.close_status())
     }
 }
 

@@ -98,7 +98,7 @@ fn client() -> Client {
 async fn client_native_one_frame_per_data_frame_under_flow_control() {
     let (port, seen) = raw_server(true).await;
     let url = format!("ws://127.0.0.1:{port}/native");
-    let ws = client()
+    let mut ws = client()
         .connect(&url, Transport::Native, &OpenOptions::default())
         .await
         .expect("open");
@@ -111,7 +111,8 @@ async fn client_native_one_frame_per_data_frame_under_flow_control() {
     // frames, so a split cannot go unnoticed below.
     let message = vec![0xF0u8; 100_000];
     ws.send_binary(&message).await.unwrap();
-    let status = ws.close(1000, "").await.unwrap();
+    ws.close(1000, "").await.unwrap();
+    let status = ws.closed().await.unwrap();
     assert_eq!((status.code, status.clean), (1000, true));
 
     let seen = tokio::time::timeout(LIMIT, seen).await.unwrap().unwrap();
@@ -249,7 +250,7 @@ async fn client_native_protocol_errors_close_then_reset() {
     ];
     for (bad, code) in cases {
         let (port, seen) = bad_frame_server(bad).await;
-        let ws = client()
+        let mut ws = client()
             .connect(
                 &format!("ws://127.0.0.1:{port}/bad"),
                 Transport::Native,

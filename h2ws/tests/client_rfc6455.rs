@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use h2ws::client::{
     spki_sha256_base64, Client, ClientConfig, CloseCode, Error, Event, FragmentKind, Incoming,
-    Message, OpenOptions, Transport, Trust, WebSocket,
+    Message, OpenOptions, Socket, SocketError, Transport, Trust,
 };
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode as TCode, Data, OpCode};
@@ -138,14 +138,14 @@ fn client(trust: Trust) -> Client {
     Client::new(config)
 }
 
-async fn open(client: &Client, url: &str) -> WebSocket {
+async fn open(client: &Client, url: &str) -> Socket {
     client
         .connect(url, Transport::Rfc6455, &OpenOptions::default())
         .await
         .expect("open")
 }
 
-async fn next(ws: &WebSocket) -> Message {
+async fn next(ws: &mut Socket) -> Message {
     ws.recv_timeout(LIMIT)
         .await
         .expect("in time")
@@ -153,7 +153,7 @@ async fn next(ws: &WebSocket) -> Message {
 }
 
 /// Text, binary, empty, 1 MiB, several in order.
-async fn echo_suite(ws: &WebSocket) {
+async fn echo_suite(ws: &mut Socket) {
     ws.send_text("hello").await.unwrap();
     assert_eq!(next(ws).await, Message::Text("hello".into()));
     ws.send_text("").await.unwrap();
@@ -177,11 +177,14 @@ async fn echo_suite(ws: &WebSocket) {
 async fn client_rfc6455_echo_plain() {
     let url = start(None).await;
     let c = client(Trust::Certificates(vec![]));
-    let ws = open(&c, &url).await;
+    let mut ws = open(&c, &url).await;
     assert_eq!(ws.transport(), Transport::Rfc6455);
     assert_eq!(ws.handshake().status, 101);
-    tokio::time::timeout(LIMIT, echo_suite(&ws)).await.unwrap();
-    let status = ws.close(1000, "done").await.unwrap();
+    tokio::time::timeout(LIMIT, echo_suite(&mut ws))
+        .await
+        .unwrap();
+    ws.close(1000, "done").await.unwrap();
+    let status = ws.closed().await.unwrap();
     assert_eq!(status.code, 1000);
     assert!(status.clean);
 }
@@ -191,9 +194,12 @@ async fn client_rfc6455_echo_tls_pinned_certificate() {
     let cert = cert();
     let url = start(Some(&cert)).await;
     let c = client(Trust::certificate_der(cert.der.clone()));
-    let ws = open(&c, &url).await;
-    tokio::time::timeout(LIMIT, echo_suite(&ws)).await.unwrap();
-    assert!(ws.close(1000, "").await.unwrap().clean);
+    let mut ws = open(&c, &url).await;
+    tokio::time::timeout(LIMIT, echo_suite(&mut ws))
+        .await
+        .unwrap();
+    ws.close(1000, "").await.unwrap();
+    assert!(ws.closed().await.unwrap().clean);
 }
 
 #[tokio::test]
@@ -201,9 +207,9 @@ async fn client_rfc6455_tls_spki_pin_and_refusal() {
     let cert = cert();
     let url = start(Some(&cert)).await;
     let pin = spki_sha256_base64(&cert.der).unwrap();
-    let ws = open(&client(Trust::spki_sha256_base64(&pin).unwrap()), &url).await;
+    let mut ws = open(&client(Trust::spki_sha256_base64(&pin).unwrap()), &url).await;
     ws.send_text("pinned").await.unwrap();
-    assert_eq!(next(&ws).await, Message::Text("pinned".into()));
+    assert_eq!(next(&mut ws).await, Message::Text("pinned".into()));
 
     // Another certificate's pin is refused during the TLS handshake.
     let other = spki_sha256_base64(&self::cert().der).unwrap();
@@ -223,7 +229,7 @@ async fn client_rfc6455_tls_spki_pin_and_refusal() {
 #[tokio::test]
 async fn client_rfc6455_fragmented_both_ways() {
     let url = start(None).await;
-    let ws = open(&client(Trust::Certificates(vec![])), &url).await;
+    let mut ws = open(&client(Trust::Certificates(vec![])), &url).await;
     // Client → server in three frames; tungstenite assembles and echoes one message.
     ws.send_fragment(FragmentKind::Text, 0, b"ab", false)
         .await
@@ -234,10 +240,10 @@ async fn client_rfc6455_fragmented_both_ways() {
     ws.send_fragment(FragmentKind::Continuation, 0, b"d", true)
         .await
         .unwrap();
-    assert_eq!(next(&ws).await, Message::Text("abcéd".into()));
+    assert_eq!(next(&mut ws).await, Message::Text("abcéd".into()));
     // Server → client in three frames; the client assembles them.
     ws.send_text("frag").await.unwrap();
-    assert_eq!(next(&ws).await, Message::Text("hello world".into()));
+    assert_eq!(next(&mut ws).await, Message::Text("hello world".into()));
 }
 
 #[tokio::test]
@@ -248,7 +254,7 @@ async fn client_rfc6455_fragments_api_delivers_frames() {
         fragments: true,
         ..OpenOptions::default()
     };
-    let ws = c.connect(&url, Transport::Rfc6455, &opts).await.unwrap();
+    let mut ws = c.connect(&url, Transport::Rfc6455, &opts).await.unwrap();
     ws.send_text("frag").await.unwrap();
     let mut got = Vec::new();
     while got.len() < 3 {
@@ -272,7 +278,7 @@ async fn client_rfc6455_fragments_api_delivers_frames() {
 #[tokio::test]
 async fn client_rfc6455_ping_pong_both_ways() {
     let url = start(None).await;
-    let ws = open(&client(Trust::Certificates(vec![])), &url).await;
+    let mut ws = open(&client(Trust::Certificates(vec![])), &url).await;
     // Our Ping: tungstenite answers with a Pong carrying the same payload.
     ws.ping(b"hi").unwrap();
     loop {
@@ -288,7 +294,7 @@ async fn client_rfc6455_ping_pong_both_ways() {
     }
     // The server's Ping: the client answers by itself; the server reports the Pong's payload.
     ws.send_text("ping-me").await.unwrap();
-    assert_eq!(next(&ws).await, Message::Text("pong:srv".into()));
+    assert_eq!(next(&mut ws).await, Message::Text("pong:srv".into()));
 }
 
 #[tokio::test]
@@ -297,16 +303,17 @@ async fn client_rfc6455_close_codes_both_ways() {
     let c = client(Trust::Certificates(vec![]));
     // Client closes with 4000: the server echoes the code.
     let ws = open(&c, &url).await;
-    let status = ws.close(4000, "client bye").await.unwrap();
+    ws.close(4000, "client bye").await.unwrap();
+    let status = ws.closed().await.unwrap();
     assert_eq!(status.code, 4000);
     assert!(status.clean);
     assert!(matches!(
         ws.send_text("late").await,
-        Err(Error::Closed { .. })
+        Err(SocketError::Closed)
     ));
 
     // Server closes with 4001: the client sees code and reason, answers, ends cleanly.
-    let ws = open(&c, &url).await;
+    let mut ws = open(&c, &url).await;
     ws.send_text("close-me:4001").await.unwrap();
     match tokio::time::timeout(LIMIT, ws.recv_event()).await.unwrap() {
         Some(Event::Closed {
@@ -412,7 +419,7 @@ async fn client_rfc6455_pings_a_silent_peer_then_drops_it() {
     let mut config = ClientConfig::new(Trust::Certificates(vec![]));
     config.ping_interval = Duration::from_millis(200);
     config.idle_timeout = Duration::from_millis(700);
-    let ws = Client::new(config)
+    let mut ws = Client::new(config)
         .connect(&url, Transport::Rfc6455, &OpenOptions::default())
         .await
         .unwrap();
@@ -444,7 +451,8 @@ async fn client_rfc6455_close_times_out_without_the_peers_close() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let status = ws.close(1000, "bye").await.unwrap();
+    ws.close(1000, "bye").await.unwrap();
+    let status = ws.closed().await.unwrap();
     assert_eq!((status.code, status.clean), (1006, false));
     assert!(started.elapsed() >= Duration::from_millis(350));
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -476,7 +484,7 @@ async fn client_rfc6455_slow_reader_backpressures_the_peer() {
     });
     let mut config = ClientConfig::new(Trust::Certificates(vec![]));
     config.recv_queue = 4;
-    let ws = Client::new(config)
+    let mut ws = Client::new(config)
         .connect(
             &format!("ws://127.0.0.1:{port}/flood"),
             Transport::Rfc6455,
@@ -537,8 +545,8 @@ async fn client_rfc6455_clones_share_one_socket_and_the_last_drop_closes_1001() 
         )
         .await
         .unwrap();
-    // One clone receives in its own task while the other sends.
-    let receiver = ws.clone();
+    // The receiving half reads in its own task while the sending half sends.
+    let (ws, mut receiver) = ws.split();
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
         for _ in 0..20 {
@@ -552,7 +560,7 @@ async fn client_rfc6455_clones_share_one_socket_and_the_last_drop_closes_1001() 
     let got = tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap();
     let want: Vec<Message> = (0..20).map(|i| Message::Text(format!("t{i}"))).collect();
     assert_eq!(got, want);
-    // The reader's clone is gone with its task; dropping the last handle closes with 1001.
+    // The receiving half is gone with its task; dropping the last sending half closes with 1001.
     drop(ws);
     let (texts, code) = tokio::time::timeout(LIMIT, rx).await.unwrap().unwrap();
     assert_eq!(texts.len(), 20);

@@ -213,7 +213,7 @@ async fn h2_echo(args: &Args) -> Res {
         }
         let run = Arc::new(Run::default());
         let mut tasks = Vec::new();
-        for (i, ws) in sockets.into_iter().enumerate() {
+        for (i, mut ws) in sockets.into_iter().enumerate() {
             let run = run.clone();
             let payload: Vec<u8> = (0..size).map(|j| (i + j) as u8).collect();
             tasks.push(tokio::spawn(async move {
@@ -294,7 +294,7 @@ async fn idle(args: &Args) -> Res {
         // Let the server settle (allocator, pending handshakes), then check it still answers.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss(pid).map_err(|e| e.to_string())?.0;
-        if let Some(ws) = h2_sockets.last() {
+        if let Some(ws) = h2_sockets.last_mut() {
             ws.send_binary(b"still there?").await.map_err(|e| e.to_string())?;
             match tokio::time::timeout(Duration::from_secs(10), ws.recv()).await {
                 Ok(Some(Message::Binary(_))) => {}

@@ -26,9 +26,8 @@ use http::StatusCode;
 
 use h2ws::client::{
     Client, ClientConfig, Error as ClientError, OpenOptions, Transport as ClientTransport, Trust,
-    WebSocket,
 };
-use h2ws::socket::{CloseStatus, Incoming, SocketReceiver, SocketSender};
+use h2ws::socket::{CloseStatus, Incoming, Socket, SocketReceiver, SocketSender};
 use h2ws::Refusal;
 use h2ws::SocketUpgrade;
 
@@ -134,7 +133,8 @@ impl Gateway {
 /// Copies frames both ways until both legs closed. Each direction ends at its own leg's
 /// close and then starts the close of the other leg with the mapped code; both legs' drivers
 /// bound the close handshakes with their close timeouts.
-async fn bridge(sender: SocketSender, mut receiver: SocketReceiver, backend: WebSocket) {
+async fn bridge(sender: SocketSender, mut receiver: SocketReceiver, backend: Socket) {
+    let (backend_tx, mut backend_rx) = backend.split();
     let to_backend = async {
         loop {
             match receiver.recv_frame().await {
@@ -146,14 +146,14 @@ async fn bridge(sender: SocketSender, mut receiver: SocketReceiver, backend: Web
                 } => {
                     // A refused send means the backend leg ended: its close reaches the client
                     // through the other direction; keep draining until the client's close.
-                    let _ = backend.send_fragment(kind, rsv, &data, fin).await;
+                    let _ = backend_tx.send_fragment(kind, rsv, &data, fin).await;
                 }
                 Incoming::Message(m) => {
-                    let _ = backend.send(m).await;
+                    let _ = backend_tx.send(m).await;
                 }
                 Incoming::Closed(status) => {
                     let (code, reason) = toward_backend(&status);
-                    let _ = backend.start_close(Some(h2ws_codec::CloseCode(code)), &reason);
+                    let _ = backend_tx.start_close(Some(h2ws_codec::CloseCode(code)), &reason);
                     return;
                 }
             }
@@ -161,14 +161,14 @@ async fn bridge(sender: SocketSender, mut receiver: SocketReceiver, backend: Web
     };
     let to_client = async {
         loop {
-            match backend.recv_frame().await {
+            match backend_rx.recv_frame().await {
                 Incoming::Fragment {
                     kind,
                     rsv,
                     data,
                     fin,
                 } => {
-                    let _ = sender.send_fragment(kind, rsv, data, fin).await;
+                    let _ = sender.send_fragment(kind, rsv, &data, fin).await;
                 }
                 Incoming::Message(m) => {
                     let _ = sender.send(m).await;
@@ -182,8 +182,9 @@ async fn bridge(sender: SocketSender, mut receiver: SocketReceiver, backend: Web
         }
     };
     tokio::join!(to_backend, to_client);
-    // Dropping the backend handle of a still open socket closes it with 1001.
-    drop(backend);
+    // Dropping the backend's sending half of a still open socket closes it with 1001.
+    drop(backend_tx);
+    drop(backend_rx);
 }
 
 /// The code the client gets when the backend leg ended.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use h2ws::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust, WebSocket};
+use h2ws::client::{Client, ClientConfig, Message, OpenOptions, Socket, Transport, Trust};
 
 #[derive(Parser, Debug)]
 #[command(name = "h2ws-soak", version)]
@@ -147,12 +147,14 @@ fn check(id: &str, expected: &mut u64, msg: &Message, max: usize, f: &Figures) {
     }
 }
 
-async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, stop: Instant) {
+async fn run_socket(ws: Socket, id: String, cli: Arc<Cli>, f: Arc<Figures>, stop: Instant) {
+    // The sending task gets a clone of the sending half; this one stays here to close.
+    let (tx, mut rx) = ws.split();
     let sent = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let sender = {
         let (ws, id, cli, f, sent, done) = (
-            ws.clone(),
+            tx.clone(),
             id.clone(),
             cli.clone(),
             f.clone(),
@@ -188,7 +190,7 @@ async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, s
             f.errors.fetch_add(1, Ordering::Relaxed);
             break;
         }
-        match tokio::time::timeout(Duration::from_millis(100), ws.recv()).await {
+        match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
             Err(_) => continue,
             Ok(Some(msg)) => {
                 check(&id, &mut expected, &msg, cli.max_size, &f);
@@ -196,7 +198,7 @@ async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, s
                 last_progress = Instant::now();
             }
             Ok(None) => {
-                eprintln!("{id}: closed early: {:?}", ws.close_status());
+                eprintln!("{id}: closed early: {:?}", rx.close_status());
                 f.errors.fetch_add(1, Ordering::Relaxed);
                 break;
             }
@@ -211,7 +213,11 @@ async fn run_socket(ws: WebSocket, id: String, cli: Arc<Cli>, f: Arc<Figures>, s
     if expected < sent {
         f.lost.fetch_add(sent - expected, Ordering::Relaxed);
     }
-    match ws.close(1000, "soak done").await {
+    let closed = match tx.close(1000, "soak done").await {
+        Ok(()) => tx.closed().await,
+        Err(e) => Err(e),
+    };
+    match closed {
         Ok(s) if s.code == 1000 && s.clean => {}
         other => {
             eprintln!("{id}: close: {other:?}");

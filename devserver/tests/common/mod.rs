@@ -84,7 +84,7 @@ pub struct CompressedEcho {
 /// `fragments` and `allow_rsv1`), then reads the echo fragment by fragment (text, RSV1 on its
 /// first) and inflates it. `what` labels the failures (gateway and client tests).
 pub async fn compressed_echo(
-    ws: &h2ws::client::WebSocket,
+    ws: &mut h2ws::client::Socket,
     params: &h2ws_codec::deflate::DeflateParams,
     text: &str,
     what: &str,

@@ -49,7 +49,12 @@ async fn shout(mut socket: Socket) {
 /// on every instance sharing the broker. `Rooms::serve` bounds each member's queue and closes a
 /// member too slow to keep up (1008), so one slow reader never stalls the room.
 async fn room(rooms: Rooms, socket: Socket) {
-    let name = socket.info().query().unwrap_or("lobby").to_string();
+    // A server socket always has its opening request (`info` is `None` only on client sockets).
+    let name = socket
+        .info()
+        .and_then(|info| info.query())
+        .unwrap_or("lobby")
+        .to_string();
     rooms.serve(socket, &name).await
 }
 

@@ -49,9 +49,10 @@ pub enum Error {
     /// The codec refused an outgoing frame (closed socket, bad close code, too long control).
     #[error("cannot send: {0}")]
     Send(#[from] SendError),
-    /// The socket is closed: nothing more can be sent.
-    #[error("socket closed (code {code})")]
-    Closed { code: u16 },
+    /// A socket operation failed (closed socket, timeout): the one socket error, so `?`
+    /// works on socket calls inside functions returning this error.
+    #[error(transparent)]
+    Socket(#[from] crate::SocketError),
 }
 
 impl Error {

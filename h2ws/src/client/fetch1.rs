@@ -12,9 +12,8 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
 
 use super::connect::{self, Io, Target};
-use super::socket::Handshake;
 use super::wire::{self, Wire};
-use super::{ClientConfig, Error, OpenOptions, Transport, WebSocket};
+use super::{ClientConfig, Error, Handshake, OpenOptions, Socket, Transport};
 
 /// Bytes of a refusal's body read for its reason.
 const MAX_REFUSAL_BODY: usize = 1024;
@@ -23,7 +22,7 @@ pub(crate) async fn open_post(
     config: &Arc<ClientConfig>,
     target: &Target,
     options: &OpenOptions,
-) -> Result<WebSocket, Error> {
+) -> Result<Socket, Error> {
     let limit = config.handshake_timeout;
     let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
     let offer = super::ExtensionOffer::new(options)?;

@@ -10,10 +10,9 @@ use h2ws_codec::{Connection, Framing, Role};
 use http::{HeaderMap, HeaderValue, Method, Request};
 
 use super::connect::{self, Target};
-use super::socket::Handshake;
 use super::tls::ALPN_H2;
 use super::wire::{self, Wire};
-use super::{ClientConfig, Error, OpenOptions, Transport, WebSocket};
+use super::{ClientConfig, Error, Handshake, OpenOptions, Socket, Transport};
 
 /// Stream-level receive window the client advertises (bytes the server may send ahead).
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -112,7 +111,7 @@ impl H2Connection {
         path: &str,
         transport: Transport,
         options: &OpenOptions,
-    ) -> Result<WebSocket, Error> {
+    ) -> Result<Socket, Error> {
         let config = &self.inner.config;
         let limit = config.handshake_timeout;
         let work = async {
@@ -139,7 +138,7 @@ impl H2Connection {
         path: &str,
         transport: Transport,
         options: &OpenOptions,
-    ) -> Result<WebSocket, Error> {
+    ) -> Result<Socket, Error> {
         if !self.inner.extended_connect {
             return Err(Error::NoExtendedConnect);
         }
@@ -209,7 +208,7 @@ impl H2Connection {
         path: &str,
         transport: Transport,
         options: &OpenOptions,
-    ) -> Result<WebSocket, Error> {
+    ) -> Result<Socket, Error> {
         let target = &self.inner.target;
         let uri = format!("{}://{}{}", target.http_scheme(), target.authority, path);
         let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();

@@ -7,9 +7,8 @@ use h2ws_codec::{Connection, Framing, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connect::{self, Io, Target};
-use super::socket::Handshake;
 use super::wire::Wire;
-use super::{ClientConfig, Error, OpenOptions, Transport, WebSocket};
+use super::{ClientConfig, Error, Handshake, OpenOptions, Socket, Transport};
 
 /// Response headers parsed at most.
 const MAX_HEADERS: usize = 64;
@@ -21,7 +20,7 @@ pub(crate) async fn open(
     config: &ClientConfig,
     target: &Target,
     options: &OpenOptions,
-) -> Result<WebSocket, Error> {
+) -> Result<Socket, Error> {
     let mut io = connect::connect_http11(target, config).await?;
     let key = rfc6455::client_key(super::random());
     let offer = super::ExtensionOffer::new(options)?;

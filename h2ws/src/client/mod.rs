@@ -10,11 +10,11 @@
 //!   ([`Client::connect_post_http1`]). A `stream` socket whose upstream request fails at once
 //!   (answered or reset within codec `fetch::STREAM_FALLBACK_MS` while its body streams: a
 //!   proxy that refuses streamed bodies) continues with `post` batches on the same session;
-//!   [`WebSocket::transport`] still says what was asked for, the server's `/.h2ws/stats` what
+//!   [`Socket::transport`] still says what was asked for, the server's `/.h2ws/stats` what
 //!   attached.
 //!
 //! The HTTP/2 transports multiplex: open an [`H2Connection`] once and as many sockets on it as
-//! the server allows. Each socket is one [`WebSocket`] handle (`recv` / `send` / `close`) driven
+//! the server allows. Each socket is one [`Socket`] (`recv` / `send` / `close`, the type the server's handlers get) driven
 //! by one task that pumps the sans-IO codec `Connection` over the transport; nothing is spawned
 //! per message, and outgoing payloads are copied once (into the codec's frame buffer).
 //!
@@ -23,12 +23,15 @@
 //! # async fn demo(cert_pem: &[u8]) -> Result<(), h2ws::client::Error> {
 //! let client = Client::new(ClientConfig::new(Trust::certificates_pem(cert_pem)?));
 //! // One socket, its own connection:
-//! let ws = client
+//! let mut ws = client
 //!     .connect("wss://127.0.0.1:8443/ws/echo", Transport::Rfc6455, &OpenOptions::default())
 //!     .await?;
 //! ws.send_text("hello").await?;
 //! assert_eq!(ws.recv().await, Some(Message::Text("hello".into())));
-//! ws.close(1000, "bye").await?;
+//! ws.close(1000, "bye").await?; // starts the close handshake
+//! while ws.recv().await.is_some() {} // the server's last messages, then its Close
+//! let status = ws.closed().await?;
+//! assert!(status.clean);
 //! // Many sockets on one HTTP/2 connection:
 //! let h2 = client.connect_h2("https://127.0.0.1:8443").await?;
 //! let a = h2.open("/ws/echo", Transport::Native, &OpenOptions::default()).await?;
@@ -43,18 +46,22 @@ mod error;
 mod fetch1;
 mod h2conn;
 mod http1;
-mod socket;
 mod tls;
 mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The one socket type and its vocabulary, re-exported for client code: a client socket is
+/// the same [`Socket`] the server hands to its handlers.
+pub use crate::socket::{
+    CloseStatus, FragmentKind, Handshake, Incoming, Message, Role, Socket, SocketError,
+    SocketReceiver, SocketSender, Transport,
+};
 pub use connect::Target;
 pub use error::Error;
 pub use h2conn::H2Connection;
 pub use h2ws_codec::{CloseCode, Event};
-pub use socket::{CloseStatus, FragmentKind, Handshake, Incoming, Message, Transport, WebSocket};
 pub use tls::{spki_sha256_base64, Trust};
 
 /// Limits and timeouts of every connection and socket a [`Client`] opens.
@@ -153,7 +160,7 @@ impl Client {
         url: &str,
         transport: Transport,
         options: &OpenOptions,
-    ) -> Result<WebSocket, Error> {
+    ) -> Result<Socket, Error> {
         let target = Target::parse(url)?;
         if transport == Transport::Rfc6455 {
             return http1::open(&self.config, &target, options).await;
@@ -168,7 +175,7 @@ impl Client {
         &self,
         url: &str,
         options: &OpenOptions,
-    ) -> Result<WebSocket, Error> {
+    ) -> Result<Socket, Error> {
         let target = Target::parse(url)?;
         fetch1::open_post(&self.config, &target, options).await
     }
@@ -261,7 +268,7 @@ fn start(
     conn: h2ws_codec::Connection,
     wire: wire::Wire,
     handshake: Handshake,
-) -> WebSocket {
+) -> Socket {
     let framing = conn.framing();
     let shared = crate::socket::Shared::new(
         conn,
@@ -295,7 +302,7 @@ fn start(
         spec,
         crate::driver::Hooks::none(),
     ));
-    WebSocket::new(shared, handshake)
+    Socket::client(shared, handshake)
 }
 
 /// The client's transports as the one driver's [`Io`](crate::driver::Io): the `Wire` polls

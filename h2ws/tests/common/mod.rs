@@ -682,7 +682,7 @@ pub fn test_routes() -> axum::Router {
                         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
                         let _ = s.close(code.parse().unwrap_or(1000), reason).await;
                     } else if t == "info" {
-                        let i = s.info();
+                        let i = s.info().expect("a server socket has its opening request");
                         let line = format!(
                             "transport={} path={} query={} version={:?} protocol={} peer={} cookie={} auth={}",
                             s.transport(),
