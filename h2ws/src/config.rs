@@ -24,7 +24,7 @@ pub struct SocketConfig {
     /// Longest wait for the peer to take one outgoing frame (flow control, TCP).
     pub send_timeout: Duration,
     /// Extra allowed `Origin`s (exact `scheme://host[:port]`); same origin and
-    /// localhost/127.0.0.1/[::1] on any port are always allowed.
+    /// `localhost` / `127.0.0.1` / `[::1]` on any port are always allowed.
     pub allowed_origins: Vec<String>,
     /// Messages queued between a socket's driver and the app, each way.
     pub queue_depth: usize,
