@@ -34,6 +34,22 @@ pub enum Error {
     /// The server answered the opening request with a refusal; `reason` is the body's first line.
     #[error("handshake refused: HTTP {status}: {reason}")]
     Refused { status: u16, reason: String },
+    /// QUIC (HTTP/3) could not start: bad address or endpoint configuration.
+    #[error("QUIC connect: {0}")]
+    QuicConnect(#[from] quinn::ConnectError),
+    /// The QUIC connection failed or was closed (handshake, certificate, idle timeout).
+    #[error("QUIC: {0}")]
+    Quic(#[from] quinn::ConnectionError),
+    /// An HTTP/3 connection error.
+    #[error("HTTP/3: {0}")]
+    H3(#[from] h3::error::ConnectionError),
+    /// An HTTP/3 stream (request) error.
+    #[error("HTTP/3 stream: {0}")]
+    H3Stream(#[from] h3::error::StreamError),
+    /// The server serves only the fetch transports (`stream`, `post`) over HTTP/3: RFC 9220
+    /// and the native mapping are not available there.
+    #[error("transport {0} is not served over HTTP/3 (only stream and post)")]
+    NotOverH3(crate::Transport),
     /// The server's answer breaks the transport's handshake rules.
     #[error("handshake: {0}")]
     Handshake(String),

@@ -295,7 +295,7 @@ impl H2Connection {
     }
 }
 
-fn request(method: Method, uri: &str) -> Result<Request<()>, Error> {
+pub(crate) fn request(method: Method, uri: &str) -> Result<Request<()>, Error> {
     Request::builder()
         .method(method)
         .uri(uri)

@@ -13,6 +13,11 @@
 //!   [`Socket::transport`] still says what was asked for, the server's `/.h2ws/stats` what
 //!   attached.
 //!
+//! HTTP/3: [`Client::connect_h3`] opens an [`H3Connection`] (QUIC, TLS 1.3 with ALPN `h3`,
+//! the same [`Trust`]) for `stream` and `post` sockets, the two transports the server serves
+//! over HTTP/3; the others are refused with [`Error::NotOverH3`]. The HTTP version is chosen
+//! by which connection the socket is opened on, as for HTTP/2: no Alt-Svc discovery.
+//!
 //! The HTTP/2 transports multiplex: open an [`H2Connection`] once and as many sockets on it as
 //! the server allows. Each socket is one [`Socket`] (`recv` / `send` / `close`, the type the server's handlers get) driven
 //! by one task that pumps the sans-IO codec `Connection` over the transport; nothing is spawned
@@ -45,6 +50,8 @@ mod connect;
 mod error;
 mod fetch1;
 mod h2conn;
+mod h3conn;
+mod h3wire;
 mod http1;
 mod tls;
 mod wire;
@@ -62,6 +69,7 @@ pub use connect::Target;
 pub use error::Error;
 pub use h2conn::H2Connection;
 pub use h2ws_codec::{CloseCode, Event};
+pub use h3conn::H3Connection;
 pub use tls::{spki_sha256_base64, Trust};
 
 /// Limits and timeouts of every connection and socket a [`Client`] opens.
@@ -185,6 +193,16 @@ impl Client {
     pub async fn connect_h2(&self, url: &str) -> Result<H2Connection, Error> {
         let target = Target::parse(url)?;
         H2Connection::connect(self.config.clone(), &target).await
+    }
+
+    /// Opens an HTTP/3 connection (QUIC, TLS 1.3 with ALPN `h3`, the same [`Trust`]) to
+    /// `wss://` / `https://` `url`'s origin, to share among many `stream` and `post` sockets:
+    /// [`H3Connection::open`]. HTTP/3 is chosen explicitly, like HTTP/2 with
+    /// [`connect_h2`](Client::connect_h2) (no Alt-Svc discovery): the server serves it on the
+    /// UDP port of its TLS listener.
+    pub async fn connect_h3(&self, url: &str) -> Result<H3Connection, Error> {
+        let target = Target::parse(url)?;
+        H3Connection::connect(self.config.clone(), &target).await
     }
 }
 

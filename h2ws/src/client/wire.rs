@@ -4,8 +4,10 @@
 //! * `H2`: bytes in DATA frames of HTTP/2 streams (RFC 8441 one stream; `stream` a downstream
 //!   response + an upstream request body). With `whole_frames` (native mapping) each output
 //!   unit is one DATA frame, sent only once flow-control capacity for all of it is granted.
-//! * `Post`: downstream response + ordered POST batches upstream (DESIGN §2.3), on HTTP/2
-//!   or on two HTTP/1.1 connections.
+//! * `H3`: `stream` over HTTP/3 (a response body down, a streamed request body up; see
+//!   the `h3conn` and `h3wire` modules).
+//! * `Post`: downstream response + ordered POST batches upstream (DESIGN §2.3), on HTTP/2,
+//!   HTTP/3 or two HTTP/1.1 connections.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,6 +32,8 @@ const READ_CHUNK: usize = 64 << 10;
 pub(crate) enum Wire {
     Bytes(BytesWire),
     H2(H2Wire),
+    /// Boxed: the pending write future and two stream halves.
+    H3(Box<super::h3wire::H3Wire>),
     /// Boxed: the request template makes it several times larger than the other variants.
     Post(Box<PostWire>),
 }
@@ -100,7 +104,7 @@ impl PostWire {
         let limits = PostLimits {
             // HTTP/1.1 cannot multiplex: one batch at a time on the upstream connection.
             max_in_flight: match up {
-                Up::H2 { .. } => h2ws_codec::post::MAX_IN_FLIGHT,
+                Up::H2 { .. } | Up::H3 { .. } => h2ws_codec::post::MAX_IN_FLIGHT,
                 Up::H1 { .. } => 1,
             },
             ..PostLimits::default()
@@ -124,6 +128,7 @@ impl PostWire {
 pub(crate) enum Down {
     H2(RecvStream),
     H1(hyper::body::Incoming),
+    H3(super::h3wire::H3RecvHalf),
 }
 
 /// A `post` socket's upstream: where batches go.
@@ -139,7 +144,20 @@ pub(crate) enum Up {
         requests: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
         in_flight: Option<(u64, H1Response)>,
     },
+    /// Multiplexed like HTTP/2; each batch is one boxed future (h3 has only `async fn`s), all
+    /// polled, their answers taken in `h2ws-seq` order.
+    H3 {
+        requests: super::h3wire::H3Requests,
+        in_flight: VecDeque<H3Batch>,
+    },
 }
+
+/// A `post` batch in flight over HTTP/3: its `h2ws-seq`, its answer once in, its future.
+pub(crate) type H3Batch = (
+    u64,
+    Option<Result<http::StatusCode, Error>>,
+    super::h3wire::BatchFuture,
+);
 
 type H1Response = Pin<
     Box<dyn Future<Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>> + Send>,
@@ -253,9 +271,11 @@ impl Wire {
                 Some(recv) => poll_h2_input(recv, cx, feed),
                 None => Poll::Ready(Err(stream_gone())),
             },
+            Wire::H3(w) => w.poll_input(cx, feed),
             Wire::Post(w) => match &mut w.down {
                 Down::H2(recv) => poll_h2_input(recv, cx, feed),
                 Down::H1(body) => poll_h1_input(body, cx, feed),
+                Down::H3(recv) => super::h3wire::poll_h3_input(recv, cx, feed),
             },
         }
     }
@@ -322,6 +342,7 @@ impl Wire {
                     Some(e) => Poll::Ready(Err(e)),
                 }
             }
+            Wire::H3(w) => w.poll_output(cx, out),
             Wire::Post(w) => {
                 if !w.sender.has_room(out.len()) {
                     if let Poll::Ready(Err(e)) = w.poll_send_batches(cx) {
@@ -349,6 +370,7 @@ impl Wire {
                 Poll::Ready(Ok(()))
             }
             Wire::H2(_) => Poll::Ready(Ok(())),
+            Wire::H3(w) => w.poll_flush(cx),
             Wire::Post(w) => w.poll_send_batches(cx),
         }
     }
@@ -375,6 +397,7 @@ impl Wire {
                 w.send.send_data(Bytes::new(), true)?;
                 Poll::Ready(Ok(()))
             }
+            Wire::H3(w) => w.poll_end(cx),
             Wire::Post(w) => w.poll_send_batches(cx),
         }
     }
@@ -494,6 +517,23 @@ impl PostWire {
                         check_batch_status(&mut self.sender, seq, resp.status())?;
                     }
                 }
+                Up::H3 { in_flight, .. } => {
+                    for (_, answer, fut) in in_flight.iter_mut() {
+                        if answer.is_none() {
+                            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                                *answer = Some(r);
+                            }
+                        }
+                    }
+                    while let Some((seq, answer @ Some(_), _)) = in_flight.front_mut() {
+                        let (seq, answer) = (*seq, answer.take());
+                        in_flight.pop_front();
+                        progress = true;
+                        if let Some(answer) = answer {
+                            check_batch_status(&mut self.sender, seq, answer?)?;
+                        }
+                    }
+                }
                 Up::H1 { in_flight, .. } => {
                     if let Some((seq, fut)) = in_flight {
                         if let Poll::Ready(r) = fut.as_mut().poll(cx) {
@@ -512,6 +552,8 @@ impl PostWire {
                     Up::H1 { requests, .. } => {
                         ready!(requests.poll_ready(cx)).map_err(|e| Error::Http1(e.to_string()))?
                     }
+                    // h3 waits for a QUIC stream inside the batch's own future.
+                    Up::H3 { .. } => {}
                 }
             }
             if let Some(batch) = self.sender.poll_batch() {
@@ -540,6 +582,18 @@ impl PostWire {
                         let (parts, ()) = req.into_parts();
                         let req = http::Request::from_parts(parts, Full::new(body));
                         *in_flight = Some((batch.seq, Box::pin(requests.send_request(req))));
+                    }
+                    Up::H3 {
+                        requests,
+                        in_flight,
+                    } => {
+                        let mut fut = super::h3wire::send_batch(requests.clone(), req, body);
+                        // Started now so its waker is registered.
+                        let answer = match fut.as_mut().poll(cx) {
+                            Poll::Ready(r) => Some(r),
+                            Poll::Pending => None,
+                        };
+                        in_flight.push_back((batch.seq, answer, fut));
                     }
                 }
                 progress = true;
