@@ -7,7 +7,7 @@
 //! Order: install what is missing (h2load, Chromium, wasm tools, npm packages) → release builds →
 //! package sizes (`wasm/build.sh` with and without deflate) → codec (criterion) → RFC 6455 echo
 //! (h2ws vs fastwebsockets vs tokio-tungstenite, interleaved per shape) → HTTP/2 echo (native,
-//! rfc8441, stream) + h2load → memory (10 000 idle sockets, 100 MiB through the gateway) →
+//! rfc8441, stream; stream and post over HTTP/3) + h2load → memory (10 000 idle sockets, 100 MiB through the gateway) →
 //! browser → report. Every figure lands in `target/bench/results.jsonl`; `report` renders it.
 //! Every server binds 127.0.0.1:0 and is killed when its step ends; every step has a time limit.
 
@@ -362,17 +362,25 @@ fn echo(plan: &Plan, results: &Path) -> Result {
 fn http2(plan: &Plan, results: &Path) -> Result {
     let server = devserver(&[])?;
     let http = server.url("http://")?;
+    let https = server.url("https://")?;
+    // The fetch transports also over HTTP/3 (QUIC on the TLS port, the devserver's own
+    // certificate trusted), in the same rounds so drifting load hits both alike.
+    let pem = crate::root().join("target/bench/cert/localhost.pem");
+    let h3 = format!("--url {https} --h3-cert {}", q(&pem));
+    let h2c = format!("--url {http}");
+    let runs = [
+        ("native", &h2c),
+        ("rfc8441", &h2c),
+        ("stream", &h2c),
+        ("stream", &h3),
+        ("post", &h3),
+    ];
     for &(conns, size) in plan.shapes {
         let connections = (conns / 50).max(1);
-        let transports = ["native", "rfc8441", "stream"];
-        for transport in transports
-            .iter()
-            .cycle()
-            .take(transports.len() * plan.rounds)
-        {
+        for (transport, target) in runs.iter().cycle().take(runs.len() * plan.rounds) {
             loadgen(
                 &format!(
-                    "h2 --url {http} --path /ws/echo --transport {transport} --conns {conns} \
+                    "h2 {target} --path /ws/echo --transport {transport} --conns {conns} \
                      --connections {connections} --size {size} --secs {}",
                     plan.echo_secs
                 ),
@@ -382,7 +390,6 @@ fn http2(plan: &Plan, results: &Path) -> Result {
         }
     }
     // The ceiling: plain HTTP/2 requests on the same server (h2c and TLS).
-    let https = server.url("https://")?;
     for (label, base) in [("h2c", &http), ("TLS", &https)] {
         let (c, m) = (4, 64);
         let case = format!(

@@ -9,6 +9,9 @@
 //! loadgen h2   --url http://127.0.0.1:P --transport native|rfc8441|stream --conns N
 //!              --connections C --size BYTES --secs S --out F
 //!     The same shape through the devserver's native client, N sockets on C HTTP/2 connections.
+//! loadgen h2   --url https://127.0.0.1:P --h3-cert PEM --transport stream|post ...
+//!     The same over HTTP/3 (QUIC on the TLS port), trusting the certificate(s) in PEM:
+//!     N sockets on C HTTP/3 connections, recorded as `stream/h3`, `post/h3`.
 //! loadgen idle --url ws://127.0.0.1:P/ws/echo --transport rfc6455|stream --sockets N --pid PID --out F
 //!     Opens N sockets and holds them; records the server's RSS growth per socket.
 //! loadgen big  --url ws://127.0.0.1:P/ws/upstream --size BYTES --frame BYTES --pid PID
@@ -22,7 +25,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use h2ws::client::{Client, ClientConfig, Message, OpenOptions, Transport, Trust};
+use h2ws::client::{
+    Client, ClientConfig, H2Connection, H3Connection, Message, OpenOptions, Socket, Transport,
+    Trust,
+};
 use h2ws_bench::ws::{masked_frame, Conn};
 use h2ws_bench::{rss, size_label, Args, Record};
 
@@ -170,9 +176,29 @@ async fn ws_echo(args: &Args) -> Res {
 
 fn client() -> Client {
     // Plain h2c / ws:// only: the trust setting is never consulted.
-    let mut config = ClientConfig::new(Trust::SpkiSha256(Vec::new()));
+    client_trusting(Trust::SpkiSha256(Vec::new()))
+}
+
+fn client_trusting(trust: Trust) -> Client {
+    let mut config = ClientConfig::new(trust);
     config.max_message_size = 256 << 20;
     Client::new(config)
+}
+
+/// A connection sockets are multiplexed on: HTTP/2 or HTTP/3.
+enum Mux {
+    H2(H2Connection),
+    H3(H3Connection),
+}
+
+impl Mux {
+    async fn open(&self, path: &str, transport: Transport) -> Result<Socket, h2ws::client::Error> {
+        let options = OpenOptions::default();
+        match self {
+            Mux::H2(c) => c.open(path, transport, &options).await,
+            Mux::H3(c) => c.open(path, transport, &options).await,
+        }
+    }
 }
 
 fn transport(name: &str) -> Res<Transport> {
@@ -189,7 +215,11 @@ fn transport(name: &str) -> Res<Transport> {
 async fn h2_echo(args: &Args) -> Res {
     let url = args.req("url")?.to_string();
     let path = args.get("path").unwrap_or("/ws/echo").to_string();
-    h2ws_bench::ws::split_url(&url)?;
+    // HTTP/3 when given the server's certificate (QUIC is always encrypted).
+    let h3_cert = args.get("h3-cert").map(str::to_string);
+    if h3_cert.is_none() {
+        h2ws_bench::ws::split_url(&url)?;
+    }
     let name = args.req("transport")?.to_string();
     let transport = transport(&name)?;
     let conns: usize = args.num("conns", 10)?;
@@ -197,16 +227,32 @@ async fn h2_echo(args: &Args) -> Res {
     let size: usize = args.num("size", 20)?;
     let secs: f64 = args.num("secs", 5.0)?;
     let max: u64 = args.num("max-msgs", 50_000_000)?;
+    let label = if h3_cert.is_some() {
+        format!("{name}/h3")
+    } else {
+        name.clone()
+    };
     let result = async {
-        let client = client();
-        let mut h2 = Vec::new();
+        let client = match &h3_cert {
+            Some(file) => {
+                let pem = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+                client_trusting(Trust::certificates_pem(&pem).map_err(|e| e.to_string())?)
+            }
+            None => client(),
+        };
+        let mut muxes = Vec::new();
         for _ in 0..connections.max(1) {
-            h2.push(client.connect_h2(&url).await.map_err(|e| e.to_string())?);
+            let mux = if h3_cert.is_some() {
+                Mux::H3(client.connect_h3(&url).await.map_err(|e| e.to_string())?)
+            } else {
+                Mux::H2(client.connect_h2(&url).await.map_err(|e| e.to_string())?)
+            };
+            muxes.push(mux);
         }
         let mut sockets = Vec::with_capacity(conns);
         for i in 0..conns {
-            let ws = h2[i % h2.len()]
-                .open(&path, transport, &OpenOptions::default())
+            let ws = muxes[i % muxes.len()]
+                .open(&path, transport)
                 .await
                 .map_err(|e| format!("opening {name} socket {i}: {e}"))?;
             sockets.push(ws);
@@ -239,10 +285,10 @@ async fn h2_echo(args: &Args) -> Res {
     }
     .await;
     let case = shape(conns, size);
-    let imp = format!("{name} ({connections} conn)");
+    let imp = format!("{label} ({connections} conn)");
     let record = match result {
-        Ok(rate) => Record::new("http2", &case, &name, "msgs/s", Some(rate)).note(imp),
-        Err(e) => Record::new("http2", &case, &name, "msgs/s", None).note(e),
+        Ok(rate) => Record::new("http2", &case, &label, "msgs/s", Some(rate)).note(imp),
+        Err(e) => Record::new("http2", &case, &label, "msgs/s", None).note(e),
     };
     write(record, args)
 }

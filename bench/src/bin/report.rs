@@ -472,7 +472,9 @@ fn render_http2(md: &mut String, records: &[Record]) {
          RFC 6455 table's plain TCP): many sockets multiplexed on few HTTP/2 connections \
          (1 per 50 sockets). The client runs the full h2ws codec and the `h2` crate on a \
          single-threaded runtime, so it costs more CPU per message than the RFC 6455 load \
-         generator; the last columns compare with h2ws's own RFC 6455 row above.\n\n",
+         generator; the last columns compare with h2ws's own RFC 6455 row above. \
+         `stream/h3` and `post/h3`: the same client over HTTP/3 (QUIC + TLS 1.3 on the \
+         devserver's TLS port, same connection count), in the same interleaved rounds.\n\n",
     );
     let p = Pivot::new(records, "http2");
     let rfc = Pivot::new(records, "rfc6455");
@@ -481,9 +483,16 @@ fn render_http2(md: &mut String, records: &[Record]) {
     } else {
         let mut notes = Notes::default();
         let cols = ["native", "rfc8441", "stream"];
+        // HTTP/3 columns only when a run has them (older results files do not).
+        let h3_cols: Vec<&str> = ["stream/h3", "post/h3"]
+            .into_iter()
+            .filter(|c| p.rows.iter().any(|row| p.get(row, c).is_some()))
+            .collect();
+        let h3_head: String = h3_cols.iter().map(|c| format!(" {c} |")).collect();
         let _ = writeln!(
             md,
-            "| shape | connections | native | rfc8441 | stream | h2ws rfc6455 (table 2) | native/rfc6455 | rfc8441/rfc6455 | stream/rfc6455 |\n|---|---|---|---|---|---|---|---|---|"
+            "| shape | connections | native | rfc8441 | stream |{h3_head} h2ws rfc6455 (table 2) | native/rfc6455 | rfc8441/rfc6455 | stream/rfc6455 |\n|---|---|---|---|---|{}---|---|---|---|",
+            "---|".repeat(h3_cols.len())
         );
         for row in &p.rows {
             let conns = cols
@@ -496,7 +505,7 @@ fn render_http2(md: &mut String, records: &[Record]) {
                 .unwrap_or_default();
             let base = rfc.value(row, "h2ws");
             let mut line = format!("| {row} | {conns} |");
-            for c in cols {
+            for c in cols.iter().chain(&h3_cols) {
                 let _ = write!(line, " {} |", notes.cell(p.get(row, c), fmt_num));
             }
             let _ = write!(line, " {} |", base.map_or("—".into(), fmt_num));
