@@ -17,7 +17,7 @@
 //!
 //! Bounds: at most [`H3Settings::max_concurrent_streams`] request streams at once (QUIC
 //! MAX_STREAMS, the peer cannot exceed it), stream and connection receive windows, a header
-//! section limit, a frame-length guard (see [`guard`]) so no frame other than DATA is
+//! section limit, a frame-length guard (see the private `guard` module) so no frame other than DATA is
 //! buffered past the header limit, a handshake timeout, a send timeout and the QUIC idle
 //! timeout. A connection that ends (close, idle timeout, the peer gone) ends the response
 //! bodies of its streams, so its sockets end as they do when an HTTP/2 connection drops.
