@@ -4,9 +4,9 @@
 //!
 //! It reads only while the app's event queue has room (so a slow reader backpressures the
 //! peer through TCP / HTTP/2 flow control), writes what the codec queues (joined into larger
-//! units on byte streams), runs the codec's timers (ping, idle, close handshake, a fetch session's attach deadline:
-//! [`h2ws_codec::timer`]), bounds the transport (send stall, ending our direction) and ends the
-//! transport after the close handshake. What differs between roles and transports is data
+//! units on byte streams), runs the codec's timers (ping, idle, close handshake, a fetch
+//! session's attach deadline: [`h2ws_codec::timer`]), bounds the transport (send stall, ending
+//! our direction) and ends the transport after the close handshake. What differs between roles and transports is data
 //! ([`Spec`]) or the [`Io`] adapter: the client's `Wire` (it polls TCP, TLS and h2 itself) and
 //! the server's [`QueueIo`](crate::wiring::QueueIo) (a transport's input stream and output
 //! queue).
