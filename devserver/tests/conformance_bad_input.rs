@@ -12,13 +12,7 @@ use http::{Method, StatusCode};
 #[tokio::test]
 async fn bad_input_post_batch_over_the_message_limit_is_413_and_1009() {
     init_tracing();
-    let (server, sr, a) = test_server(SocketConfig {
-        max_message_size: 1000,
-        max_frame_size: 1000,
-        ..SocketConfig::default()
-    })
-    .await
-    .parts();
+    let (server, sr, a) = test_server(small_limits()).await.parts();
     let mut p = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
         .await
         .expect("open");

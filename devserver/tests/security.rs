@@ -158,13 +158,7 @@ async fn pending_attaches_are_capped_with_503() {
 #[tokio::test]
 async fn messages_and_frames_over_the_limit_close_with_1009() {
     init_tracing();
-    let (server, sr, a) = test_server(SocketConfig {
-        max_message_size: 1000,
-        max_frame_size: 1000,
-        ..SocketConfig::default()
-    })
-    .await
-    .parts();
+    let (server, sr, a) = test_server(small_limits()).await.parts();
     for kind in [Kind::Native, Kind::Rfc8441, Kind::Stream] {
         let mut p = Peer::open(&sr, &a, "/ws/echo", kind).await.expect("open");
         p.send_binary(&[1u8; 1000]).await;

@@ -41,6 +41,15 @@ pub async fn test_server(config: SocketConfig) -> TestServer {
     TestServer::start(server(config)).await
 }
 
+/// Limits small enough to cross with a test message: 1000-byte messages and frames.
+pub fn small_limits() -> SocketConfig {
+    SocketConfig {
+        max_message_size: 1000,
+        max_frame_size: 1000,
+        ..SocketConfig::default()
+    }
+}
+
 /// An `Origin` that no default allowlist accepts.
 pub const FOREIGN_ORIGIN: &str = "https://evil.example";
 
