@@ -14,12 +14,13 @@ use super::tls::ALPN_H2;
 use super::wire::{self, Wire};
 use super::{ClientConfig, Error, Handshake, OpenOptions, Socket, Transport};
 
-/// Stream-level receive window the client advertises (bytes the server may send ahead).
-const STREAM_WINDOW: u32 = 1 << 20;
-/// Connection-level receive window.
-const CONNECTION_WINDOW: u32 = 16 << 20;
-/// Bytes of a refusal's body read for its reason.
-const MAX_REFUSAL_BODY: usize = 1024;
+/// Stream-level receive window the client advertises (bytes the server may send ahead); the
+/// HTTP/3 client uses the same.
+pub(crate) const STREAM_WINDOW: u32 = 1 << 20;
+/// Connection-level receive window (HTTP/3 too).
+pub(crate) const CONNECTION_WINDOW: u32 = 16 << 20;
+/// Bytes of a refusal's body read for its reason (HTTP/3 too).
+pub(crate) const MAX_REFUSAL_BODY: usize = 1024;
 
 /// An HTTP/2 connection to one origin; open sockets on it with [`open`](H2Connection::open).
 /// Cheap to clone; the connection ends when every clone and every socket on it are gone.
@@ -213,54 +214,17 @@ impl H2Connection {
         let uri = format!("{}://{}{}", target.http_scheme(), target.authority, path);
         let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
         let offer = super::ExtensionOffer::new(options)?;
-        let mut open = request(Method::POST, &uri)?;
-        let h = open.headers_mut();
-        for (name, value) in fetch::open_request_headers(&protocols, offer.header.as_deref()) {
-            h.insert(name, header_value(&value)?);
-        }
-        add_common_headers(h, options)?;
+        let open = fetch_open_request(&uri, &protocols, &offer, options)?;
         let (resp, _) = self.send_request(open, true).await?;
         let resp = resp.await?;
         let (parts, downstream) = resp.into_parts();
         if parts.status != http::StatusCode::OK {
             return Err(refusal(parts.status.as_u16(), downstream).await);
         }
-        let pairs = header_pairs(&parts.headers);
-        let opened = fetch::validate_open_response(200, &pairs, &protocols, &offer.names())
-            .map_err(|e| Error::Handshake(e.to_string()))?;
-        if !opened.transports.is_empty()
-            && !opened.transports.iter().any(|t| *t == transport.as_str())
-        {
-            return Err(Error::Handshake(format!(
-                "the server offers upstream transports {:?} on this connection, not {}",
-                opened.transports,
-                transport.as_str()
-            )));
-        }
-        let session = opened.session.to_owned();
-        let extensions = header_string(&parts.headers, fetch::H2WS_EXTENSIONS);
-        let deflate = offer.deflate(options, extensions.as_deref())?;
-        let handshake = Handshake {
-            transport,
-            protocol: opened.accepted.protocol.map(str::to_owned),
-            extensions,
-            status: 200,
-            session: Some(session.clone()),
-        };
-
-        let upstream_request = || -> Result<Request<()>, Error> {
-            let mut upstream = request(Method::POST, &uri)?;
-            let h = upstream.headers_mut();
-            for (name, value) in fetch::upstream_request_headers(&session, None) {
-                h.insert(name, header_value(&value)?);
-            }
-            h.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static(fetch::CONTENT_TYPE),
-            );
-            add_common_headers(h, options)?;
-            Ok(upstream)
-        };
+        let (handshake, deflate) =
+            fetch_opened(&parts.headers, &protocols, &offer, transport, options)?;
+        let session = handshake.session.clone().unwrap_or_default();
+        let upstream_request = || fetch_upstream_request(&uri, &session, options);
         let upstream = upstream_request()?;
 
         let config = &self.inner.config;
@@ -293,6 +257,74 @@ impl H2Connection {
         let mut requests = self.inner.requests.clone().ready().await?;
         Ok(requests.send_request(req, end_of_stream)?)
     }
+}
+
+/// The fetch open request (HTTP/2 and HTTP/3 alike): `POST` with the codec's open headers.
+pub(crate) fn fetch_open_request(
+    uri: &str,
+    protocols: &[&str],
+    offer: &super::ExtensionOffer,
+    options: &OpenOptions,
+) -> Result<Request<()>, Error> {
+    let mut open = request(Method::POST, uri)?;
+    let h = open.headers_mut();
+    for (name, value) in fetch::open_request_headers(protocols, offer.header.as_deref()) {
+        h.insert(name, header_value(&value)?);
+    }
+    add_common_headers(h, options)?;
+    Ok(open)
+}
+
+/// Reads a fetch open's 200 answer (HTTP/2 and HTTP/3 alike): the socket's handshake (with its
+/// session token) and the permessage-deflate parameters to run, or why it cannot be used.
+pub(crate) fn fetch_opened(
+    headers: &HeaderMap,
+    protocols: &[&str],
+    offer: &super::ExtensionOffer,
+    transport: Transport,
+    options: &OpenOptions,
+) -> Result<(Handshake, Option<h2ws_codec::deflate::DeflateParams>), Error> {
+    let pairs = header_pairs(headers);
+    let opened = fetch::validate_open_response(200, &pairs, protocols, &offer.names())
+        .map_err(|e| Error::Handshake(e.to_string()))?;
+    if !opened.transports.is_empty() && !opened.transports.iter().any(|t| *t == transport.as_str())
+    {
+        return Err(Error::Handshake(format!(
+            "the server offers upstream transports {:?} on this connection, not {}",
+            opened.transports,
+            transport.as_str()
+        )));
+    }
+    let extensions = header_string(headers, fetch::H2WS_EXTENSIONS);
+    let deflate = offer.deflate(options, extensions.as_deref())?;
+    let handshake = Handshake {
+        transport,
+        protocol: opened.accepted.protocol.map(str::to_owned),
+        extensions,
+        status: 200,
+        session: Some(opened.session.to_owned()),
+    };
+    Ok((handshake, deflate))
+}
+
+/// A fetch upstream request of `session` (HTTP/2 and HTTP/3 alike; the `post` batches add
+/// their `h2ws-seq`).
+pub(crate) fn fetch_upstream_request(
+    uri: &str,
+    session: &str,
+    options: &OpenOptions,
+) -> Result<Request<()>, Error> {
+    let mut upstream = request(Method::POST, uri)?;
+    let h = upstream.headers_mut();
+    for (name, value) in fetch::upstream_request_headers(session, None) {
+        h.insert(name, header_value(&value)?);
+    }
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(fetch::CONTENT_TYPE),
+    );
+    add_common_headers(h, options)?;
+    Ok(upstream)
 }
 
 pub(crate) fn request(method: Method, uri: &str) -> Result<Request<()>, Error> {

@@ -14,25 +14,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Buf;
-use h2ws_codec::handshake::fetch;
 use h2ws_codec::{Connection, Framing, Role};
-use http::{HeaderValue, Method};
 
 use super::connect::Target;
-use super::h2conn::{add_common_headers, header_pairs, header_string, header_value, request};
+use super::h2conn::{
+    fetch_open_request, fetch_opened, fetch_upstream_request, CONNECTION_WINDOW, MAX_REFUSAL_BODY,
+    STREAM_WINDOW,
+};
 use super::h3wire::{H3RecvHalf, H3Requests, H3Wire};
 use super::wire::{self, Wire};
-use super::{ClientConfig, Error, Handshake, OpenOptions, Socket, Transport};
+use super::{ClientConfig, Error, OpenOptions, Socket, Transport};
 
 /// ALPN id of HTTP/3.
 const ALPN_H3: &[u8] = b"h3";
-/// Per-stream receive window (bytes the server may send ahead on one response body), as the
-/// HTTP/2 client's stream window.
-const STREAM_WINDOW: u32 = 1 << 20;
-/// Connection receive window (all streams together), as the HTTP/2 client's.
-const CONNECTION_WINDOW: u32 = 16 << 20;
-/// Bytes of a refusal's body read for its reason.
-const MAX_REFUSAL_BODY: usize = 1024;
 
 /// An HTTP/3 connection to one origin; open `stream` and `post` sockets on it with
 /// [`open`](H3Connection::open). Cheap to clone; the QUIC connection ends when every clone and
@@ -156,12 +150,7 @@ impl H3Connection {
         let uri = format!("https://{}{}", target.authority, path);
         let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
         let offer = super::ExtensionOffer::new(options)?;
-        let mut open = request(Method::POST, &uri)?;
-        let h = open.headers_mut();
-        for (name, value) in fetch::open_request_headers(&protocols, offer.header.as_deref()) {
-            h.insert(name, header_value(&value)?);
-        }
-        add_common_headers(h, options)?;
+        let open = fetch_open_request(&uri, &protocols, &offer, options)?;
         let mut stream = self.inner.requests.clone().send_request(open).await?;
         stream.finish().await?;
         let resp = stream.recv_response().await?;
@@ -169,38 +158,10 @@ impl H3Connection {
         if resp.status() != http::StatusCode::OK {
             return Err(refusal(resp.status().as_u16(), &mut downstream).await);
         }
-        let pairs = header_pairs(resp.headers());
-        let opened = fetch::validate_open_response(200, &pairs, &protocols, &offer.names())
-            .map_err(|e| Error::Handshake(e.to_string()))?;
-        if !opened.transports.is_empty()
-            && !opened.transports.iter().any(|t| *t == transport.as_str())
-        {
-            return Err(Error::Handshake(format!(
-                "the server offers upstream transports {:?} on this connection, not {}",
-                opened.transports,
-                transport.as_str()
-            )));
-        }
-        let session = opened.session.to_owned();
-        let extensions = header_string(resp.headers(), fetch::H2WS_EXTENSIONS);
-        let deflate = offer.deflate(options, extensions.as_deref())?;
-        let handshake = Handshake {
-            transport,
-            protocol: opened.accepted.protocol.map(str::to_owned),
-            extensions,
-            status: 200,
-            session: Some(session.clone()),
-        };
-        let mut upstream = request(Method::POST, &uri)?;
-        let h = upstream.headers_mut();
-        for (name, value) in fetch::upstream_request_headers(&session, None) {
-            h.insert(name, header_value(&value)?);
-        }
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(fetch::CONTENT_TYPE),
-        );
-        add_common_headers(h, options)?;
+        let (handshake, deflate) =
+            fetch_opened(resp.headers(), &protocols, &offer, transport, options)?;
+        let session = handshake.session.clone().unwrap_or_default();
+        let upstream = fetch_upstream_request(&uri, &session, options)?;
 
         let config = &self.inner.config;
         let conn = Connection::new(
