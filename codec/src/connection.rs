@@ -23,6 +23,7 @@ use crate::error::{ProtocolError, SendError};
 use crate::frame::{native, FrameHeader, OpCode, Parsed, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
 use crate::message::{Assembled, AssemblerConfig, FragmentKind, Message, MessageAssembler};
+use crate::resume::{parse_ack, Resume, ResumeConfig, ResumeError, ResumeTimeout};
 use crate::timer::{Timeout, Timeouts, Timers, Timestamp};
 
 /// Which end of the connection we are.
@@ -273,6 +274,22 @@ enum OutKind {
     /// queue.
     AutoPong,
     Close,
+    /// A counted frame sent again after a resume ([`Connection::resume`]): already in the
+    /// replay buffer, so it is not recorded twice, and a replayed Close does not move the close
+    /// handshake a second time.
+    Replay,
+}
+
+/// Resume state of a connection that negotiated it ([`Connection::enable_resume`]).
+struct Resuming {
+    book: Resume,
+    /// The bytes of a frame not yet whole. Resumable input reaches the decoder one whole frame
+    /// at a time, so a transport cut mid-frame leaves nothing half-decoded (a permessage-deflate
+    /// context, a text validator): the peer replays that frame from its first byte.
+    partial: Vec<u8>,
+    /// The latest time seen (`recv_at`, `handle_timeout`): acknowledgements armed by `recv`
+    /// count from it.
+    now: Timestamp,
 }
 
 struct Out {
@@ -311,6 +328,9 @@ pub struct Connection {
     rng: Option<MaskKeys>,
     /// Liveness timers, once [`Connection::set_timeouts`] armed them.
     timers: Option<Timers>,
+    /// Lossless resume, once negotiated. Boxed: most sockets never use it, and an idle one
+    /// should not pay for it.
+    resume: Option<Box<Resuming>>,
     #[cfg(feature = "deflate")]
     compressor: Option<crate::deflate::Compressor>,
 }
@@ -366,6 +386,7 @@ impl Connection {
             sending_fragmented: false,
             rng: None,
             timers: None,
+            resume: None,
             #[cfg(feature = "deflate")]
             compressor,
         }
@@ -415,8 +436,93 @@ impl Connection {
         }
         match self.framing {
             Framing::Native => self.recv_data_frame(input),
+            Framing::Rfc6455 | Framing::Stream if self.resume.is_some() => {
+                self.recv_whole_frames(input)
+            }
             Framing::Rfc6455 | Framing::Stream => self.recv_stream(input),
         }
+    }
+
+    /// Resumable byte-stream input: whole frames go to the decoder (straight from `input` when
+    /// a frame lies in it whole, else gathered in `partial` first), each counted frame is
+    /// counted once it is decoded. Input while the transport is lost is ignored: it can only be
+    /// a late piece of the broken transport, and the peer replays what it carried.
+    fn recv_whole_frames(&mut self, mut input: &[u8]) -> Result<(), ProtocolError> {
+        let limit = self.config.max_frame_size as u64;
+        while !input.is_empty() && !self.ignoring_input() {
+            let Some(r) = self.resume.as_mut() else {
+                return self.recv_stream(input);
+            };
+            if r.book.is_lost() {
+                return Ok(());
+            }
+            let held = !r.partial.is_empty();
+            let parsed = if held {
+                FrameHeader::parse(&r.partial)
+            } else {
+                FrameHeader::parse(input)
+            };
+            let (total, opcode) = match parsed {
+                // The decoder reports the error (and its close code) as on any other input.
+                Err(_) => return self.recv_held_then(input),
+                Ok(Parsed::Partial { needed }) => {
+                    let n = if held {
+                        needed.min(input.len())
+                    } else {
+                        input.len()
+                    };
+                    r.partial.extend_from_slice(&input[..n]);
+                    input = &input[n..];
+                    continue;
+                }
+                Ok(Parsed::Complete { value, consumed }) => {
+                    if value.payload_len > limit {
+                        // Too big to gather: the decoder refuses it (1009).
+                        return self.recv_held_then(input);
+                    }
+                    (consumed + value.payload_len as usize, value.opcode)
+                }
+            };
+            if !held && total <= input.len() {
+                let (frame, rest) = input.split_at(total);
+                input = rest;
+                self.recv_counted(frame, opcode)?;
+                continue;
+            }
+            let n = total.saturating_sub(r.partial.len()).min(input.len());
+            r.partial.extend_from_slice(&input[..n]);
+            input = &input[n..];
+            if r.partial.len() == total {
+                let frame = core::mem::take(&mut r.partial);
+                self.recv_counted(&frame, opcode)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands held bytes and then `input` to the decoder as they are (it fails on them).
+    fn recv_held_then(&mut self, input: &[u8]) -> Result<(), ProtocolError> {
+        let held = self
+            .resume
+            .as_mut()
+            .map(|r| core::mem::take(&mut r.partial))
+            .unwrap_or_default();
+        self.recv_stream(&held)?;
+        self.recv_stream(input)
+    }
+
+    /// One whole frame of resumable input: decoded, then counted if it is a data frame or a
+    /// Close (what [`crate::resume`] counts).
+    fn recv_counted(&mut self, frame: &[u8], opcode: OpCode) -> Result<(), ProtocolError> {
+        self.recv_stream(frame)?;
+        let counted = matches!(
+            opcode,
+            OpCode::Text | OpCode::Binary | OpCode::Continuation | OpCode::Close
+        );
+        if let (true, Some(r)) = (counted, self.resume.as_mut()) {
+            r.book.on_receive(frame.len(), r.now);
+        }
+        Ok(())
     }
 
     /// Bytes of the byte stream (Rfc6455 / Stream).
@@ -590,7 +696,17 @@ impl Connection {
                 }
                 self.events.push_back(Event::Ping(payload));
             }
-            Assembled::Pong(payload) => self.events.push_back(Event::Pong(payload)),
+            Assembled::Pong(payload) => {
+                // A resume acknowledgement is the codec's own business, not an event.
+                match (self.resume.as_mut(), parse_ack(&payload)) {
+                    (Some(r), Some(count)) => {
+                        if r.book.on_ack(count).is_err() {
+                            return self.fail(ProtocolError::BadAck);
+                        }
+                    }
+                    _ => self.events.push_back(Event::Pong(payload)),
+                }
+            }
             Assembled::Close(frame) => self.peer_closed(frame),
         }
         Ok(())
@@ -871,11 +987,38 @@ impl Connection {
     /// The next bytes to write. Rfc6455 / Stream: one or more whole frames for the byte stream.
     /// Native: exactly one DATA frame payload (never empty). Pings and Pongs come before queued
     /// data frames; a Close comes after the data queued before it.
+    ///
+    /// With resume ([`enable_resume`](Self::enable_resume)): nothing while the transport is
+    /// lost; each data frame and Close is kept for replay as it leaves, and while the replay
+    /// buffer is full (the peer has not acknowledged enough) data waits, control frames still go.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        let out = self
-            .control_out
-            .pop_front()
-            .or_else(|| self.data_out.pop_front())?;
+        let out = match self.resume.as_mut() {
+            None => self
+                .control_out
+                .pop_front()
+                .or_else(|| self.data_out.pop_front())?,
+            Some(r) => {
+                if r.book.is_lost() {
+                    return None;
+                }
+                match self.control_out.pop_front() {
+                    Some(out) => out,
+                    None => {
+                        let next = self.data_out.front()?;
+                        let replay = next.kind == OutKind::Replay;
+                        if !replay && !r.book.has_room(next.bytes.len()) {
+                            return None;
+                        }
+                        let out = self.data_out.pop_front()?;
+                        if !replay && r.book.on_send(&out.bytes).is_err() {
+                            // has_room said yes: unreachable, and failing closed is right.
+                            return None;
+                        }
+                        out
+                    }
+                }
+            }
+        };
         self.pending -= out.bytes.len();
         if out.kind == OutKind::Close {
             // Nothing may follow a Close.
@@ -887,6 +1030,133 @@ impl Connection {
             }
         }
         Some(out.bytes)
+    }
+
+    // ------------------------------------------------------------------ resume
+
+    /// Turns lossless resume on ([`crate::resume`]), once both ends agreed on it at the open.
+    /// Only byte-stream framings resume (the fetch transports); on the native mapping this
+    /// does nothing and returns false.
+    pub fn enable_resume(&mut self, config: ResumeConfig) -> bool {
+        if !self.framing.is_byte_stream() {
+            return false;
+        }
+        let now = self.timers.as_ref().map_or(Timestamp::ZERO, |t| t.now());
+        self.resume = Some(Box::new(Resuming {
+            book: Resume::new(config),
+            partial: Vec::new(),
+            now,
+        }));
+        true
+    }
+
+    /// Resume is on and the socket not yet over: a broken transport is
+    /// [`transport_lost`](Self::transport_lost), not the end.
+    pub fn can_resume(&self) -> bool {
+        self.resume.is_some() && self.close != CloseHandshake::Done
+    }
+
+    /// Whether the transport is lost and a re-attach awaited.
+    pub fn is_transport_lost(&self) -> bool {
+        self.resume.as_ref().is_some_and(|r| r.book.is_lost())
+    }
+
+    /// Counted frames received so far: what a re-attach tells the peer (`h2ws-received`).
+    pub fn resume_received(&self) -> Option<u64> {
+        self.resume.as_ref().map(|r| r.book.received())
+    }
+
+    /// Bytes and frames held for replay (what resume costs this socket now).
+    pub fn replay_held(&self) -> (usize, usize) {
+        self.resume
+            .as_ref()
+            .map_or((0, 0), |r| (r.book.replay_bytes(), r.book.replay_frames()))
+    }
+
+    /// The transport broke at `now`. With resume ([`can_resume`](Self::can_resume)) the socket
+    /// stays open: a half-received frame is dropped (the peer sends it again), queued Pings and
+    /// Pongs are dropped (they belonged to that transport), data stays queued, and the grace
+    /// window starts; returns true. Without resume this is [`recv_eof`](Self::recv_eof) and
+    /// returns false.
+    pub fn transport_lost(&mut self, now: Timestamp) -> bool {
+        if !self.can_resume() {
+            self.recv_eof();
+            return false;
+        }
+        let now = self.advance(now);
+        if let Some(r) = self.resume.as_mut() {
+            r.book.transport_lost(now);
+            r.partial = Vec::new();
+        }
+        // A half-decoded frame cannot be here (whole frames only); the header buffer neither.
+        self.header_len = 0;
+        let dropped: usize = self
+            .control_out
+            .iter()
+            .filter(|o| o.kind != OutKind::Close)
+            .map(|o| o.bytes.len())
+            .sum();
+        self.control_out.retain(|o| o.kind == OutKind::Close);
+        self.pending -= dropped;
+        true
+    }
+
+    /// A new transport at `now`, the peer having received `peer_received` counted frames:
+    /// queues the frames it lacks ahead of everything not yet sent, and returns how many this
+    /// side received (to tell the peer). A re-attach while the transport looked fine counts as
+    /// a loss first (the client noticed before us). Errors ([`ResumeError`]) end nothing by
+    /// themselves: the caller refuses the re-attach and fails the socket.
+    pub fn resume(&mut self, peer_received: u64, now: Timestamp) -> Result<u64, ResumeError> {
+        if !self.can_resume() {
+            return Err(ResumeError::NotLost);
+        }
+        if !self.is_transport_lost() {
+            self.transport_lost(now);
+        }
+        let now = self.advance(now);
+        let Some(r) = self.resume.as_mut() else {
+            return Err(ResumeError::NotLost);
+        };
+        let replay: Vec<Vec<u8>> = r
+            .book
+            .resume(peer_received, now)?
+            .map(<[u8]>::to_vec)
+            .collect();
+        let received = r.book.received();
+        // Frames an earlier resume queued and the lost transport never took are in `replay`
+        // again: drop the old copies.
+        let stale: usize = self
+            .data_out
+            .iter()
+            .filter(|o| o.kind == OutKind::Replay)
+            .map(|o| o.bytes.len())
+            .sum();
+        self.data_out.retain(|o| o.kind != OutKind::Replay);
+        self.pending -= stale;
+        for bytes in replay.into_iter().rev() {
+            self.pending += bytes.len();
+            self.data_out.push_front(Out {
+                kind: OutKind::Replay,
+                bytes,
+            });
+        }
+        if let Some(timers) = self.timers.as_mut() {
+            timers.input(now); // the new transport counts as activity
+        }
+        Ok(received)
+    }
+
+    /// The latest time seen, moved on to `now` (for resume's ack and grace deadlines).
+    fn advance(&mut self, now: Timestamp) -> Timestamp {
+        let now = match self.timers.as_mut() {
+            Some(t) => t.advance(now),
+            None => now,
+        };
+        if let Some(r) = self.resume.as_mut() {
+            r.now = r.now.max(now);
+            return r.now;
+        }
+        now
     }
 
     /// Bytes queued for output (for backpressure and `bufferedAmount`).
@@ -932,19 +1202,32 @@ impl Connection {
         if let Some(timers) = self.timers.as_mut() {
             timers.input(now);
         }
+        if let Some(r) = self.resume.as_mut() {
+            r.now = r.now.max(now);
+        }
         self.recv(input)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next; `None` = no timer
     /// runs (none armed, or the connection is closed with nothing left to write).
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let timers = self.timers.as_ref()?;
         if self.is_closed() {
-            None
-        } else if self.state() == State::Open {
-            timers.open_deadline()
-        } else {
-            timers.close_deadline()
+            return None;
+        }
+        let resume = self.resume.as_ref().and_then(|r| r.book.poll_timeout());
+        if self.is_transport_lost() {
+            return resume; // only the grace window runs while lost
+        }
+        let timers = self.timers.as_ref().and_then(|timers| {
+            if self.state() == State::Open {
+                timers.open_deadline()
+            } else {
+                timers.close_deadline()
+            }
+        });
+        match (timers, resume) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -952,7 +1235,39 @@ impl Connection {
     /// one): queues a Ping after [`Timeouts::ping_after`] of silence, fails the connection
     /// (`Closed{1006}`, queued output dropped) after [`Timeouts::idle_timeout`] of silence or
     /// when the close handshake has run [`Timeouts::close_timeout`]. Returns what it did.
+    ///
+    /// With resume: queues an acknowledgement Pong when one is due ([`Timeout::Ack`]), and
+    /// while the transport is lost runs only the grace window (`Closed{1006}` at its end,
+    /// [`Timeout::ResumeGrace`]).
     pub fn handle_timeout(&mut self, now: Timestamp) -> Option<Timeout> {
+        if self.resume.is_some() && !self.is_closed() {
+            let now = self.advance(now);
+            let due = self
+                .resume
+                .as_mut()
+                .and_then(|r| r.book.handle_timeout(now));
+            match due {
+                Some(ResumeTimeout::GraceOver) => {
+                    self.give_up("resume grace over");
+                    return Some(Timeout::ResumeGrace);
+                }
+                _ if self.is_transport_lost() => return None,
+                Some(ResumeTimeout::Ack) => {
+                    let payload = self.resume.as_mut().and_then(|r| r.book.take_ack(now));
+                    if let Some(payload) = payload {
+                        if self.close == CloseHandshake::Done || self.close.close_queued() {
+                            // Nothing follows our Close; the peer's replay after a loss is
+                            // then bounded by its own close.
+                        } else {
+                            let bytes = self.encode_control(OpCode::Pong, &payload);
+                            self.push_out(OutKind::Control, bytes);
+                            return Some(Timeout::Ack);
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
         let closed = self.is_closed();
         let open = self.state() == State::Open;
         let timers = self.timers.as_mut()?;

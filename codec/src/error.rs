@@ -55,6 +55,9 @@ pub enum ProtocolError {
     /// A client on RFC 6455 framing was built without [`with_mask_seed`](crate::Connection::with_mask_seed):
     /// it cannot mask the frames it must send, so it refuses to run (1011).
     MissingMaskSeed,
+    /// A resume acknowledgement (codec [`crate::resume`]) the peer could not honestly send:
+    /// it acknowledges frames never sent (1002).
+    BadAck,
 }
 
 impl ProtocolError {
@@ -76,7 +79,8 @@ impl ProtocolError {
             | NonMinimalLength
             | LengthTooLarge
             | InvalidCloseCode(_)
-            | InvalidClosePayload => CloseCode::PROTOCOL_ERROR,
+            | InvalidClosePayload
+            | BadAck => CloseCode::PROTOCOL_ERROR,
         }
     }
 
@@ -102,6 +106,7 @@ impl ProtocolError {
             Deflate(DeflateFailure::TooBig) => "message too big after inflation",
             Deflate(DeflateFailure::Corrupt) => "invalid compressed data",
             MissingMaskSeed => "client on RFC 6455 framing has no mask seed",
+            BadAck => "acknowledgement beyond the frames sent",
         }
     }
 }

@@ -147,12 +147,21 @@ pub struct PostSender {
     /// Sent, not yet answered: `seq` and network failures so far.
     in_flight: VecDeque<(u64, u32)>,
     next_seq: u64,
+    /// The first batch's `h2ws-seq` (0, or where a resumed sender continues).
+    first_seq: u64,
 }
 
 impl PostSender {
     /// A sender whose first batch is `h2ws-seq: 0`. Nothing is queued: a client that wants the
     /// upstream attached at once calls [`attach`](Self::attach).
     pub fn new(limits: PostLimits) -> Self {
+        Self::starting_at(limits, 0)
+    }
+
+    /// A sender whose first batch is `h2ws-seq: next`: after a resume (codec `resume`) the
+    /// client continues its numbering ([`next_seq`](Self::next_seq) of the lost sender) and
+    /// tells the server in the re-attach.
+    pub fn starting_at(limits: PostLimits, next: u64) -> Self {
         PostSender {
             limits: PostLimits {
                 max_in_flight: limits.max_in_flight.max(1),
@@ -161,15 +170,21 @@ impl PostSender {
             },
             waiting: VecDeque::new(),
             in_flight: VecDeque::new(),
-            next_seq: 0,
+            next_seq: next,
+            first_seq: next,
         }
+    }
+
+    /// The `h2ws-seq` the next new batch gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// Queues a batch even if nothing is written before it leaves: an empty batch 0 attaches the
     /// upstream at once, so a socket that sends nothing for a while is not closed by the
     /// server's attach timeout. What is pushed before it is sent still goes into it.
     pub fn attach(&mut self) {
-        if self.waiting.is_empty() && self.in_flight.is_empty() && self.next_seq == 0 {
+        if self.waiting.is_empty() && self.in_flight.is_empty() && self.next_seq == self.first_seq {
             self.new_batch();
         }
     }
@@ -326,8 +341,15 @@ impl<B: AsRef<[u8]>> PostReorder<B> {
     /// Expects batch 0 first; holds at most `max_held_bytes` ahead of a gap (the server passes
     /// its batch limit, [`max_batch_body`]).
     pub fn new(max_held_bytes: usize) -> Self {
+        Self::starting_at(max_held_bytes, 0)
+    }
+
+    /// Expects batch `next` first: a resumed session (codec `resume`) continues the client's
+    /// numbering, so batches of the lost transport (all below `next`) count as repeats and are
+    /// ignored — their frames are replayed in new batches.
+    pub fn starting_at(max_held_bytes: usize, next: u64) -> Self {
         PostReorder {
-            next: 0,
+            next,
             held: BTreeMap::new(),
             held_bytes: 0,
             max_held_bytes,

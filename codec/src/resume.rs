@@ -22,21 +22,24 @@
 //! for frames already dropped, gets a typed [`ResumeError`].
 
 use alloc::collections::VecDeque;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::handshake::fetch::{decimal, parse_seq, session_token, validate_upstream};
+use crate::handshake::{single_header, HandshakeError};
 use crate::timer::Timestamp;
 
-/// Request header of the open: the client offers resume (`1`). The server's answer repeats it
-/// with its limits when it accepts: `grace=30000, bytes=1048576` ([`ResumeConfig::accept`]).
-pub const RESUME_HEADER: &str = "h2ws-resume";
-/// Header of a re-attach (request) and of its answer: how many counted frames that side has
-/// received on the session, a decimal `u64` ([`parse_count`]).
-pub const RECEIVED_HEADER: &str = "h2ws-received";
+pub use crate::handshake::fetch::{H2WS_RECEIVED, H2WS_RESUME};
+
 /// First bytes of an acknowledgement Pong's payload; a big-endian `u64` count follows.
 pub const ACK_TAG: &[u8; 8] = b"h2ws-ack";
 /// Length of an acknowledgement Pong's payload.
 pub const ACK_LEN: usize = 16;
+/// The value of [`H2WS_RESUME`] on an open: the client offers resume.
+pub const OFFER: &str = "1";
+/// Length of a resume key: 32 random bytes, base64url without padding.
+pub const KEY_LEN: usize = 43;
 
 /// Grace window: how long a side keeps a session whose transport broke (30 s).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -80,41 +83,168 @@ impl Default for ResumeConfig {
 }
 
 impl ResumeConfig {
-    /// The server's answer to an offer: `grace=MS, bytes=N`.
-    pub fn accept(&self) -> alloc::string::String {
-        alloc::format!(
-            "grace={}, bytes={}",
-            self.grace.as_millis(),
-            self.max_replay_bytes
-        )
-    }
-
-    /// Reads a server's answer ([`ResumeConfig::accept`]): the grace window and buffer size
-    /// the server keeps (the client keeps no more than the server does). `None` when the answer
-    /// is malformed: the client then treats resume as not negotiated.
-    pub fn parse_accept(value: &str) -> Option<(Duration, usize)> {
-        let mut grace = None;
-        let mut bytes = None;
-        for part in value.split(',') {
-            let (key, val) = part.trim().split_once('=')?;
-            let val = parse_count(val)?;
-            match key.trim() {
-                "grace" => grace = Some(Duration::from_millis(val)),
-                "bytes" => bytes = Some(usize::try_from(val).ok()?),
-                _ => {} // unknown parameters: room to grow
-            }
-        }
-        Some((grace?, bytes?))
+    /// The server's answer to an offer ([`H2WS_RESUME`] on the open's response, and again on
+    /// each re-attach's): `grace=MS, bytes=N, key=KEY`. `key` is the single-use secret of the
+    /// next re-attach ([`new_key`]).
+    pub fn accept(&self, key: &str) -> String {
+        let mut out = String::with_capacity(40 + key.len());
+        out.push_str("grace=");
+        out.push_str(&decimal(self.grace.as_millis() as u64));
+        out.push_str(", bytes=");
+        out.push_str(&decimal(self.max_replay_bytes as u64));
+        out.push_str(", key=");
+        out.push_str(key);
+        out
     }
 }
 
-/// Parses a decimal count (a [`RECEIVED_HEADER`] value): digits only, no sign, no overflow.
-pub fn parse_count(value: &str) -> Option<u64> {
-    let value = value.trim();
-    if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// What a client reads from a server's [`H2WS_RESUME`] answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted<'a> {
+    /// How long the server keeps the session after a loss.
+    pub grace: Duration,
+    /// The server's replay buffer: the client keeps no more than this.
+    pub bytes: usize,
+    /// The secret of the next re-attach (used once; each answer brings a new one).
+    pub key: &'a str,
+}
+
+/// Reads a server's answer ([`ResumeConfig::accept`]). `None` when it is malformed: the client
+/// then treats resume as not negotiated. Unknown parameters are skipped (room to grow).
+pub fn parse_accept(value: &str) -> Option<Accepted<'_>> {
+    let (mut grace, mut bytes, mut key) = (None, None, None);
+    for (name, val) in params(value)? {
+        match name {
+            "grace" => grace = Some(Duration::from_millis(parse_seq(val.as_bytes())?)),
+            "bytes" => bytes = Some(usize::try_from(parse_seq(val.as_bytes())?).ok()?),
+            "key" => key = Some(val).filter(|k| is_valid_key(k)),
+            _ => {}
+        }
     }
-    value.parse().ok()
+    Some(Accepted {
+        grace: grace?,
+        bytes: bytes?,
+        key: key?,
+    })
+}
+
+/// A re-attach request's [`H2WS_RESUME`] value: the key of the last answer, and for a `post`
+/// upstream the `h2ws-seq` of the client's next batch (batches of the lost transport, all
+/// numbered below it, are then ignored if they still arrive: their frames are replayed).
+pub fn reattach_value(key: &str, next_seq: Option<u64>) -> String {
+    let mut out = String::with_capacity(KEY_LEN + 30);
+    out.push_str("key=");
+    out.push_str(key);
+    if let Some(seq) = next_seq {
+        out.push_str(", seq=");
+        out.push_str(&decimal(seq));
+    }
+    out
+}
+
+/// A re-attach request as the server reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reattach<'a> {
+    pub key: &'a str,
+    pub next_seq: Option<u64>,
+}
+
+/// Reads a re-attach's [`H2WS_RESUME`] value ([`reattach_value`]); `None` if malformed.
+pub fn parse_reattach(value: &str) -> Option<Reattach<'_>> {
+    let (mut key, mut next_seq) = (None, None);
+    for (name, val) in params(value)? {
+        match name {
+            "key" if is_valid_key(val) => key = Some(val),
+            "key" => return None,
+            "seq" => next_seq = Some(parse_seq(val.as_bytes())?),
+            _ => {}
+        }
+    }
+    Some(Reattach {
+        key: key?,
+        next_seq,
+    })
+}
+
+/// `name=value` pairs separated by commas; `None` if one has no `=` or there are too many.
+fn params(value: &str) -> Option<Vec<(&str, &str)>> {
+    let mut out = Vec::new();
+    for part in value.split(',') {
+        let (name, val) = part.trim().split_once('=')?;
+        out.push((name.trim(), val.trim()));
+        if out.len() > 8 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// A re-attach request (codec `resume`) as the server reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReattachRequest<'a> {
+    pub session: &'a str,
+    /// The key of the last open or re-attach answer, and the next `post` batch's seq.
+    pub resume: Reattach<'a>,
+    /// Counted frames the client received ([`H2WS_RECEIVED`]).
+    pub received: u64,
+}
+
+/// Server side: checks a re-attach's headers: `h2ws-session`, `h2ws-resume: key=…[, seq=N]`,
+/// `h2ws-received: N`. Whether the key is right is the server's check (403).
+pub fn validate_reattach<'a>(
+    headers: &[(&str, &'a [u8])],
+) -> Result<ReattachRequest<'a>, HandshakeError> {
+    let up = validate_upstream(headers)?;
+    if up.seq.is_some() || up.read.is_some() {
+        return Err(HandshakeError::bad_request(
+            "a re-attach carries no h2ws-seq or h2ws-read",
+        ));
+    }
+    let value = single_header(headers, H2WS_RESUME, "duplicate h2ws-resume header")?
+        .and_then(|v| core::str::from_utf8(v).ok())
+        .ok_or(HandshakeError::bad_request("missing h2ws-resume"))?;
+    let resume =
+        parse_reattach(value).ok_or(HandshakeError::bad_request("malformed h2ws-resume"))?;
+    let received = single_header(headers, H2WS_RECEIVED, "duplicate h2ws-received header")?
+        .ok_or(HandshakeError::bad_request("missing h2ws-received"))?;
+    let received =
+        parse_seq(received).ok_or(HandshakeError::bad_request("malformed h2ws-received"))?;
+    Ok(ReattachRequest {
+        session: up.session,
+        resume,
+        received,
+    })
+}
+
+/// Server side: whether the open request offers resume (`h2ws-resume: 1`).
+pub fn resume_offered(headers: &[(&str, &[u8])]) -> bool {
+    headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case(H2WS_RESUME) && v.trim_ascii() == OFFER.as_bytes())
+}
+
+/// A resume key from 32 caller-supplied random bytes (the OS RNG: the codec has none).
+pub fn new_key(random: &[u8; 32]) -> String {
+    session_token(random)
+}
+
+/// A well-formed key: [`KEY_LEN`] base64url characters.
+pub fn is_valid_key(key: &str) -> bool {
+    key.len() == KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Compares a presented key with the expected one in time independent of where they differ.
+pub fn keys_match(presented: &str, expected: &str) -> bool {
+    let (a, b) = (presented.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a count header ([`H2WS_RECEIVED`]): a strict decimal, as `h2ws-seq`.
+pub fn parse_count(value: &str) -> Option<u64> {
+    parse_seq(value.trim().as_bytes())
 }
 
 /// The payload of an acknowledgement Pong: [`ACK_TAG`] + the count, big-endian.
@@ -228,7 +358,7 @@ impl Resume {
         self.sent
     }
 
-    /// Counted frames received so far: the value of [`RECEIVED_HEADER`] on a re-attach.
+    /// Counted frames received so far: the value of [`H2WS_RECEIVED`] on a re-attach.
     pub fn received(&self) -> u64 {
         self.received
     }
@@ -403,21 +533,59 @@ mod tests {
         assert_eq!(parse_count("0"), Some(0));
         assert_eq!(parse_count(" 42 "), Some(42));
         assert_eq!(parse_count("18446744073709551615"), Some(u64::MAX));
-        for bad in ["", "-1", "+1", "1e3", "18446744073709551616", "0x10", "1 2"] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1e3",
+            "18446744073709551616",
+            "0x10",
+            "1 2",
+            "007",
+        ] {
             assert_eq!(parse_count(bad), None, "{bad:?}");
         }
+        let key = new_key(&[9; 32]);
+        assert!(is_valid_key(&key));
         let cfg = ResumeConfig::default();
-        assert_eq!(cfg.accept(), "grace=30000, bytes=1048576");
+        let answer = cfg.accept(&key);
         assert_eq!(
-            ResumeConfig::parse_accept(&cfg.accept()),
-            Some((DEFAULT_GRACE, DEFAULT_MAX_REPLAY_BYTES))
+            answer,
+            alloc::format!("grace=30000, bytes=1048576, key={key}")
         );
         assert_eq!(
-            ResumeConfig::parse_accept("bytes=10,grace=5,future=1"),
+            parse_accept(&answer),
+            Some(Accepted {
+                grace: DEFAULT_GRACE,
+                bytes: DEFAULT_MAX_REPLAY_BYTES,
+                key: &key
+            })
+        );
+        let odd = alloc::format!("bytes=10,key={key},grace=5,future=1");
+        assert_eq!(
+            parse_accept(&odd).map(|a| (a.grace, a.bytes)),
             Some((Duration::from_millis(5), 10))
         );
-        assert_eq!(ResumeConfig::parse_accept("grace=5"), None);
-        assert_eq!(ResumeConfig::parse_accept("1"), None);
+        assert_eq!(parse_accept("grace=5, bytes=10"), None, "no key");
+        assert_eq!(parse_accept("grace=5, bytes=10, key=short"), None);
+        assert_eq!(parse_accept("1"), None);
+        let re = reattach_value(&key, Some(17));
+        assert_eq!(
+            parse_reattach(&re),
+            Some(Reattach {
+                key: &key,
+                next_seq: Some(17)
+            })
+        );
+        assert_eq!(
+            parse_reattach(&reattach_value(&key, None)).map(|r| r.next_seq),
+            Some(None)
+        );
+        assert_eq!(parse_reattach("key=abc"), None);
+        assert_eq!(parse_reattach("seq=1"), None);
+        assert!(keys_match(&key, &key));
+        assert!(!keys_match(&key, &new_key(&[8; 32])));
+        assert!(!keys_match("", &key));
     }
 
     #[test]

@@ -141,6 +141,11 @@ pub enum Timeout {
     /// No upstream attached within [`Timeouts::attach_timeout`]: a Close 1011 "no upstream
     /// attached" is queued (the close handshake then runs its own deadline).
     Attach,
+    /// Resume (codec [`crate::resume`]): an acknowledgement Pong is queued.
+    Ack,
+    /// Resume: the transport stayed lost for the grace window: `Closed{1006, "resume grace
+    /// over"}` reported.
+    ResumeGrace,
 }
 
 /// The timer state of one connection.
@@ -172,6 +177,11 @@ impl Timers {
     }
 
     /// Takes `now` in (ignoring a step back); the time to use.
+    /// The latest time seen.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.now
+    }
+
     pub(crate) fn advance(&mut self, now: Timestamp) -> Timestamp {
         self.now = self.now.max(now);
         self.now

@@ -36,6 +36,10 @@ pub struct SocketConfig {
     /// start with `ID.` so the balancer can send a session's upstream requests to the instance
     /// that holds it without shared state; a token of another instance is answered 421.
     pub instance_id: Option<InstanceId>,
+    /// Lossless resume of fetch sessions (codec `resume`) for clients that offer it: how long a
+    /// session whose transport broke waits for a re-attach, and how much it keeps for replay.
+    /// `None` = never offered (clients then see a transport loss as 1006, as without resume).
+    pub resume: Option<h2ws_codec::resume::ResumeConfig>,
 }
 
 /// A server instance's name in session tokens: 1 to 32 of `A-Z a-z 0-9 - _`.
@@ -91,6 +95,7 @@ impl Default for SocketConfig {
             expired_token_ttl: Duration::from_secs(300),
             max_pending_attaches: 1_000,
             instance_id: None,
+            resume: Some(h2ws_codec::resume::ResumeConfig::default()),
         }
     }
 }

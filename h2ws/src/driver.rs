@@ -66,6 +66,27 @@ pub(crate) trait Io: Send + Unpin + 'static {
     /// The socket ends without ending the transport properly: `timed_out` (idle, close or
     /// stall deadline) or the transport failed.
     fn abort(&mut self, timed_out: bool);
+
+    /// Resume (codec `resume`): the transport broke and the socket lives on; drop what is left
+    /// of it (a client starts reconnecting).
+    fn detach(&mut self) {}
+
+    /// Resume: a new transport is ready — the server got a re-attach request (even while the
+    /// old transport still looked alive: the client noticed its loss first), the client's
+    /// reconnect was answered. `received` is what this side received (the client sends it);
+    /// `Ready(Ok(n))`: the peer received `n`. `Ready(Err)`: no new transport will come (the
+    /// server refused the client). Transports that never resume stay `Pending`.
+    fn poll_reattach(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _received: u64,
+    ) -> Poll<Result<u64, Self::Error>> {
+        Poll::Pending
+    }
+
+    /// Resume: the codec's verdict on the new transport, `Ok(received)` to tell the peer (the
+    /// server answers the re-attach request with it), or why it was refused.
+    fn reattached(&mut self, _result: Result<u64, h2ws_codec::resume::ResumeError>) {}
 }
 
 /// What makes one socket's driving differ: the role and the transport's shape, as data.
@@ -135,6 +156,8 @@ pub(crate) struct Driver<W: Io> {
     input_done: bool,
     /// The transport failed: stop at once, nothing more can be written.
     failed: bool,
+    /// Resume: the transport broke, the socket waits for a new one (codec grace window).
+    lost: bool,
     /// A deadline ended the socket (reported to the transport by [`Io::abort`]).
     timed_out: bool,
     /// The peer broke the protocol: our Close with its code is queued; input is not read.
@@ -174,6 +197,7 @@ impl<W: Io> Driver<W> {
             stash: None,
             input_done: false,
             failed: false,
+            lost: false,
             timed_out: false,
             protocol_error: false,
             close_status: None,
@@ -267,9 +291,11 @@ impl<W: Io> Driver<W> {
             }
         }
 
+        progress |= self.poll_reattach(cx);
+
         // Input, while the app's queue has room (none after a protocol error: nothing read
         // matters then).
-        if !self.input_done && !self.failed && !self.protocol_error {
+        if !self.input_done && !self.failed && !self.protocol_error && !self.lost {
             let room = {
                 let mut st = shared.lock();
                 register(&mut st.driver, cx);
@@ -292,20 +318,31 @@ impl<W: Io> Driver<W> {
                     }
                     Poll::Ready(Ok(false)) => {
                         progress = true;
-                        self.input_done = true;
-                        let mut st = shared.lock();
-                        // A peer may end its side right after its Close (RFC 8441
-                        // END_STREAM, fetch upstream end): our echo completes the handshake.
-                        if st.conn.state() != ConnState::CloseReceived {
-                            st.conn.recv_eof();
+                        let resumes = {
+                            let st = shared.lock();
+                            st.conn.can_resume() && st.conn.state() == ConnState::Open
+                        };
+                        if resumes {
+                            // An upstream that ends without a Close is a broken transport.
+                            self.lose_transport();
+                        } else {
+                            self.input_done = true;
+                            let mut st = shared.lock();
+                            // A peer may end its side right after its Close (RFC 8441
+                            // END_STREAM, fetch upstream end): our echo completes the handshake.
+                            if st.conn.state() != ConnState::CloseReceived {
+                                st.conn.recv_eof();
+                            }
                         }
                     }
                     Poll::Ready(Err(e)) => {
                         tracing::debug!(error = %e, "socket transport failed");
                         progress = true;
-                        self.input_done = true;
-                        self.failed = true;
-                        shared.lock().conn.recv_eof();
+                        if !self.lose_transport() {
+                            self.input_done = true;
+                            self.failed = true;
+                            shared.lock().conn.recv_eof();
+                        }
                     }
                     Poll::Pending => {}
                 }
@@ -319,7 +356,7 @@ impl<W: Io> Driver<W> {
         }
 
         // Output: control frames first is the codec's order; write one unit at a time.
-        if !self.failed {
+        if !self.failed && !self.lost {
             loop {
                 if self.out.is_none() {
                     let mut st = shared.lock();
@@ -333,7 +370,9 @@ impl<W: Io> Driver<W> {
                 let Some(out) = self.out.as_mut() else {
                     if let Poll::Ready(Err(e)) = self.wire.poll_flush(cx) {
                         tracing::debug!(error = %e, "socket transport: flush failed");
-                        self.fail(&mut notify_app);
+                        if !self.lose_transport() {
+                            self.fail(&mut notify_app);
+                        }
                         progress = true;
                     }
                     break;
@@ -348,7 +387,9 @@ impl<W: Io> Driver<W> {
                     Poll::Ready(Err(e)) => {
                         tracing::debug!(error = %e, "socket transport: write failed");
                         self.out = None;
-                        self.fail(&mut notify_app);
+                        if !self.lose_transport() {
+                            self.fail(&mut notify_app);
+                        }
                         progress = true;
                         break;
                     }
@@ -368,6 +409,82 @@ impl<W: Io> Driver<W> {
             shared.app.notify_waiters();
         }
         progress
+    }
+
+    /// The transport broke. With resume negotiated the socket lives on (codec
+    /// `transport_lost`): what was taken from the codec but not written is dropped (the codec
+    /// keeps it for replay), the transport is detached, and a new one is awaited. Returns false
+    /// when the socket cannot resume (the caller fails it).
+    fn lose_transport(&mut self) -> bool {
+        self.mark_lost(true)
+    }
+
+    /// [`lose_transport`](Self::lose_transport); `detach`: tell the transport (not when it
+    /// already holds its replacement).
+    fn mark_lost(&mut self, detach: bool) -> bool {
+        let now = stamp(self.epoch, Instant::now());
+        let resumed = {
+            let mut st = self.shared.lock();
+            st.conn.can_resume() && st.conn.transport_lost(now)
+        };
+        if !resumed {
+            return false;
+        }
+        tracing::debug!("socket transport lost: waiting for a re-attach");
+        self.lost = true;
+        self.out = None;
+        self.stash = None;
+        self.stalled_since = None;
+        if detach {
+            self.wire.detach();
+        }
+        true
+    }
+
+    /// Resume: takes a new transport when one is ready and resumes the codec on it (replaying
+    /// what the peer lacks). True if anything moved.
+    fn poll_reattach(&mut self, cx: &mut Context<'_>) -> bool {
+        let received = {
+            let st = self.shared.lock();
+            if !st.conn.can_resume() {
+                return false;
+            }
+            st.conn.resume_received().unwrap_or(0)
+        };
+        let peer_received = match self.wire.poll_reattach(cx, received) {
+            Poll::Pending => return false,
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "resume refused");
+                let mut notify = false;
+                self.fail(&mut notify);
+                self.shared.app.notify_waiters();
+                return true;
+            }
+        };
+        let now = stamp(self.epoch, Instant::now());
+        // A re-attach while the old transport still looked fine replaces it (the transport
+        // already swapped itself: only the codec and the driver's own state are told).
+        if !self.lost {
+            self.mark_lost(false);
+        }
+        let result = self.shared.lock().conn.resume(peer_received, now);
+        let ok = result.is_ok();
+        if let Err(e) = &result {
+            tracing::debug!("resume refused by the codec: {e}");
+        }
+        self.wire.reattached(result);
+        if ok {
+            self.lost = false;
+            self.input_done = false;
+            // The new downstream starts with the open preamble too.
+            self.expect_preamble = self.spec.expect_preamble;
+        } else {
+            let mut notify = false;
+            self.fail(&mut notify);
+            self.shared.app.notify_waiters();
+        }
+        true
     }
 
     /// The transport is dead: the codec reports 1006 unless the close handshake already ended.
@@ -391,12 +508,13 @@ impl<W: Io> Driver<W> {
         };
         let timed_out = match fired {
             Some(Timeout::Idle) => Some("idle timeout"),
+            Some(Timeout::ResumeGrace) => Some("no re-attach within the resume grace window"),
             Some(Timeout::CloseHandshake) => Some("close timeout"),
             Some(Timeout::Attach) => {
                 tracing::debug!("no upstream attached in time: closing with 1011");
                 None
             }
-            Some(Timeout::Ping) | None => None,
+            Some(Timeout::Ping | Timeout::Ack) | None => None,
         };
         if state == ConnState::Closed && self.ending_since.is_none() {
             self.ending_since = Some(now);
@@ -445,7 +563,7 @@ impl<W: Io> Driver<W> {
             return true;
         }
         // A queued Ping or Close (attach deadline) is progress: the caller writes it.
-        matches!(fired, Some(Timeout::Ping | Timeout::Attach))
+        matches!(fired, Some(Timeout::Ping | Timeout::Attach | Timeout::Ack))
     }
 
     fn finish(&mut self) {

@@ -91,6 +91,7 @@ pub(crate) async fn stats_handler(
         .as_ref()
         .map(|i| i.to_string());
     (snapshot.sessions_misdirected, snapshot.sessions_unknown) = endpoint.0.sessions.refused();
+    (snapshot.resumes, snapshot.resumes_refused) = endpoint.0.sessions.resumes();
     snapshot.rooms = rooms.map(|r| r.0.snapshot());
     (
         [(http::header::CACHE_CONTROL, "no-store")],

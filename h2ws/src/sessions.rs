@@ -1,5 +1,7 @@
 //! Fetch-transport sessions (DESIGN §2.2, §2.3): tokens, the single upstream attach, the
-//! attach timeout, ordered `post` batches, and remembering ended tokens (410).
+//! attach timeout, ordered `post` batches, remembering ended tokens (410), and re-attaches of
+//! sessions that negotiated resume (codec `resume`: a new downstream and upstream for a socket
+//! whose transport broke).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -23,9 +25,14 @@ use crate::read_window::ReadWindow;
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
 use crate::socket::{Transport, TransportCell};
 use crate::stats::Stats;
-use crate::wiring::{CommandHandle, Input};
+use crate::wiring::{CommandHandle, Input, Reattach};
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::post::{self, Applied, PostReorder};
+use h2ws_codec::resume::{self, ResumeConfig};
+
+/// Longest wait for the socket's driver to take a re-attach (it is a poll away unless the
+/// runtime is overloaded); past it the re-attach is answered 503.
+const REATTACH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Chunks queued from an upstream to the socket driver.
 const INBOUND_DEPTH: usize = 4;
@@ -41,15 +48,32 @@ enum Attach {
 
 pub(crate) struct Session {
     pub(crate) transport: Arc<TransportCell>,
-    inbound: mpsc::Sender<Input>,
+    /// Where the upstream's chunks go: the current transport's input (a re-attach replaces it,
+    /// under the `attach` lock, so no chunk of a lost upstream reaches the new one).
+    inbound: Mutex<mpsc::Sender<Input>>,
     attach: tokio::sync::Mutex<Attach>,
     /// Held while a run of `post` batches is handed to the socket, in order.
     apply: tokio::sync::Mutex<()>,
     socket: Mutex<Option<CommandHandle>>,
     /// Held until the upstream attaches (or the session ends): counts toward the cap.
     waiting: Mutex<Option<PendingAttach>>,
-    /// The downstream's read window, when the client acks what it reads.
-    read_window: std::sync::OnceLock<Arc<ReadWindow>>,
+    /// The downstream's read window, when the client acks what it reads (a re-attach's new
+    /// downstream gets a new one).
+    read_window: Mutex<Option<Arc<ReadWindow>>>,
+    /// Resume, when the open negotiated it.
+    resume: Option<ResumeSlot>,
+}
+
+/// What a re-attach is checked against, and where it goes.
+struct ResumeSlot {
+    config: ResumeConfig,
+    /// The key the next re-attach must present; taken while one is served, so each key works
+    /// once (a replayed request finds another key, or none).
+    key: Mutex<Option<String>>,
+    /// The open's `Origin`: a re-attach must come from the same one.
+    origin: Option<http::HeaderValue>,
+    /// To the socket's driver.
+    tx: mpsc::Sender<Reattach>,
 }
 
 /// One session waiting for its upstream; the count drops when this does. The attach deadline
@@ -77,7 +101,18 @@ impl Session {
     }
 
     pub(crate) fn set_read_window(&self, window: Arc<ReadWindow>) {
-        let _ = self.read_window.set(window);
+        if let Ok(mut w) = self.read_window.lock() {
+            *w = Some(window);
+        }
+    }
+
+    fn read_window(&self) -> Option<Arc<ReadWindow>> {
+        self.read_window.lock().ok().and_then(|w| w.clone())
+    }
+
+    /// The current upstream's input.
+    fn inbound(&self) -> Option<mpsc::Sender<Input>> {
+        self.inbound.lock().ok().map(|i| i.clone())
     }
 
     pub(crate) fn set_socket(&self, handle: CommandHandle) {
@@ -104,6 +139,9 @@ pub(crate) struct Opened {
     pub token: String,
     pub session: Arc<Session>,
     pub input: BoxStream<'static, Input>,
+    /// With resume: the first re-attach key (for the answer) and the driver's end of the
+    /// re-attach queue.
+    pub resume: Option<(String, mpsc::Receiver<Reattach>)>,
 }
 
 /// Ended tokens: when each ended, and the order to forget them in.
@@ -122,6 +160,10 @@ pub(crate) struct Sessions {
     misdirected: AtomicU64,
     /// Upstream requests refused with 404/410 (unknown or ended session).
     unknown: AtomicU64,
+    /// Re-attaches that resumed a socket, and those refused (a wrong key or origin, a count the
+    /// socket cannot honour, a socket already gone).
+    resumed: AtomicU64,
+    resume_refused: AtomicU64,
 }
 
 impl Sessions {
@@ -134,7 +176,17 @@ impl Sessions {
             pending: Arc::new(AtomicUsize::new(0)),
             misdirected: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            resume_refused: AtomicU64::new(0),
         }
+    }
+
+    /// Re-attaches that resumed a socket, and re-attaches refused (for `/.h2ws/stats`).
+    pub(crate) fn resumes(&self) -> (u64, u64) {
+        (
+            self.resumed.load(Ordering::Relaxed),
+            self.resume_refused.load(Ordering::Relaxed),
+        )
     }
 
     /// Upstream requests answered 421 and 404/410 so far (for `/.h2ws/stats`).
@@ -150,10 +202,13 @@ impl Sessions {
         self.pending.load(Ordering::Relaxed)
     }
 
+    /// A new session; `resume`: the open offered resume and the server takes it (its limits,
+    /// and the open's `Origin`).
     pub(crate) fn open(
         &self,
         config: &SocketConfig,
         transport: Transport,
+        resume: Option<(ResumeConfig, Option<http::HeaderValue>)>,
     ) -> Result<Opened, Refusal> {
         // Unattached sessions cost a socket and a token each: cap them (DESIGN §2.1: 503).
         let cap = config.max_pending_attaches;
@@ -175,14 +230,35 @@ impl Sessions {
             )
         })?;
         let (tx, rx) = mpsc::channel(INBOUND_DEPTH);
+        let mut driver_end = None;
+        let resume = match resume {
+            Some((config, origin)) => {
+                let key = new_key().ok_or_else(|| {
+                    Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no randomness for a resume key",
+                    )
+                })?;
+                let (tx, rx) = mpsc::channel(1);
+                driver_end = Some((key.clone(), rx));
+                Some(ResumeSlot {
+                    config,
+                    key: Mutex::new(Some(key)),
+                    origin,
+                    tx,
+                })
+            }
+            None => None,
+        };
         let session = Arc::new(Session {
             transport: Arc::new(TransportCell::new(transport)),
-            inbound: tx,
+            inbound: Mutex::new(tx),
             attach: tokio::sync::Mutex::new(Attach::None),
             apply: tokio::sync::Mutex::new(()),
             socket: Mutex::new(None),
             waiting: Mutex::new(Some(waiting)),
-            read_window: std::sync::OnceLock::new(),
+            read_window: Mutex::new(None),
+            resume,
         });
         if let Ok(mut live) = self.live.lock() {
             live.insert(token.clone(), session.clone());
@@ -191,6 +267,7 @@ impl Sessions {
             token,
             session,
             input: ReceiverStream::new(rx).boxed(),
+            resume: driver_end,
         })
     }
 
@@ -244,12 +321,141 @@ impl Sessions {
     }
 }
 
+/// A re-attach the socket took: what its answer carries.
+pub(crate) struct Reattached {
+    pub session: Arc<Session>,
+    pub token: String,
+    /// Counted frames the server received (`h2ws-received` of the answer).
+    pub received: u64,
+    /// The `h2ws-resume` answer: limits and the next key.
+    pub accept: String,
+}
+
+impl Sessions {
+    /// A re-attach (codec `resume`): checks token, origin and key, hands the new downstream
+    /// (`output`) and a new upstream input to the socket's driver, and waits for the codec's
+    /// verdict. The key is used up whatever the outcome; a new one comes with success.
+    pub(crate) async fn reattach(
+        &self,
+        config: &SocketConfig,
+        parts: &http::request::Parts,
+        output: mpsc::Sender<crate::wiring::Output>,
+    ) -> Result<Reattached, Refusal> {
+        let (token, key, next_seq, peer_received) = {
+            let pairs = header_pairs(&parts.headers);
+            let r = resume::validate_reattach(&pairs)?;
+            let key = r.resume.key.to_string();
+            (r.session.to_string(), key, r.resume.next_seq, r.received)
+        };
+        check_origin(config, parts)?;
+        let session = self.lookup(&token, config.instance_id.as_ref())?;
+        let refused = |status: StatusCode, why: String| {
+            self.resume_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("re-attach refused ({status}): {why}");
+            Refusal::new(status, why)
+        };
+        let Some(slot) = session.resume.as_ref() else {
+            return Err(refused(
+                StatusCode::CONFLICT,
+                "this session was opened without resume".into(),
+            ));
+        };
+        if parts.headers.get(http::header::ORIGIN) != slot.origin.as_ref() {
+            return Err(refused(
+                StatusCode::FORBIDDEN,
+                "origin differs from the session's".into(),
+            ));
+        }
+        let taken = slot
+            .key
+            .lock()
+            .ok()
+            .and_then(|mut expected| match expected.as_deref() {
+                Some(e) if resume::keys_match(&key, e) => expected.take(),
+                _ => None,
+            });
+        if taken.is_none() {
+            return Err(refused(
+                StatusCode::FORBIDDEN,
+                "wrong or already used resume key".into(),
+            ));
+        }
+        let next_key = new_key().ok_or_else(|| {
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no randomness for a resume key".into(),
+            )
+        })?;
+        // Held until the new input is in place: no batch of the lost transport is applied
+        // in between (see `post_batch`).
+        let mut attach = session.attach.lock().await;
+        let (tx, rx) = mpsc::channel(INBOUND_DEPTH);
+        let (reply, verdict) = tokio::sync::oneshot::channel();
+        let request = Reattach {
+            peer_received,
+            input: ReceiverStream::new(rx).boxed(),
+            output,
+            reply,
+        };
+        let handed = tokio::time::timeout(REATTACH_TIMEOUT, async {
+            slot.tx.send(request).await.ok()?;
+            verdict.await.ok()
+        })
+        .await;
+        let received = match handed {
+            Ok(Some(Ok(n))) => n,
+            Ok(Some(Err(e))) => {
+                return Err(refused(
+                    StatusCode::CONFLICT,
+                    format!("resume refused: {e}"),
+                ))
+            }
+            Ok(None) => return Err(refused(StatusCode::GONE, "session ended".into())),
+            Err(_) => {
+                return Err(refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the socket did not take the re-attach in time".into(),
+                ))
+            }
+        };
+        if let Ok(mut inbound) = session.inbound.lock() {
+            *inbound = tx;
+        }
+        *attach = match next_seq {
+            Some(seq) => Attach::Post(PostReorder::starting_at(
+                post::max_batch_body(config.max_message_size),
+                seq,
+            )),
+            None => Attach::None, // the next `stream` upstream attaches
+        };
+        drop(attach);
+        let accept = slot.config.accept(&next_key);
+        if let Ok(mut k) = slot.key.lock() {
+            *k = Some(next_key);
+        }
+        self.resumed.fetch_add(1, Ordering::Relaxed);
+        Ok(Reattached {
+            session,
+            token,
+            received,
+            accept,
+        })
+    }
+}
+
 /// 256 bits from the OS RNG, base64url without padding, after `INSTANCE.` when the server has
 /// an instance id; `None` if the OS RNG fails (there is no safe fallback for a bearer token).
 fn new_token(instance: Option<&str>) -> Option<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).ok()?;
     Some(fetch::session_token_for(instance, &bytes))
+}
+
+/// A resume key: 256 bits from the OS RNG (codec `resume::new_key`).
+fn new_key() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(resume::new_key(&bytes))
 }
 
 /// What serving an upstream request reads: the sessions and their endpoint's config and stats,
@@ -306,7 +512,7 @@ async fn upstream_inner(
 /// queued behind batches), so a client whose batches wait on a full downstream can still
 /// reopen it.
 fn ack(session: &Session, read: u64) -> Result<StatusCode, Refusal> {
-    let window = session.read_window.get().ok_or_else(|| {
+    let window = session.read_window().ok_or_else(|| {
         Refusal::new(
             StatusCode::CONFLICT,
             "this session has no read window (open without h2ws-acks)",
@@ -346,11 +552,14 @@ async fn attach_stream(
             }
         }
     }
+    let Some(inbound) = session.inbound() else {
+        return Err(Refusal::new(StatusCode::GONE, "session ended"));
+    };
     let mut data = body.into_data_stream();
     loop {
         let next = tokio::select! {
             next = data.next() => next,
-            _ = session.inbound.closed() => {
+            _ = inbound.closed() => {
                 drain_upstream(&mut data).await;
                 break;
             }
@@ -359,15 +568,15 @@ async fn attach_stream(
             Some(Ok(chunk)) => Input::Chunk(chunk),
             Some(Err(e)) => {
                 tracing::debug!("upstream body failed: {e}");
-                let _ = session.inbound.send(Input::Failed).await;
+                let _ = inbound.send(Input::Failed).await;
                 break;
             }
             None => {
-                let _ = session.inbound.send(Input::End).await;
+                let _ = inbound.send(Input::End).await;
                 break;
             }
         };
-        if session.inbound.send(input).await.is_err() {
+        if inbound.send(input).await.is_err() {
             drain_upstream(&mut data).await;
             break;
         }
@@ -440,12 +649,12 @@ async fn post_batch(
     // meanwhile, so their bodies do not sit in the connection's flow-control window (shared
     // by every socket on the connection) behind a slow socket.
     let _apply = session.apply.lock().await;
-    let run = {
+    let (run, inbound) = {
         let mut attach = session.attach.lock().await;
         let Attach::Post(reorder) = &mut *attach else {
             return Err(Refusal::new(StatusCode::CONFLICT, "session changed mode"));
         };
-        match reorder.accept(seq, bytes).map_err(batch_refused)? {
+        let run = match reorder.accept(seq, bytes).map_err(batch_refused)? {
             Applied::Repeat => return Ok(StatusCode::NO_CONTENT),
             Applied::Held => {
                 tracing::debug!(
@@ -455,10 +664,16 @@ async fn post_batch(
                 return Ok(StatusCode::OK);
             }
             Applied::Run(run) => run,
-        }
+        };
+        // Taken with the reorder state: a re-attach replaces both at once, so a run of the
+        // lost transport's batches never reaches the new input.
+        (run, session.inbound())
+    };
+    let Some(inbound) = inbound else {
+        return Err(Refusal::new(StatusCode::GONE, "session ended"));
     };
     for bytes in run {
-        if !bytes.is_empty() && session.inbound.send(Input::Chunk(bytes)).await.is_err() {
+        if !bytes.is_empty() && inbound.send(Input::Chunk(bytes)).await.is_err() {
             return Err(Refusal::new(StatusCode::GONE, "session ended"));
         }
     }
@@ -481,10 +696,10 @@ mod tests {
         let endpoint = Endpoint::new(crate::SocketConfig::default());
         let sessions = &endpoint.0.sessions;
         let a = sessions
-            .open(endpoint.config(), Transport::Stream)
+            .open(endpoint.config(), Transport::Stream, None)
             .expect("open");
         let b = sessions
-            .open(endpoint.config(), Transport::Stream)
+            .open(endpoint.config(), Transport::Stream, None)
             .expect("open");
         assert_ne!(a.token, b.token);
         assert!(fetch::is_valid_session_token(a.token.as_bytes()));
@@ -510,7 +725,7 @@ mod tests {
         });
         let sessions = &endpoint.0.sessions;
         let a = sessions
-            .open(endpoint.config(), Transport::Post)
+            .open(endpoint.config(), Transport::Post, None)
             .expect("open");
         sessions.end(&a.token);
         std::thread::sleep(Duration::from_millis(5));
@@ -520,7 +735,7 @@ mod tests {
         );
         // Ending another prunes the old entry.
         let b = sessions
-            .open(endpoint.config(), Transport::Post)
+            .open(endpoint.config(), Transport::Post, None)
             .expect("open");
         sessions.end(&b.token);
         assert_eq!(sessions.expired.lock().unwrap().0.len(), 1);
@@ -535,7 +750,7 @@ mod tests {
         });
         let sessions = &endpoint.0.sessions;
         let a = sessions
-            .open(endpoint.config(), Transport::Stream)
+            .open(endpoint.config(), Transport::Stream, None)
             .expect("open");
         let random = a
             .token

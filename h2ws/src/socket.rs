@@ -437,6 +437,9 @@ pub struct Handshake {
     /// The fetch transports' session token as the client learnt it (`None` on the server,
     /// whose sessions live in its endpoint).
     pub session: Option<String>,
+    /// The server agreed to resume this socket after a transport loss (a fetch socket opened
+    /// with [`OpenOptions::resume`](crate::client::OpenOptions::resume); codec `resume`).
+    pub resume: bool,
 }
 
 /// How a socket was opened: shared by a socket's halves.
@@ -529,6 +532,7 @@ impl Socket {
                 200
             },
             session: None,
+            resume: false,
         };
         let opening = Opening {
             role: Role::Server,

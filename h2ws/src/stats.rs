@@ -43,6 +43,12 @@ pub struct StatsSnapshot {
     /// Upstream requests answered 404 or 410 (unknown or ended session).
     #[serde(default)]
     pub sessions_unknown: u64,
+    /// Re-attaches that resumed a fetch socket after its transport broke (codec `resume`).
+    #[serde(default)]
+    pub resumes: u64,
+    /// Re-attaches refused (wrong key or origin, a count the socket cannot honour, socket gone).
+    #[serde(default)]
+    pub resumes_refused: u64,
     /// The rooms of `/ws/chat` (and of apps using the same [`Rooms`](crate::Rooms)).
     #[serde(default)]
     pub rooms: Option<crate::rooms::RoomsSnapshot>,
@@ -92,6 +98,8 @@ impl Stats {
             instance: None,
             sessions_misdirected: 0,
             sessions_unknown: 0,
+            resumes: 0,
+            resumes_refused: 0,
             rooms: None,
         }
     }

@@ -158,6 +158,9 @@ async fn dispatch(req: Request) -> Dispatch {
     ) {
         return Dispatch::Answered(endpoint.serve_upstream(parts, body).await);
     }
+    if kind == RequestKind::FetchResume {
+        return Dispatch::Answered(transport::fetch::accept_reattach(&endpoint, parts).await);
+    }
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(Opening {
         endpoint,

@@ -52,6 +52,22 @@ pub(crate) struct Wiring {
     pub drain_input_after_close: bool,
     /// Fetch sessions: the codec's attach deadline (`Timeouts::attach_timeout`).
     pub attach_timeout: Option<std::time::Duration>,
+    /// Fetch sessions that negotiated resume: the limits, and where re-attaches arrive.
+    pub resume: Option<(h2ws_codec::resume::ResumeConfig, mpsc::Receiver<Reattach>)>,
+}
+
+/// A resumed session's new transport, from its re-attach request to the socket's driver
+/// ([`crate::sessions`] → [`QueueIo`]).
+pub(crate) struct Reattach {
+    /// Counted frames the client received (`h2ws-received`).
+    pub peer_received: u64,
+    /// The new upstream's chunks (fed by the next `stream` attach or `post` batches).
+    pub input: BoxStream<'static, Input>,
+    /// The new downstream (the re-attach's response body).
+    pub output: mpsc::Sender<Output>,
+    /// The codec's verdict: what the server received (the answer's `h2ws-received`), or why
+    /// not.
+    pub reply: tokio::sync::oneshot::Sender<Result<u64, h2ws_codec::resume::ResumeError>>,
 }
 
 /// How long and how many bytes the server keeps reading a request body after a clean close
@@ -108,6 +124,9 @@ pub(crate) struct QueueIo {
     drain_input_after_close: bool,
     /// Set by `poll_end`: the handshake ended on a protocol error, so the input is not drained.
     protocol_error: bool,
+    /// Resume: where re-attaches arrive, and the reply owed to the one being taken.
+    reattach: Option<mpsc::Receiver<Reattach>>,
+    reply: Option<tokio::sync::oneshot::Sender<Result<u64, h2ws_codec::resume::ResumeError>>>,
 }
 
 /// The transport is gone.
@@ -127,15 +146,31 @@ impl QueueIo {
         reset_after_protocol_error: bool,
         drain_input_after_close: bool,
     ) -> Self {
-        let watch = output.clone();
-        QueueIo {
-            input: Some(input),
-            output: Some(PollSender::new(output)),
-            output_closed: Some(Box::pin(async move { watch.closed().await })),
+        let mut io = QueueIo {
+            input: None,
+            output: None,
+            output_closed: None,
             reset_after_protocol_error,
             drain_input_after_close,
             protocol_error: false,
-        }
+            reattach: None,
+            reply: None,
+        };
+        io.attach(input, output);
+        io
+    }
+
+    /// Resume: re-attach requests arrive on `rx`.
+    pub(crate) fn with_reattach(mut self, rx: Option<mpsc::Receiver<Reattach>>) -> Self {
+        self.reattach = rx;
+        self
+    }
+
+    fn attach(&mut self, input: BoxStream<'static, Input>, output: mpsc::Sender<Output>) {
+        let watch = output.clone();
+        self.input = Some(input);
+        self.output = Some(PollSender::new(output));
+        self.output_closed = Some(Box::pin(async move { watch.closed().await }));
     }
 
     /// Drops the output queue (ending the transport: END_STREAM, body end, TCP shutdown),
@@ -231,6 +266,45 @@ impl Io for QueueIo {
         let reset = (timed_out && self.reset_after_protocol_error).then_some(h2::Reason::CANCEL);
         self.end_output(reset);
         self.input = None;
+    }
+
+    fn detach(&mut self) {
+        self.end_output(None);
+        self.input = None;
+    }
+
+    fn poll_reattach(
+        &mut self,
+        cx: &mut Context<'_>,
+        _received: u64,
+    ) -> Poll<Result<u64, TransportGone>> {
+        let Some(rx) = self.reattach.as_mut() else {
+            return Poll::Pending;
+        };
+        match std::task::ready!(rx.poll_recv(cx)) {
+            Some(new) => {
+                // The old transport (if still there) ends here: its body ends, its input is
+                // no longer read.
+                self.end_output(None);
+                self.attach(new.input, new.output);
+                self.reply = Some(new.reply);
+                Poll::Ready(Ok(new.peer_received))
+            }
+            None => {
+                self.reattach = None; // the session is gone: no re-attach can come
+                Poll::Pending
+            }
+        }
+    }
+
+    fn reattached(&mut self, result: Result<u64, h2ws_codec::resume::ResumeError>) {
+        if result.is_err() {
+            self.end_output(None);
+            self.input = None;
+        }
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(result);
+        }
     }
 }
 

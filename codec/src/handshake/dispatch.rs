@@ -5,7 +5,7 @@
 //! Classification looks only at the request's shape; the transport's own `validate_*` then
 //! checks the details. CORS preflights (`OPTIONS`) are the server's to answer before this.
 
-use super::fetch::{H2WS_READ, H2WS_SEQ, H2WS_SESSION, H2WS_VERSION};
+use super::fetch::{H2WS_READ, H2WS_RESUME, H2WS_SEQ, H2WS_SESSION, H2WS_VERSION};
 use super::native::is_native_scheme;
 use super::{has_token, single_header, HandshakeError, RequestHead};
 
@@ -29,6 +29,9 @@ pub enum RequestKind {
     /// `POST` + `h2ws-session` + `h2ws-read`, no `h2ws-seq`: `fetch::validate_upstream`, an
     /// acknowledgement of downstream bytes read (the read window).
     FetchAck,
+    /// `PUT`/`POST` + `h2ws-session` + `h2ws-resume`: `fetch::validate_reattach`, a resumed
+    /// session's new downstream (codec `resume`).
+    FetchResume,
 }
 
 /// Picks the transport from the request's shape, or refuses with 400 and a reason.
@@ -67,7 +70,9 @@ pub fn classify(
             let seq = single_header(headers, H2WS_SEQ, "duplicate h2ws-seq header")?;
             let version = single_header(headers, H2WS_VERSION, "duplicate h2ws-version header")?;
             let read = single_header(headers, H2WS_READ, "duplicate h2ws-read header")?;
+            let resume = single_header(headers, H2WS_RESUME, "duplicate h2ws-resume header")?;
             match (session, seq, version) {
+                (Some(_), _, _) if resume.is_some() => Ok(RequestKind::FetchResume),
                 (Some(_), Some(_), _) => Ok(RequestKind::FetchUpstreamPost),
                 (Some(_), None, _) if read.is_some() => Ok(RequestKind::FetchAck),
                 (Some(_), None, _) if head.method == "PUT" => Err(HandshakeError::bad_request(
@@ -129,6 +134,23 @@ mod tests {
         );
         let ack: &[(&str, &[u8])] = &[("h2ws-session", b"t"), ("h2ws-read", b"10")];
         assert_eq!(classify(&head("POST"), ack), Ok(RequestKind::FetchAck));
+        // A re-attach (resume): session + h2ws-resume, on either method, whatever else it has
+        // (an open offering resume has no session: still an open).
+        let reattach: &[(&str, &[u8])] = &[
+            ("h2ws-session", b"t"),
+            ("h2ws-resume", b"key=k"),
+            ("h2ws-version", b"1"),
+        ];
+        assert_eq!(
+            classify(&head("PUT"), reattach),
+            Ok(RequestKind::FetchResume)
+        );
+        assert_eq!(
+            classify(&head("POST"), reattach),
+            Ok(RequestKind::FetchResume)
+        );
+        let offer: &[(&str, &[u8])] = &[("h2ws-version", b"1"), ("h2ws-resume", b"1")];
+        assert_eq!(classify(&head("PUT"), offer), Ok(RequestKind::FetchOpen));
         // PUT (what the browser library sends): the open, a post batch, an ack; never a stream.
         assert_eq!(classify(&head("PUT"), open), Ok(RequestKind::FetchOpen));
         assert_eq!(classify(&head("PUT"), ack), Ok(RequestKind::FetchAck));

@@ -36,6 +36,12 @@ pub const H2WS_READ: &str = "h2ws-read";
 /// The read window the server grants (2 MiB): large enough that acks (one request per half
 /// window) cost nothing measurable, small enough to bound what an unread page buffers.
 pub const READ_WINDOW: u64 = 2 << 20;
+/// Lossless resume (codec `resume`): `1` on an open offers it; the server's answer carries
+/// its grace window, replay buffer and the key of the next re-attach; a re-attach (an open
+/// with `h2ws-session`) carries that key.
+pub const H2WS_RESUME: &str = "h2ws-resume";
+/// A re-attach and its answer: counted frames that side received on the session (decimal).
+pub const H2WS_RECEIVED: &str = "h2ws-received";
 /// The method the browser library sends the open, `post` batches and acks with (the server
 /// takes `POST` for them too; a `stream` upstream is always `POST`). Why PUT: WebKitGTK's
 /// network stack (libsoup) opens a new connection for every non-idempotent request, even over
@@ -52,10 +58,12 @@ pub const CONTENT_TYPE: &str = "application/h2ws";
 pub const CACHE_CONTROL: &str = "no-store";
 /// The headers a cross-origin page must be allowed to read (`access-control-expose-headers`).
 pub const EXPOSE_HEADERS: &str =
-    "h2ws-session, h2ws-protocol, h2ws-extensions, h2ws-transports, h2ws-window";
+    "h2ws-session, h2ws-protocol, h2ws-extensions, h2ws-transports, h2ws-window, h2ws-resume, \
+     h2ws-received";
 /// The request headers a cross-origin preflight must allow (`access-control-allow-headers`).
 pub const ALLOW_HEADERS: &str =
-    "h2ws-version, h2ws-protocol, h2ws-extensions, h2ws-session, h2ws-seq, h2ws-acks, h2ws-read";
+    "h2ws-version, h2ws-protocol, h2ws-extensions, h2ws-session, h2ws-seq, h2ws-acks, h2ws-read, \
+     h2ws-resume, h2ws-received";
 
 /// The first bytes of every open response body: an empty, unsolicited Pong frame (stream
 /// framing, `0x8A 0x00`), written right after the response headers.

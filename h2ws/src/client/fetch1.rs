@@ -71,6 +71,7 @@ pub(crate) async fn open_post(
         extensions,
         status: 200,
         session: Some(session.clone()),
+        resume: false,
     };
 
     let mut upstream = request(target)?;
@@ -98,7 +99,7 @@ pub(crate) async fn open_post(
         },
         upstream,
     );
-    Ok(super::start(config, conn, wire, handshake))
+    Ok(super::start(config, conn, wire, handshake, None))
 }
 
 /// `POST <path>` with `Host` (HTTP/1.1 needs it; the URI is in origin form).

@@ -185,6 +185,7 @@ impl H2Connection {
             extensions,
             status: 200,
             session: None,
+            resume: false,
         };
         let config = &self.inner.config;
         let codec_config = super::codec_config(config, options, deflate);
@@ -199,6 +200,7 @@ impl H2Connection {
             conn,
             Wire::h2(send, body, native, None),
             handshake,
+            None,
         ))
     }
 
@@ -214,25 +216,46 @@ impl H2Connection {
         let uri = format!("{}://{}{}", target.http_scheme(), target.authority, path);
         let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
         let offer = super::ExtensionOffer::new(options)?;
-        let open = fetch_open_request(&uri, &protocols, &offer, options)?;
+        let open = fetch_open_request(&uri, &protocols, &offer, options, options.resume)?;
         let (resp, _) = self.send_request(open, true).await?;
         let resp = resp.await?;
         let (parts, downstream) = resp.into_parts();
         if parts.status != http::StatusCode::OK {
             return Err(refusal(parts.status.as_u16(), downstream).await);
         }
-        let (handshake, deflate) =
+        let (mut handshake, deflate) =
             fetch_opened(&parts.headers, &protocols, &offer, transport, options)?;
         let session = handshake.session.clone().unwrap_or_default();
         let upstream_request = || fetch_upstream_request(&uri, &session, options);
         let upstream = upstream_request()?;
 
         let config = &self.inner.config;
-        let conn = Connection::new(
+        let mut conn = Connection::new(
             Role::Client,
             Framing::Stream,
             super::codec_config(config, options, deflate),
         );
+        // Resume, if offered and accepted: the client keeps the server's grace window.
+        let accepted = options
+            .resume
+            .then(|| resume_accepted(&parts.headers))
+            .flatten();
+        let resumer = accepted.map(|(grace, key)| {
+            conn.enable_resume(h2ws_codec::resume::ResumeConfig {
+                grace,
+                ..Default::default()
+            });
+            handshake.resume = true;
+            super::resume::Resumer::new(
+                self.inner.config.clone(),
+                target.clone(),
+                uri.clone(),
+                options.clone(),
+                transport,
+                session.clone(),
+                key,
+            )
+        });
         let wire = if transport == Transport::Stream {
             let (up_resp, up_send) = self.send_request(upstream, false).await?;
             // Refused at once (a proxy that does not pass streamed bodies): `post` instead.
@@ -246,10 +269,15 @@ impl H2Connection {
             };
             Wire::post(wire::Down::H2(downstream), up, upstream)
         };
-        Ok(super::start(config, conn, wire, handshake))
+        Ok(super::start(config, conn, wire, handshake, resumer))
     }
 
-    async fn send_request(
+    /// The connection's request handle (a resumed socket's new `post` upstream).
+    pub(crate) fn requests(&self) -> SendRequest<Bytes> {
+        self.inner.requests.clone()
+    }
+
+    pub(crate) async fn send_request(
         &self,
         req: Request<()>,
         end_of_stream: bool,
@@ -259,17 +287,25 @@ impl H2Connection {
     }
 }
 
-/// The fetch open request (HTTP/2 and HTTP/3 alike): `POST` with the codec's open headers.
+/// The fetch open request (HTTP/2 and HTTP/3 alike): `POST` with the codec's open headers,
+/// offering resume if asked.
 pub(crate) fn fetch_open_request(
     uri: &str,
     protocols: &[&str],
     offer: &super::ExtensionOffer,
     options: &OpenOptions,
+    offer_resume: bool,
 ) -> Result<Request<()>, Error> {
     let mut open = request(Method::POST, uri)?;
     let h = open.headers_mut();
     for (name, value) in fetch::open_request_headers(protocols, offer.header.as_deref()) {
         h.insert(name, header_value(&value)?);
+    }
+    if offer_resume {
+        h.insert(
+            fetch::H2WS_RESUME,
+            HeaderValue::from_static(h2ws_codec::resume::OFFER),
+        );
     }
     add_common_headers(h, options)?;
     Ok(open)
@@ -303,8 +339,16 @@ pub(crate) fn fetch_opened(
         extensions,
         status: 200,
         session: Some(opened.session.to_owned()),
+        resume: false,
     };
     Ok((handshake, deflate))
+}
+
+/// The server's resume answer on an open (its grace window and the first key), if it agreed.
+fn resume_accepted(headers: &HeaderMap) -> Option<(std::time::Duration, String)> {
+    let value = headers.get(fetch::H2WS_RESUME)?.to_str().ok()?;
+    let accepted = h2ws_codec::resume::parse_accept(value)?;
+    Some((accepted.grace, accepted.key.to_owned()))
 }
 
 /// A fetch upstream request of `session` (HTTP/2 and HTTP/3 alike; the `post` batches add
@@ -363,7 +407,7 @@ pub(crate) fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A refusal's status and the first line of its (bounded) body.
-async fn refusal(status: u16, mut body: RecvStream) -> Error {
+pub(crate) async fn refusal(status: u16, mut body: RecvStream) -> Error {
     let mut text = Vec::new();
     while text.len() < MAX_REFUSAL_BODY {
         match body.data().await {

@@ -150,7 +150,7 @@ impl H3Connection {
         let uri = format!("https://{}{}", target.authority, path);
         let protocols: Vec<&str> = options.protocols.iter().map(String::as_str).collect();
         let offer = super::ExtensionOffer::new(options)?;
-        let open = fetch_open_request(&uri, &protocols, &offer, options)?;
+        let open = fetch_open_request(&uri, &protocols, &offer, options, false)?;
         let mut stream = self.inner.requests.clone().send_request(open).await?;
         stream.finish().await?;
         let resp = stream.recv_response().await?;
@@ -180,7 +180,7 @@ impl H3Connection {
             };
             Wire::post(wire::Down::H3(downstream), up, upstream)
         };
-        Ok(super::start(config, conn, wire, handshake))
+        Ok(super::start(config, conn, wire, handshake, None))
     }
 }
 

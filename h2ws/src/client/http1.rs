@@ -59,6 +59,7 @@ pub(crate) async fn open(
         extensions,
         status,
         session: None,
+        resume: false,
     };
     let conn = Connection::new(
         Role::Client,
@@ -71,6 +72,7 @@ pub(crate) async fn open(
         conn,
         Wire::bytes(io, leftover),
         handshake,
+        None,
     ))
 }
 

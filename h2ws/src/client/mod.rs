@@ -53,6 +53,7 @@ mod h2conn;
 mod h3conn;
 mod h3wire;
 mod http1;
+mod resume;
 mod tls;
 mod wire;
 
@@ -142,6 +143,12 @@ pub struct OpenOptions {
     /// Extension offer sent as given and not terminated here (a gateway forwarding its client's
     /// offer; see [`Handshake::extensions`] for the answer). Ignored when `deflate` is set.
     pub extensions: Option<String>,
+    /// `stream` and `post` over HTTP/2: offer lossless resume (codec `resume`). If the server
+    /// agrees ([`Handshake::resume`]), a broken connection no longer ends the socket: the
+    /// client reconnects, re-attaches the session and both ends replay what the other lacks,
+    /// with no event for the app; only a refused re-attach or the server's grace window (30 s
+    /// by default) ends it (1006).
+    pub resume: bool,
 }
 
 /// Opens sockets and HTTP/2 connections with one [`ClientConfig`]. Cheap to clone.
@@ -280,12 +287,14 @@ fn random<const N: usize>() -> [u8; N] {
     out
 }
 
-/// Starts the driver task of a socket whose handshake succeeded and returns its handle.
+/// Starts the driver task of a socket whose handshake succeeded and returns its handle;
+/// `resumer`: the socket negotiated resume (its codec has it enabled).
 fn start(
     config: &ClientConfig,
     conn: h2ws_codec::Connection,
     wire: wire::Wire,
     handshake: Handshake,
+    resumer: Option<resume::Resumer>,
 ) -> Socket {
     let framing = conn.framing();
     let shared = crate::socket::Shared::new(
@@ -311,8 +320,9 @@ fn start(
         attach_timeout: None, // the server's rule
     };
     let io = ClientIo {
-        wire,
+        wire: Some(wire),
         native: !framing.is_byte_stream(),
+        resumer,
     };
     tokio::spawn(crate::driver::Driver::new(
         shared.clone(),
@@ -326,10 +336,18 @@ fn start(
 /// The client's transports as the one driver's [`Io`](crate::driver::Io): the `Wire` polls
 /// TCP, TLS and h2 itself.
 struct ClientIo {
-    wire: wire::Wire,
+    /// `None` while a resumable socket's transport is lost.
+    wire: Option<wire::Wire>,
     /// Native mapping: a protocol error is answered with RST_STREAM(PROTOCOL_ERROR) once our
     /// Close has left, instead of ending the stream.
     native: bool,
+    /// A resumable fetch socket: finds it a new transport after a loss.
+    resumer: Option<resume::Resumer>,
+}
+
+/// The wire is gone (a lost transport not yet replaced).
+fn no_wire() -> Error {
+    Error::Io(std::io::ErrorKind::NotConnected.into())
 }
 
 impl crate::driver::Io for ClientIo {
@@ -340,7 +358,10 @@ impl crate::driver::Io for ClientIo {
         cx: &mut std::task::Context<'_>,
         feed: impl FnOnce(&[u8]),
     ) -> std::task::Poll<Result<bool, Error>> {
-        self.wire.poll_input(cx, feed)
+        match self.wire.as_mut() {
+            Some(wire) => wire.poll_input(cx, feed),
+            None => std::task::Poll::Ready(Err(no_wire())),
+        }
     }
 
     fn poll_output(
@@ -348,14 +369,20 @@ impl crate::driver::Io for ClientIo {
         cx: &mut std::task::Context<'_>,
         out: &mut bytes::Bytes,
     ) -> std::task::Poll<Result<(), Error>> {
-        self.wire.poll_output(cx, out)
+        match self.wire.as_mut() {
+            Some(wire) => wire.poll_output(cx, out),
+            None => std::task::Poll::Ready(Err(no_wire())),
+        }
     }
 
     fn poll_flush(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Error>> {
-        self.wire.poll_flush(cx)
+        match self.wire.as_mut() {
+            Some(wire) => wire.poll_flush(cx),
+            None => std::task::Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_end(
@@ -363,19 +390,47 @@ impl crate::driver::Io for ClientIo {
         cx: &mut std::task::Context<'_>,
         protocol_error: bool,
     ) -> std::task::Poll<Result<(), Error>> {
-        self.wire.poll_end(cx, protocol_error && self.native)
+        match self.wire.as_mut() {
+            Some(wire) => wire.poll_end(cx, protocol_error && self.native),
+            None => std::task::Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_drain(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.wire.poll_drain(cx)
+        match self.wire.as_mut() {
+            Some(wire) => wire.poll_drain(cx),
+            None => std::task::Poll::Ready(()),
+        }
     }
 
     fn reset(&mut self) {
-        self.wire.reset()
+        if let Some(wire) = self.wire.as_mut() {
+            wire.reset()
+        }
     }
 
     /// Dropping the wire ends the transport (an unfinished h2 stream is reset by h2).
     fn abort(&mut self, _timed_out: bool) {}
+
+    fn detach(&mut self) {
+        let wire = self.wire.take();
+        if let Some(resumer) = self.resumer.as_mut() {
+            resumer.lost(wire.as_ref());
+        }
+    }
+
+    fn poll_reattach(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        received: u64,
+    ) -> std::task::Poll<Result<u64, Error>> {
+        let Some(resumer) = self.resumer.as_mut().filter(|_| self.wire.is_none()) else {
+            return std::task::Poll::Pending;
+        };
+        let (wire, peer_received) = std::task::ready!(resumer.poll(cx, received))?;
+        self.wire = Some(wire);
+        std::task::Poll::Ready(Ok(peer_received))
+    }
 }
 
 /// The raw `sec-websocket-extensions` answer, if any (already checked against the offer).

@@ -99,16 +99,25 @@ pub(crate) struct PostWire {
 }
 
 impl PostWire {
-    /// Batch 0 leaves at once, even if empty (codec `PostSender::attach`), carrying `first`.
-    fn new(down: Down, up: Up, template: http::Request<()>, first: &[u8]) -> Self {
-        let limits = PostLimits {
+    /// The batching limits for this upstream.
+    fn limits_for(up: &Up) -> PostLimits {
+        PostLimits {
             // HTTP/1.1 cannot multiplex: one batch at a time on the upstream connection.
             max_in_flight: match up {
                 Up::H2 { .. } | Up::H3 { .. } => h2ws_codec::post::MAX_IN_FLIGHT,
                 Up::H1 { .. } => 1,
             },
             ..PostLimits::default()
-        };
+        }
+    }
+
+    fn sender_limits(&self) -> PostLimits {
+        Self::limits_for(&self.up)
+    }
+
+    /// Batch 0 leaves at once, even if empty (codec `PostSender::attach`), carrying `first`.
+    fn new(down: Down, up: Up, template: http::Request<()>, first: &[u8]) -> Self {
+        let limits = Self::limits_for(&up);
         let mut sender = PostSender::new(limits);
         sender.attach();
         if !first.is_empty() {
@@ -242,6 +251,28 @@ impl Wire {
 
     pub(crate) fn post(down: Down, up: Up, template: http::Request<()>) -> Self {
         Wire::Post(Box::new(PostWire::new(down, up, template, &[])))
+    }
+
+    /// A resumed `post` socket's wire: batches numbered on from `next_seq` (the re-attach told
+    /// the server), the first one at once.
+    pub(crate) fn post_from(
+        down: Down,
+        up: Up,
+        template: http::Request<()>,
+        next_seq: u64,
+    ) -> Self {
+        let mut wire = PostWire::new(down, up, template, &[]);
+        wire.sender = PostSender::starting_at(wire.sender_limits(), next_seq);
+        wire.sender.attach();
+        Wire::Post(Box::new(wire))
+    }
+
+    /// A `post` wire's next batch number (where a resumed socket continues).
+    pub(crate) fn post_next_seq(&self) -> Option<u64> {
+        match self {
+            Wire::Post(p) => Some(p.sender.next_seq()),
+            _ => None,
+        }
     }
 
     /// Reads the next chunk (one DATA frame on HTTP/2) and hands it to `feed`.

@@ -34,7 +34,17 @@ pub(crate) fn accept_open(
     {
         tracing::warn!("open preamble not queued");
     }
-    let opened = match endpoint.0.sessions.open(endpoint.config(), info.transport) {
+    // Resume when the client offers it and the server keeps sessions for it.
+    let resume = endpoint.config().resume.filter(|_| {
+        let pairs = crate::request::header_pairs(&info.headers);
+        h2ws_codec::resume::resume_offered(&pairs)
+    });
+    let origin = info.headers.get(header::ORIGIN).cloned();
+    let opened = match endpoint.0.sessions.open(
+        endpoint.config(),
+        info.transport,
+        resume.map(|config| (config, origin)),
+    ) {
         Ok(o) => o,
         Err(refusal) => return refusal.into_response(),
     };
@@ -58,10 +68,18 @@ pub(crate) fn accept_open(
         h.insert(fetch::H2WS_WINDOW, HeaderValue::from(window.window()));
         opened.session.set_read_window(window.clone());
     }
+    if let (Some(config), Some((key, _))) = (&resume, &opened.resume) {
+        if let Ok(v) = HeaderValue::from_str(&config.accept(key)) {
+            h.insert(fetch::H2WS_RESUME, v);
+        }
+    }
     crate::request::set_negotiated(h, &info, headers::PROTOCOL, headers::EXTENSIONS);
     cors_headers(&info.headers, h);
     let mut wiring = super::wiring(Framing::Stream, opened.input, output, params);
     wiring.attach_timeout = Some(endpoint.config().attach_timeout);
+    wiring.resume = resume
+        .zip(opened.resume)
+        .map(|(config, (_, rx))| (config, rx));
     let sessions_endpoint = endpoint.clone();
     let token = opened.token.clone();
     let ended_window = window.clone();
@@ -75,5 +93,54 @@ pub(crate) fn accept_open(
         super::spawn_socket(endpoint, info, opened.session.transport.clone(), wiring);
     opened.session.set_socket(handle);
     run(socket);
+    res
+}
+
+/// A re-attach of a resumable session (codec `resume`): answered like an open — `200`, the
+/// preamble, then the downstream, starting with the frames the client lacks — with the
+/// server's received count and the next key; refusals as on upstream requests.
+pub(crate) async fn accept_reattach(endpoint: &Endpoint, parts: http::request::Parts) -> Response {
+    let window = {
+        let pairs = crate::request::header_pairs(&parts.headers);
+        fetch::acks_offered(&pairs).then(|| ReadWindow::new(fetch::READ_WINDOW))
+    };
+    let (output, body) = super::gated_body_output(window.clone());
+    if output
+        .try_send(Ok(bytes::Bytes::from_static(&fetch::OPEN_PREAMBLE)))
+        .is_err()
+    {
+        tracing::warn!("open preamble not queued");
+    }
+    let reattached = endpoint
+        .0
+        .sessions
+        .reattach(endpoint.config(), &parts, output)
+        .await;
+    let mut res = match reattached {
+        Err(refusal) => refusal.into_response(),
+        Ok(r) => {
+            let mut res = Response::new(body);
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(headers::CONTENT_TYPE),
+            );
+            if let Ok(token) = HeaderValue::from_str(&r.token) {
+                h.insert(headers::SESSION, token);
+            }
+            if let Ok(v) = HeaderValue::from_str(&r.accept) {
+                h.insert(fetch::H2WS_RESUME, v);
+            }
+            h.insert(fetch::H2WS_RECEIVED, HeaderValue::from(r.received));
+            if let Some(window) = window {
+                h.insert(fetch::H2WS_WINDOW, HeaderValue::from(window.window()));
+                r.session.set_read_window(window);
+            }
+            res
+        }
+    };
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    cors_headers(&parts.headers, res.headers_mut());
     res
 }

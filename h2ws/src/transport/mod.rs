@@ -124,6 +124,7 @@ pub(crate) fn wiring(
         on_end: None,
         drain_input_after_close: false,
         attach_timeout: None,
+        resume: None,
     }
 }
 
@@ -183,7 +184,11 @@ pub(crate) fn spawn_socket(
         deflate: wiring.deflate,
         ..h2ws_codec::Config::default()
     };
-    let conn = h2ws_codec::Connection::new(h2ws_codec::Role::Server, wiring.framing, config);
+    let mut conn = h2ws_codec::Connection::new(h2ws_codec::Role::Server, wiring.framing, config);
+    let reattach = wiring.resume.take().map(|(resume, rx)| {
+        conn.enable_resume(resume);
+        rx
+    });
     let shared = Shared::new(
         conn,
         Limits {
@@ -219,7 +224,8 @@ pub(crate) fn spawn_socket(
         wiring.output,
         wiring.reset_after_protocol_error,
         wiring.drain_input_after_close,
-    );
+    )
+    .with_reattach(reattach);
     endpoint
         .0
         .tasks

@@ -752,3 +752,90 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
+
+/// A TCP relay under the test's control, between a client and a server on loopback: it
+/// forwards each connection it accepts to `target`, and [`Relay::cut`] breaks every live one
+/// at once (both sides get a reset: what was in flight is lost, as when a network drops);
+/// [`Relay::set_down`] refuses new connections (a proxy or a network that is gone), and
+/// [`Relay::retarget`] sends new connections to another server (a restart elsewhere).
+pub struct Relay {
+    pub addr: SocketAddr,
+    target: Arc<std::sync::Mutex<SocketAddr>>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start(target: SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("relay binds");
+        let addr = listener.local_addr().expect("relay address");
+        let conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let target = Arc::new(std::sync::Mutex::new(target));
+        let (c, d, t) = (conns.clone(), down.clone(), target.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if d.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Linger 0: the drop resets at once (it cannot block with no time to wait).
+                    #[allow(deprecated)]
+                    let _ = inbound.set_linger(Some(Duration::ZERO));
+                    continue; // dropped: reset
+                }
+                let to = *t.lock().expect("not poisoned");
+                let task = tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(to).await else {
+                        return;
+                    };
+                    #[allow(deprecated)]
+                    let _ = inbound.set_linger(Some(Duration::ZERO));
+                    #[allow(deprecated)]
+                    let _ = outbound.set_linger(Some(Duration::ZERO));
+                    let _ = inbound.set_nodelay(true);
+                    let _ = outbound.set_nodelay(true);
+                    let (mut a, mut b) = (inbound, outbound);
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                });
+                let mut conns = c.lock().expect("not poisoned");
+                conns.retain(|t| !t.is_finished());
+                conns.push(task);
+            }
+        });
+        Relay {
+            addr,
+            target,
+            conns,
+            down,
+            accept,
+        }
+    }
+
+    /// Breaks every live connection (reset both ways); returns how many there were.
+    pub fn cut(&self) -> usize {
+        let mut conns = self.conns.lock().expect("not poisoned");
+        let live = conns.iter().filter(|t| !t.is_finished()).count();
+        for task in conns.drain(..) {
+            task.abort();
+        }
+        live
+    }
+
+    /// New connections go to `to` from now on.
+    pub fn retarget(&self, to: SocketAddr) {
+        *self.target.lock().expect("not poisoned") = to;
+    }
+
+    /// While down, new connections are reset at once.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
