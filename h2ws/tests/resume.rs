@@ -3,8 +3,9 @@
 //! each way, on `stream` and `post`. Neither app may see a lost, duplicated, reordered or
 //! corrupted message, or its socket close; the server's stats count one resume per cut. Also:
 //! the grace window ends a socket whose client never comes back (1006 on both ends), a wrong
-//! or replayed key is refused (403), and a server that lost the session refuses the re-attach
-//! (the client's socket then ends with 1006).
+//! or replayed key is refused (403), a server that does not know the session refuses the
+//! re-attach (the client's socket then ends with 1006 at once), and reconnect (opt-in) opens a
+//! new session after that, flushing what was sent meanwhile.
 
 mod common;
 
@@ -14,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Relay, LIMIT};
-use h2ws::client::{Client, ClientConfig, OpenOptions, Socket, Transport, Trust};
+use h2ws::client::{
+    Client, ClientConfig, OpenOptions, Reconnect, ReconnectEvent, ReconnectingSocket, Socket,
+    Transport, Trust,
+};
 use h2ws::{Message, RunningServer, SocketConfig, StatsSnapshot};
 use h2ws_codec::resume::ResumeConfig;
 use http::{Method, StatusCode};
@@ -60,6 +64,18 @@ fn check(side: u8, expected: u32, got: &Message) -> Result<(), String> {
 /// then waits for the client's close; records what it saw.
 fn routes(apps: Apps) -> axum::Router {
     axum::Router::new()
+        .route(
+            "/ws/bye",
+            h2ws::route(|s: h2ws::Socket| async move {
+                let code = s
+                    .info()
+                    .and_then(|i| i.query())
+                    .and_then(|q| q.strip_prefix("code="))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1000);
+                let _ = s.close(code, "bye").await;
+            }),
+        )
         .route(
             "/ws/echo",
             h2ws::route(|mut s: h2ws::Socket| async move {
@@ -476,4 +492,116 @@ async fn an_echo_sent_right_after_a_cut_comes_back_after_the_resume() {
         assert_eq!(stats(&server).await.resumes, 10, "{transport}");
         server.shutdown().await;
     }
+}
+
+fn quick_reconnect(max_retries: Option<u32>) -> Reconnect {
+    Reconnect {
+        min_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+        jitter: 0.0,
+        max_retries,
+        ..Reconnect::default()
+    }
+}
+
+async fn next_event(ws: &mut ReconnectingSocket) -> Option<ReconnectEvent> {
+    tokio::time::timeout(LIMIT, ws.recv())
+        .await
+        .expect("an event in time")
+}
+
+/// Resume first, reconnect when resume cannot work: the way back leads to a server that never
+/// heard of the session (a restart), the re-attach is refused, the session ends (Close 1006)
+/// and a new one opens (Open) on the same handle; what was sent meanwhile goes out on it.
+#[tokio::test]
+async fn a_refused_resume_reconnects_with_a_new_session_and_flushes_what_was_sent_meanwhile() {
+    let first = server(SocketConfig::default(), Apps::default()).await;
+    let second = server(SocketConfig::default(), Apps::default()).await;
+    let relay = Relay::start(first.http_addr().expect("plain listener")).await;
+    let url = format!("ws://{}/ws/echo", relay.addr);
+    let mut ws = client()
+        .connect_reconnecting(
+            &url,
+            Transport::Stream,
+            &resume_options(),
+            quick_reconnect(None),
+        )
+        .expect("valid url");
+    let Some(ReconnectEvent::Open(h1)) = next_event(&mut ws).await else {
+        panic!("first event: Open");
+    };
+    assert!(h1.resume);
+    ws.send(Message::Text("one".into())).await.expect("send");
+    assert!(
+        matches!(next_event(&mut ws).await, Some(ReconnectEvent::Message(Message::Text(t))) if t == "one")
+    );
+    relay.retarget(second.http_addr().expect("plain listener"));
+    relay.cut();
+    match next_event(&mut ws).await {
+        Some(ReconnectEvent::Close(status)) => assert_eq!(status.code, 1006),
+        other => panic!("expected Close(1006), got {other:?}"),
+    }
+    // Sent while no session is open: kept, then sent on the new one.
+    ws.send(Message::Text("two".into())).await.expect("kept");
+    let Some(ReconnectEvent::Open(h2)) = next_event(&mut ws).await else {
+        panic!("then Open again");
+    };
+    assert_ne!(h1.session, h2.session, "a new session");
+    assert!(
+        matches!(next_event(&mut ws).await, Some(ReconnectEvent::Message(Message::Text(t))) if t == "two")
+    );
+    ws.close(1000, "done").await;
+    match next_event(&mut ws).await {
+        Some(ReconnectEvent::Close(status)) => assert_eq!(status.code, 1000),
+        other => panic!("expected Close(1000), got {other:?}"),
+    }
+    assert!(
+        next_event(&mut ws).await.is_none(),
+        "no reconnect after the app closed"
+    );
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+/// A server's 1000/1001 ends it for good; another code reconnects, up to `max_retries`.
+#[tokio::test]
+async fn server_closes_reconnect_unless_1000_or_1001_and_retries_are_bounded() {
+    let server = server(SocketConfig::default(), Apps::default()).await;
+    let addr = server.http_addr().expect("plain listener");
+    let mut normal = client()
+        .connect_reconnecting(
+            &format!("ws://{addr}/ws/bye?code=1000"),
+            Transport::Post,
+            &OpenOptions::default(),
+            quick_reconnect(None),
+        )
+        .expect("valid url");
+    assert!(matches!(
+        next_event(&mut normal).await,
+        Some(ReconnectEvent::Open(_))
+    ));
+    assert!(
+        matches!(next_event(&mut normal).await, Some(ReconnectEvent::Close(s)) if s.code == 1000)
+    );
+    assert!(next_event(&mut normal).await.is_none());
+
+    let mut odd = client()
+        .connect_reconnecting(
+            &format!("ws://{addr}/ws/bye?code=4000"),
+            Transport::Post,
+            &OpenOptions::default(),
+            quick_reconnect(Some(1)),
+        )
+        .expect("valid url");
+    for _ in 0..2 {
+        assert!(matches!(
+            next_event(&mut odd).await,
+            Some(ReconnectEvent::Open(_))
+        ));
+        assert!(
+            matches!(next_event(&mut odd).await, Some(ReconnectEvent::Close(s)) if s.code == 4000)
+        );
+    }
+    assert!(next_event(&mut odd).await.is_none(), "one retry, then over");
+    server.shutdown().await;
 }

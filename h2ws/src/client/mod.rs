@@ -53,6 +53,7 @@ mod h2conn;
 mod h3conn;
 mod h3wire;
 mod http1;
+mod reconnect;
 mod resume;
 mod tls;
 mod wire;
@@ -71,6 +72,7 @@ pub use error::Error;
 pub use h2conn::H2Connection;
 pub use h2ws_codec::{CloseCode, Event};
 pub use h3conn::H3Connection;
+pub use reconnect::{Reconnect, ReconnectError, ReconnectEvent, ReconnectingSocket};
 pub use tls::{spki_sha256_base64, Trust};
 
 /// Limits and timeouts of every connection and socket a [`Client`] opens.
