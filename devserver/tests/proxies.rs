@@ -36,6 +36,15 @@ fn cert_pem() -> std::path::PathBuf {
 
 /// deploy/haproxy/haproxy.cfg in front of `server`, with `back` as the default back end.
 fn haproxy(server: &RunningServer, back: Back) -> (Service, u16) {
+    let (conf, front) = haproxy_conf(server, back);
+    (
+        Service::haproxy(&conf, &[front]).expect("haproxy starts"),
+        front,
+    )
+}
+
+/// The rendered configuration of [`haproxy`] and its front port (to start it again).
+fn haproxy_conf(server: &RunningServer, back: Back) -> (String, u16) {
     let front = free_port();
     let tls = server.tls_addr().expect("tls listener");
     let plain = server.http_addr().expect("plain listener");
@@ -53,14 +62,20 @@ fn haproxy(server: &RunningServer, back: Back) -> (Service, u16) {
         ],
     )
     .expect("render haproxy.cfg");
-    (
-        Service::haproxy(&conf, &[front]).expect("haproxy starts"),
-        front,
-    )
+    (conf, front)
 }
 
 /// deploy/nginx/nginx.conf in front of `server`.
 fn nginx(server: &RunningServer) -> (Service, u16) {
+    let (conf, front) = nginx_conf(server);
+    (
+        Service::nginx(&conf, &[front]).expect("nginx starts"),
+        front,
+    )
+}
+
+/// The rendered configuration of [`nginx`] and its front port (to start it again).
+fn nginx_conf(server: &RunningServer) -> (String, u16) {
     let front = free_port();
     let plain = server.http_addr().expect("plain listener");
     let pem = cert_pem().display().to_string();
@@ -75,10 +90,7 @@ fn nginx(server: &RunningServer) -> (Service, u16) {
         ],
     )
     .expect("render nginx.conf");
-    (
-        Service::nginx(&conf, &[front]).expect("nginx starts"),
-        front,
-    )
+    (conf, front)
 }
 
 fn client() -> Client {
@@ -250,6 +262,10 @@ async fn assert_clean_ends(proxy: &Service, path: &str) {
 
 /// Open sockets per transport on `server`, from its `/.h2ws/stats`.
 async fn stats_open(server: &RunningServer) -> std::collections::BTreeMap<String, u64> {
+    stats(server).await.open
+}
+
+async fn stats(server: &RunningServer) -> h2ws::StatsSnapshot {
     let addr = server.tls_addr().expect("tls");
     let sr = common::h2_tls(addr).await;
     let (status, _, body) = common::request(
@@ -261,8 +277,7 @@ async fn stats_open(server: &RunningServer) -> std::collections::BTreeMap<String
     )
     .await;
     assert_eq!(status, 200);
-    let snap: h2ws::StatsSnapshot = serde_json::from_str(&body).expect("stats json");
-    snap.open
+    serde_json::from_str(&body).expect("stats json")
 }
 
 async fn server() -> RunningServer {
@@ -535,5 +550,79 @@ fn parse_seconds(value: &str) -> Option<Duration> {
         "m" => Some(Duration::from_secs(n * 60)),
         "h" => Some(Duration::from_secs(n * 3600)),
         _ => None,
+    }
+}
+
+/// Resume through a proxy that is restarted (issue 14): the native client's resumable socket
+/// (`OpenOptions::resume`) echoes numbered messages through HAProxy (h2 back end) and nginx;
+/// halfway the proxy is killed and started again on the same port. The client reconnects to
+/// the new proxy process, re-attaches, and every echo comes back once, in order: the server
+/// received each message once, in order, and the client each echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumable_socket_survives_a_proxy_restart() {
+    let server = server().await;
+    for name in ["HAProxy", "nginx"] {
+        let (conf, front) = match name {
+            "HAProxy" => haproxy_conf(&server, Back::H2),
+            _ => nginx_conf(&server),
+        };
+        let start = |conf: &str| match name {
+            "HAProxy" => Service::haproxy(conf, &[front]),
+            _ => Service::nginx(conf, &[front]),
+        };
+        let mut proxy = start(&conf).expect("proxy starts");
+        for transport in [Stream, Post] {
+            let url = format!("wss://127.0.0.1:{front}/ws/echo");
+            let options = OpenOptions {
+                resume: true,
+                ..OpenOptions::default()
+            };
+            let ws = client()
+                .connect(&url, transport, &options)
+                .await
+                .unwrap_or_else(|e| panic!("{name} {transport}: open: {e}\n{}", proxy.logs()));
+            assert!(ws.handshake().resume, "{name} {transport}: resume agreed");
+            let resumes_before = stats(&server).await.resumes;
+            let (tx, mut rx) = ws.split();
+            const N: u32 = 2000;
+            let sender = tokio::spawn(async move {
+                for i in 0..N {
+                    if tx.send(Message::Text(format!("m{i}"))).await.is_err() {
+                        return Err(i);
+                    }
+                    if i % 50 == 0 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+                Ok(tx)
+            });
+            for i in 0..N {
+                if i == N / 2 {
+                    proxy.kill();
+                    proxy = start(&conf).expect("proxy starts again");
+                }
+                let m = tokio::time::timeout(LIMIT, rx.recv())
+                    .await
+                    .unwrap_or_else(|_| panic!("{name} {transport}: echo {i} in time"))
+                    .unwrap_or_else(|| {
+                        panic!("{name} {transport}: ended at {i}: {:?}", rx.close_status())
+                    });
+                assert_eq!(m, Message::Text(format!("m{i}")), "{name} {transport}");
+            }
+            let tx = sender
+                .await
+                .expect("sender task")
+                .unwrap_or_else(|i| panic!("{name} {transport}: send {i} failed"));
+            let resumed = stats(&server).await.resumes - resumes_before;
+            assert!(resumed >= 1, "{name} {transport}: the restart was resumed");
+            eprintln!("{name} {transport}: {N} echoes across a proxy restart, {resumed} resume(s)");
+            tx.close(1000, "").await.expect("close");
+            assert_eq!(
+                tx.closed().await.expect("closed").code,
+                1000,
+                "{name} {transport}"
+            );
+        }
+        drop(proxy);
     }
 }
