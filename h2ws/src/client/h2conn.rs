@@ -34,7 +34,14 @@ struct Inner {
     config: Arc<ClientConfig>,
     target: Target,
     extended_connect: bool,
+    /// Resume: the connection that replaces this one once it breaks, shared by the sockets that
+    /// were on it, so they re-attach over one new connection (as a browser's sockets do), not
+    /// one each.
+    successor: Successor,
 }
+
+/// Where the sockets of a broken connection find the new one.
+pub(crate) type Successor = Arc<tokio::sync::Mutex<Option<H2Connection>>>;
 
 impl std::fmt::Debug for H2Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +99,7 @@ impl H2Connection {
                 config,
                 target: target.clone(),
                 extended_connect,
+                successor: Successor::default(),
             }),
         })
     }
@@ -248,6 +256,7 @@ impl H2Connection {
             handshake.resume = true;
             super::resume::Resumer::new(
                 self.inner.config.clone(),
+                self.inner.successor.clone(),
                 target.clone(),
                 uri.clone(),
                 options.clone(),
@@ -270,6 +279,11 @@ impl H2Connection {
             Wire::post(wire::Down::H2(downstream), up, upstream)
         };
         Ok(super::start(config, conn, wire, handshake, resumer))
+    }
+
+    /// Whether the connection still takes requests (false once it broke).
+    pub(crate) async fn is_usable(&self) -> bool {
+        self.inner.requests.clone().ready().await.is_ok()
     }
 
     /// The connection's request handle (a resumed socket's new `post` upstream).

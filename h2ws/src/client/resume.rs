@@ -20,7 +20,7 @@ use http::Method;
 use super::connect::Target;
 use super::h2conn::{
     add_common_headers, fetch_upstream_request, header_pairs, header_string, header_value, request,
-    H2Connection,
+    H2Connection, Successor,
 };
 use super::wire::{self, Wire};
 use super::{ClientConfig, Error, OpenOptions, Transport};
@@ -32,6 +32,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// What a socket needs to re-attach.
 pub(crate) struct Resumer {
     config: Arc<ClientConfig>,
+    /// The replacement of the broken connection, shared with its other sockets.
+    successor: Successor,
     target: Target,
     /// The socket's URL (the open's).
     uri: String,
@@ -56,8 +58,10 @@ struct Reattached {
 }
 
 impl Resumer {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: Arc<ClientConfig>,
+        successor: Successor,
         target: Target,
         uri: String,
         options: OpenOptions,
@@ -67,6 +71,7 @@ impl Resumer {
     ) -> Self {
         Resumer {
             config,
+            successor,
             target,
             uri,
             options,
@@ -105,6 +110,7 @@ impl Resumer {
             let attempt = self.attempt.get_or_insert_with(|| {
                 Box::pin(reattach(
                     self.config.clone(),
+                    self.successor.clone(),
                     self.target.clone(),
                     self.uri.clone(),
                     self.options.clone(),
@@ -148,6 +154,7 @@ fn is_final(e: &Error) -> bool {
 #[allow(clippy::too_many_arguments)]
 async fn reattach(
     config: Arc<ClientConfig>,
+    successor: Successor,
     target: Target,
     uri: String,
     options: OpenOptions,
@@ -160,7 +167,7 @@ async fn reattach(
 ) -> Result<Reattached, Error> {
     tokio::time::sleep(delay).await;
     let limit = config.handshake_timeout;
-    let conn = H2Connection::connect(config, &target).await?;
+    let conn = successor_connection(&successor, config, &target).await?;
     let mut req = request(Method::POST, &uri)?;
     let h = req.headers_mut();
     h.insert(fetch::H2WS_VERSION, header_value(fetch::VERSION)?);
@@ -218,4 +225,25 @@ async fn reattach(
         peer_received,
         key,
     })
+}
+
+/// The connection the sockets of a broken one re-attach over: the one a sibling socket already
+/// made if it still works, else a new one (kept for the siblings). The lock is held while
+/// connecting, so sockets lost together make one connection, not one each.
+async fn successor_connection(
+    successor: &Successor,
+    config: Arc<ClientConfig>,
+    target: &Target,
+) -> Result<H2Connection, Error> {
+    let mut slot = successor.lock().await;
+    if let Some(conn) = slot.as_ref() {
+        // Bounded: a connection at its stream limit is as good as none here.
+        let usable = tokio::time::timeout(config.connect_timeout, conn.is_usable()).await;
+        if usable.unwrap_or(false) {
+            return Ok(conn.clone());
+        }
+    }
+    let conn = H2Connection::connect(config, target).await?;
+    *slot = Some(conn.clone());
+    Ok(conn)
 }
