@@ -783,3 +783,33 @@ async fn ten_thousand_sockets_resuming_at_once_stay_bounded() {
     drop(sockets);
     drop(child);
 }
+
+/// `/demo/drop-connection` (the demo's network panel, issue 14): answered 202, then the HTTP/2
+/// connection that carried it goes away without GOAWAY — its socket sees the transport end
+/// (1006 without resume) — while a socket on another connection carries on.
+#[tokio::test]
+async fn drop_connection_drops_only_the_connection_that_asked() {
+    let ts = test_server(SocketConfig::default()).await;
+    let other = h2_tls(ts.server.tls_addr().expect("tls")).await;
+    let mut doomed = ts.open("/ws/echo", Kind::Stream).await.expect("open");
+    let mut spared = Peer::open(&other, &ts.authority, "/ws/echo", Kind::Stream)
+        .await
+        .expect("open");
+    let uri = format!("https://{}/demo/drop-connection", ts.authority);
+    let (status, _, body) = request(&ts.h2, Method::POST, &uri, &[], b"").await;
+    assert_eq!(status, http::StatusCode::ACCEPTED, "{body}");
+    let (code, _, clean) = doomed.closed().await;
+    assert_eq!(
+        (code, clean),
+        (1006, false),
+        "the dropped connection's socket"
+    );
+    spared.send_text("still here").await;
+    assert_eq!(
+        spared.recv_message().await,
+        Message::Text("still here".into())
+    );
+    spared.close(1000, "").await;
+    assert_eq!(spared.closed().await.0, 1000);
+    ts.shutdown().await;
+}

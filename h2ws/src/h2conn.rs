@@ -94,6 +94,19 @@ impl Default for H2Settings {
     }
 }
 
+/// A request extension on this loop's requests: drops the HTTP/2 connection that carried the
+/// request at once, without GOAWAY — what a network loss or a crashed proxy looks like to
+/// every stream on it. For fault demos and tests (the devserver's `/demo/drop-connection`);
+/// a request can only drop its own connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionControl(CancellationToken);
+
+impl ConnectionControl {
+    pub fn drop_connection(&self) {
+        self.0.cancel();
+    }
+}
+
 /// Serves one HTTP/2 connection (after TLS with ALPN `h2`, or h2c prior knowledge) until the
 /// peer closes it or `shutdown` fires (then GOAWAY, and open streams may finish).
 pub async fn serve<IO, S>(
@@ -127,6 +140,7 @@ where
     };
     let mut conn = conn?;
     let mut shutting_down = false;
+    let drop_token = CancellationToken::new();
     // Idle = no open stream; checked a few times per timeout (h2 has no "went idle" signal).
     let idle_timeout = settings.idle_timeout.max(Duration::from_millis(10));
     let mut tick = tokio::time::interval(idle_timeout / 4);
@@ -162,8 +176,9 @@ where
                     idle_since = None;
                     let service = service.clone();
                     let send_timeout = settings.send_timeout;
+                    let control = ConnectionControl(drop_token.clone());
                     tokio::spawn(async move {
-                        handle(req, respond, service, peer, send_timeout).await;
+                        handle(req, respond, service, peer, send_timeout, control).await;
                     });
                 }
                 Some(Err(e)) => {
@@ -175,6 +190,10 @@ where
                 }
                 None => return Ok(()),
             },
+            _ = drop_token.cancelled() => {
+                tracing::debug!(%peer, "HTTP/2 connection dropped on request");
+                return Ok(());
+            }
             _ = shutdown.cancelled(), if !shutting_down => {
                 shutting_down = true;
                 conn.graceful_shutdown();
@@ -189,11 +208,13 @@ async fn handle<S>(
     service: S,
     peer: SocketAddr,
     send_timeout: Duration,
+    control: ConnectionControl,
 ) where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
 {
     let (mut parts, recv) = req.into_parts();
     parts.extensions.insert(ConnectInfo(peer));
+    parts.extensions.insert(control);
     parts.extensions.insert(OwnH2Loop {
         max_data_frame: 16_384,
     });
