@@ -9,6 +9,7 @@ import {
 import { initChat } from './chat.js';
 import { initEcho } from './echo.js';
 import { initBackpressure } from './backpressure.js';
+import { initNetwork } from './network.js';
 
 /** The server fact: open sockets by transport, from /.h2ws/stats. */
 function showServer(probe) {
@@ -70,6 +71,7 @@ async function boot() {
   initChat(ctx);
   initEcho(ctx);
   initBackpressure(ctx);
+  initNetwork();
   window.h2wsDemo = ctx;
   document.documentElement.dataset.ready = pkg.ok ? 'pkg' : 'no-pkg';
 }

@@ -55,7 +55,8 @@ export function openSocket(kind, path, pkg, { binaryType = 'arraybuffer' } = {})
     ws = new WebSocket(url);
   } else {
     if (!pkg) throw new Error('the h2ws package is not loaded (see the message at the top)');
-    ws = new pkg.H2WebSocket(url, [], { transport: kind });
+    // `resume`: the socket survives a lost connection (the network panel cuts it).
+    ws = new pkg.H2WebSocket(url, [], { transport: kind, resume: true });
   }
   ws.binaryType = binaryType;
   return ws;
