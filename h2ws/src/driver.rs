@@ -283,10 +283,16 @@ impl<W: Io> Driver<W> {
         if let Some(shutdown) = self.hooks.shutdown.as_mut() {
             if shutdown.as_mut().poll(cx).is_ready() {
                 self.hooks.shutdown = None;
-                let _ = shared
-                    .lock()
-                    .conn
-                    .close(Some(CloseCode::GOING_AWAY), "server shutting down");
+                if self.lost {
+                    // No transport to say goodbye on, and no re-attach will be served: end now
+                    // (1006) instead of holding the shutdown for the grace window.
+                    self.fail(&mut notify_app);
+                } else {
+                    let _ = shared
+                        .lock()
+                        .conn
+                        .close(Some(CloseCode::GOING_AWAY), "server shutting down");
+                }
                 progress = true;
             }
         }

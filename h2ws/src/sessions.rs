@@ -100,9 +100,24 @@ impl Session {
         }
     }
 
+    /// The current downstream's read window. A re-attach's new window replaces the lost
+    /// downstream's, which is released: that body ends with what it still holds, whatever the
+    /// window, instead of waiting for acks that will never come.
     pub(crate) fn set_read_window(&self, window: Arc<ReadWindow>) {
-        if let Ok(mut w) = self.read_window.lock() {
-            *w = Some(window);
+        let old = self
+            .read_window
+            .lock()
+            .ok()
+            .and_then(|mut w| w.replace(window));
+        if let Some(old) = old {
+            old.release();
+        }
+    }
+
+    /// The socket ended: its current downstream's window no longer holds anything back.
+    pub(crate) fn release_read_window(&self) {
+        if let Some(window) = self.read_window() {
+            window.release();
         }
     }
 

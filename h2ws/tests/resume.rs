@@ -605,3 +605,29 @@ async fn server_closes_reconnect_unless_1000_or_1001_and_retries_are_bounded() {
     assert!(next_event(&mut odd).await.is_none(), "one retry, then over");
     server.shutdown().await;
 }
+
+/// A graceful shutdown does not wait the grace window out for sockets whose transport is lost:
+/// no re-attach will be served, so they end at once (1006 to their apps).
+#[tokio::test]
+async fn shutdown_ends_lost_sockets_at_once() {
+    let apps = Apps::default();
+    let server = server(SocketConfig::default(), apps.clone()).await;
+    let relay = Relay::start(server.http_addr().expect("plain listener")).await;
+    let mut ws = open(relay.addr, "/ws/seq?n=1", Transport::Stream).await;
+    ws.send_binary(&numbered(b'c', 0)).await.expect("send");
+    assert!(tokio::time::timeout(LIMIT, ws.recv())
+        .await
+        .expect("in time")
+        .is_some());
+    relay.set_down(true);
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the server notices the loss
+    let started = Instant::now();
+    server.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown took {took:?} (grace is 30 s)"
+    );
+    assert_eq!(wait_app(&apps).await.close_code, Some(1006));
+}

@@ -82,12 +82,11 @@ pub(crate) fn accept_open(
         .map(|(config, (_, rx))| (config, rx));
     let sessions_endpoint = endpoint.clone();
     let token = opened.token.clone();
-    let ended_window = window.clone();
+    let ended_session = opened.session.clone();
     wiring.on_end = Some(Box::new(move || {
         sessions_endpoint.0.sessions.end(&token);
-        if let Some(window) = ended_window {
-            window.release();
-        }
+        // The window of the downstream in use now (a re-attach replaces it).
+        ended_session.release_read_window();
     }));
     let (socket, handle) =
         super::spawn_socket(endpoint, info, opened.session.transport.clone(), wiring);
