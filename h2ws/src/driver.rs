@@ -326,10 +326,11 @@ impl<W: Io> Driver<W> {
                         progress = true;
                         let resumes = {
                             let st = shared.lock();
-                            st.conn.can_resume() && st.conn.state() == ConnState::Open
+                            st.conn.can_resume() && st.conn.state() != ConnState::CloseReceived
                         };
                         if resumes {
-                            // An upstream that ends without a Close is a broken transport.
+                            // An end without the peer's Close is a broken transport (also while
+                            // our Close waits for its answer: the handshake resumes too).
                             self.lose_transport();
                         } else {
                             self.input_done = true;
