@@ -183,6 +183,19 @@ async fn stats(server: &RunningServer) -> StatsSnapshot {
     serde_json::from_str(&body).expect("stats JSON")
 }
 
+/// A resumable `stream` socket on `/ws/seq?n=1` through a relay to `server`, one message
+/// exchanged (so the session is attached and counted both ways).
+async fn one_exchange(server: &RunningServer) -> (Relay, Socket) {
+    let relay = Relay::start(server.http_addr().expect("plain listener")).await;
+    let mut ws = open(relay.addr, "/ws/seq?n=1", Transport::Stream).await;
+    ws.send_binary(&numbered(b'c', 0)).await.expect("send");
+    let first = tokio::time::timeout(LIMIT, ws.recv())
+        .await
+        .expect("in time");
+    assert!(first.is_some(), "the server's message");
+    (relay, ws)
+}
+
 /// `n` messages each way through the relay, cut `cuts` times at spread-out points; both apps
 /// must see everything once, in order, and no close until the test closes.
 async fn survives_cuts(transport: Transport, n: u32, cuts: u32) {
@@ -338,13 +351,7 @@ async fn a_client_that_never_comes_back_ends_after_the_grace_window() {
 async fn a_server_that_does_not_know_the_session_refuses_and_the_client_gets_1006_at_once() {
     let apps = Apps::default();
     let first = server(SocketConfig::default(), apps.clone()).await;
-    let relay = Relay::start(first.http_addr().expect("plain listener")).await;
-    let mut ws = open(relay.addr, "/ws/seq?n=1", Transport::Stream).await;
-    ws.send_binary(&numbered(b'c', 0)).await.expect("send");
-    assert!(tokio::time::timeout(LIMIT, ws.recv())
-        .await
-        .expect("in time")
-        .is_some());
+    let (relay, ws) = one_exchange(&first).await;
     // The connection breaks and the way back leads to another server (a restart elsewhere):
     // it has never heard of the session, so the re-attach is refused (404) and the client
     // gives up at once instead of retrying for the grace window (30 s).
@@ -612,13 +619,7 @@ async fn server_closes_reconnect_unless_1000_or_1001_and_retries_are_bounded() {
 async fn shutdown_ends_lost_sockets_at_once() {
     let apps = Apps::default();
     let server = server(SocketConfig::default(), apps.clone()).await;
-    let relay = Relay::start(server.http_addr().expect("plain listener")).await;
-    let mut ws = open(relay.addr, "/ws/seq?n=1", Transport::Stream).await;
-    ws.send_binary(&numbered(b'c', 0)).await.expect("send");
-    assert!(tokio::time::timeout(LIMIT, ws.recv())
-        .await
-        .expect("in time")
-        .is_some());
+    let (relay, _ws) = one_exchange(&server).await;
     relay.set_down(true);
     relay.cut();
     tokio::time::sleep(Duration::from_millis(300)).await; // the server notices the loss

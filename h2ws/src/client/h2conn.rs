@@ -254,16 +254,16 @@ impl H2Connection {
                 ..Default::default()
             });
             handshake.resume = true;
-            super::resume::Resumer::new(
-                self.inner.config.clone(),
-                self.inner.successor.clone(),
-                target.clone(),
-                uri.clone(),
-                options.clone(),
+            let route = super::resume::Route {
+                config: self.inner.config.clone(),
+                successor: self.inner.successor.clone(),
+                target: target.clone(),
+                uri: uri.clone(),
+                options: options.clone(),
                 transport,
-                session.clone(),
-                key,
-            )
+                session: session.clone(),
+            };
+            super::resume::Resumer::new(route, key)
         });
         let wire = if transport == Transport::Stream {
             let (up_resp, up_send) = self.send_request(upstream, false).await?;

@@ -29,17 +29,22 @@ use super::{ClientConfig, Error, OpenOptions, Transport};
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 
-/// What a socket needs to re-attach.
-pub(crate) struct Resumer {
-    config: Arc<ClientConfig>,
+/// Where and how a socket re-attaches: fixed for its life.
+pub(crate) struct Route {
+    pub(crate) config: Arc<ClientConfig>,
     /// The replacement of the broken connection, shared with its other sockets.
-    successor: Successor,
-    target: Target,
+    pub(crate) successor: Successor,
+    pub(crate) target: Target,
     /// The socket's URL (the open's).
-    uri: String,
-    options: OpenOptions,
-    transport: Transport,
-    session: String,
+    pub(crate) uri: String,
+    pub(crate) options: OpenOptions,
+    pub(crate) transport: Transport,
+    pub(crate) session: String,
+}
+
+/// A resumable socket's re-attach state.
+pub(crate) struct Resumer {
+    route: Arc<Route>,
     /// The key of the last answer: each works once.
     key: String,
     /// `post`: the next batch's `h2ws-seq`, taken from the lost wire.
@@ -58,25 +63,9 @@ struct Reattached {
 }
 
 impl Resumer {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        config: Arc<ClientConfig>,
-        successor: Successor,
-        target: Target,
-        uri: String,
-        options: OpenOptions,
-        transport: Transport,
-        session: String,
-        key: String,
-    ) -> Self {
+    pub(crate) fn new(route: Route, key: String) -> Self {
         Resumer {
-            config,
-            successor,
-            target,
-            uri,
-            options,
-            transport,
-            session,
+            route: Arc::new(route),
             key,
             next_seq: None,
             attempt: None,
@@ -86,7 +75,7 @@ impl Resumer {
 
     /// The transport broke: remembers where the `post` numbering stands.
     pub(crate) fn lost(&mut self, wire: Option<&Wire>) {
-        if self.transport == Transport::Post {
+        if self.route.transport == Transport::Post {
             self.next_seq = wire.and_then(Wire::post_next_seq).or(self.next_seq);
         }
         self.attempt = None;
@@ -109,13 +98,7 @@ impl Resumer {
             };
             let attempt = self.attempt.get_or_insert_with(|| {
                 Box::pin(reattach(
-                    self.config.clone(),
-                    self.successor.clone(),
-                    self.target.clone(),
-                    self.uri.clone(),
-                    self.options.clone(),
-                    self.transport,
-                    self.session.clone(),
+                    self.route.clone(),
                     resume::reattach_value(&self.key, self.next_seq),
                     self.next_seq,
                     received,
@@ -151,33 +134,35 @@ fn is_final(e: &Error) -> bool {
 }
 
 /// One attempt: a new HTTP/2 connection, the re-attach request, its answer, the new upstream.
-#[allow(clippy::too_many_arguments)]
 async fn reattach(
-    config: Arc<ClientConfig>,
-    successor: Successor,
-    target: Target,
-    uri: String,
-    options: OpenOptions,
-    transport: Transport,
-    session: String,
+    route: Arc<Route>,
     resume_value: String,
     next_seq: Option<u64>,
     received: u64,
     delay: Duration,
 ) -> Result<Reattached, Error> {
     tokio::time::sleep(delay).await;
+    let Route {
+        config,
+        successor,
+        target,
+        uri,
+        options,
+        transport,
+        session,
+    } = &*route;
     let limit = config.handshake_timeout;
-    let conn = successor_connection(&successor, config, &target).await?;
-    let mut req = request(Method::POST, &uri)?;
+    let conn = successor_connection(successor, config.clone(), target).await?;
+    let mut req = request(Method::POST, uri)?;
     let h = req.headers_mut();
     h.insert(fetch::H2WS_VERSION, header_value(fetch::VERSION)?);
-    h.insert(fetch::H2WS_SESSION, header_value(&session)?);
+    h.insert(fetch::H2WS_SESSION, header_value(session)?);
     h.insert(fetch::H2WS_RESUME, header_value(&resume_value)?);
     h.insert(
         fetch::H2WS_RECEIVED,
         header_value(&fetch::decimal(received))?,
     );
-    add_common_headers(h, &options)?;
+    add_common_headers(h, options)?;
     let answer = async {
         let (resp, _) = conn.send_request(req, true).await?;
         Ok::<_, Error>(resp.await?)
@@ -201,7 +186,7 @@ async fn reattach(
         .and_then(resume::parse_accept)
         .map(|a| a.key.to_owned())
         .ok_or_else(|| bad("missing or malformed h2ws-resume"))?;
-    let upstream = fetch_upstream_request(&uri, &session, &options)?;
+    let upstream = fetch_upstream_request(uri, session, options)?;
     let wire = match transport {
         Transport::Post => {
             let up = wire::Up::H2 {

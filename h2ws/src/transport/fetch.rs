@@ -15,25 +15,38 @@ use crate::read_window::ReadWindow;
 use crate::request::{cors_headers, headers, Negotiated};
 use crate::socket::{HandshakeInfo, Socket};
 
+/// A downstream (the open's or a re-attach's response body): held to a read window when the
+/// request offers acks, with the open preamble already queued — bytes right behind the headers,
+/// so `fetch()` resolves in Firefox and WebKit and buffering proxies forward the headers at once
+/// (codec `OPEN_PREAMBLE`).
+fn downstream(
+    headers: &http::HeaderMap,
+) -> (
+    Option<Arc<ReadWindow>>,
+    tokio::sync::mpsc::Sender<crate::wiring::Output>,
+    axum::body::Body,
+) {
+    let window = {
+        let pairs = crate::request::header_pairs(headers);
+        fetch::acks_offered(&pairs).then(|| ReadWindow::new(fetch::READ_WINDOW))
+    };
+    let (output, body) = super::gated_body_output(window.clone());
+    if output
+        .try_send(Ok(bytes::Bytes::from_static(&fetch::OPEN_PREAMBLE)))
+        .is_err()
+    {
+        tracing::warn!("open preamble not queued"); // the queue is new and empty
+    }
+    (window, output, body)
+}
+
 pub(crate) fn accept_open(
     endpoint: &Endpoint,
     info: Arc<HandshakeInfo>,
     params: Negotiated,
     run: impl FnOnce(Socket),
 ) -> Response {
-    let window = {
-        let pairs = crate::request::header_pairs(&info.headers);
-        fetch::acks_offered(&pairs).then(|| ReadWindow::new(fetch::READ_WINDOW))
-    };
-    let (output, body) = super::gated_body_output(window.clone());
-    // Bytes right behind the headers, so `fetch()` resolves in Firefox and WebKit and buffering
-    // proxies forward the headers at once (codec `OPEN_PREAMBLE`). The queue is new and empty.
-    if output
-        .try_send(Ok(bytes::Bytes::from_static(&fetch::OPEN_PREAMBLE)))
-        .is_err()
-    {
-        tracing::warn!("open preamble not queued");
-    }
+    let (window, output, body) = downstream(&info.headers);
     // Resume when the client offers it and the server keeps sessions for it.
     let resume = endpoint.config().resume.filter(|_| {
         let pairs = crate::request::header_pairs(&info.headers);
@@ -99,17 +112,7 @@ pub(crate) fn accept_open(
 /// preamble, then the downstream, starting with the frames the client lacks — with the
 /// server's received count and the next key; refusals as on upstream requests.
 pub(crate) async fn accept_reattach(endpoint: &Endpoint, parts: http::request::Parts) -> Response {
-    let window = {
-        let pairs = crate::request::header_pairs(&parts.headers);
-        fetch::acks_offered(&pairs).then(|| ReadWindow::new(fetch::READ_WINDOW))
-    };
-    let (output, body) = super::gated_body_output(window.clone());
-    if output
-        .try_send(Ok(bytes::Bytes::from_static(&fetch::OPEN_PREAMBLE)))
-        .is_err()
-    {
-        tracing::warn!("open preamble not queued");
-    }
+    let (window, output, body) = downstream(&parts.headers);
     let reattached = endpoint
         .0
         .sessions
