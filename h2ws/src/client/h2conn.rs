@@ -254,7 +254,7 @@ impl H2Connection {
                 ..Default::default()
             });
             handshake.resume = true;
-            let route = super::resume::Route {
+            let route = super::Route {
                 config: self.inner.config.clone(),
                 successor: self.inner.successor.clone(),
                 target: target.clone(),
@@ -263,7 +263,7 @@ impl H2Connection {
                 transport,
                 session: session.clone(),
             };
-            super::resume::Resumer::new(route, key)
+            super::resumer(route, key)
         });
         let wire = if transport == Transport::Stream {
             let (up_resp, up_send) = self.send_request(upstream, false).await?;

@@ -289,6 +289,25 @@ fn random<const N: usize>() -> [u8; N] {
     out
 }
 
+/// Where and how a socket re-attaches: fixed for its life.
+pub(crate) struct Route {
+    pub(crate) config: Arc<ClientConfig>,
+    /// The replacement of the broken connection, shared with its other sockets.
+    pub(crate) successor: h2conn::Successor,
+    pub(crate) target: Target,
+    /// The socket's URL (the open's).
+    pub(crate) uri: String,
+    pub(crate) options: OpenOptions,
+    pub(crate) transport: Transport,
+    pub(crate) session: String,
+}
+
+/// The re-attach state of a fetch socket that negotiated resume (`resume.rs`), made here so
+/// the connection modules and `resume` do not import each other.
+fn resumer(route: Route, key: String) -> resume::Resumer {
+    resume::Resumer::new(route, key)
+}
+
 /// Starts the driver task of a socket whose handshake succeeded and returns its handle;
 /// `resumer`: the socket negotiated resume (its codec has it enabled).
 fn start(

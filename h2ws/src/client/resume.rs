@@ -23,24 +23,11 @@ use super::h2conn::{
     H2Connection, Successor,
 };
 use super::wire::{self, Wire};
-use super::{ClientConfig, Error, OpenOptions, Transport};
+use super::{ClientConfig, Error, Route, Transport};
 
 /// First retry after a failed re-attach attempt; doubles up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
-
-/// Where and how a socket re-attaches: fixed for its life.
-pub(crate) struct Route {
-    pub(crate) config: Arc<ClientConfig>,
-    /// The replacement of the broken connection, shared with its other sockets.
-    pub(crate) successor: Successor,
-    pub(crate) target: Target,
-    /// The socket's URL (the open's).
-    pub(crate) uri: String,
-    pub(crate) options: OpenOptions,
-    pub(crate) transport: Transport,
-    pub(crate) session: String,
-}
 
 /// A resumable socket's re-attach state.
 pub(crate) struct Resumer {
