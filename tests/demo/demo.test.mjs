@@ -203,6 +203,33 @@ test('chat: stream, native WebSocket and post pages see each other', { timeout: 
   }
 });
 
+test('network panel: a dropped connection is resumed and the chat carries on', { timeout: STEP_TEST }, async () => {
+  const d = await openDemo(browser.context, server.https);
+  const e = await openDemo(browser.context, server.https);
+  try {
+    await connectChat(d, 'gina', 'stream');
+    await connectChat(e, 'hank', 'post');
+    await say(d, 'before the cut');
+    await received(e, 'before the cut');
+    // The server drops the page's HTTP/2 connection (shared by both pages of this context).
+    await d.click('#net-cut');
+    await d.waitForSelector('#net-status[data-state="open"]', { timeout: SHORT });
+    const resumed = await text(d, '#net-log li');
+    assert.match(resumed, /[1-9]\d* sockets? resumed/, `network log: ${resumed}`);
+    // No close, no reconnect: the same sockets carry on both ways.
+    for (const p of [d, e]) assert.equal(await p.getAttribute('#chat-status', 'data-state'), 'open');
+    await say(d, 'after the cut, over stream');
+    assert.deepEqual(await received(e, 'after the cut, over stream'), { who: 'gina', badge: 'stream', transport: 'stream' });
+    await say(e, 'after the cut, over post');
+    assert.deepEqual(await received(d, 'after the cut, over post'), { who: 'hank', badge: 'post', transport: 'post' });
+    await d.screenshot({ path: path.join(OUT, 'demo-network.png'), fullPage: true });
+    assert.deepEqual([...pageErrors.get(d), ...pageErrors.get(e)], []);
+  } finally {
+    await d.close();
+    await e.close();
+  }
+});
+
 test('echo lab: H2WebSocket stream and post beside the browser’s WebSocket, sane numbers', { timeout: LONG + SHORT }, async () => {
   const size = 1024;
   const count = 300;
