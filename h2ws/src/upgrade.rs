@@ -259,9 +259,9 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
         let info = HandshakeInfo {
             transport,
             method: parts.method.clone(),
-            uri: parts.uri.clone(),
+            uri: owned_uri(&parts.uri),
             version: parts.version,
-            headers: parts.headers.clone(),
+            headers: owned_headers(&parts.headers),
             peer,
             offered_protocols,
             protocol: None,
@@ -280,6 +280,44 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
             deliver_fragments: false,
         })
     }
+}
+
+/// A copy of the request's headers that shares no memory with the connection's read buffer.
+///
+/// hyper and h2 hand out header values (and custom names) as slices of the buffer they read the
+/// request into; a clone keeps that whole buffer (hyper: 8-16 KiB per HTTP/1.1 connection)
+/// alive as long as the socket's [`HandshakeInfo`] lives. Here every value is copied into one
+/// allocation of exactly their total size, sliced per value; names are static for the standard
+/// ones and copied otherwise.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let total: usize = headers.values().map(|v| v.as_bytes().len()).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for v in headers.values() {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    let buf = buf.freeze();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
+    for (name, value) in headers {
+        let len = value.as_bytes().len();
+        let copied = http::HeaderValue::from_maybe_shared(buf.slice(at..at + len)).map(|mut v| {
+            v.set_sensitive(value.is_sensitive());
+            v
+        });
+        at += len;
+        // A value hyper or h2 accepted is a valid header value; should one not be (their
+        // checks differ from `http`'s), the original is kept rather than dropped.
+        let value = copied.unwrap_or_else(|_| value.clone());
+        let name = http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or(name.clone());
+        out.append(name, value);
+    }
+    out
+}
+
+/// A copy of the request target that shares no memory with the connection's read buffer (see
+/// [`owned_headers`]).
+fn owned_uri(uri: &http::Uri) -> http::Uri {
+    http::Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
 }
 
 /// All values of a header joined with ", " (None if absent).

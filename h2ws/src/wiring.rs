@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use h2ws_codec::Framing;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
@@ -31,11 +32,22 @@ pub(crate) enum Input {
 /// A unit for the transport. `Err` asks the transport to reset the stream with that reason.
 pub(crate) type Output = Result<Bytes, ResetStream>;
 
+/// Where a socket's bytes come from and go to.
+pub(crate) enum Edge {
+    /// An input stream and an output queue: request and response bodies, fetch sessions.
+    Queues {
+        input: BoxStream<'static, Input>,
+        output: mpsc::Sender<Output>,
+    },
+    /// A connection the driver reads and writes itself ([`ByteIo`]): RFC 6455 and RFC 8441
+    /// upgraded by hyper. No queue, no writer task and no read buffer of its own while idle.
+    Upgraded(hyper::upgrade::Upgraded),
+}
+
 /// What a transport hands to the driver.
 pub(crate) struct Wiring {
     pub framing: Framing,
-    pub input: BoxStream<'static, Input>,
-    pub output: mpsc::Sender<Output>,
+    pub edge: Edge,
     /// Native: after a protocol error's Close, reset the stream with PROTOCOL_ERROR.
     pub reset_after_protocol_error: bool,
     /// Deliver data frames one by one (proxies).
@@ -108,6 +120,114 @@ pub(crate) struct QueueIo {
     drain_input_after_close: bool,
     /// Set by `poll_end`: the handshake ended on a protocol error, so the input is not drained.
     protocol_error: bool,
+}
+
+/// Bytes read from a [`ByteIo`] at a time (into the worker thread's buffer).
+const READ_CHUNK: usize = 16 << 10;
+
+thread_local! {
+    /// One read buffer per worker thread, shared by every [`ByteIo`] it polls: a read happens
+    /// only once the connection is readable and its bytes go straight to the codec, so an idle
+    /// socket holds no read buffer.
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+}
+
+/// A byte-stream connection the driver reads and writes itself (an upgraded RFC 6455 or
+/// RFC 8441 connection): reads go through the thread's shared buffer straight into the codec,
+/// writes straight to the connection. The send deadline is the driver's stall timeout.
+pub(crate) struct ByteIo<T> {
+    io: T,
+    needs_flush: bool,
+}
+
+impl<T> ByteIo<T> {
+    pub(crate) fn new(io: T) -> Self {
+        ByteIo {
+            io,
+            needs_flush: false,
+        }
+    }
+}
+
+/// Reads once from `io` into `buf` and feeds what came (`Ready(Ok(false))` at EOF).
+fn read_into<T: AsyncRead + Unpin>(
+    io: &mut T,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    feed: impl FnOnce(&[u8]),
+) -> Poll<std::io::Result<bool>> {
+    let mut rb = ReadBuf::new(buf);
+    std::task::ready!(Pin::new(io).poll_read(cx, &mut rb))?;
+    let n = rb.filled().len();
+    if n == 0 {
+        return Poll::Ready(Ok(false));
+    }
+    feed(&buf[..n]);
+    Poll::Ready(Ok(true))
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for ByteIo<T> {
+    type Error = std::io::Error;
+
+    fn poll_input(
+        &mut self,
+        cx: &mut Context<'_>,
+        feed: impl FnOnce(&[u8]),
+    ) -> Poll<std::io::Result<bool>> {
+        let io = &mut self.io;
+        let mut feed = Some(feed);
+        let polled = READ_BUF
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buf) => feed.take().map(|feed| read_into(io, cx, &mut buf, feed)),
+                Err(_) => None,
+            })
+            .ok()
+            .flatten();
+        match (polled, feed) {
+            (Some(polled), _) => polled,
+            // The thread's buffer is unavailable (being torn down, or in use further up the
+            // stack): read into a small one of our own for this call.
+            (None, Some(feed)) => read_into(&mut self.io, cx, &mut [0u8; 2048], feed),
+            // Not reached: `feed` is only taken for a read that was made.
+            (None, None) => Poll::Pending,
+        }
+    }
+
+    fn poll_output(&mut self, cx: &mut Context<'_>, out: &mut Bytes) -> Poll<std::io::Result<()>> {
+        while !out.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, out))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            let _ = out.split_to(n);
+            self.needs_flush = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.needs_flush {
+            std::task::ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.needs_flush = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Flushes, then shuts our direction down (TCP FIN); bounded by the driver's close timeout.
+    fn poll_end(&mut self, cx: &mut Context<'_>, _protocol_error: bool) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.poll_flush(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    /// The connection is closed when the driver drops it.
+    fn poll_drain(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+
+    fn reset(&mut self) {}
+
+    fn abort(&mut self, _timed_out: bool) {}
 }
 
 /// The transport is gone.

@@ -14,6 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::read_window::ReadWindow;
 use crate::request::{cors_headers, headers, Negotiated};
 use crate::socket::{HandshakeInfo, Socket};
+use crate::wiring::Edge;
 
 pub(crate) fn accept_open(
     endpoint: &Endpoint,
@@ -60,7 +61,11 @@ pub(crate) fn accept_open(
     }
     crate::request::set_negotiated(h, &info, headers::PROTOCOL, headers::EXTENSIONS);
     cors_headers(&info.headers, h);
-    let mut wiring = super::wiring(Framing::Stream, opened.input, output, params);
+    let edge = Edge::Queues {
+        input: opened.input,
+        output,
+    };
+    let mut wiring = super::wiring(Framing::Stream, edge, params);
     wiring.attach_timeout = Some(endpoint.config().attach_timeout);
     let sessions_endpoint = endpoint.clone();
     let token = opened.token.clone();
