@@ -203,7 +203,10 @@ async fn handle<S>(
         parts.extensions.insert(proto);
     }
     let req = Request::from_parts(parts, Body::new(RecvBody::new(recv)));
-    let Ok(response) = service.oneshot(req).await;
+    // Boxed: the service's future (the whole router's) lives only until the response head, and
+    // this task then only pumps the body, for as long as a socket lives; inline, its size
+    // would stay with every stream's task.
+    let Ok(response) = Box::pin(service.oneshot(req)).await;
     let (mut head, body) = response.into_parts();
     let whole = head.extensions.remove::<WholeDataFrames>().is_some();
     strip_connection_headers(&mut head.headers);

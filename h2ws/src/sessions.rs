@@ -15,15 +15,13 @@ use futures_util::StreamExt;
 use h2ws_codec::CloseCode;
 use http::StatusCode;
 use http_body_util::BodyExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::{InstanceId, SocketConfig};
 use crate::read_window::ReadWindow;
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
 use crate::socket::{Transport, TransportCell};
 use crate::stats::Stats;
-use crate::wiring::{CommandHandle, Input};
+use crate::wiring::{queue, CommandHandle, Input};
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::post::{self, Applied, PostReorder};
 
@@ -41,7 +39,7 @@ enum Attach {
 
 pub(crate) struct Session {
     pub(crate) transport: Arc<TransportCell>,
-    inbound: mpsc::Sender<Input>,
+    inbound: queue::Sender<Input>,
     attach: tokio::sync::Mutex<Attach>,
     /// Held while a run of `post` batches is handed to the socket, in order.
     apply: tokio::sync::Mutex<()>,
@@ -174,7 +172,7 @@ impl Sessions {
                 "no randomness for a session token",
             )
         })?;
-        let (tx, rx) = mpsc::channel(INBOUND_DEPTH);
+        let (tx, rx) = queue::channel(INBOUND_DEPTH);
         let session = Arc::new(Session {
             transport: Arc::new(TransportCell::new(transport)),
             inbound: tx,
@@ -190,7 +188,7 @@ impl Sessions {
         Ok(Opened {
             token,
             session,
-            input: ReceiverStream::new(rx).boxed(),
+            input: rx.boxed(),
         })
     }
 

@@ -118,15 +118,17 @@ struct Opening {
 enum Dispatch {
     /// A socket open: goes on to the app's handler (with an [`Opening`] in its extensions).
     Open(Request),
-    /// Answered here: a CORS preflight, a fetch upstream request (served by the fetch
-    /// sessions), a malformed request, or a route without an endpoint.
+    /// A fetch upstream request (`stream` attach, `post` batch, read ack), served by the fetch
+    /// sessions.
+    Upstream(Endpoint, http::request::Parts, axum::body::Body),
+    /// Answered here: a CORS preflight, a malformed request, or a route without an endpoint.
     Answered(Response),
 }
 
 /// Classifies a request once (DESIGN §1) and sends it to what serves it: preflights are
 /// answered, fetch upstream requests (`stream` attach, `post` batches, read acks) go to the
 /// fetch sessions, opens go on to the handler.
-async fn dispatch(req: Request) -> Dispatch {
+fn dispatch(req: Request) -> Dispatch {
     let Some(endpoint) = req.extensions().get::<Endpoint>().cloned() else {
         return Dispatch::Answered(misconfigured(
             "no h2ws::Endpoint in the request extensions: add \
@@ -156,7 +158,7 @@ async fn dispatch(req: Request) -> Dispatch {
         kind,
         RequestKind::FetchUpstreamStream | RequestKind::FetchUpstreamPost | RequestKind::FetchAck
     ) {
-        return Dispatch::Answered(endpoint.serve_upstream(parts, body).await);
+        return Dispatch::Upstream(endpoint, parts, body);
     }
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(Opening {
@@ -165,6 +167,14 @@ async fn dispatch(req: Request) -> Dispatch {
         protocol,
     });
     Dispatch::Open(req)
+}
+
+async fn serve_upstream(
+    endpoint: Endpoint,
+    parts: http::request::Parts,
+    body: axum::body::Body,
+) -> Response {
+    endpoint.serve_upstream(parts, body).await
 }
 
 /// A 500 for a route set up wrongly, with the reason in the server log (the client learns
@@ -480,9 +490,15 @@ where
 {
     any(move |State(state): State<S>, req: Request| {
         let handler = handler.clone();
+        // Each branch's future boxed: a `stream` upstream request is served for as long as its
+        // socket lives, and then holds only what serving it needs, not the size of the app's
+        // handler future too (the route's future is as large as its largest branch).
         async move {
-            match dispatch(req).await {
-                Dispatch::Open(req) => handler.call(req, state).await,
+            match dispatch(req) {
+                Dispatch::Open(req) => Box::pin(handler.call(req, state)).await,
+                Dispatch::Upstream(endpoint, parts, body) => {
+                    Box::pin(serve_upstream(endpoint, parts, body)).await
+                }
                 Dispatch::Answered(res) => res,
             }
         }

@@ -4,7 +4,6 @@
 //! after a clean close. The fetch sessions feed a driver's input through this module without
 //! importing the endpoint's spawning code.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -13,8 +12,8 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use h2ws_codec::Framing;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
+
+pub(crate) mod queue;
 
 use crate::driver::Io;
 use crate::h2conn::ResetStream;
@@ -37,7 +36,7 @@ pub(crate) enum Edge {
     /// An input stream and an output queue: request and response bodies, fetch sessions.
     Queues {
         input: BoxStream<'static, Input>,
-        output: mpsc::Sender<Output>,
+        output: queue::Sender<Output>,
     },
     /// A connection the driver reads and writes itself ([`ByteIo`]): RFC 6455 and RFC 8441
     /// upgraded by hyper. No queue, no writer task and no read buffer of its own while idle.
@@ -110,10 +109,8 @@ pub(crate) type CommandHandle = crate::socket::Closer;
 /// receiver is the response body, the TCP writer task or the HTTP/2 loop), and what ends them.
 pub(crate) struct QueueIo {
     input: Option<BoxStream<'static, Input>>,
-    output: Option<PollSender<Output>>,
-    /// Resolves when the transport dropped the output queue's receiver (it went away while
-    /// nothing was to be written).
-    output_closed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Its receiver going away while nothing is to be written fails the flush.
+    output: Option<queue::Sender<Output>>,
     /// Native: reset the stream after a protocol error's Close (PROTOCOL_ERROR) and when a
     /// deadline ends the socket (CANCEL).
     reset_after_protocol_error: bool,
@@ -243,15 +240,13 @@ impl std::fmt::Display for TransportGone {
 impl QueueIo {
     pub(crate) fn new(
         input: BoxStream<'static, Input>,
-        output: mpsc::Sender<Output>,
+        output: queue::Sender<Output>,
         reset_after_protocol_error: bool,
         drain_input_after_close: bool,
     ) -> Self {
-        let watch = output.clone();
         QueueIo {
             input: Some(input),
-            output: Some(PollSender::new(output)),
-            output_closed: Some(Box::pin(async move { watch.closed().await })),
+            output: Some(output),
             reset_after_protocol_error,
             drain_input_after_close,
             protocol_error: false,
@@ -261,11 +256,8 @@ impl QueueIo {
     /// Drops the output queue (ending the transport: END_STREAM, body end, TCP shutdown),
     /// after queueing a reset with `reason` if given.
     fn end_output(&mut self, reason: Option<h2::Reason>) {
-        self.output_closed = None;
-        if let (Some(reason), Some(out)) = (reason, self.output.as_ref()) {
-            if let Some(tx) = out.get_ref() {
-                let _ = tx.try_send(Err(ResetStream(reason)));
-            }
+        if let (Some(reason), Some(tx)) = (reason, self.output.as_ref()) {
+            let _ = tx.try_send(Err(ResetStream(reason)));
         }
         self.output = None;
     }
@@ -299,23 +291,26 @@ impl Io for QueueIo {
         cx: &mut Context<'_>,
         out: &mut Bytes,
     ) -> Poll<Result<(), TransportGone>> {
-        let Some(tx) = self.output.as_mut() else {
+        let Some(tx) = self.output.as_ref() else {
             return Poll::Ready(Err(TransportGone));
         };
-        if std::task::ready!(tx.poll_reserve(cx)).is_err() {
-            return Poll::Ready(Err(TransportGone));
+        let mut slot = Some(Ok(std::mem::take(out)));
+        let sent = tx.poll_send(cx, &mut slot);
+        if let Some(Ok(unsent)) = slot {
+            *out = unsent;
         }
-        match tx.send_item(Ok(std::mem::take(out))) {
-            Ok(()) => Poll::Ready(Ok(())),
-            Err(_) => Poll::Ready(Err(TransportGone)),
+        match sent {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(queue::Gone)) => Poll::Ready(Err(TransportGone)),
+            Poll::Pending => Poll::Pending,
         }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportGone>> {
         let gone = self
-            .output_closed
-            .as_mut()
-            .is_some_and(|closed| closed.as_mut().poll(cx).is_ready());
+            .output
+            .as_ref()
+            .is_some_and(|tx| tx.poll_closed(cx).is_ready());
         if gone {
             Poll::Ready(Err(TransportGone))
         } else {
@@ -360,8 +355,8 @@ mod tests {
     use futures_util::stream;
     use std::task::Waker;
 
-    fn queue_io(reset_after_protocol_error: bool) -> (QueueIo, mpsc::Receiver<Output>) {
-        let (tx, rx) = mpsc::channel(4);
+    fn queue_io(reset_after_protocol_error: bool) -> (QueueIo, queue::Receiver<Output>) {
+        let (tx, rx) = queue::channel(4);
         let io = QueueIo::new(
             stream::pending().boxed(),
             tx,
@@ -373,7 +368,7 @@ mod tests {
 
     /// What the transport receives after the unit `x`: `Some(reason)` for a reset, `None`
     /// for a plain end (the queue closes).
-    async fn after_unit(rx: &mut mpsc::Receiver<Output>) -> Option<h2::Reason> {
+    async fn after_unit(rx: &mut queue::Receiver<Output>) -> Option<h2::Reason> {
         assert_eq!(rx.recv().await.unwrap().unwrap(), Bytes::from_static(b"x"));
         let reset = match rx.recv().await {
             Some(Err(ResetStream(reason))) => Some(reason),

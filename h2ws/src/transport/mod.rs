@@ -12,10 +12,8 @@ use axum::body::Body;
 use futures_util::stream::{self, BoxStream};
 use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
-use crate::wiring::{Input, Output};
+use crate::wiring::{queue, Input, Output};
 
 /// Output units queued between the driver and the transport. Small, so a control frame the
 /// codec puts ahead of queued data is never far from the wire.
@@ -38,7 +36,7 @@ pub(crate) fn body_input(body: Body) -> BoxStream<'static, Input> {
 
 /// A streaming response body fed by the driver's output queue; the body ends when the
 /// driver drops the sender, and an `Err` unit resets the stream.
-pub(crate) fn body_output() -> (mpsc::Sender<Output>, Body) {
+pub(crate) fn body_output() -> (queue::Sender<Output>, Body) {
     gated_body_output(None)
 }
 
@@ -46,9 +44,8 @@ pub(crate) fn body_output() -> (mpsc::Sender<Output>, Body) {
 /// client acks).
 pub(crate) fn gated_body_output(
     window: Option<std::sync::Arc<crate::read_window::ReadWindow>>,
-) -> (mpsc::Sender<Output>, Body) {
-    let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
-    let rx = ReceiverStream::new(rx);
+) -> (queue::Sender<Output>, Body) {
+    let (tx, rx) = queue::channel::<Output>(OUTPUT_DEPTH);
     let body = match window {
         Some(window) => Body::from_stream(window.gate(rx)),
         None => Body::from_stream(rx),
