@@ -258,13 +258,43 @@ pub(crate) struct Upstream<'a> {
     pub stats: &'a Stats,
 }
 
+/// What an upstream request asks for, once checked.
+enum Work {
+    Answered(StatusCode),
+    Stream(Arc<Session>),
+    Post(Arc<Session>, u64),
+}
+
 /// Answers a fetch upstream request (`stream` attach or `post` batch).
+///
+/// The request head is checked first and then let go (only its `Origin`, copied, stays for
+/// the answer's CORS headers): a `stream` upstream is served for as long as its socket lives,
+/// and holds only what streaming it needs, each kind of upstream in a box of its own size.
 pub(crate) async fn upstream(
     up: &Upstream<'_>,
     parts: http::request::Parts,
     body: Body,
 ) -> Response {
-    let mut res = match upstream_inner(up, &parts, body).await {
+    let origin = {
+        let mut origin = http::HeaderMap::new();
+        if let Some(v) = parts.headers.get(http::header::ORIGIN) {
+            let copied = http::HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+            origin.insert(http::header::ORIGIN, copied);
+        }
+        origin
+    };
+    let work = check_upstream(up, &parts);
+    drop(parts);
+    let served = match work {
+        Ok(Work::Answered(status)) => Ok(status),
+        Ok(Work::Stream(session)) => Box::pin(attach_stream(up, &session, body)).await,
+        Ok(Work::Post(session, seq)) => {
+            let limit = post::max_batch_body(up.config.max_message_size);
+            Box::pin(post_batch(up, &session, seq, body, limit)).await
+        }
+        Err(refusal) => Err(refusal),
+    };
+    let mut res = match served {
         Ok(status) => status.into_response(),
         Err(refusal) => refusal.into_response(),
     };
@@ -272,15 +302,11 @@ pub(crate) async fn upstream(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
     );
-    cors_headers(&parts.headers, res.headers_mut());
+    cors_headers(&origin, res.headers_mut());
     res
 }
 
-async fn upstream_inner(
-    up: &Upstream<'_>,
-    parts: &http::request::Parts,
-    body: Body,
-) -> Result<StatusCode, Refusal> {
+fn check_upstream(up: &Upstream<'_>, parts: &http::request::Parts) -> Result<Work, Refusal> {
     let (token, seq, read) = {
         let pairs = header_pairs(&parts.headers);
         let up = fetch::validate_upstream(&pairs)?;
@@ -289,15 +315,12 @@ async fn upstream_inner(
     check_origin(up.config, parts)?;
     let session = up.sessions.lookup(&token, up.config.instance_id.as_ref())?;
     if let Some(read) = read {
-        return ack(&session, read);
+        return ack(&session, read).map(Work::Answered);
     }
-    match seq {
-        None => attach_stream(up, &session, body).await,
-        Some(seq) => {
-            let limit = post::max_batch_body(up.config.max_message_size);
-            post_batch(up, &session, seq, body, limit).await
-        }
-    }
+    Ok(match seq {
+        None => Work::Stream(session),
+        Some(seq) => Work::Post(session, seq),
+    })
 }
 
 /// An ack request: the client has read `read` downstream bytes in all. Answered at once (never
