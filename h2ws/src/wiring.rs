@@ -212,7 +212,11 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for ByteIo<T> {
     }
 
     /// Flushes, then shuts our direction down (TCP FIN); bounded by the driver's close timeout.
-    fn poll_end(&mut self, cx: &mut Context<'_>, _protocol_error: bool) -> Poll<std::io::Result<()>> {
+    fn poll_end(
+        &mut self,
+        cx: &mut Context<'_>,
+        _protocol_error: bool,
+    ) -> Poll<std::io::Result<()>> {
         std::task::ready!(self.poll_flush(cx))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
     }

@@ -7,7 +7,6 @@ pub(crate) mod native;
 pub(crate) mod rfc6455;
 pub(crate) mod rfc8441;
 
-
 use axum::body::Body;
 use futures_util::stream::{self, BoxStream};
 use futures_util::StreamExt;

@@ -192,7 +192,11 @@ impl<T> Stream for Receiver<T> {
         if st.senders == 0 {
             return Poll::Ready(None);
         }
-        if !st.receiver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !st
+            .receiver
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             st.receiver = Some(cx.waker().clone());
         }
         Poll::Pending
