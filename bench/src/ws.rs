@@ -74,8 +74,34 @@ pub fn split_url(url: &str) -> Result<(String, String), String> {
 impl Conn {
     /// Connects and completes the HTTP/1.1 upgrade (checks the 101 status line).
     pub async fn connect(url: &str) -> Result<Conn, String> {
+        Self::connect_from(url, None, 64 * 1024).await
+    }
+
+    /// [`Conn::connect`] from the local address `from` (a loopback address: many sources give
+    /// many more ports than one), reading through a buffer of `read_buffer` bytes.
+    pub async fn connect_from(
+        url: &str,
+        from: Option<std::net::IpAddr>,
+        read_buffer: usize,
+    ) -> Result<Conn, String> {
         let (authority, path) = split_url(url)?;
-        let stream = timed("connect", TcpStream::connect(&authority)).await?;
+        let stream = match from {
+            None => timed("connect", TcpStream::connect(&authority)).await?,
+            Some(ip) => {
+                let target: std::net::SocketAddr =
+                    authority.parse().map_err(|e| format!("{authority}: {e}"))?;
+                let socket = if target.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(|e| format!("socket: {e}"))?;
+                socket
+                    .bind(std::net::SocketAddr::new(ip, 0))
+                    .map_err(|e| format!("bind {ip}: {e}"))?;
+                timed("connect", socket.connect(target)).await?
+            }
+        };
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let (read, mut writer) = stream.into_split();
         let mut key = [0u8; 16];
@@ -87,7 +113,7 @@ impl Conn {
              Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
         timed("handshake write", writer.write_all(request.as_bytes())).await?;
-        let mut reader = BufReader::with_capacity(64 * 1024, read);
+        let mut reader = BufReader::with_capacity(read_buffer.max(512), read);
         let mut status = String::new();
         timed("handshake read", reader.read_line(&mut status)).await?;
         if !status.starts_with("HTTP/1.1 101") {
@@ -104,6 +130,55 @@ impl Conn {
             }
         }
         Ok(Conn { reader, writer })
+    }
+
+    /// Holds an idle connection open for as long as the server does: answers the server's
+    /// Pings (masked Pongs, so the server's idle timeout never ends it) and skips anything else,
+    /// without a deadline. Returns when the server closes or the connection fails.
+    pub async fn answer_pings(mut self) {
+        let mut payload = [0u8; 125];
+        loop {
+            let mut head = [0u8; 2];
+            if self.reader.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let opcode = head[0] & 0x0f;
+            let len = match head[1] & 0x7f {
+                126 => {
+                    let mut b = [0u8; 2];
+                    if self.reader.read_exact(&mut b).await.is_err() {
+                        return;
+                    }
+                    u64::from(u16::from_be_bytes(b))
+                }
+                127 => {
+                    let mut b = [0u8; 8];
+                    if self.reader.read_exact(&mut b).await.is_err() {
+                        return;
+                    }
+                    u64::from_be_bytes(b)
+                }
+                n => u64::from(n),
+            };
+            if opcode == 0x8 {
+                return;
+            }
+            let mut left = len;
+            while left > 0 {
+                let n = (left as usize).min(payload.len());
+                if self.reader.read_exact(&mut payload[..n]).await.is_err() {
+                    return;
+                }
+                left -= n as u64;
+            }
+            if opcode == 0x9 {
+                let n = len.min(125) as usize;
+                let pong = masked_frame(0xa, true, &payload[..n], [0x5a, 0x1d, 0x7e, 0x33]);
+                if self.writer.write_all(&pong).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {

@@ -174,12 +174,14 @@ where
                 Some(Ok((req, respond))) => {
                     // Activity between two idle checks counts too.
                     idle_since = None;
-                    let service = service.clone();
-                    let send_timeout = settings.send_timeout;
-                    let control = ConnectionControl(drop_token.clone());
-                    tokio::spawn(async move {
-                        handle(req, respond, service, peer, send_timeout, control).await;
-                    });
+                    tokio::spawn(handle(
+                        req,
+                        respond,
+                        service.clone(),
+                        peer,
+                        settings.send_timeout,
+                        ConnectionControl(drop_token.clone()),
+                    ));
                 }
                 Some(Err(e)) => {
                     if e.is_io() || e.is_go_away() || e.is_remote() {
@@ -202,16 +204,40 @@ where
     }
 }
 
-async fn handle<S>(
+/// Serves one request: the router's answer, then its body pumped onto the stream.
+///
+/// The task of a stream lives as long as its response body (as long as a socket, for the
+/// streaming transports), and a request whose answer waits for its body (a `stream` upstream)
+/// waits as long: so the router's future is boxed (freed once the head is sent), and the
+/// task itself holds little more than the pump.
+fn handle<S>(
     req: Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
     service: S,
     peer: SocketAddr,
     send_timeout: Duration,
     control: ConnectionControl,
-) where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+) -> impl std::future::Future<Output = ()> + Send
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
 {
+    let answer = Box::pin(service.oneshot(to_service_request(req, peer, control)));
+    async move {
+        let Ok(response) = answer.await;
+        if let Some((body, send, whole)) = send_head(response, &mut respond, peer) {
+            pump(body, send, whole, send_timeout).await;
+        }
+    }
+}
+
+/// The request as the router sees it: the peer, [`OwnH2Loop`], the `:protocol`
+/// pseudo-header under hyper's type too, and the body as a [`RecvBody`].
+fn to_service_request(
+    req: Request<h2::RecvStream>,
+    peer: SocketAddr,
+    control: ConnectionControl,
+) -> Request<Body> {
     let (mut parts, recv) = req.into_parts();
     parts.extensions.insert(ConnectInfo(peer));
     parts.extensions.insert(control);
@@ -223,21 +249,26 @@ async fn handle<S>(
         let proto = hyper::ext::Protocol::from(p.as_str());
         parts.extensions.insert(proto);
     }
-    let req = Request::from_parts(parts, Body::new(RecvBody::new(recv)));
-    let Ok(response) = service.oneshot(req).await;
+    Request::from_parts(parts, Body::new(RecvBody::new(recv)))
+}
+
+/// Sends the response head; the body and stream to pump next, unless the response ended
+/// with its head (or the stream is gone).
+fn send_head(
+    response: Response<Body>,
+    respond: &mut h2::server::SendResponse<Bytes>,
+    peer: SocketAddr,
+) -> Option<(Body, h2::SendStream<Bytes>, bool)> {
     let (mut head, body) = response.into_parts();
     let whole = head.extensions.remove::<WholeDataFrames>().is_some();
     strip_connection_headers(&mut head.headers);
     let end = body.is_end_stream();
-    let send = match respond.send_response(Response::from_parts(head, ()), end) {
-        Ok(send) => send,
+    match respond.send_response(Response::from_parts(head, ()), end) {
+        Ok(send) => (!end).then_some((body, send, whole)),
         Err(e) => {
             tracing::debug!(%peer, "sending response headers: {e}");
-            return;
+            None
         }
-    };
-    if !end {
-        pump(body, send, whole, send_timeout).await;
     }
 }
 

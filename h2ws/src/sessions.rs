@@ -17,15 +17,13 @@ use futures_util::StreamExt;
 use h2ws_codec::CloseCode;
 use http::StatusCode;
 use http_body_util::BodyExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::{InstanceId, SocketConfig};
 use crate::read_window::ReadWindow;
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
 use crate::socket::{Transport, TransportCell};
 use crate::stats::Stats;
-use crate::wiring::{CommandHandle, Input, Reattach};
+use crate::wiring::{queue, CommandHandle, Input, Reattach};
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::post::{self, Applied, PostReorder};
 use h2ws_codec::resume::{self, ResumeConfig};
@@ -50,7 +48,7 @@ pub(crate) struct Session {
     pub(crate) transport: Arc<TransportCell>,
     /// Where the upstream's chunks go: the current transport's input (a re-attach replaces it,
     /// under the `attach` lock, so no chunk of a lost upstream reaches the new one).
-    inbound: Mutex<mpsc::Sender<Input>>,
+    inbound: Mutex<queue::Sender<Input>>,
     attach: tokio::sync::Mutex<Attach>,
     /// Held while a run of `post` batches is handed to the socket, in order.
     apply: tokio::sync::Mutex<()>,
@@ -73,7 +71,7 @@ struct ResumeSlot {
     /// The open's `Origin`: a re-attach must come from the same one.
     origin: Option<http::HeaderValue>,
     /// To the socket's driver.
-    tx: mpsc::Sender<Reattach>,
+    tx: tokio::sync::mpsc::Sender<Reattach>,
 }
 
 /// One session waiting for its upstream; the count drops when this does. The attach deadline
@@ -126,7 +124,7 @@ impl Session {
     }
 
     /// The current upstream's input.
-    fn inbound(&self) -> Option<mpsc::Sender<Input>> {
+    fn inbound(&self) -> Option<queue::Sender<Input>> {
         self.inbound.lock().ok().map(|i| i.clone())
     }
 
@@ -156,7 +154,7 @@ pub(crate) struct Opened {
     pub input: BoxStream<'static, Input>,
     /// With resume: the first re-attach key (for the answer) and the driver's end of the
     /// re-attach queue.
-    pub resume: Option<(String, mpsc::Receiver<Reattach>)>,
+    pub resume: Option<(String, tokio::sync::mpsc::Receiver<Reattach>)>,
 }
 
 /// Ended tokens: when each ended, and the order to forget them in.
@@ -244,7 +242,7 @@ impl Sessions {
                 "no randomness for a session token",
             )
         })?;
-        let (tx, rx) = mpsc::channel(INBOUND_DEPTH);
+        let (tx, rx) = queue::channel(INBOUND_DEPTH);
         let mut driver_end = None;
         let resume = match resume {
             Some((config, origin)) => {
@@ -254,7 +252,7 @@ impl Sessions {
                         "no randomness for a resume key",
                     )
                 })?;
-                let (tx, rx) = mpsc::channel(1);
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
                 driver_end = Some((key.clone(), rx));
                 Some(ResumeSlot {
                     config,
@@ -281,7 +279,7 @@ impl Sessions {
         Ok(Opened {
             token,
             session,
-            input: ReceiverStream::new(rx).boxed(),
+            input: rx.boxed(),
             resume: driver_end,
         })
     }
@@ -354,7 +352,7 @@ impl Sessions {
         &self,
         config: &SocketConfig,
         parts: &http::request::Parts,
-        output: mpsc::Sender<crate::wiring::Output>,
+        output: queue::Sender<crate::wiring::Output>,
     ) -> Result<Reattached, Refusal> {
         let (token, key, next_seq, peer_received) = {
             let pairs = header_pairs(&parts.headers);
@@ -404,11 +402,11 @@ impl Sessions {
         // Held until the new input is in place: no batch of the lost transport is applied
         // in between (see `post_batch`).
         let mut attach = session.attach.lock().await;
-        let (tx, rx) = mpsc::channel(INBOUND_DEPTH);
+        let (tx, rx) = queue::channel(INBOUND_DEPTH);
         let (reply, verdict) = tokio::sync::oneshot::channel();
         let request = Reattach {
             peer_received,
-            input: ReceiverStream::new(rx).boxed(),
+            input: rx.boxed(),
             output,
             reply,
         };
@@ -481,13 +479,43 @@ pub(crate) struct Upstream<'a> {
     pub stats: &'a Stats,
 }
 
+/// What an upstream request asks for, once checked.
+enum Work {
+    Answered(StatusCode),
+    Stream(Arc<Session>),
+    Post(Arc<Session>, u64),
+}
+
 /// Answers a fetch upstream request (`stream` attach or `post` batch).
+///
+/// The request head is checked first and then let go (only its `Origin`, copied, stays for
+/// the answer's CORS headers): a `stream` upstream is served for as long as its socket lives,
+/// and holds only what streaming it needs, each kind of upstream in a box of its own size.
 pub(crate) async fn upstream(
     up: &Upstream<'_>,
     parts: http::request::Parts,
     body: Body,
 ) -> Response {
-    let mut res = match upstream_inner(up, &parts, body).await {
+    let origin = {
+        let mut origin = http::HeaderMap::new();
+        if let Some(v) = parts.headers.get(http::header::ORIGIN) {
+            let copied = http::HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+            origin.insert(http::header::ORIGIN, copied);
+        }
+        origin
+    };
+    let work = check_upstream(up, &parts);
+    drop(parts);
+    let served = match work {
+        Ok(Work::Answered(status)) => Ok(status),
+        Ok(Work::Stream(session)) => Box::pin(attach_stream(up, &session, body)).await,
+        Ok(Work::Post(session, seq)) => {
+            let limit = post::max_batch_body(up.config.max_message_size);
+            Box::pin(post_batch(up, &session, seq, body, limit)).await
+        }
+        Err(refusal) => Err(refusal),
+    };
+    let mut res = match served {
         Ok(status) => status.into_response(),
         Err(refusal) => refusal.into_response(),
     };
@@ -495,15 +523,11 @@ pub(crate) async fn upstream(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
     );
-    cors_headers(&parts.headers, res.headers_mut());
+    cors_headers(&origin, res.headers_mut());
     res
 }
 
-async fn upstream_inner(
-    up: &Upstream<'_>,
-    parts: &http::request::Parts,
-    body: Body,
-) -> Result<StatusCode, Refusal> {
+fn check_upstream(up: &Upstream<'_>, parts: &http::request::Parts) -> Result<Work, Refusal> {
     let (token, seq, read) = {
         let pairs = header_pairs(&parts.headers);
         let up = fetch::validate_upstream(&pairs)?;
@@ -512,15 +536,12 @@ async fn upstream_inner(
     check_origin(up.config, parts)?;
     let session = up.sessions.lookup(&token, up.config.instance_id.as_ref())?;
     if let Some(read) = read {
-        return ack(&session, read);
+        return ack(&session, read).map(Work::Answered);
     }
-    match seq {
-        None => attach_stream(up, &session, body).await,
-        Some(seq) => {
-            let limit = post::max_batch_body(up.config.max_message_size);
-            post_batch(up, &session, seq, body, limit).await
-        }
-    }
+    Ok(match seq {
+        None => Work::Stream(session),
+        Some(seq) => Work::Post(session, seq),
+    })
 }
 
 /// An ack request: the client has read `read` downstream bytes in all. Answered at once (never

@@ -118,15 +118,19 @@ struct Opening {
 enum Dispatch {
     /// A socket open: goes on to the app's handler (with an [`Opening`] in its extensions).
     Open(Request),
-    /// Answered here: a CORS preflight, a fetch upstream request (served by the fetch
-    /// sessions), a malformed request, or a route without an endpoint.
+    /// A fetch upstream request (`stream` attach, `post` batch, read ack), served by the fetch
+    /// sessions.
+    Upstream(Endpoint, http::request::Parts, axum::body::Body),
+    /// A re-attach of a resumable fetch session (codec `resume`): a new downstream.
+    Reattach(Endpoint, http::request::Parts),
+    /// Answered here: a CORS preflight, a malformed request, or a route without an endpoint.
     Answered(Response),
 }
 
 /// Classifies a request once (DESIGN §1) and sends it to what serves it: preflights are
 /// answered, fetch upstream requests (`stream` attach, `post` batches, read acks) go to the
 /// fetch sessions, opens go on to the handler.
-async fn dispatch(req: Request) -> Dispatch {
+fn dispatch(req: Request) -> Dispatch {
     let Some(endpoint) = req.extensions().get::<Endpoint>().cloned() else {
         return Dispatch::Answered(misconfigured(
             "no h2ws::Endpoint in the request extensions: add \
@@ -156,10 +160,10 @@ async fn dispatch(req: Request) -> Dispatch {
         kind,
         RequestKind::FetchUpstreamStream | RequestKind::FetchUpstreamPost | RequestKind::FetchAck
     ) {
-        return Dispatch::Answered(endpoint.serve_upstream(parts, body).await);
+        return Dispatch::Upstream(endpoint, parts, body);
     }
     if kind == RequestKind::FetchResume {
-        return Dispatch::Answered(transport::fetch::accept_reattach(&endpoint, parts).await);
+        return Dispatch::Reattach(endpoint, parts);
     }
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(Opening {
@@ -168,6 +172,14 @@ async fn dispatch(req: Request) -> Dispatch {
         protocol,
     });
     Dispatch::Open(req)
+}
+
+async fn serve_upstream(
+    endpoint: Endpoint,
+    parts: http::request::Parts,
+    body: axum::body::Body,
+) -> Response {
+    endpoint.serve_upstream(parts, body).await
 }
 
 /// A 500 for a route set up wrongly, with the reason in the server log (the client learns
@@ -262,9 +274,9 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
         let info = HandshakeInfo {
             transport,
             method: parts.method.clone(),
-            uri: parts.uri.clone(),
+            uri: owned_uri(&parts.uri),
             version: parts.version,
-            headers: parts.headers.clone(),
+            headers: owned_headers(&parts.headers),
             peer,
             offered_protocols,
             protocol: None,
@@ -283,6 +295,44 @@ impl<S: Send + Sync> FromRequest<S> for SocketUpgrade {
             deliver_fragments: false,
         })
     }
+}
+
+/// A copy of the request's headers that shares no memory with the connection's read buffer.
+///
+/// hyper and h2 hand out header values (and custom names) as slices of the buffer they read the
+/// request into; a clone keeps that whole buffer (hyper: 8-16 KiB per HTTP/1.1 connection)
+/// alive as long as the socket's [`HandshakeInfo`] lives. Here every value is copied into one
+/// allocation of exactly their total size, sliced per value; names are static for the standard
+/// ones and copied otherwise.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let total: usize = headers.values().map(|v| v.as_bytes().len()).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for v in headers.values() {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    let buf = buf.freeze();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
+    for (name, value) in headers {
+        let len = value.as_bytes().len();
+        let copied = http::HeaderValue::from_maybe_shared(buf.slice(at..at + len)).map(|mut v| {
+            v.set_sensitive(value.is_sensitive());
+            v
+        });
+        at += len;
+        // A value hyper or h2 accepted is a valid header value; should one not be (their
+        // checks differ from `http`'s), the original is kept rather than dropped.
+        let value = copied.unwrap_or_else(|_| value.clone());
+        let name = http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or(name.clone());
+        out.append(name, value);
+    }
+    out
+}
+
+/// A copy of the request target that shares no memory with the connection's read buffer (see
+/// [`owned_headers`]).
+fn owned_uri(uri: &http::Uri) -> http::Uri {
+    http::Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
 }
 
 /// All values of a header joined with ", " (None if absent).
@@ -445,9 +495,18 @@ where
 {
     any(move |State(state): State<S>, req: Request| {
         let handler = handler.clone();
+        // Each branch's future boxed: a `stream` upstream request is served for as long as its
+        // socket lives, and then holds only what serving it needs, not the size of the app's
+        // handler future too (the route's future is as large as its largest branch).
         async move {
-            match dispatch(req).await {
-                Dispatch::Open(req) => handler.call(req, state).await,
+            match dispatch(req) {
+                Dispatch::Open(req) => Box::pin(handler.call(req, state)).await,
+                Dispatch::Upstream(endpoint, parts, body) => {
+                    Box::pin(serve_upstream(endpoint, parts, body)).await
+                }
+                Dispatch::Reattach(endpoint, parts) => {
+                    Box::pin(transport::fetch::accept_reattach(endpoint, parts)).await
+                }
                 Dispatch::Answered(res) => res,
             }
         }

@@ -4,7 +4,6 @@
 //! after a clean close. The fetch sessions feed a driver's input through this module without
 //! importing the endpoint's spawning code.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -12,8 +11,9 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use h2ws_codec::Framing;
-use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pub(crate) mod queue;
 
 use crate::driver::Io;
 use crate::h2conn::ResetStream;
@@ -31,11 +31,22 @@ pub(crate) enum Input {
 /// A unit for the transport. `Err` asks the transport to reset the stream with that reason.
 pub(crate) type Output = Result<Bytes, ResetStream>;
 
+/// Where a socket's bytes come from and go to.
+pub(crate) enum Edge {
+    /// An input stream and an output queue: request and response bodies, fetch sessions.
+    Queues {
+        input: BoxStream<'static, Input>,
+        output: queue::Sender<Output>,
+    },
+    /// A connection the driver reads and writes itself ([`ByteIo`]): RFC 6455 and RFC 8441
+    /// upgraded by hyper. No queue, no writer task and no read buffer of its own while idle.
+    Upgraded(hyper::upgrade::Upgraded),
+}
+
 /// What a transport hands to the driver.
 pub(crate) struct Wiring {
     pub framing: Framing,
-    pub input: BoxStream<'static, Input>,
-    pub output: mpsc::Sender<Output>,
+    pub edge: Edge,
     /// Native: after a protocol error's Close, reset the stream with PROTOCOL_ERROR.
     pub reset_after_protocol_error: bool,
     /// Deliver data frames one by one (proxies).
@@ -53,7 +64,10 @@ pub(crate) struct Wiring {
     /// Fetch sessions: the codec's attach deadline (`Timeouts::attach_timeout`).
     pub attach_timeout: Option<std::time::Duration>,
     /// Fetch sessions that negotiated resume: the limits, and where re-attaches arrive.
-    pub resume: Option<(h2ws_codec::resume::ResumeConfig, mpsc::Receiver<Reattach>)>,
+    pub resume: Option<(
+        h2ws_codec::resume::ResumeConfig,
+        tokio::sync::mpsc::Receiver<Reattach>,
+    )>,
 }
 
 /// A resumed session's new transport, from its re-attach request to the socket's driver
@@ -64,7 +78,7 @@ pub(crate) struct Reattach {
     /// The new upstream's chunks (fed by the next `stream` attach or `post` batches).
     pub input: BoxStream<'static, Input>,
     /// The new downstream (the re-attach's response body).
-    pub output: mpsc::Sender<Output>,
+    pub output: queue::Sender<Output>,
     /// The codec's verdict: what the server received (the answer's `h2ws-received`), or why
     /// not.
     pub reply: tokio::sync::oneshot::Sender<Result<u64, h2ws_codec::resume::ResumeError>>,
@@ -114,10 +128,8 @@ pub(crate) type CommandHandle = crate::socket::Closer;
 /// receiver is the response body, the TCP writer task or the HTTP/2 loop), and what ends them.
 pub(crate) struct QueueIo {
     input: Option<BoxStream<'static, Input>>,
-    output: Option<PollSender<Output>>,
-    /// Resolves when the transport dropped the output queue's receiver (it went away while
-    /// nothing was to be written).
-    output_closed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Its receiver going away while nothing is to be written fails the flush.
+    output: Option<queue::Sender<Output>>,
     /// Native: reset the stream after a protocol error's Close (PROTOCOL_ERROR) and when a
     /// deadline ends the socket (CANCEL).
     reset_after_protocol_error: bool,
@@ -125,8 +137,120 @@ pub(crate) struct QueueIo {
     /// Set by `poll_end`: the handshake ended on a protocol error, so the input is not drained.
     protocol_error: bool,
     /// Resume: where re-attaches arrive, and the reply owed to the one being taken.
-    reattach: Option<mpsc::Receiver<Reattach>>,
+    reattach: Option<tokio::sync::mpsc::Receiver<Reattach>>,
     reply: Option<tokio::sync::oneshot::Sender<Result<u64, h2ws_codec::resume::ResumeError>>>,
+}
+
+/// Bytes read from a [`ByteIo`] at a time (into the worker thread's buffer).
+const READ_CHUNK: usize = 16 << 10;
+
+thread_local! {
+    /// One read buffer per worker thread, shared by every [`ByteIo`] it polls: a read happens
+    /// only once the connection is readable and its bytes go straight to the codec, so an idle
+    /// socket holds no read buffer.
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+}
+
+/// A byte-stream connection the driver reads and writes itself (an upgraded RFC 6455 or
+/// RFC 8441 connection): reads go through the thread's shared buffer straight into the codec,
+/// writes straight to the connection. The send deadline is the driver's stall timeout.
+pub(crate) struct ByteIo<T> {
+    io: T,
+    needs_flush: bool,
+}
+
+impl<T> ByteIo<T> {
+    pub(crate) fn new(io: T) -> Self {
+        ByteIo {
+            io,
+            needs_flush: false,
+        }
+    }
+}
+
+/// Reads once from `io` into `buf` and feeds what came (`Ready(Ok(false))` at EOF).
+fn read_into<T: AsyncRead + Unpin>(
+    io: &mut T,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    feed: impl FnOnce(&[u8]),
+) -> Poll<std::io::Result<bool>> {
+    let mut rb = ReadBuf::new(buf);
+    std::task::ready!(Pin::new(io).poll_read(cx, &mut rb))?;
+    let n = rb.filled().len();
+    if n == 0 {
+        return Poll::Ready(Ok(false));
+    }
+    feed(&buf[..n]);
+    Poll::Ready(Ok(true))
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for ByteIo<T> {
+    type Error = std::io::Error;
+
+    fn poll_input(
+        &mut self,
+        cx: &mut Context<'_>,
+        feed: impl FnOnce(&[u8]),
+    ) -> Poll<std::io::Result<bool>> {
+        let io = &mut self.io;
+        let mut feed = Some(feed);
+        let polled = READ_BUF
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buf) => feed.take().map(|feed| read_into(io, cx, &mut buf, feed)),
+                Err(_) => None,
+            })
+            .ok()
+            .flatten();
+        match (polled, feed) {
+            (Some(polled), _) => polled,
+            // The thread's buffer is unavailable (being torn down, or in use further up the
+            // stack): read into a small one of our own for this call.
+            (None, Some(feed)) => read_into(&mut self.io, cx, &mut [0u8; 2048], feed),
+            // Not reached: `feed` is only taken for a read that was made.
+            (None, None) => Poll::Pending,
+        }
+    }
+
+    fn poll_output(&mut self, cx: &mut Context<'_>, out: &mut Bytes) -> Poll<std::io::Result<()>> {
+        while !out.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, out))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            let _ = out.split_to(n);
+            self.needs_flush = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.needs_flush {
+            std::task::ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.needs_flush = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Flushes, then shuts our direction down (TCP FIN); bounded by the driver's close timeout.
+    fn poll_end(
+        &mut self,
+        cx: &mut Context<'_>,
+        _protocol_error: bool,
+    ) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.poll_flush(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    /// The connection is closed when the driver drops it.
+    fn poll_drain(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+
+    fn reset(&mut self) {}
+
+    fn abort(&mut self, _timed_out: bool) {}
 }
 
 /// The transport is gone.
@@ -142,14 +266,13 @@ impl std::fmt::Display for TransportGone {
 impl QueueIo {
     pub(crate) fn new(
         input: BoxStream<'static, Input>,
-        output: mpsc::Sender<Output>,
+        output: queue::Sender<Output>,
         reset_after_protocol_error: bool,
         drain_input_after_close: bool,
     ) -> Self {
         let mut io = QueueIo {
             input: None,
             output: None,
-            output_closed: None,
             reset_after_protocol_error,
             drain_input_after_close,
             protocol_error: false,
@@ -161,26 +284,24 @@ impl QueueIo {
     }
 
     /// Resume: re-attach requests arrive on `rx`.
-    pub(crate) fn with_reattach(mut self, rx: Option<mpsc::Receiver<Reattach>>) -> Self {
+    pub(crate) fn with_reattach(
+        mut self,
+        rx: Option<tokio::sync::mpsc::Receiver<Reattach>>,
+    ) -> Self {
         self.reattach = rx;
         self
     }
 
-    fn attach(&mut self, input: BoxStream<'static, Input>, output: mpsc::Sender<Output>) {
-        let watch = output.clone();
+    fn attach(&mut self, input: BoxStream<'static, Input>, output: queue::Sender<Output>) {
         self.input = Some(input);
-        self.output = Some(PollSender::new(output));
-        self.output_closed = Some(Box::pin(async move { watch.closed().await }));
+        self.output = Some(output);
     }
 
     /// Drops the output queue (ending the transport: END_STREAM, body end, TCP shutdown),
     /// after queueing a reset with `reason` if given.
     fn end_output(&mut self, reason: Option<h2::Reason>) {
-        self.output_closed = None;
-        if let (Some(reason), Some(out)) = (reason, self.output.as_ref()) {
-            if let Some(tx) = out.get_ref() {
-                let _ = tx.try_send(Err(ResetStream(reason)));
-            }
+        if let (Some(reason), Some(tx)) = (reason, self.output.as_ref()) {
+            let _ = tx.try_send(Err(ResetStream(reason)));
         }
         self.output = None;
     }
@@ -214,23 +335,26 @@ impl Io for QueueIo {
         cx: &mut Context<'_>,
         out: &mut Bytes,
     ) -> Poll<Result<(), TransportGone>> {
-        let Some(tx) = self.output.as_mut() else {
+        let Some(tx) = self.output.as_ref() else {
             return Poll::Ready(Err(TransportGone));
         };
-        if std::task::ready!(tx.poll_reserve(cx)).is_err() {
-            return Poll::Ready(Err(TransportGone));
+        let mut slot = Some(Ok(std::mem::take(out)));
+        let sent = tx.poll_send(cx, &mut slot);
+        if let Some(Ok(unsent)) = slot {
+            *out = unsent;
         }
-        match tx.send_item(Ok(std::mem::take(out))) {
-            Ok(()) => Poll::Ready(Ok(())),
-            Err(_) => Poll::Ready(Err(TransportGone)),
+        match sent {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(queue::Gone)) => Poll::Ready(Err(TransportGone)),
+            Poll::Pending => Poll::Pending,
         }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportGone>> {
         let gone = self
-            .output_closed
-            .as_mut()
-            .is_some_and(|closed| closed.as_mut().poll(cx).is_ready());
+            .output
+            .as_ref()
+            .is_some_and(|tx| tx.poll_closed(cx).is_ready());
         if gone {
             Poll::Ready(Err(TransportGone))
         } else {
@@ -314,8 +438,8 @@ mod tests {
     use futures_util::stream;
     use std::task::Waker;
 
-    fn queue_io(reset_after_protocol_error: bool) -> (QueueIo, mpsc::Receiver<Output>) {
-        let (tx, rx) = mpsc::channel(4);
+    fn queue_io(reset_after_protocol_error: bool) -> (QueueIo, queue::Receiver<Output>) {
+        let (tx, rx) = queue::channel(4);
         let io = QueueIo::new(
             stream::pending().boxed(),
             tx,
@@ -327,7 +451,7 @@ mod tests {
 
     /// What the transport receives after the unit `x`: `Some(reason)` for a reset, `None`
     /// for a plain end (the queue closes).
-    async fn after_unit(rx: &mut mpsc::Receiver<Output>) -> Option<h2::Reason> {
+    async fn after_unit(rx: &mut queue::Receiver<Output>) -> Option<h2::Reason> {
         assert_eq!(rx.recv().await.unwrap().unwrap(), Bytes::from_static(b"x"));
         let reset = match rx.recv().await {
             Some(Err(ResetStream(reason))) => Some(reason),

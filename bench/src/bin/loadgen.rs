@@ -12,8 +12,10 @@
 //! loadgen h2   --url https://127.0.0.1:P --h3-cert PEM --transport stream|post ...
 //!     The same over HTTP/3 (QUIC on the TLS port), trusting the certificate(s) in PEM:
 //!     N sockets on C HTTP/3 connections, recorded as `stream/h3`, `post/h3`.
-//! loadgen idle --url ws://127.0.0.1:P/ws/echo --transport rfc6455|stream --sockets N --pid PID --out F
-//!     Opens N sockets and holds them; records the server's RSS growth per socket.
+//! loadgen idle --url ws://127.0.0.1:P/ws/echo --transport rfc6455|stream --sockets N --pid PID
+//!              [--sources K] [--per-connection C] [--probes P] [--echoes E] --out F
+//!     Opens N sockets and holds them; records the server's RSS growth per socket, its RSS,
+//!     and the p99 of E echo round trips over P of the sockets while the rest sit idle.
 //! loadgen big  --url ws://127.0.0.1:P/ws/upstream --size BYTES --frame BYTES --pid PID
 //!              [--backend LABEL] --out F
 //!     Sends one message of BYTES (fragmented into FRAME-sized frames) through the gateway,
@@ -293,16 +295,109 @@ async fn h2_echo(args: &Args) -> Res {
     write(record, args)
 }
 
-/// Idle sockets: the server's RSS growth per open socket.
+/// The soft `Max open files` limit of a process (`self` or a pid), from `/proc/PID/limits`.
+fn open_files_limit(pid: &str) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    soft.parse().ok()
+}
+
+/// Percentile `q` (0..=1) of sorted samples.
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A socket the idle run keeps to measure echo round trips on while the rest sit idle.
+enum Probe {
+    Raw(Conn),
+    Client(Socket),
+}
+
+impl Probe {
+    async fn echo(&mut self, payload: &[u8]) -> Res {
+        match self {
+            Probe::Raw(conn) => {
+                conn.write(&masked_frame(0x2, true, payload, [9, 8, 7, 6]))
+                    .await?;
+                let n = conn.read_message(&mut [0u8; 256]).await?;
+                if n != payload.len() as u64 {
+                    return Err(format!("echo of {} bytes came back as {n}", payload.len()));
+                }
+            }
+            Probe::Client(ws) => {
+                ws.send_binary(payload).await.map_err(|e| e.to_string())?;
+                match tokio::time::timeout(h2ws_bench::ws::IO_TIMEOUT, ws.recv()).await {
+                    Ok(Some(Message::Binary(b))) if b.len() == payload.len() => {}
+                    other => return Err(format!("no echo: {other:?}")),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Idle sockets: the server's RSS growth per open socket, its RSS, and echo round trips
+/// while they are held.
+///
+/// RFC 6455 sockets connect from `--sources` loopback addresses (127.0.0.1, .2, ...; by default
+/// one per 20 000 sockets), each of which has its own ephemeral ports; every held socket
+/// answers the server's Pings (a run longer than the server's ping interval stays open). Stream
+/// sockets share HTTP/2 connections (`--per-connection`). The last `--probes` sockets are kept
+/// aside: after the settle time `--echoes` round trips go over them in turn, one at a time.
+/// The count is capped by this process's and the server's open-files limits (the note says
+/// so); a socket that cannot be opened ends the opening, and what was opened is measured.
 async fn idle(args: &Args) -> Res {
     let url = args.req("url")?.to_string();
     let name = args.req("transport")?.to_string();
     let transport = transport(&name)?;
-    let n: usize = args.num("sockets", 10_000)?;
+    let wanted: usize = args.num("sockets", 10_000)?;
     let pid: u32 = args.num("pid", 0)?;
-    let per_conn: usize = args.num("per-connection", 250)?;
-    let case = format!("{n} idle sockets");
-    let result: Res<(f64, String)> = async {
+    let per_conn: usize = args.num("per-connection", 250)?.max(1);
+    let sources: usize = args
+        .num("sources", wanted.div_ceil(20_000).max(1))?
+        .clamp(1, 250);
+    let probes: usize = args.num("probes", 10)?.max(1);
+    let echoes: usize = args.num("echoes", 1000)?.max(1);
+    let case = format!("{wanted} idle sockets");
+    // A descriptor per socket on RFC 6455, per HTTP/2 connection on stream; room is left for
+    // what else each process has open (listeners, files).
+    let sockets_per_fd = if transport == Transport::Rfc6455 {
+        1
+    } else {
+        per_conn
+    };
+    let mut limited = Vec::new();
+    let mut n = wanted;
+    for (who, pid) in [
+        ("this process", "self".to_string()),
+        ("the server", pid.to_string()),
+    ] {
+        let Some(limit) = open_files_limit(&pid) else {
+            continue;
+        };
+        let fits = (limit.saturating_sub(200) as usize).saturating_mul(sockets_per_fd);
+        if fits < n {
+            limited.push(format!(
+                "{who} may open {limit} files (`ulimit -n`; past the hard limit only root with \
+                 CAP_SYS_RESOURCE can raise it)"
+            ));
+            n = fits;
+        }
+    }
+    struct Notes {
+        how: String,
+        rss: String,
+        p99: String,
+    }
+    let result: Res<(f64, u64, Notes, Vec<Duration>)> = async {
         let (path, base) = {
             let (authority, path) = h2ws_bench::ws::split_url(&url)?;
             (path, format!("http://{authority}"))
@@ -310,70 +405,167 @@ async fn idle(args: &Args) -> Res {
         let client = client();
         // Warm-up: the first sockets pay for lazily built server state, not per-socket cost.
         let warm = 50.min(n);
-        let mut raw = Vec::new();
+        let probes = probes.min(n.saturating_sub(warm)).max(1);
+        let mut held = Vec::new();
+        let mut answering = 0usize;
         let mut h2_conns = Vec::new();
         let mut h2_sockets = Vec::new();
+        let mut probe_sockets = Vec::new();
         let mut opened = 0usize;
         let mut before = 0u64;
+        let mut stopped = None;
         let started = Instant::now();
         while opened < n {
             if opened == warm {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 before = rss(pid).map_err(|e| e.to_string())?.0;
             }
-            if transport == Transport::Rfc6455 {
-                raw.push(Conn::connect(&url).await?);
-            } else {
-                if h2_conns.len() * per_conn <= opened {
-                    h2_conns.push(client.connect_h2(&base).await.map_err(|e| e.to_string())?);
-                }
-                let conn = h2_conns.last().ok_or("no connection")?;
-                h2_sockets.push(
-                    conn.open(&path, transport, &OpenOptions::default())
+            let probe = opened + probes >= n;
+            let result: Res = async {
+                if transport == Transport::Rfc6455 {
+                    let from = std::net::IpAddr::from([127, 0, 0, 1 + (opened % sources) as u8]);
+                    let conn = Conn::connect_from(&url, Some(from), 1024).await?;
+                    if probe {
+                        probe_sockets.push(Probe::Raw(conn));
+                    } else {
+                        held.push(tokio::spawn(conn.answer_pings()));
+                        answering += 1;
+                    }
+                } else {
+                    if h2_conns.len() * per_conn <= opened {
+                        h2_conns.push(client.connect_h2(&base).await.map_err(|e| e.to_string())?);
+                    }
+                    let conn = h2_conns.last().ok_or("no connection")?;
+                    let ws = conn
+                        .open(&path, transport, &OpenOptions::default())
                         .await
-                        .map_err(|e| format!("opening socket {opened}: {e}"))?,
-                );
+                        .map_err(|e| e.to_string())?;
+                    if probe {
+                        probe_sockets.push(Probe::Client(ws));
+                    } else {
+                        h2_sockets.push(ws);
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                if opened <= warm {
+                    return Err(format!("opening socket {opened}: {e}"));
+                }
+                stopped = Some(format!("opening socket {} failed: {e}", opened + 1));
+                break;
             }
             opened += 1;
         }
         let open_secs = started.elapsed().as_secs_f64();
-        // Let the server settle (allocator, pending handshakes), then check it still answers.
+        // Let the server settle (allocator, pending handshakes), then measure.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss(pid).map_err(|e| e.to_string())?.0;
-        if let Some(ws) = h2_sockets.last_mut() {
-            ws.send_binary(b"still there?").await.map_err(|e| e.to_string())?;
-            match tokio::time::timeout(Duration::from_secs(10), ws.recv()).await {
-                Ok(Some(Message::Binary(_))) => {}
-                other => return Err(format!("last socket did not echo: {other:?}")),
-            }
+        let still_open = held.iter().filter(|t| !t.is_finished()).count();
+        if transport == Transport::Rfc6455 && still_open < answering {
+            return Err(format!(
+                "the server closed {} of {answering} idle sockets",
+                answering - still_open
+            ));
         }
-        if let Some(conn) = raw.last_mut() {
-            conn.write(&masked_frame(0x2, true, b"still there?", [9, 8, 7, 6]))
-                .await?;
-            conn.read_message(&mut [0u8; 64]).await?;
+        // Round trips one at a time over the probe sockets, the rest idle.
+        let payload = [7u8; 16];
+        let mut rtts = Vec::with_capacity(echoes);
+        let probe_count = probe_sockets.len();
+        for i in 0..echoes {
+            // None when the opening stopped before the probes: no round trips then.
+            let Some(probe) = probe_sockets.get_mut(i % probe_count.max(1)) else {
+                break;
+            };
+            let t0 = Instant::now();
+            probe
+                .echo(&payload)
+                .await
+                .map_err(|e| format!("echo {i}: {e}"))?;
+            rtts.push(t0.elapsed());
         }
-        let per = (after as f64 - before as f64) / (n - warm) as f64;
-        let how = format!(
-            "RSS {:.1} MiB -> {:.1} MiB for {} sockets (after {warm} warm-up sockets); opened in {open_secs:.1} s{}",
+        rtts.sort();
+        let measured = opened.saturating_sub(warm).max(1);
+        let per = (after as f64 - before as f64) / measured as f64;
+        let mut how = format!(
+            "RSS {:.1} MiB -> {:.1} MiB for {measured} sockets (after {warm} warm-up sockets); \
+             opened in {open_secs:.1} s{}; echo p50 {:.2} ms, p99 {:.2} ms ({echoes} round trips \
+             over {} of the sockets, the rest idle)",
             before as f64 / 1048576.0,
             after as f64 / 1048576.0,
-            n - warm,
             if transport == Transport::Rfc6455 {
-                String::new()
+                match sources {
+                    1 => " from 127.0.0.1".to_string(),
+                    k => format!(" from {k} source addresses 127.0.0.1-127.0.0.{k}"),
+                }
             } else {
                 format!(", {per_conn} sockets per HTTP/2 connection")
-            }
+            },
+            percentile(&rtts, 0.5).as_secs_f64() * 1e3,
+            percentile(&rtts, 0.99).as_secs_f64() * 1e3,
+            probe_sockets.len(),
         );
+        // The report reads a leading "only N of M sockets opened" as a count not reached.
+        let short = if opened < wanted {
+            let why = stopped
+                .into_iter()
+                .chain(limited.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let only = format!("only {opened} of {wanted} sockets opened ({why})");
+            how = format!("{only}; {how}");
+            format!("{only}; ")
+        } else {
+            String::new()
+        };
+        let notes = Notes {
+            rss: format!("{short}the whole process with {opened} sockets open"),
+            p99: format!(
+                "{short}p50 {:.2} ms; {} round trips one at a time over {} sockets while \
+                 {opened} are open",
+                percentile(&rtts, 0.5).as_secs_f64() * 1e3,
+                rtts.len(),
+                probe_sockets.len()
+            ),
+            how,
+        };
+        for t in &held {
+            t.abort();
+        }
         drop(h2_sockets);
-        drop(raw);
-        Ok((per, how))
+        drop(probe_sockets);
+        Ok((per, after, notes, rtts))
     }
     .await;
-    let record = match result {
-        Ok((per, how)) => Record::new("memory", &case, &name, "bytes/socket", Some(per)).note(how),
-        Err(e) => Record::new("memory", &case, &name, "bytes/socket", None).note(e),
+    let records = match result {
+        Ok((per, rss_after, notes, rtts)) => {
+            let p99 = (!rtts.is_empty()).then(|| percentile(&rtts, 0.99).as_secs_f64() * 1e3);
+            let rss_case = format!("{case}: server RSS");
+            let p99_case = format!("{case}: echo p99");
+            vec![
+                Record::new("memory", &case, &name, "bytes/socket", Some(per)).note(notes.how),
+                Record::new(
+                    "memory",
+                    &rss_case,
+                    &name,
+                    "RSS bytes",
+                    Some(rss_after as f64),
+                )
+                .note(notes.rss),
+                Record::new("memory", &p99_case, &name, "ms", p99).note(if p99.is_some() {
+                    notes.p99
+                } else {
+                    format!("no probe socket left to echo on: {}", notes.p99)
+                }),
+            ]
+        }
+        Err(e) => vec![Record::new("memory", &case, &name, "bytes/socket", None).note(e)],
     };
-    write(record, args)
+    for r in records {
+        write(r, args)?;
+    }
+    Ok(())
 }
 
 /// One huge message through the gateway while sampling the gateway's RSS.

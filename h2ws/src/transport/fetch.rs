@@ -14,6 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::read_window::ReadWindow;
 use crate::request::{cors_headers, headers, Negotiated};
 use crate::socket::{HandshakeInfo, Socket};
+use crate::wiring::Edge;
 
 /// A downstream (the open's or a re-attach's response body): held to a read window when the
 /// request offers acks, with the open preamble already queued — bytes right behind the headers,
@@ -23,7 +24,7 @@ fn downstream(
     headers: &http::HeaderMap,
 ) -> (
     Option<Arc<ReadWindow>>,
-    tokio::sync::mpsc::Sender<crate::wiring::Output>,
+    crate::wiring::queue::Sender<crate::wiring::Output>,
     axum::body::Body,
 ) {
     let window = {
@@ -88,7 +89,11 @@ pub(crate) fn accept_open(
     }
     crate::request::set_negotiated(h, &info, headers::PROTOCOL, headers::EXTENSIONS);
     cors_headers(&info.headers, h);
-    let mut wiring = super::wiring(Framing::Stream, opened.input, output, params);
+    let edge = Edge::Queues {
+        input: opened.input,
+        output,
+    };
+    let mut wiring = super::wiring(Framing::Stream, edge, params);
     wiring.attach_timeout = Some(endpoint.config().attach_timeout);
     wiring.resume = resume
         .zip(opened.resume)
@@ -111,7 +116,7 @@ pub(crate) fn accept_open(
 /// A re-attach of a resumable session (codec `resume`): answered like an open — `200`, the
 /// preamble, then the downstream, starting with the frames the client lacks — with the
 /// server's received count and the next key; refusals as on upstream requests.
-pub(crate) async fn accept_reattach(endpoint: &Endpoint, parts: http::request::Parts) -> Response {
+pub(crate) async fn accept_reattach(endpoint: Endpoint, parts: http::request::Parts) -> Response {
     let (window, output, body) = downstream(&parts.headers);
     let reattached = endpoint
         .0

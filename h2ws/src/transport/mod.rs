@@ -7,17 +7,12 @@ pub(crate) mod native;
 pub(crate) mod rfc6455;
 pub(crate) mod rfc8441;
 
-use std::time::Duration;
-
 use axum::body::Body;
 use futures_util::stream::{self, BoxStream};
 use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
-use crate::wiring::{Input, Output};
+use crate::wiring::{queue, Input, Output};
 
 /// Output units queued between the driver and the transport. Small, so a control frame the
 /// codec puts ahead of queued data is never far from the wire.
@@ -40,7 +35,7 @@ pub(crate) fn body_input(body: Body) -> BoxStream<'static, Input> {
 
 /// A streaming response body fed by the driver's output queue; the body ends when the
 /// driver drops the sender, and an `Err` unit resets the stream.
-pub(crate) fn body_output() -> (mpsc::Sender<Output>, Body) {
+pub(crate) fn body_output() -> (queue::Sender<Output>, Body) {
     gated_body_output(None)
 }
 
@@ -48,9 +43,8 @@ pub(crate) fn body_output() -> (mpsc::Sender<Output>, Body) {
 /// client acks).
 pub(crate) fn gated_body_output(
     window: Option<std::sync::Arc<crate::read_window::ReadWindow>>,
-) -> (mpsc::Sender<Output>, Body) {
-    let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
-    let rx = ReceiverStream::new(rx);
+) -> (queue::Sender<Output>, Body) {
+    let (tx, rx) = queue::channel::<Output>(OUTPUT_DEPTH);
     let body = match window {
         Some(window) => Body::from_stream(window.gate(rx)),
         None => Body::from_stream(rx),
@@ -58,64 +52,15 @@ pub(crate) fn gated_body_output(
     (tx, body)
 }
 
-/// An upgraded connection (RFC 6455 over HTTP/1.1, RFC 8441 through hyper) as driver input,
-/// plus a writer task draining the output queue into it.
-pub(crate) fn upgraded_io(
-    upgraded: hyper::upgrade::Upgraded,
-    send_timeout: Duration,
-) -> (BoxStream<'static, Input>, mpsc::Sender<Output>) {
-    let io = TokioIo::new(upgraded);
-    let (read, write) = tokio::io::split(io);
-    let input = tokio_util::io::ReaderStream::with_capacity(read, 16 << 10)
-        .map(|chunk| match chunk {
-            Ok(bytes) => Input::Chunk(bytes),
-            Err(e) => {
-                tracing::debug!("read failed: {e}");
-                Input::Failed
-            }
-        })
-        .chain(stream::once(async { Input::End }))
-        .boxed();
-    let (tx, rx) = mpsc::channel::<Output>(OUTPUT_DEPTH);
-    tokio::spawn(write_io(write, rx, send_timeout));
-    (input, tx)
-}
-
-async fn write_io<W: AsyncWrite + Unpin>(
-    mut write: W,
-    mut rx: mpsc::Receiver<Output>,
-    timeout: Duration,
-) {
-    while let Some(unit) = rx.recv().await {
-        let Ok(bytes) = unit else { break };
-        let wrote = tokio::time::timeout(timeout, async {
-            write.write_all(&bytes).await?;
-            if rx.is_empty() {
-                write.flush().await?;
-            }
-            std::io::Result::Ok(())
-        })
-        .await;
-        match wrote {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return tracing::debug!("write failed: {e}"),
-            Err(_) => return tracing::debug!("write timed out after {timeout:?}"),
-        }
-    }
-    let _ = tokio::time::timeout(timeout, write.shutdown()).await;
-}
-
 /// The driver wiring for a transport, with the negotiated codec parameters.
 pub(crate) fn wiring(
     framing: h2ws_codec::Framing,
-    input: BoxStream<'static, Input>,
-    output: mpsc::Sender<Output>,
+    edge: crate::wiring::Edge,
     params: crate::request::Negotiated,
 ) -> crate::wiring::Wiring {
     crate::wiring::Wiring {
         framing,
-        input,
-        output,
+        edge,
         reset_after_protocol_error: false,
         deliver_fragments: params.deliver_fragments,
         allow_rsv1: params.allow_rsv1,
@@ -161,6 +106,7 @@ pub(crate) fn spawn_socket(
 
     use crate::driver::{Driver, Hooks, Spec};
     use crate::socket::{Limits, Shared, Traffic, SERVER_SEND_BUFFER};
+    use crate::wiring::Edge;
 
     let cfg = endpoint.config();
     let recv_queue = if wiring.deliver_fragments {
@@ -208,7 +154,7 @@ pub(crate) fn spawn_socket(
         shutdown: Some(Box::pin(endpoint.0.shutdown.clone().cancelled_owned())),
         on_end: Some(Box::new(on_end)),
     };
-    let spec = Spec {
+    let mut spec = Spec {
         byte_stream: wiring.framing.is_byte_stream(),
         expect_preamble: false,
         reset_after_protocol_error: wiring.reset_after_protocol_error,
@@ -219,17 +165,31 @@ pub(crate) fn spawn_socket(
         close_timeout: cfg.close_timeout,
         attach_timeout: wiring.attach_timeout,
     };
-    let io = crate::wiring::QueueIo::new(
-        wiring.input,
-        wiring.output,
-        wiring.reset_after_protocol_error,
-        wiring.drain_input_after_close,
-    )
-    .with_reattach(reattach);
-    endpoint
-        .0
-        .tasks
-        .spawn(Driver::new(shared.clone(), io, spec, hooks));
+    match wiring.edge {
+        Edge::Queues { input, output } => {
+            let io = crate::wiring::QueueIo::new(
+                input,
+                output,
+                wiring.reset_after_protocol_error,
+                wiring.drain_input_after_close,
+            )
+            .with_reattach(reattach);
+            endpoint
+                .0
+                .tasks
+                .spawn(Driver::new(shared.clone(), io, spec, hooks));
+        }
+        Edge::Upgraded(upgraded) => {
+            // Written by the driver itself: a write that makes no progress for the send
+            // timeout ends the socket.
+            spec.send_timeout = Some(cfg.send_timeout);
+            let io = crate::wiring::ByteIo::new(TokioIo::new(upgraded));
+            endpoint
+                .0
+                .tasks
+                .spawn(Driver::new(shared.clone(), io, spec, hooks));
+        }
+    }
     let socket = crate::Socket::new(info, cell, shared, Some(traffic));
     let handle = socket.sender().closer();
     (socket, handle)

@@ -13,6 +13,7 @@ use crate::endpoint::Endpoint;
 use crate::h2conn::{OwnH2Loop, WholeDataFrames};
 use crate::request::{Negotiated, Pending, Refusal};
 use crate::socket::{HandshakeInfo, Socket};
+use crate::wiring::Edge;
 
 /// The codec has validated the request (DESIGN §4 header rules); this checks that it came
 /// through the own HTTP/2 loop, which alone keeps DATA frames intact.
@@ -47,7 +48,7 @@ pub(crate) fn accept(
         "sec-websocket-protocol",
         "sec-websocket-extensions",
     );
-    let mut wiring = super::wiring(Framing::Native, input, output, params);
+    let mut wiring = super::wiring(Framing::Native, Edge::Queues { input, output }, params);
     wiring.reset_after_protocol_error = true;
     wiring.drain_input_after_close = true;
     wiring.native_max_payload = max_data_frame;

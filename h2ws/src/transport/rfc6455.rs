@@ -14,6 +14,7 @@ use http::{StatusCode, Version};
 use crate::endpoint::Endpoint;
 use crate::request::{Negotiated, Pending, Refusal};
 use crate::socket::{HandshakeInfo, Socket};
+use crate::wiring::Edge;
 
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,8 +71,7 @@ pub(crate) fn accept(
             Ok(Err(e)) => return tracing::debug!("upgrade failed: {e}"),
             Err(_) => return tracing::debug!("upgrade timed out"),
         };
-        let (input, output) = super::upgraded_io(upgraded, endpoint.config().send_timeout);
-        let wiring = super::wiring(Framing::Rfc6455, input, output, params);
+        let wiring = super::wiring(Framing::Rfc6455, Edge::Upgraded(upgraded), params);
         super::start(&endpoint, info, wiring, run);
     });
     res

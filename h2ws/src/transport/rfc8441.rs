@@ -14,6 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::h2conn::OwnH2Loop;
 use crate::request::{Negotiated, Pending, Refusal};
 use crate::socket::{HandshakeInfo, Socket};
+use crate::wiring::Edge;
 
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -55,7 +56,7 @@ pub(crate) fn accept_own(
     let input = super::body_input(body);
     let (output, res_body) = super::body_output();
     let res = ok_response(&info, res_body);
-    let mut wiring = super::wiring(Framing::Rfc6455, input, output, params);
+    let mut wiring = super::wiring(Framing::Rfc6455, Edge::Queues { input, output }, params);
     wiring.drain_input_after_close = true;
     super::start(endpoint, info, wiring, run);
     res
@@ -76,8 +77,7 @@ pub(crate) fn accept_hyper(
             Ok(Err(e)) => return tracing::debug!("extended CONNECT upgrade failed: {e}"),
             Err(_) => return tracing::debug!("extended CONNECT upgrade timed out"),
         };
-        let (input, output) = super::upgraded_io(upgraded, endpoint.config().send_timeout);
-        let wiring = super::wiring(Framing::Rfc6455, input, output, params);
+        let wiring = super::wiring(Framing::Rfc6455, Edge::Upgraded(upgraded), params);
         super::start(&endpoint, info, wiring, run);
     });
     res
