@@ -16,7 +16,9 @@
 //
 // Figures: RTT p50/p99 of sequential 16 B binary messages; msgs/s of 1 KiB messages sent all at
 // once (pipelined) until every echo is back; time from the constructor to `open` for a new socket
-// on the page's warm HTTP/2 connection (median of several).
+// on the page's warm HTTP/2 connection (median of several). Where the engine streams request
+// bodies, also the fetch floor: the RTT of a minimal fetch() client of the `stream` wire (no
+// library) against the same server, i.e. what the engine's fetch path and the server cost alone.
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -110,7 +112,8 @@ const server = await startDevserver([], { h3: false });
 const h3Server = engines.includes('chromium-h3') ? await startDevserver([], { h3: true }) : null;
 try {
   for (const engine of engines) {
-    const query = new URLSearchParams({ imps: ENGINE_IMPLS[engine].join(','), rtt: COUNTS.rtt, bulk: COUNTS.bulk, opens: COUNTS.opens });
+    const floor = ENGINE_IMPLS[engine].includes('stream') ? '1' : '0';
+    const query = new URLSearchParams({ imps: ENGINE_IMPLS[engine].join(','), rtt: COUNTS.rtt, bulk: COUNTS.bulk, opens: COUNTS.opens, floor });
     const origin = engine === 'chromium-h3' ? h3Server.origin : server.origin;
     const url = `${origin}/bench.html?${query}`;
     const run = engine === 'chromium' ? await runChromiumUnattached(url)
@@ -131,6 +134,14 @@ try {
       record(engine, `bulk, ${COUNTS.bulk} x 1 KiB pipelined`, imp, 'msgs/s', r.bulk.msgsPerSec, `${note}; ${r.bulk.ms.toFixed(0)} ms`);
       record(engine, `open on a warm connection (median of ${r.open.n})`, imp, 'ms', r.open.p50, `${note}; p90 ${r.open.p90.toFixed(2)} ms`);
       record(engine, `open on a warm connection (p90 of ${r.open.n})`, imp, 'ms', r.open.p90, note);
+    }
+    if (run.floor) {
+      // The fetch floor: the same server and wire through a minimal fetch() client (bench.js).
+      const f = run.floor.rtt;
+      const note = `minimal fetch() client of the stream wire, no library; timer ${resolution}`;
+      record(engine, `RTT p50, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.p50, note);
+      record(engine, `RTT p99, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.p99, note);
+      record(engine, `RTT mean, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.mean, note);
     }
     console.log(`browser ${engine}: ${run.userAgent}`);
   }

@@ -664,6 +664,43 @@ fn render_browser(md: &mut String, records: &[Record]) {
                 }
             }
         }
+        // The fetch floor (bench.js `floorBench`): what the engine's fetch path and the server
+        // cost without the library, beside the native WebSocket's RTT.
+        let rtt_p50 = p.rows.iter().find(|row| row.starts_with("RTT p50")).cloned();
+        if let Some(row) = rtt_p50 {
+            let p99_row = p.rows.iter().find(|r| r.starts_with("RTT p99")).cloned();
+            if let Some(floor) = p.value(&row, "floor") {
+                let p99 = p99_row
+                    .and_then(|r| p.value(&r, "floor"))
+                    .map_or_else(|| "—".to_string(), fmt_num);
+                let _ = write!(
+                    md,
+                    "- fetch floor (a minimal `fetch()` client of the `stream` wire, no library, same \
+                     server): RTT p50 {} ms, p99 {p99} ms",
+                    fmt_num(floor)
+                );
+                if let Some(stream) = p.value(&row, "stream") {
+                    let _ = write!(
+                        md,
+                        "; `H2WebSocket` stream adds {:.2} ms over it",
+                        stream - floor
+                    );
+                }
+                if let (Some(stream), Some(native), false) =
+                    (p.value(&row, "stream"), p.value(&row, "websocket"), engine.ends_with("h3"))
+                {
+                    // Issue 16: at Chromium's HTTP/2 floor (DESIGN §2.4: native + 1.1 ms).
+                    let _ = write!(
+                        md,
+                        ". Target `stream` p50 ≤ native + 1.1 ms ({} ≤ {}): {}",
+                        fmt_num(stream),
+                        fmt_num(native + 1.1),
+                        verdict(Some(stream <= native + 1.1))
+                    );
+                }
+                md.push('\n');
+            }
+        }
         if let Some(r) = p.get(&p.rows[0], "websocket") {
             if let Some(t) = r.note.split(';').nth(1) {
                 let _ = writeln!(

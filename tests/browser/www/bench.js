@@ -105,3 +105,68 @@ export async function pageBench({ imp, counts }) {
   return result;
 }
 
+
+/**
+ * The fetch floor (issues 16, 18): the same RTT measurement through a minimal client of the
+ * `stream` wire written straight on fetch() — the open (PUT, the token), one streaming upstream
+ * POST fed by a TransformStream writer, the downstream read with a bare reader and frames
+ * parsed by hand (no library, no wasm, no events) — against the same server. What Chromium's
+ * fetch path and the server cost on their own; H2WebSocket `stream` minus this is the library.
+ */
+export async function floorBench({ counts }) {
+  const open = await fetch('/ws/echo', { method: 'PUT', headers: { 'h2ws-version': '1' } });
+  if (open.status !== 200) throw new Error(`floor: open answered ${open.status}`);
+  const token = open.headers.get('h2ws-session');
+  const reader = open.body.getReader();
+  const { readable, writable } = new TransformStream();
+  const writer = writable.getWriter();
+  const upstream = fetch('/ws/echo', {
+    method: 'POST', headers: { 'h2ws-session': token }, body: readable, duplex: 'half',
+  }).catch(() => {});
+  let buf = new Uint8Array(0);
+  const more = async () => {
+    const { value, done } = await reader.read();
+    if (done) throw new Error('floor: downstream ended');
+    const joined = new Uint8Array(buf.length + value.length);
+    joined.set(buf);
+    joined.set(value, buf.length);
+    buf = joined;
+  };
+  // The next data frame's payload length (server frames are unmasked, ≤ 125 bytes here);
+  // control frames (the open preamble, Pings) are skipped.
+  const nextData = async () => {
+    for (;;) {
+      while (buf.length < 2) await more();
+      const len = buf[1] & 0x7f;
+      if (len > 125) throw new Error('floor: unexpected frame length');
+      while (buf.length < 2 + len) await more();
+      const opcode = buf[0] & 0x0f;
+      buf = buf.subarray(2 + len);
+      if (opcode < 8) return len;
+    }
+  };
+  const frame = new Uint8Array(18);
+  frame[0] = 0x82; // FIN + binary, unmasked (stream framing)
+  frame[1] = 16;
+  frame.fill(7, 2);
+  const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+  const roundTrip = async () => {
+    const t0 = performance.now();
+    await writer.write(frame);
+    const len = await nextData();
+    if (len !== 16) throw new Error(`floor: echo of ${len} bytes`);
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 20; i++) await roundTrip();
+  const samples = [];
+  for (let i = 0; i < counts.rtt; i++) samples.push(await roundTrip());
+  samples.sort((a, b) => a - b);
+  // A Close (1000) ends it cleanly; then both directions end.
+  await writer.write(new Uint8Array([0x88, 0x02, 0x03, 0xe8]));
+  await writer.close().catch(() => {});
+  await reader.cancel().catch(() => {});
+  await upstream;
+  return {
+    rtt: { p50: pct(samples, 0.5), p99: pct(samples, 0.99), mean: samples.reduce((a, b) => a + b, 0) / samples.length, n: samples.length },
+  };
+}
