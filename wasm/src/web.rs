@@ -15,6 +15,17 @@ extern "C" {
     fn clear_timeout(id: &JsValue);
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
+    /// A promise seen as a plain thenable, for [`then`].
+    #[wasm_bindgen(extends = Promise)]
+    type Thenable;
+    #[wasm_bindgen(method, js_name = then)]
+    fn then_functions(this: &Thenable, on_ok: &Function, on_err: &Function) -> Promise;
+}
+
+/// `promise.then(on_ok, on_err)` with plain functions (made once and reused, where a
+/// `JsFuture` would make two closures per promise).
+pub fn then(promise: &Promise, on_ok: &Function, on_err: &Function) {
+    let _ = promise.unchecked_ref::<Thenable>().then_functions(on_ok, on_err);
 }
 
 /// `performance.now()` as the codec's clock (monotonic milliseconds).

@@ -22,9 +22,13 @@ export async function pageBench({ imp, counts }) {
   const make = () => (imp === 'websocket'
     ? new WebSocket(`wss://${location.host}${url}`)
     : new H2WebSocket(url, [], { transport: imp }));
-  const withTimeout = (p, ms, what) => Promise.race([
-    p, new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${what}`)), ms)),
-  ]);
+  // The timer is cleared once `p` settles: thousands of pending ones would tax every timer
+  // operation of the page during the RTT loop.
+  const withTimeout = (p, ms, what) => {
+    let timer;
+    const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timeout: ${what}`)), ms); });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  };
   const once = (ws, type) => withTimeout(new Promise((resolve, reject) => {
     ws.addEventListener(type, resolve, { once: true });
     if (type !== 'close') ws.addEventListener('close', (e) => reject(new Error(`closed ${e.code} before ${type}`)), { once: true });

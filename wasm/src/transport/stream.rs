@@ -9,6 +9,7 @@
 //! the same session.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use h2ws_codec::handshake::fetch;
@@ -30,10 +31,22 @@ pub const STREAM_FAILED_AT_ONCE: &str = "the 'stream' upstream request failed at
      connection is HTTP/1.1 (browsers stream request bodies only over HTTP/2) or a proxy refuses \
      streamed request bodies; use transport 'auto' (falls back to 'post') or 'post'";
 
+/// A write not settled yet: its `bufferedAmount` bytes, and its index among the kept transmits.
+type Unsettled = (usize, Option<usize>);
+
 pub struct StreamUpstream {
     writer: WritableStreamDefaultWriter,
-    owner: Weak<dyn Owner>,
     fallback: Rc<Fallback>,
+    /// One entry per write not yet settled, in write order (a writer settles its writes in
+    /// order): what it counts for `bufferedAmount`, and its place among the kept transmits.
+    pending: Rc<RefCell<VecDeque<Unsettled>>>,
+    /// The callbacks every write's promise settles into: made once, not per write. A spawned
+    /// future per write (a `JsFuture`: two closures, a `then`, a task) cost the page more CPU
+    /// than the write itself (measured: it was most of H2WebSocket's RTT above the fetch floor).
+    /// JS functions owning their closures (`into_js_value`): a write settling after the
+    /// upstream is gone still finds them alive (the JS GC frees them).
+    on_written: js_sys::Function,
+    on_failed: js_sys::Function,
 }
 
 /// What was written while a fallback to `post` is still possible.
@@ -117,10 +130,46 @@ impl StreamUpstream {
                 _ => {}
             }
         });
+        let pending: Rc<RefCell<VecDeque<Unsettled>>> = Rc::default();
+        let on_written = {
+            let (pending, fallback, weak) = (pending.clone(), state.clone(), owner.clone());
+            Closure::wrap(Box::new(move |_: JsValue| {
+                let Some((app_bytes, index)) = pending.borrow_mut().pop_front() else {
+                    return;
+                };
+                if let (Some(i), Some(kept)) = (index, fallback.kept.borrow_mut().as_mut()) {
+                    if let Some(t) = kept.get_mut(i) {
+                        t.app_bytes = 0; // the fallback's resend is not counted twice
+                    }
+                }
+                if let Some(owner) = weak.upgrade() {
+                    owner.transmitted(app_bytes);
+                }
+            }) as Box<dyn FnMut(JsValue)>)
+            .into_js_value()
+            .unchecked_into()
+        };
+        let on_failed = {
+            let (pending, fallback, weak) = (pending.clone(), state.clone(), owner.clone());
+            Closure::wrap(Box::new(move |_: JsValue| {
+                pending.borrow_mut().pop_front();
+                // While a fallback is possible the request's own result decides.
+                if fallback.armed() {
+                    return;
+                }
+                if let Some(owner) = weak.upgrade() {
+                    owner.transport_failed();
+                }
+            }) as Box<dyn FnMut(JsValue)>)
+            .into_js_value()
+            .unchecked_into()
+        };
         Ok(StreamUpstream {
             writer,
-            owner,
             fallback: state,
+            pending,
+            on_written,
+            on_failed,
         })
     }
 
@@ -140,28 +189,8 @@ impl StreamUpstream {
                 kept.push(transmit);
             }
         }
-        let weak = self.owner.clone();
-        let fallback = self.fallback.clone();
-        let taken = written.clone();
-        spawn_local(async move {
-            let result = JsFuture::from(taken).await;
-            if let Some(owner) = weak.upgrade() {
-                match result {
-                    Ok(_) => {
-                        if let (Some(i), Some(kept)) = (index, fallback.kept.borrow_mut().as_mut())
-                        {
-                            if let Some(t) = kept.get_mut(i) {
-                                t.app_bytes = 0;
-                            }
-                        }
-                        owner.transmitted(app_bytes)
-                    }
-                    // The request's own result decides (fallback or failure).
-                    Err(_) if fallback.armed() => {}
-                    Err(_) => owner.transport_failed(),
-                }
-            }
-        });
+        self.pending.borrow_mut().push_back((app_bytes, index));
+        web::then(&written, &self.on_written, &self.on_failed);
         if index.is_some() {
             // A write the fallback will resend must not reject toward the page.
             return wasm_bindgen_futures::future_to_promise(async move {
