@@ -13,6 +13,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use bytes::Bytes;
 use core::fmt;
 
 use rand_chacha::ChaCha20Rng;
@@ -295,7 +296,56 @@ struct Resuming {
 struct Out {
     kind: OutKind,
     bytes: Vec<u8>,
+    /// A payload kept apart and written right after `bytes`, never copied here (the shared
+    /// payload API: [`Connection::send_binary_shared`]).
+    tail: Option<Bytes>,
 }
+
+impl Out {
+    fn new(kind: OutKind, bytes: Vec<u8>) -> Self {
+        Out {
+            kind,
+            bytes,
+            tail: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len() + self.tail.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// The frame in one piece (copies a tail).
+    fn joined(self) -> Vec<u8> {
+        let mut bytes = self.bytes;
+        if let Some(tail) = self.tail {
+            bytes.extend_from_slice(&tail);
+        }
+        bytes
+    }
+}
+
+/// One output unit apart in two: `head` (frame header, or whole frames) and, for a payload
+/// sent with the shared API, `tail` — the transport writes both in order (vectored, or as two
+/// units), so a large payload is never copied on the way out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub head: Vec<u8>,
+    pub tail: Option<Bytes>,
+}
+
+impl Transmit {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.as_ref().map_or(0, Bytes::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Payloads from this size on stay apart ([`Transmit::tail`]); smaller ones are copied next to
+/// their header, one allocation, as cheap as a reference count.
+const SHARED_PAYLOAD_MIN: usize = 4096;
 
 /// The payload still to come for the frame being received (Rfc6455 / Stream).
 #[derive(Clone, Copy, Debug)]
@@ -690,7 +740,7 @@ impl Connection {
                         .rev()
                         .find(|o| o.kind == OutKind::AutoPong)
                     {
-                        self.pending = self.pending - newest.bytes.len() + bytes.len();
+                        self.pending = self.pending - newest.len() + bytes.len();
                         newest.bytes = bytes;
                     }
                 }
@@ -749,7 +799,7 @@ impl Connection {
         if self.close != CloseHandshake::Done {
             if !self.close.close_queued() && !self.missing_seed() {
                 self.data_out.clear();
-                self.pending = self.control_out.iter().map(|o| o.bytes.len()).sum();
+                self.pending = self.control_out.iter().map(Out::len).sum();
                 self.queue_close(err.close_code(), err.reason(), true);
             }
             self.close.finish();
@@ -797,8 +847,12 @@ impl Connection {
     }
 
     fn push_out(&mut self, kind: OutKind, bytes: Vec<u8>) {
-        self.pending += bytes.len();
-        let out = Out { kind, bytes };
+        self.push(Out::new(kind, bytes));
+    }
+
+    fn push(&mut self, out: Out) {
+        self.pending += out.len();
+        let kind = out.kind;
         match kind {
             OutKind::Data => self.data_out.push_back(out),
             _ => self.control_out.push_back(out),
@@ -898,6 +952,69 @@ impl Connection {
         self.send_message(OpCode::Binary, data)
     }
 
+    /// [`send_binary`](Self::send_binary) of a payload the caller hands over: where no byte of
+    /// it must change (a server's frames, the fetch and native framings; not a client's masked
+    /// RFC 6455 frames, nor with permessage-deflate) it is not copied — it leaves as
+    /// [`Transmit::tail`] from [`poll_transmit_parts`](Self::poll_transmit_parts), a reference
+    /// to the same bytes. Otherwise as `send_binary`.
+    pub fn send_binary_shared(&mut self, data: Bytes) -> Result<(), SendError> {
+        self.send_shared(OpCode::Binary, data)
+    }
+
+    /// [`send_text`](Self::send_text) of a string the caller hands over, without copying it
+    /// where [`send_binary_shared`](Self::send_binary_shared) would not.
+    pub fn send_text_owned(&mut self, text: String) -> Result<(), SendError> {
+        self.send_shared(OpCode::Text, Bytes::from(text.into_bytes()))
+    }
+
+    fn send_shared(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
+        #[cfg(feature = "deflate")]
+        let compressing = self.compressor.is_some();
+        #[cfg(not(feature = "deflate"))]
+        let compressing = false;
+        if self.masks() || compressing || payload.len() < SHARED_PAYLOAD_MIN {
+            return self.send_message(opcode, &payload);
+        }
+        self.check_can_send()?;
+        if self.sending_fragmented {
+            return Err(SendError::FragmentSequence);
+        }
+        if self.framing != Framing::Native {
+            let header = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            let mut head = Vec::with_capacity(header.encoded_len());
+            header.encode_into(&mut head);
+            self.push(Out {
+                kind: OutKind::Data,
+                bytes: head,
+                tail: Some(payload),
+            });
+            return Ok(());
+        }
+        // Native: DATA frames of at most `native_max_payload` bytes, each a first byte and a
+        // slice of the payload (a reference, not a copy).
+        let chunk = self.config.native_max_payload.saturating_sub(1).max(1);
+        let mut start = 0;
+        let mut first = true;
+        while start < payload.len() {
+            let end = (start + chunk).min(payload.len());
+            let op = if first { opcode } else { OpCode::Continuation };
+            self.push(Out {
+                kind: OutKind::Data,
+                bytes: alloc::vec![native::first_byte(end == payload.len(), 0, op)],
+                tail: Some(payload.slice(start..end)),
+            });
+            first = false;
+            start = end;
+        }
+        Ok(())
+    }
+
     /// Queues one frame of a message as-is, for proxies: `rsv` passes through (e.g. RSV1 of a
     /// deflate stream this endpoint does not terminate), nothing is compressed or validated.
     /// Text/Binary starts a message, Continuation continues it, `fin` ends it.
@@ -973,10 +1090,7 @@ impl Connection {
     /// dropped anyway).
     fn push_close(&mut self, bytes: Vec<u8>, urgent: bool) {
         self.pending += bytes.len();
-        let out = Out {
-            kind: OutKind::Close,
-            bytes,
-        };
+        let out = Out::new(OutKind::Close, bytes);
         if urgent {
             self.control_out.push_back(out);
         } else {
@@ -992,6 +1106,20 @@ impl Connection {
     /// lost; each data frame and Close is kept for replay as it leaves, and while the replay
     /// buffer is full (the peer has not acknowledged enough) data waits, control frames still go.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.next_out().map(Out::joined)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) with a shared payload left apart
+    /// ([`Transmit::tail`], from [`send_binary_shared`](Self::send_binary_shared) and
+    /// [`send_text_owned`](Self::send_text_owned)): nothing is copied. The same order and rules.
+    pub fn poll_transmit_parts(&mut self) -> Option<Transmit> {
+        self.next_out().map(|out| Transmit {
+            head: out.bytes,
+            tail: out.tail,
+        })
+    }
+
+    fn next_out(&mut self) -> Option<Out> {
         let out = match self.resume.as_mut() {
             None => self
                 .control_out
@@ -1006,11 +1134,22 @@ impl Connection {
                     None => {
                         let next = self.data_out.front()?;
                         let replay = next.kind == OutKind::Replay;
-                        if !replay && !r.book.has_room(next.bytes.len()) {
+                        if !replay && !r.book.has_room(next.len()) {
                             return None;
                         }
                         let out = self.data_out.pop_front()?;
-                        if !replay && r.book.on_send(&out.bytes).is_err() {
+                        let recorded = match (&out.tail, replay) {
+                            (_, true) => Ok(0),
+                            (None, false) => r.book.on_send(&out.bytes),
+                            // Kept whole for replay: resume costs this copy, nothing else does.
+                            (Some(tail), false) => {
+                                let mut whole = Vec::with_capacity(out.len());
+                                whole.extend_from_slice(&out.bytes);
+                                whole.extend_from_slice(tail);
+                                r.book.on_send(&whole)
+                            }
+                        };
+                        if recorded.is_err() {
                             // has_room said yes: unreachable, and failing closed is right.
                             return None;
                         }
@@ -1019,7 +1158,7 @@ impl Connection {
                 }
             }
         };
-        self.pending -= out.bytes.len();
+        self.pending -= out.len();
         if out.kind == OutKind::Close {
             // Nothing may follow a Close.
             self.control_out.clear();
@@ -1029,7 +1168,7 @@ impl Connection {
                 self.report_clean_end(end);
             }
         }
-        Some(out.bytes)
+        Some(out)
     }
 
     // ------------------------------------------------------------------ resume
@@ -1094,7 +1233,7 @@ impl Connection {
             .control_out
             .iter()
             .filter(|o| o.kind != OutKind::Close)
-            .map(|o| o.bytes.len())
+            .map(Out::len)
             .sum();
         self.control_out.retain(|o| o.kind == OutKind::Close);
         self.pending -= dropped;
@@ -1129,16 +1268,13 @@ impl Connection {
             .data_out
             .iter()
             .filter(|o| o.kind == OutKind::Replay)
-            .map(|o| o.bytes.len())
+            .map(Out::len)
             .sum();
         self.data_out.retain(|o| o.kind != OutKind::Replay);
         self.pending -= stale;
         for bytes in replay.into_iter().rev() {
             self.pending += bytes.len();
-            self.data_out.push_front(Out {
-                kind: OutKind::Replay,
-                bytes,
-            });
+            self.data_out.push_front(Out::new(OutKind::Replay, bytes));
         }
         if let Some(timers) = self.timers.as_mut() {
             timers.input(now); // the new transport counts as activity

@@ -88,7 +88,7 @@ pub mod timer;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use connection::{Config, Connection, Event, Framing, Role, State};
+pub use connection::{Config, Connection, Event, Framing, Role, State, Transmit};
 pub use error::{DeflateFailure, ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode, Parsed};
 pub use message::{FragmentKind, Message};

@@ -51,8 +51,11 @@ struct Link {
 impl Link {
     /// Takes what `from` sends, delivers a random prefix of what is in flight to `to`.
     fn step(&mut self, from: &mut Connection, to: &mut Connection, now: Timestamp, rng: &mut Rng) {
-        while let Some(bytes) = from.poll_transmit() {
-            self.in_flight.extend_from_slice(&bytes);
+        while let Some(t) = from.poll_transmit_parts() {
+            self.in_flight.extend_from_slice(&t.head);
+            if let Some(tail) = &t.tail {
+                self.in_flight.extend_from_slice(tail);
+            }
         }
         let n = rng.below(self.in_flight.len() as u64 + 1) as usize;
         let delivered: Vec<u8> = self.in_flight.drain(..n).collect();
@@ -123,8 +126,10 @@ fn run(seed: u64, messages: u32, cuts: u32, config: ResumeConfig) {
                 c_sent += 1;
             }
             if s_sent < messages && s.pending_bytes() < 256 << 10 {
-                s.send_binary(&message(b's', s_sent, &mut rng))
-                    .expect("send");
+                // The server hands its payloads over (large ones leave uncopied, and resume
+                // keeps a copy of those for replay).
+                let m = message(b's', s_sent, &mut rng);
+                s.send_binary_shared(bytes::Bytes::from(m)).expect("send");
                 s_sent += 1;
             }
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use h2ws_codec::timer::{Timeout, Timeouts, Timestamp};
-use h2ws_codec::{CloseCode, Event, State as ConnState};
+use h2ws_codec::{CloseCode, Event, State as ConnState, Transmit};
 use tokio::time::{Instant, Sleep};
 
 use crate::socket::{CloseStatus, Shared, Traffic};
@@ -152,7 +152,10 @@ pub(crate) struct Driver<W: Io> {
     /// The unit being handed to the transport.
     out: Option<Bytes>,
     /// A unit taken from the codec that did not fit the previous coalesced one.
-    stash: Option<Vec<u8>>,
+    stash: Option<Transmit>,
+    /// A shared payload (codec `Transmit::tail`) to write right after the unit before it: a
+    /// large payload the app handed over leaves as the app's own bytes, never copied.
+    tail_next: Option<Bytes>,
     input_done: bool,
     /// The transport failed: stop at once, nothing more can be written.
     failed: bool,
@@ -195,6 +198,7 @@ impl<W: Io> Driver<W> {
             phase: Phase::Running,
             out: None,
             stash: None,
+            tail_next: None,
             input_done: false,
             failed: false,
             lost: false,
@@ -210,20 +214,41 @@ impl<W: Io> Driver<W> {
 
     /// The next output unit. On byte streams, small frames are joined (up to
     /// [`COALESCE_LIMIT`]) so a burst of small messages costs one write / TLS record / DATA
-    /// frame instead of one each; a unit that does not fit waits in `stash`.
-    fn next_unit(&mut self, conn: &mut h2ws_codec::Connection) -> Option<Vec<u8>> {
-        let mut unit = self.stash.take().or_else(|| conn.poll_transmit())?;
-        if !self.spec.byte_stream || unit.len() >= COALESCE_LIMIT {
-            return Some(unit);
+    /// frame instead of one each; a unit that does not fit waits in `stash`. A shared payload
+    /// (codec `Transmit::tail`) is a unit of its own right after its header's: not copied. On
+    /// the native mapping a unit is one DATA frame, so a frame's parts are joined.
+    fn next_unit(&mut self, conn: &mut h2ws_codec::Connection) -> Option<Bytes> {
+        if let Some(tail) = self.tail_next.take() {
+            return Some(tail);
         }
-        while let Some(next) = conn.poll_transmit() {
-            if unit.len() + next.len() > COALESCE_LIMIT {
+        let first = self.stash.take().or_else(|| conn.poll_transmit_parts())?;
+        if !self.spec.byte_stream {
+            let mut frame = first.head;
+            if let Some(tail) = first.tail {
+                frame.extend_from_slice(&tail);
+            }
+            return Some(Bytes::from(frame));
+        }
+        let mut unit = first.head;
+        if first.tail.is_some() {
+            self.tail_next = first.tail;
+            return Some(Bytes::from(unit));
+        }
+        while unit.len() < COALESCE_LIMIT {
+            let Some(next) = conn.poll_transmit_parts() else {
+                break;
+            };
+            if unit.len() + next.head.len() > COALESCE_LIMIT {
                 self.stash = Some(next);
                 break;
             }
-            unit.extend_from_slice(&next);
+            unit.extend_from_slice(&next.head);
+            if next.tail.is_some() {
+                self.tail_next = next.tail;
+                break;
+            }
         }
-        Some(unit)
+        Some(Bytes::from(unit))
     }
 
     /// Feeds the codec's events to the app queue (or drops them if the app is gone).
@@ -368,7 +393,7 @@ impl<W: Io> Driver<W> {
                 if self.out.is_none() {
                     let mut st = shared.lock();
                     let before = st.conn.pending_bytes();
-                    self.out = self.next_unit(&mut st.conn).map(Bytes::from);
+                    self.out = self.next_unit(&mut st.conn);
                     if self.out.is_some() && before >= limits.send_buffer {
                         notify_app = true; // a sender may be waiting for room
                     }
@@ -441,6 +466,7 @@ impl<W: Io> Driver<W> {
         self.lost = true;
         self.out = None;
         self.stash = None;
+        self.tail_next = None;
         self.stalled_since = None;
         if detach {
             self.wire.detach();
@@ -606,7 +632,9 @@ impl<W: Io> Future for Driver<W> {
                 Phase::Running => {
                     progress |= this.step(cx);
                     let closed = this.shared.lock().conn.is_closed();
-                    if this.failed || (closed && this.out.is_none() && this.stash.is_none()) {
+                    let drained =
+                        this.out.is_none() && this.stash.is_none() && this.tail_next.is_none();
+                    if this.failed || (closed && drained) {
                         this.phase = Phase::Ending;
                         progress = true;
                     }

@@ -733,12 +733,18 @@ impl SocketSender {
         &self.handle.shared
     }
 
-    /// Queues a message; waits while the socket's send buffer is full.
+    /// Queues a message; waits while the socket's send buffer is full. The message's bytes are
+    /// handed to the codec: a large payload is written out as they are, not copied (codec
+    /// `send_binary_shared`), where the frame needs no change.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), SocketError> {
-        match msg.into() {
-            Message::Text(t) => self.send_text(&t).await,
-            Message::Binary(b) => self.send_binary(&b).await,
-        }
+        self.wait_for_room().await?;
+        let (len, sent) = match msg.into() {
+            Message::Text(t) => (t.len(), self.shared().apply(|c| c.send_text_owned(t))),
+            Message::Binary(b) => (b.len(), self.shared().apply(|c| c.send_binary_shared(b))),
+        };
+        sent?;
+        self.record_out(1, len);
+        Ok(())
     }
 
     /// Sends a text message.

@@ -25,7 +25,9 @@ extern "C" {
 /// `promise.then(on_ok, on_err)` with plain functions (made once and reused, where a
 /// `JsFuture` would make two closures per promise).
 pub fn then(promise: &Promise, on_ok: &Function, on_err: &Function) {
-    let _ = promise.unchecked_ref::<Thenable>().then_functions(on_ok, on_err);
+    let _ = promise
+        .unchecked_ref::<Thenable>()
+        .then_functions(on_ok, on_err);
 }
 
 /// `performance.now()` as the codec's clock (monotonic milliseconds).
