@@ -314,22 +314,29 @@ impl Shared {
     /// Waits until the codec's output is below the send buffer (or the socket ended), at most
     /// `limit`; `Err(())` when the limit passed.
     pub(crate) async fn room(&self, limit: Option<Duration>) -> Result<(), ()> {
+        let has_room =
+            |st: &State| st.finished.is_some() || st.conn.pending_bytes() < self.limits.send_buffer;
+        // Most sends find room: no timer then.
+        if has_room(&self.lock()) {
+            return Ok(());
+        }
         let wait = async {
             loop {
                 let notified = self.app.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                {
-                    let st = self.lock();
-                    if st.finished.is_some() || st.conn.pending_bytes() < self.limits.send_buffer {
-                        return;
-                    }
+                if has_room(&self.lock()) {
+                    return;
                 }
                 notified.await;
             }
         };
         match limit {
-            Some(limit) => tokio::time::timeout(limit, wait).await.map_err(|_| ()),
+            // Boxed: a send's future (and so the task of every app that sends) would
+            // otherwise carry the timer inline even where no limit is set (the server).
+            Some(limit) => Box::pin(tokio::time::timeout(limit, wait))
+                .await
+                .map_err(|_| ()),
             None => {
                 wait.await;
                 Ok(())
