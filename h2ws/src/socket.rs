@@ -228,6 +228,9 @@ pub enum SocketError {
     Timeout(Duration, &'static str),
 }
 
+/// Slots the app's event queue keeps once drained; a burst's larger buffer is freed.
+const KEEP_DRAINED_EVENTS: usize = 8;
+
 /// The state one socket's app handles and its driver share (the quinn way: one small
 /// mutex-guarded state holding the codec `Connection`). A send encodes straight into the
 /// codec's output (one copy) and wakes the driver; the driver feeds received bytes to the codec
@@ -298,6 +301,10 @@ impl Shared {
             {
                 let mut st = self.lock();
                 if let Some(ev) = st.events.pop_front() {
+                    if st.events.is_empty() && st.events.capacity() > KEEP_DRAINED_EVENTS {
+                        // A burst is over: an idle socket does not keep its queue's size.
+                        st.events = VecDeque::new();
+                    }
                     if st.events.len() + 1 >= self.limits.recv_queue {
                         st.wake_driver();
                     }
