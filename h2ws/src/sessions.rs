@@ -380,7 +380,7 @@ async fn attach_stream(
         let next = tokio::select! {
             next = data.next() => next,
             _ = session.inbound.closed() => {
-                drain_upstream(&mut data).await;
+                Box::pin(drain_upstream(&mut data)).await;
                 break;
             }
         };
@@ -397,7 +397,7 @@ async fn attach_stream(
             }
         };
         if session.inbound.send(input).await.is_err() {
-            drain_upstream(&mut data).await;
+            Box::pin(drain_upstream(&mut data)).await;
             break;
         }
     }
@@ -406,7 +406,9 @@ async fn attach_stream(
 
 /// After the socket ended (close handshake done), the client ends its upstream body right
 /// behind its last frame: read it to its end before answering, so the stream ends with
-/// END_STREAM both ways (the rule and its bounds: `wiring::drain_after_close`).
+/// END_STREAM both ways (the rule and its bounds: `wiring::drain_after_close`). Boxed where
+/// it is awaited: its timer would otherwise sit in every attached upstream's future for as
+/// long as the socket lives.
 async fn drain_upstream(
     data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
 ) {
