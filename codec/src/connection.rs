@@ -347,6 +347,17 @@ impl Transmit {
 /// their header, one allocation, as cheap as a reference count.
 const SHARED_PAYLOAD_MIN: usize = 4096;
 
+/// Slots a drained queue keeps; a larger one (left by a burst) is freed, so an idle
+/// connection does not hold the capacity of its busiest moment.
+const KEEP_DRAINED: usize = 8;
+
+/// Frees `queue`'s buffer once it is empty, if a burst grew it past [`KEEP_DRAINED`] slots.
+fn release_if_drained<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > KEEP_DRAINED {
+        *queue = VecDeque::new();
+    }
+}
+
 /// The payload still to come for the frame being received (Rfc6455 / Stream).
 #[derive(Clone, Copy, Debug)]
 struct PayloadState {
@@ -831,7 +842,9 @@ impl Connection {
 
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        release_if_drained(&mut self.events);
+        event
     }
 
     // ------------------------------------------------------------------ output
@@ -1159,6 +1172,8 @@ impl Connection {
             }
         };
         self.pending -= out.len();
+        release_if_drained(&mut self.control_out);
+        release_if_drained(&mut self.data_out);
         if out.kind == OutKind::Close {
             // Nothing may follow a Close.
             self.control_out.clear();
@@ -1490,6 +1505,26 @@ mod tests {
     }
 
     const ALL: [Framing; 3] = [Framing::Rfc6455, Framing::Stream, Framing::Native];
+
+    #[test]
+    fn queues_drained_after_a_burst_hold_no_buffer() {
+        for framing in ALL {
+            let (mut client, mut server) = pair(framing, Config::default());
+            for i in 0..1000u32 {
+                server.send_binary(&i.to_be_bytes()).unwrap();
+            }
+            assert!(server.data_out.capacity() >= 1000);
+            pump(&mut server, &mut client).unwrap();
+            assert_eq!(server.data_out.capacity(), 0, "{framing:?}");
+            assert!(client.events.capacity() >= 1000);
+            assert_eq!(events(&mut client).len(), 1000);
+            assert_eq!(client.events.capacity(), 0, "{framing:?}");
+            // A small queue keeps its few slots (no allocation per message in steady state).
+            server.send_binary(b"x").unwrap();
+            pump(&mut server, &mut client).unwrap();
+            assert!(server.data_out.capacity() <= KEEP_DRAINED);
+        }
+    }
 
     #[test]
     fn messages_both_ways_every_framing() {

@@ -123,6 +123,11 @@ struct MessageState {
     first: bool,
 }
 
+/// Capacity of the compressed-frame buffer kept between messages; more is freed when a
+/// message ends.
+#[cfg(feature = "deflate")]
+const KEEP_COMPRESSED: usize = 4 << 10;
+
 /// Joins (or hands over) data frames and checks every stateful frame rule.
 pub struct MessageAssembler {
     config: AssemblerConfig,
@@ -448,6 +453,10 @@ impl MessageAssembler {
         let limit = self.config.max_message_size.saturating_sub(m.delivered);
         let res = inflater.decompress(&self.compressed, fin, &mut self.data, limit);
         self.compressed.clear();
+        if fin && self.compressed.capacity() > KEEP_COMPRESSED {
+            // A large compressed message is over: do not hold its size while idle.
+            self.compressed = Vec::new();
+        }
         res.map_err(|e| {
             ProtocolError::Deflate(match e {
                 DeflateError::TooBig => DeflateFailure::TooBig,

@@ -57,18 +57,25 @@ impl Endpoint {
     }
 
     /// Answers a fetch upstream request (`stream` attach, `post` batch, read ack) from this
-    /// endpoint's sessions.
-    pub(crate) async fn serve_upstream(
+    /// endpoint's sessions. The head is checked before the future is made, which holds only
+    /// what serving the request needs (a `stream` upstream is served as long as its socket
+    /// lives).
+    pub(crate) fn serve_upstream(
         &self,
         parts: http::request::Parts,
         body: axum::body::Body,
-    ) -> axum::response::Response {
-        let up = crate::sessions::Upstream {
+    ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
+        let checked = crate::sessions::check(&self.upstream(), parts);
+        let endpoint = self.clone();
+        async move { crate::sessions::serve(&endpoint.upstream(), checked, body).await }
+    }
+
+    fn upstream(&self) -> crate::sessions::Upstream<'_> {
+        crate::sessions::Upstream {
             sessions: &self.0.sessions,
             config: &self.0.config,
             stats: &self.0.stats,
-        };
-        crate::sessions::upstream(&up, parts, body).await
+        }
     }
 
     /// Whether `origin` may open a socket on a request whose authority is `authority`.

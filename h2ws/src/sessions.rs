@@ -486,26 +486,30 @@ enum Work {
     Post(Arc<Session>, u64),
 }
 
-/// Answers a fetch upstream request (`stream` attach or `post` batch).
-///
-/// The request head is checked first and then let go (only its `Origin`, copied, stays for
-/// the answer's CORS headers): a `stream` upstream is served for as long as its socket lives,
-/// and holds only what streaming it needs, each kind of upstream in a box of its own size.
-pub(crate) async fn upstream(
-    up: &Upstream<'_>,
-    parts: http::request::Parts,
-    body: Body,
-) -> Response {
-    let origin = {
-        let mut origin = http::HeaderMap::new();
-        if let Some(v) = parts.headers.get(http::header::ORIGIN) {
-            let copied = http::HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
-            origin.insert(http::header::ORIGIN, copied);
-        }
-        origin
-    };
-    let work = check_upstream(up, &parts);
-    drop(parts);
+/// An upstream request once its head is checked: what it asks for, and its `Origin` (copied)
+/// for the answer's CORS headers. The head itself is let go: a `stream` upstream is served for
+/// as long as its socket lives.
+pub(crate) struct Checked {
+    work: Result<Work, Refusal>,
+    origin: Option<http::HeaderValue>,
+}
+
+/// Checks a fetch upstream request's head (`stream` attach, `post` batch, read ack).
+pub(crate) fn check(up: &Upstream<'_>, parts: http::request::Parts) -> Checked {
+    let origin = parts
+        .headers
+        .get(http::header::ORIGIN)
+        .map(|v| http::HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone()));
+    Checked {
+        work: check_upstream(up, &parts),
+        origin,
+    }
+}
+
+/// Answers a checked upstream request; a stream attach and a post batch each run in a box of
+/// their own size.
+pub(crate) async fn serve(up: &Upstream<'_>, checked: Checked, body: Body) -> Response {
+    let Checked { work, origin } = checked;
     let served = match work {
         Ok(Work::Answered(status)) => Ok(status),
         Ok(Work::Stream(session)) => Box::pin(attach_stream(up, &session, body)).await,
@@ -523,7 +527,11 @@ pub(crate) async fn upstream(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
     );
-    cors_headers(&origin, res.headers_mut());
+    let mut request_origin = http::HeaderMap::new();
+    if let Some(origin) = origin {
+        request_origin.insert(http::header::ORIGIN, origin);
+    }
+    cors_headers(&request_origin, res.headers_mut());
     res
 }
 
@@ -596,7 +604,7 @@ async fn attach_stream(
         let next = tokio::select! {
             next = data.next() => next,
             _ = inbound.closed() => {
-                drain_upstream(&mut data).await;
+                Box::pin(drain_upstream(&mut data)).await;
                 break;
             }
         };
@@ -613,7 +621,7 @@ async fn attach_stream(
             }
         };
         if inbound.send(input).await.is_err() {
-            drain_upstream(&mut data).await;
+            Box::pin(drain_upstream(&mut data)).await;
             break;
         }
     }
@@ -622,7 +630,9 @@ async fn attach_stream(
 
 /// After the socket ended (close handshake done), the client ends its upstream body right
 /// behind its last frame: read it to its end before answering, so the stream ends with
-/// END_STREAM both ways (the rule and its bounds: `wiring::drain_after_close`).
+/// END_STREAM both ways (the rule and its bounds: `wiring::drain_after_close`). Boxed where
+/// it is awaited: its timer would otherwise sit in every attached upstream's future for as
+/// long as the socket lives.
 async fn drain_upstream(
     data: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
 ) {

@@ -228,6 +228,9 @@ pub enum SocketError {
     Timeout(Duration, &'static str),
 }
 
+/// Slots the app's event queue keeps once drained; a burst's larger buffer is freed.
+const KEEP_DRAINED_EVENTS: usize = 8;
+
 /// The state one socket's app handles and its driver share (the quinn way: one small
 /// mutex-guarded state holding the codec `Connection`). A send encodes straight into the
 /// codec's output (one copy) and wakes the driver; the driver feeds received bytes to the codec
@@ -298,6 +301,10 @@ impl Shared {
             {
                 let mut st = self.lock();
                 if let Some(ev) = st.events.pop_front() {
+                    if st.events.is_empty() && st.events.capacity() > KEEP_DRAINED_EVENTS {
+                        // A burst is over: an idle socket does not keep its queue's size.
+                        st.events = VecDeque::new();
+                    }
                     if st.events.len() + 1 >= self.limits.recv_queue {
                         st.wake_driver();
                     }
@@ -314,22 +321,29 @@ impl Shared {
     /// Waits until the codec's output is below the send buffer (or the socket ended), at most
     /// `limit`; `Err(())` when the limit passed.
     pub(crate) async fn room(&self, limit: Option<Duration>) -> Result<(), ()> {
+        let has_room =
+            |st: &State| st.finished.is_some() || st.conn.pending_bytes() < self.limits.send_buffer;
+        // Most sends find room: no timer then.
+        if has_room(&self.lock()) {
+            return Ok(());
+        }
         let wait = async {
             loop {
                 let notified = self.app.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                {
-                    let st = self.lock();
-                    if st.finished.is_some() || st.conn.pending_bytes() < self.limits.send_buffer {
-                        return;
-                    }
+                if has_room(&self.lock()) {
+                    return;
                 }
                 notified.await;
             }
         };
         match limit {
-            Some(limit) => tokio::time::timeout(limit, wait).await.map_err(|_| ()),
+            // Boxed: a send's future (and so the task of every app that sends) would
+            // otherwise carry the timer inline even where no limit is set (the server).
+            Some(limit) => Box::pin(tokio::time::timeout(limit, wait))
+                .await
+                .map_err(|_| ()),
             None => {
                 wait.await;
                 Ok(())

@@ -15,6 +15,7 @@
 //! `enable_connect_protocol()`; `rfc6455` needs hyper's upgrades (`axum::serve` has them).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
@@ -172,14 +173,6 @@ fn dispatch(req: Request) -> Dispatch {
         protocol,
     });
     Dispatch::Open(req)
-}
-
-async fn serve_upstream(
-    endpoint: Endpoint,
-    parts: http::request::Parts,
-    body: axum::body::Body,
-) -> Response {
-    endpoint.serve_upstream(parts, body).await
 }
 
 /// A 500 for a route set up wrongly, with the reason in the server log (the client learns
@@ -493,23 +486,21 @@ where
     T: 'static,
     S: Clone + Send + Sync + 'static,
 {
+    // The request is classified before any future is made, and each kind's future is boxed
+    // on its own: a `stream` upstream request is served for as long as its socket lives, and
+    // then holds only what serving it needs, not the request or the app handler's future.
     any(move |State(state): State<S>, req: Request| {
-        let handler = handler.clone();
-        // Each branch's future boxed: a `stream` upstream request is served for as long as its
-        // socket lives, and then holds only what serving it needs, not the size of the app's
-        // handler future too (the route's future is as large as its largest branch).
-        async move {
-            match dispatch(req) {
-                Dispatch::Open(req) => Box::pin(handler.call(req, state)).await,
-                Dispatch::Upstream(endpoint, parts, body) => {
-                    Box::pin(serve_upstream(endpoint, parts, body)).await
-                }
-                Dispatch::Reattach(endpoint, parts) => {
-                    Box::pin(transport::fetch::accept_reattach(endpoint, parts)).await
-                }
-                Dispatch::Answered(res) => res,
+        let served: Pin<Box<dyn Future<Output = Response> + Send>> = match dispatch(req) {
+            Dispatch::Open(req) => Box::pin(handler.clone().call(req, state)),
+            Dispatch::Upstream(endpoint, parts, body) => {
+                Box::pin(endpoint.serve_upstream(parts, body))
             }
-        }
+            Dispatch::Reattach(endpoint, parts) => {
+                Box::pin(transport::fetch::accept_reattach(endpoint, parts))
+            }
+            Dispatch::Answered(res) => Box::pin(std::future::ready(res)),
+        };
+        served
     })
 }
 

@@ -7,8 +7,9 @@
 //! Order: install what is missing (h2load, Chromium, wasm tools, npm packages) → release builds →
 //! package sizes (`wasm/build.sh` with and without deflate) → codec (criterion) → RFC 6455 echo
 //! (h2ws vs fastwebsockets vs tokio-tungstenite, interleaved per shape) → HTTP/2 echo (native,
-//! rfc8441, stream; stream and post over HTTP/3) + h2load → memory (10 000 and 100 000 idle
-//! sockets with the server's RSS and echo p99 under them, 100 MiB through the gateway) →
+//! rfc8441, stream; stream and post over HTTP/3) + h2load → memory (10 000 idle sockets on
+//! every transport, 100 000 on rfc6455 and stream, each with the server's RSS and an echo p99
+//! under them; 100 MiB through the gateway) →
 //! browser → report. Every figure lands in `target/bench/results.jsonl`; `report` renders it.
 //! Every server binds 127.0.0.1:0 and is killed when its step ends; every step has a time limit.
 
@@ -30,15 +31,17 @@ struct Plan {
     rounds: usize,
     /// (connections, message size) of the echo benchmarks (uWebSockets load_test shapes).
     shapes: &'static [(usize, usize)],
-    /// Idle-socket counts, each measured on every transport of [`IDLE_TRANSPORTS`].
-    idle_sockets: &'static [usize],
+    /// Idle-socket runs: a count and the transports measured at it.
+    idle_sockets: &'static [(usize, &'static [&'static str])],
     big_message: usize,
     h2load_requests: usize,
 }
 
 const SHAPES: &[(usize, usize)] = &[(100, 20), (10, 1024), (10, 16 * 1024), (200, 16 * 1024)];
 
-const IDLE_TRANSPORTS: &[&str] = &["rfc6455", "stream"];
+/// Every transport the idle-socket runs can open (native client; `post` and the HTTP/2
+/// transports on h2c connections of 250 sockets).
+const ALL_TRANSPORTS: &[&str] = &["rfc6455", "stream", "post", "native", "rfc8441"];
 
 /// The open-files limit every benchmark process asks for (100 000 idle sockets are as many
 /// descriptors in the server and in the load generator); where it is not allowed (not root,
@@ -53,7 +56,7 @@ impl Plan {
                 echo_secs: 0.3,
                 rounds: 1,
                 shapes: SHAPES,
-                idle_sockets: &[300],
+                idle_sockets: &[(300, ALL_TRANSPORTS)],
                 big_message: 4 << 20,
                 h2load_requests: 2_000,
             }
@@ -63,7 +66,9 @@ impl Plan {
                 echo_secs: 1.5,
                 rounds: 3,
                 shapes: SHAPES,
-                idle_sockets: &[10_000, 100_000],
+                // Every transport at 10 000; at 100 000 the two shapes (RFC 6455 from
+                // several source addresses, stream multiplexed on HTTP/2 connections).
+                idle_sockets: &[(10_000, ALL_TRANSPORTS), (100_000, &["rfc6455", "stream"])],
                 big_message: 100 << 20,
                 h2load_requests: 200_000,
             }
@@ -453,9 +458,9 @@ fn parse_h2load(out: &str) -> Option<(f64, u64, u64)> {
 }
 
 fn memory(plan: &Plan, results: &Path) -> Result {
-    for &sockets in plan.idle_sockets {
+    for &(sockets, transports) in plan.idle_sockets {
         let max_sockets = (sockets * 2).to_string();
-        for transport in IDLE_TRANSPORTS {
+        for transport in transports {
             // A fresh server per run: its RSS baseline holds nothing from earlier runs.
             let server = devserver(&["--max-sockets", &max_sockets])?;
             let url = format!(

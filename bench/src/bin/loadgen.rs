@@ -12,7 +12,7 @@
 //! loadgen h2   --url https://127.0.0.1:P --h3-cert PEM --transport stream|post ...
 //!     The same over HTTP/3 (QUIC on the TLS port), trusting the certificate(s) in PEM:
 //!     N sockets on C HTTP/3 connections, recorded as `stream/h3`, `post/h3`.
-//! loadgen idle --url ws://127.0.0.1:P/ws/echo --transport rfc6455|stream --sockets N --pid PID
+//! loadgen idle --url ws://127.0.0.1:P/ws/echo --transport rfc6455|stream|post|native|rfc8441 --sockets N --pid PID
 //!              [--sources K] [--per-connection C] [--probes P] [--echoes E] --out F
 //!     Opens N sockets and holds them; records the server's RSS growth per socket, its RSS,
 //!     and the p99 of E echo round trips over P of the sockets while the rest sit idle.

@@ -720,8 +720,8 @@ fn render_memory(md: &mut String, records: &[Record]) {
     md.push_str(
         "Idle sockets: a fresh devserver, 50 warm-up sockets, RSS read, the rest opened and \
          held (`ulimit -n` raised; RFC 6455 from one loopback source address per 20 000 \
-         sockets, 127.0.0.1, .2, ..., each with its own ephemeral ports; stream on HTTP/2 \
-         connections of 250 sockets; held sockets answer the server's Pings), 2 s to settle, \
+         sockets, 127.0.0.1, .2, ..., each with its own ephemeral ports; the other transports \
+         through the native client, on h2c connections of 250 sockets; held sockets answer the server's Pings), 2 s to settle, \
          RSS read again (per socket = growth / sockets; server RSS = the whole process), then \
          1000 echo round trips one at a time over the last 10 sockets opened while the rest \
          stay idle (p99). A count the open-files limits (or the machine) do not allow is \

@@ -3,8 +3,9 @@
 //!
 //! Why not mpsc: a tokio channel allocates its first block of 32 slots and a cache-padded
 //! shared state up front (about 1.5 KiB for a queue of 2 to 4 units), and an idle socket has
-//! two of them. This one is a mutex over a `VecDeque` that holds at most `depth` items, plus
-//! the wakers of the one receiver and of the senders waiting: about 150 bytes while idle.
+//! two of them. This one is a mutex over a `VecDeque` that holds at most `depth` items (and
+//! no buffer once drained), plus the wakers of the one receiver and of the senders waiting:
+//! about 120 bytes while idle.
 //!
 //! Semantics as in mpsc where the transports rely on them: a send fails once the receiver is
 //! gone (and gives the item back), the receiver ends once every sender is gone and the queue is
@@ -25,8 +26,38 @@ struct State<T> {
     receiver_gone: bool,
     /// The receiver waiting for an item or the end.
     receiver: Option<Waker>,
-    /// Senders waiting for room or for the receiver to go (at most one entry per task).
-    senders_waiting: Vec<Waker>,
+    /// Senders waiting for room or for the receiver to go.
+    senders_waiting: Wakers,
+}
+
+/// Wakers of the tasks waiting, at most one per task: the first inline (there is rarely a
+/// second), so an idle queue allocates nothing for them.
+#[derive(Default)]
+struct Wakers {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Wakers {
+    fn register(&mut self, cx: &Context<'_>) {
+        let new = cx.waker();
+        match &self.first {
+            None => self.first = Some(new.clone()),
+            Some(w) if w.will_wake(new) => {}
+            Some(_) => {
+                if !self.more.iter().any(|w| w.will_wake(new)) {
+                    self.more.push(new.clone());
+                }
+            }
+        }
+    }
+
+    fn wake_all(self) {
+        self.first
+            .into_iter()
+            .chain(self.more)
+            .for_each(Waker::wake);
+    }
 }
 
 struct Shared<T> {
@@ -59,7 +90,7 @@ pub(crate) fn channel<T>(depth: usize) -> (Sender<T>, Receiver<T>) {
             senders: 1,
             receiver_gone: false,
             receiver: None,
-            senders_waiting: Vec::new(),
+            senders_waiting: Wakers::default(),
         }),
     });
     (
@@ -68,12 +99,6 @@ pub(crate) fn channel<T>(depth: usize) -> (Sender<T>, Receiver<T>) {
         },
         Receiver { shared },
     )
-}
-
-fn register(slot: &mut Vec<Waker>, cx: &Context<'_>) {
-    if !slot.iter().any(|w| w.will_wake(cx.waker())) {
-        slot.push(cx.waker().clone());
-    }
 }
 
 impl<T> Sender<T> {
@@ -104,7 +129,7 @@ impl<T> Sender<T> {
             return Poll::Ready(Err(Gone));
         }
         if st.items.len() >= st.depth {
-            register(&mut st.senders_waiting, cx);
+            st.senders_waiting.register(cx);
             return Poll::Pending;
         }
         let Some(item) = slot.take() else {
@@ -135,7 +160,7 @@ impl<T> Sender<T> {
         if st.receiver_gone {
             return Poll::Ready(());
         }
-        register(&mut st.senders_waiting, cx);
+        st.senders_waiting.register(cx);
         Poll::Pending
     }
 
@@ -184,9 +209,14 @@ impl<T> Stream for Receiver<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut st = self.shared.lock();
         if let Some(item) = st.items.pop_front() {
+            if st.items.is_empty() {
+                // Drained: an idle socket's queue holds no buffer (it is a few items at most,
+                // so allocating it again for the next burst is cheap).
+                st.items = VecDeque::new();
+            }
             let waiting = std::mem::take(&mut st.senders_waiting);
             drop(st);
-            waiting.into_iter().for_each(Waker::wake);
+            waiting.wake_all();
             return Poll::Ready(Some(item));
         }
         if st.senders == 0 {
@@ -211,7 +241,7 @@ impl<T> Drop for Receiver<T> {
         let waiting = std::mem::take(&mut st.senders_waiting);
         drop(st);
         drop(items);
-        waiting.into_iter().for_each(Waker::wake);
+        waiting.wake_all();
     }
 }
 
