@@ -112,7 +112,7 @@ async fn an_app_that_does_not_read_pushes_back_on_the_client() {
             "the server kept granting window to an app that reads nothing"
         );
     }
-    // The server's stream window is 256 KiB; its queues hold a few more messages.
+    // The server's stream window is 1 MiB (about 1000 of these); its queues hold a few more.
     assert!(accepted >= 200, "{accepted}");
     // Once the app reads, everything arrives, in order, and the window opens again.
     for _ in 0..accepted {

@@ -15,10 +15,11 @@ use super::wire::{self, Wire};
 use super::{ClientConfig, Error, Handshake, OpenOptions, Socket, Transport};
 
 /// Stream-level receive window the client advertises (bytes the server may send ahead); the
-/// HTTP/3 client uses the same.
-pub(crate) const STREAM_WINDOW: u32 = 1 << 20;
-/// Connection-level receive window (HTTP/3 too).
-pub(crate) const CONNECTION_WINDOW: u32 = 16 << 20;
+/// HTTP/3 client uses the same. Chromium's (6 MiB), so the server meets a browser's windows.
+/// Frames stay at the protocol's 16 KiB (no SETTINGS_MAX_FRAME_SIZE), as Chromium's do.
+pub(crate) const STREAM_WINDOW: u32 = 6 << 20;
+/// Connection-level receive window (HTTP/3 too): Chromium's 15 MiB.
+pub(crate) const CONNECTION_WINDOW: u32 = 15 << 20;
 /// Bytes of a refusal's body read for its reason (HTTP/3 too).
 pub(crate) const MAX_REFUSAL_BODY: usize = 1024;
 
