@@ -1,6 +1,9 @@
-//! `cargo xtask bench [--smoke]`: every benchmark of issue 8 in one run, written to
-//! `BENCHMARKS.md` (smoke mode: tiny counts, written to `target/bench/BENCHMARKS-smoke.md` so the
-//! committed figures are never replaced by smoke figures).
+//! `cargo xtask bench [--smoke] [--only STEP,...]`: every benchmark of issue 8 in one run,
+//! written to `BENCHMARKS.md` (smoke mode: tiny counts, written to
+//! `target/bench/BENCHMARKS-smoke.md` so the committed figures are never replaced by smoke
+//! figures). `--only` runs some steps (package, codec, echo, http2, memory, browser; e.g.
+//! `--only echo,http2` for the echo tables and their ratios) without installing anything,
+//! written to `target/bench/BENCHMARKS-partial.md`.
 //!
 //! `H2WS_BENCH_NOTE="..."` adds a note to the machine table (e.g. that the machine was shared).
 //!
@@ -76,11 +79,37 @@ impl Plan {
     }
 }
 
+/// The steps `--only` can pick.
+const STEPS: &[&str] = &["package", "codec", "echo", "http2", "memory", "browser"];
+
 pub fn run(args: &[String]) -> Result {
-    let smoke = args.iter().any(|a| a == "--smoke");
-    if let Some(other) = args.iter().find(|a| *a != "--smoke") {
-        return Err(format!("bench: unknown argument {other} (only --smoke)"));
+    let mut smoke = false;
+    let mut only: Option<Vec<String>> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--smoke" => smoke = true,
+            "--only" => {
+                let list = it
+                    .next()
+                    .ok_or("bench: --only needs a list, e.g. echo,http2")?;
+                let steps: Vec<String> = list.split(',').map(str::to_string).collect();
+                if let Some(bad) = steps.iter().find(|s| !STEPS.contains(&s.as_str())) {
+                    return Err(format!(
+                        "bench: unknown step {bad} (steps: {})",
+                        STEPS.join(",")
+                    ));
+                }
+                only = Some(steps);
+            }
+            other => {
+                return Err(format!(
+                    "bench: unknown argument {other} (--smoke, --only STEP,...)"
+                ))
+            }
+        }
     }
+    let wanted = |step: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == step));
     let plan = Plan::new(smoke);
     let started = Instant::now();
     let since = SystemTime::now()
@@ -114,7 +143,12 @@ pub fn run(args: &[String]) -> Result {
         meta.push(("note", note));
     }
 
-    install()?;
+    if let Some(only) = &only {
+        meta.push(("steps run", format!("only {} (`--only`)", only.join(","))));
+    }
+    if only.is_none() {
+        install()?;
+    }
     meta.push((
         "chromium",
         output("/usr/bin/chromium --version").unwrap_or_default(),
@@ -135,12 +169,24 @@ pub fn run(args: &[String]) -> Result {
             failures.push(format!("{name}: {e}"));
         }
     };
-    step("package size", package(&plan, &results));
-    step("codec", codec(&plan));
-    step("rfc6455 echo", echo(&plan, &results));
-    step("http2 echo", http2(&plan, &results));
-    step("memory", memory(&plan, &results));
-    step("browser", browser(&plan, &results));
+    if wanted("package") {
+        step("package size", package(&plan, &results));
+    }
+    if wanted("codec") {
+        step("codec", codec(&plan));
+    }
+    if wanted("echo") {
+        step("rfc6455 echo", echo(&plan, &results));
+    }
+    if wanted("http2") {
+        step("http2 echo", http2(&plan, &results));
+    }
+    if wanted("memory") {
+        step("memory", memory(&plan, &results));
+    }
+    if wanted("browser") {
+        step("browser", browser(&plan, &results));
+    }
 
     let elapsed = started.elapsed().as_secs();
     meta.push((
@@ -167,8 +213,11 @@ pub fn run(args: &[String]) -> Result {
         .map(|(k, v)| format!("{k}: {}\n", v.replace('\n', " ").replace('|', "/")))
         .collect();
     std::fs::write(&meta_path, meta_text).map_err(|e| e.to_string())?;
+    // A partial run never replaces the committed BENCHMARKS.md either.
     let out = if smoke {
         dir.join("BENCHMARKS-smoke.md")
+    } else if only.is_some() {
+        dir.join("BENCHMARKS-partial.md")
     } else {
         root.join("BENCHMARKS.md")
     };
@@ -382,16 +431,29 @@ fn http2(plan: &Plan, results: &Path) -> Result {
     let pem = crate::root().join("target/bench/cert/localhost.pem");
     let h3 = format!("--url {https} --h3-cert {}", q(&pem));
     let h2c = format!("--url {http}");
+    // `rfc8441/node`: the independent client (Node's `http2`, tests/bench/h2echo.mjs).
     let runs = [
         ("native", &h2c),
         ("rfc8441", &h2c),
         ("stream", &h2c),
+        ("rfc8441/node", &h2c),
         ("stream", &h3),
         ("post", &h3),
     ];
     for &(conns, size) in plan.shapes {
         let connections = (conns / 50).max(1);
         for (transport, target) in runs.iter().cycle().take(runs.len() * plan.rounds) {
+            if *transport == "rfc8441/node" {
+                let script = format!(
+                    "ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec node tests/bench/h2echo.mjs \
+                     --url {} --conns {conns} --connections {connections} --size {size} --secs {} --out {}",
+                    shell_quote(&format!("{http}/ws/echo")),
+                    plan.echo_secs,
+                    q(results)
+                );
+                Step::new(&script, 120).run()?;
+                continue;
+            }
             loadgen(
                 &format!(
                     "h2 {target} --path /ws/echo --transport {transport} --conns {conns} \

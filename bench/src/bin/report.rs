@@ -474,7 +474,13 @@ fn render_http2(md: &mut String, records: &[Record]) {
          single-threaded runtime, so it costs more CPU per message than the RFC 6455 load \
          generator; the last columns compare with h2ws's own RFC 6455 row above. \
          `stream/h3` and `post/h3`: the same client over HTTP/3 (QUIC + TLS 1.3 on the \
-         devserver's TLS port, same connection count), in the same interleaved rounds.\n\n",
+         devserver's TLS port, same connection count), in the same interleaved rounds. \
+         `rfc8441/node`: an HTTP/2 client independent of h2ws, Node's `http2` module \
+         (nghttp2; `tests/bench/h2echo.mjs`), RFC 8441 on the same connections, frames \
+         precomputed and replies parsed by their headers only like the RFC 6455 load \
+         generator, its receive windows Chromium's (6 MiB stream, 15 MiB connection); it \
+         runs JavaScript per chunk, so it too costs more CPU per message than the RFC 6455 \
+         load generator, but it is not h2ws's own code on both ends.\n\n",
     );
     let p = Pivot::new(records, "http2");
     let rfc = Pivot::new(records, "rfc6455");
@@ -489,10 +495,19 @@ fn render_http2(md: &mut String, records: &[Record]) {
             .filter(|c| p.rows.iter().any(|row| p.get(row, c).is_some()))
             .collect();
         let h3_head: String = h3_cols.iter().map(|c| format!(" {c} |")).collect();
+        // The independent client's column only when a run has it (older results do not).
+        let node = "rfc8441/node";
+        let node_col: Vec<&str> = [node]
+            .into_iter()
+            .filter(|c| p.rows.iter().any(|row| p.get(row, c).is_some()))
+            .collect();
+        let node_head: String = node_col.iter().map(|c| format!(" {c} |")).collect();
+        let node_ratio_head: String = node_col.iter().map(|c| format!(" {c}/rfc6455 |")).collect();
         let _ = writeln!(
             md,
-            "| shape | connections | native | rfc8441 | stream |{h3_head} h2ws rfc6455 (table 2) | native/rfc6455 | rfc8441/rfc6455 | stream/rfc6455 |\n|---|---|---|---|---|{}---|---|---|---|",
-            "---|".repeat(h3_cols.len())
+            "| shape | connections | native | rfc8441 | stream |{node_head}{h3_head} h2ws rfc6455 (table 2) | native/rfc6455 | rfc8441/rfc6455 | stream/rfc6455 |{node_ratio_head}\n|---|---|---|---|---|{}---|---|---|---|{}",
+            "---|".repeat(h3_cols.len() + node_col.len()),
+            "---|".repeat(node_col.len())
         );
         for row in &p.rows {
             let conns = cols
@@ -505,11 +520,11 @@ fn render_http2(md: &mut String, records: &[Record]) {
                 .unwrap_or_default();
             let base = rfc.value(row, "h2ws");
             let mut line = format!("| {row} | {conns} |");
-            for c in cols.iter().chain(&h3_cols) {
+            for c in cols.iter().chain(&node_col).chain(&h3_cols) {
                 let _ = write!(line, " {} |", notes.cell(p.get(row, c), fmt_num));
             }
             let _ = write!(line, " {} |", base.map_or("—".into(), fmt_num));
-            for c in cols {
+            for c in cols.iter().chain(&node_col) {
                 let _ = write!(line, " {} |", fmt_ratio(ratio(p.value(row, c), base)));
             }
             let _ = writeln!(md, "{line}");
