@@ -30,7 +30,7 @@ commands:
   setup                                    only install the tools the tests need
   pkg [--release]                          only build the npm package into wasm/pkg
   conformance [--quick]                    Autobahn|Testsuite on /ws/echo and through the gateway (all 517 cases, as the test stage; --quick: a 361-case sample)
-  bench [--smoke]                          every benchmark side by side with peers -> BENCHMARKS.md
+  bench [--smoke] [--only STEP,...]        every benchmark side by side with peers -> BENCHMARKS.md (--only echo,http2: those steps -> target/bench/BENCHMARKS-partial.md)
   soak [--release] [SOAK_ARGS...]          sequenced messages on every transport at once (h2ws-soak --help)
   stages                                   list the test stages
 ";
