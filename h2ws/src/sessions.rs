@@ -65,13 +65,46 @@ pub(crate) struct Session {
 /// What a re-attach is checked against, and where it goes.
 struct ResumeSlot {
     config: ResumeConfig,
-    /// The key the next re-attach must present; taken while one is served, so each key works
-    /// once (a replayed request finds another key, or none).
-    key: Mutex<Option<String>>,
+    /// The keys a re-attach may present (see [`Keys`]).
+    keys: Mutex<Keys>,
     /// The open's `Origin`: a re-attach must come from the same one.
     origin: Option<http::HeaderValue>,
     /// To the socket's driver.
     tx: tokio::sync::mpsc::Sender<Reattach>,
+}
+
+/// A resumable session's re-attach keys. `current` is taken while a re-attach is served, so
+/// each key works once (a replayed request finds another key, or none). `previous` is the key
+/// of the last re-attach, kept until the new transport proves its answer arrived (its upstream
+/// attaches or its first batch is applied): a re-attach whose answer was lost on the way (the
+/// network broke again at that moment) can be repeated with the only key the client has.
+#[derive(Default)]
+struct Keys {
+    current: Option<String>,
+    previous: Option<String>,
+}
+
+impl Keys {
+    /// Takes the key `presented` matches, if any.
+    fn take(&mut self, presented: &str) -> Option<String> {
+        if self
+            .current
+            .as_deref()
+            .is_some_and(|k| resume::keys_match(presented, k))
+        {
+            self.previous = None;
+            return self.current.take();
+        }
+        if self
+            .previous
+            .as_deref()
+            .is_some_and(|k| resume::keys_match(presented, k))
+        {
+            self.current = None;
+            return self.previous.take();
+        }
+        None
+    }
 }
 
 /// One session waiting for its upstream; the count drops when this does. The attach deadline
@@ -90,6 +123,7 @@ impl Session {
     /// The upstream attached: the session no longer counts as pending, and its socket's attach
     /// deadline is off.
     fn attached(&self) {
+        self.confirm_reattach();
         if let Ok(mut w) = self.waiting.lock() {
             w.take();
         }
@@ -101,6 +135,16 @@ impl Session {
     /// The current downstream's read window. A re-attach's new window replaces the lost
     /// downstream's, which is released: that body ends with what it still holds, whatever the
     /// window, instead of waiting for acks that will never come.
+    /// The client's upstream arrived over the transport of the last re-attach: its answer did
+    /// reach the client, so that re-attach's key is spent for good.
+    fn confirm_reattach(&self) {
+        if let Some(slot) = &self.resume {
+            if let Ok(mut keys) = slot.keys.lock() {
+                keys.previous = None;
+            }
+        }
+    }
+
     pub(crate) fn set_read_window(&self, window: Arc<ReadWindow>) {
         let old = self
             .read_window
@@ -256,7 +300,10 @@ impl Sessions {
                 driver_end = Some((key.clone(), rx));
                 Some(ResumeSlot {
                     config,
-                    key: Mutex::new(Some(key)),
+                    keys: Mutex::new(Keys {
+                        current: Some(key),
+                        previous: None,
+                    }),
                     origin,
                     tx,
                 })
@@ -379,14 +426,7 @@ impl Sessions {
                 "origin differs from the session's".into(),
             ));
         }
-        let taken = slot
-            .key
-            .lock()
-            .ok()
-            .and_then(|mut expected| match expected.as_deref() {
-                Some(e) if resume::keys_match(&key, e) => expected.take(),
-                _ => None,
-            });
+        let taken = slot.keys.lock().ok().and_then(|mut keys| keys.take(&key));
         if taken.is_none() {
             return Err(refused(
                 StatusCode::FORBIDDEN,
@@ -443,8 +483,9 @@ impl Sessions {
         };
         drop(attach);
         let accept = slot.config.accept(&next_key);
-        if let Ok(mut k) = slot.key.lock() {
-            *k = Some(next_key);
+        if let Ok(mut keys) = slot.keys.lock() {
+            keys.current = Some(next_key);
+            keys.previous = taken;
         }
         self.resumed.fetch_add(1, Ordering::Relaxed);
         Ok(Reattached {
@@ -711,6 +752,7 @@ async fn post_batch(
             }
             Applied::Run(run) => run,
         };
+        session.confirm_reattach();
         // Taken with the reorder state: a re-attach replaces both at once, so a run of the
         // lost transport's batches never reaches the new input.
         (run, session.inbound())

@@ -378,8 +378,9 @@ async fn a_server_that_does_not_know_the_session_refuses_and_the_client_gets_100
     second.shutdown().await;
 }
 
-/// Raw re-attach requests: a forged key and a replayed one are refused (403) and counted; the
-/// right one is taken once.
+/// Raw re-attach requests: a forged key is refused (403) and counted; the right one is taken,
+/// may repeat while the answer could have been lost, and is spent once the client's upstream
+/// arrives over the new transport (then a replay is refused).
 #[tokio::test]
 async fn forged_and_replayed_keys_are_refused() {
     use h2ws_codec::handshake::fetch;
@@ -447,13 +448,38 @@ async fn forged_and_replayed_keys_are_refused() {
         .key
         .to_owned();
     assert_ne!(next, key, "the key rotates");
+    // The answer may have been lost on its way (the network broke again): until the client's
+    // upstream arrives over the new transport, the same key may repeat the re-attach once more.
+    let repeated = reattach(key.clone()).await;
+    assert_eq!(
+        repeated.status(),
+        StatusCode::OK,
+        "a lost answer's re-attach repeats"
+    );
+    let next = resume::parse_accept(repeated.headers()[fetch::H2WS_RESUME].to_str().unwrap())
+        .expect("a new key")
+        .key
+        .to_owned();
+    // The client's first batch over the new transport proves the answer arrived: from then on
+    // the old key is spent.
+    let batch = [
+        (fetch::H2WS_SESSION, token.as_str()),
+        (fetch::H2WS_SEQ, "0"),
+    ];
+    let (status, _, _) = common::request(&sr, Method::PUT, &uri, &batch, b"").await;
+    assert!(status.is_success(), "batch: {status}");
     assert_eq!(
         reattach(key).await.status(),
         StatusCode::FORBIDDEN,
         "a used key is refused"
     );
+    assert_eq!(
+        reattach(next).await.status(),
+        StatusCode::OK,
+        "the current key works"
+    );
     let snapshot = stats(&server).await;
-    assert_eq!((snapshot.resumes, snapshot.resumes_refused), (1, 2));
+    assert_eq!((snapshot.resumes, snapshot.resumes_refused), (3, 2));
     server.shutdown().await;
 }
 
