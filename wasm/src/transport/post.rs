@@ -45,15 +45,23 @@ impl PostUpstream {
         headers: Vec<(String, String)>,
         token: &str,
         signal: &AbortSignal,
+        first_seq: u64,
     ) -> PostUpstream {
-        let mut sender = PostSender::new(PostLimits {
-            // `WebSocket.send` has no backpressure: what waits is the page's `bufferedAmount`
-            // (`H2WebSocketStream` writers wait on the promise `send` returns).
-            max_waiting: usize::MAX,
-            ..PostLimits::default()
-        });
-        // Batch 0 leaves at once, empty: it attaches the upstream, so a socket that sends
-        // nothing for a while is not closed by the server's attach timeout (DESIGN §2.2: 10 s).
+        // `first_seq`: 0 at the open; after a resume the numbering continues where the lost
+        // upstream stopped (the re-attach told the server).
+        let mut sender = PostSender::starting_at(
+            PostLimits {
+                // `WebSocket.send` has no backpressure: what waits is the page's
+                // `bufferedAmount` (`H2WebSocketStream` writers wait on the promise `send`
+                // returns).
+                max_waiting: usize::MAX,
+                ..PostLimits::default()
+            },
+            first_seq,
+        );
+        // The first batch leaves at once, empty: it attaches the upstream, so a socket that
+        // sends nothing for a while is not closed by the server's attach timeout (DESIGN §2.2:
+        // 10 s).
         sender.attach();
         let inner = Rc::new(Inner {
             url: url.to_string(),
@@ -68,6 +76,11 @@ impl PostUpstream {
         });
         pump(&inner);
         PostUpstream { inner }
+    }
+
+    /// The `h2ws-seq` the next batch would get: where a resumed socket's numbering continues.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.state.borrow().sender.next_seq()
     }
 
     pub fn send(&self, transmit: Transmit) -> Promise {
