@@ -602,6 +602,15 @@ impl Session {
                 Some(upstream) => upstream.send(transmit),
                 None => break,
             };
+            // With resume a lost transport is no failure of the write: its frames are replayed
+            // (a final failure ends the socket, which errors the writer anyway).
+            let promise = match self.resuming.borrow().is_some() {
+                true => wasm_bindgen_futures::future_to_promise(async move {
+                    let _ = JsFuture::from(promise).await;
+                    Ok(JsValue::UNDEFINED)
+                }),
+                false => promise,
+            };
             last = Some(promise);
         }
         last
@@ -707,7 +716,12 @@ impl Session {
         if let Some(reader) = self.reader.borrow_mut().take() {
             web::settle(reader.cancel());
         }
-        self.upstream.borrow_mut().take();
+        let lost = self.upstream.borrow_mut().take();
+        if let Some(upstream) = lost {
+            // Its frames are the codec's to replay: not `bufferedAmount` any more.
+            let app_bytes = upstream.abandon();
+            self.transmitted(app_bytes);
+        }
         self.ack_in_flight.set(false);
     }
 

@@ -29,6 +29,8 @@ struct Inner {
     signal: AbortSignal,
     owner: Weak<dyn Owner>,
     state: RefCell<Batching>,
+    /// Application bytes handed in and not yet reported as transmitted.
+    uncredited: std::cell::Cell<usize>,
 }
 
 struct Batching {
@@ -73,6 +75,7 @@ impl PostUpstream {
                 sender,
                 waiters: VecDeque::new(),
             }),
+            uncredited: Default::default(),
         });
         pump(&inner);
         PostUpstream { inner }
@@ -83,7 +86,24 @@ impl PostUpstream {
         self.inner.state.borrow().sender.next_seq()
     }
 
+    /// The transport was lost and resume goes on without this upstream: every waiting `send`
+    /// promise resolves (the codec keeps the frames for replay), and the application bytes
+    /// never reported as transmitted are returned (`bufferedAmount` must not keep them).
+    pub fn abandon(&self) -> usize {
+        let waiters: Vec<Function> = {
+            let mut state = self.inner.state.borrow_mut();
+            state.waiters.drain(..).map(|(_, resolve)| resolve).collect()
+        };
+        for resolve in waiters {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+        self.inner.uncredited.replace(0)
+    }
+
     pub fn send(&self, transmit: Transmit) -> Promise {
+        self.inner
+            .uncredited
+            .set(self.inner.uncredited.get() + transmit.app_bytes);
         let promise = {
             let mut state = self.inner.state.borrow_mut();
             // `max_waiting` is unbounded: push never refuses.
@@ -138,7 +158,9 @@ async fn post_batch(inner: Rc<Inner>, batch: Batch) {
         owner.transport_failed();
         return;
     }
-    owner.transmitted(batch.app_bytes);
+    let credited = batch.app_bytes.min(inner.uncredited.get());
+    inner.uncredited.set(inner.uncredited.get() - credited);
+    owner.transmitted(credited);
     let done: Vec<Function> = {
         let mut state = inner.state.borrow_mut();
         let mut done = Vec::new();

@@ -32,6 +32,8 @@ pub const STREAM_FAILED_AT_ONCE: &str = "the 'stream' upstream request failed at
 
 pub struct StreamUpstream {
     writer: WritableStreamDefaultWriter,
+    /// Application bytes written and not yet reported as transmitted.
+    uncredited: Rc<std::cell::Cell<usize>>,
     owner: Weak<dyn Owner>,
     fallback: Rc<Fallback>,
 }
@@ -119,6 +121,7 @@ impl StreamUpstream {
         });
         Ok(StreamUpstream {
             writer,
+            uncredited: Default::default(),
             owner,
             fallback: state,
         })
@@ -128,6 +131,8 @@ impl StreamUpstream {
         let chunk = Uint8Array::from(&transmit.bytes[..]);
         let written = self.writer.write_with_chunk(&chunk);
         let app_bytes = transmit.app_bytes;
+        self.uncredited.set(self.uncredited.get() + app_bytes);
+        let uncredited = self.uncredited.clone();
         // Keep a copy while a fallback is possible (bounded).
         let mut index = None;
         if self.fallback.armed() {
@@ -154,7 +159,9 @@ impl StreamUpstream {
                                 t.app_bytes = 0;
                             }
                         }
-                        owner.transmitted(app_bytes)
+                        let credited = app_bytes.min(uncredited.get());
+                        uncredited.set(uncredited.get() - credited);
+                        owner.transmitted(credited)
                     }
                     // The request's own result decides (fallback or failure).
                     Err(_) if fallback.armed() => {}
@@ -170,6 +177,12 @@ impl StreamUpstream {
             });
         }
         written
+    }
+
+    /// The transport was lost and resume goes on without this upstream: the application bytes
+    /// never reported as transmitted (the codec keeps their frames for replay).
+    pub fn abandon(&self) -> usize {
+        self.uncredited.replace(0)
     }
 
     pub fn finish(&self) {
