@@ -41,6 +41,30 @@ pub const OFFER: &str = "1";
 /// Length of a resume key: 32 random bytes, base64url without padding.
 pub const KEY_LEN: usize = 43;
 
+/// Re-attach attempts that failed on the network are retried after this delay, doubled per
+/// failure up to [`MAX_REATTACH_DELAY_MS`] (the first attempt goes at once); the grace window
+/// bounds the whole.
+pub const FIRST_REATTACH_DELAY_MS: u32 = 50;
+/// Longest wait between two re-attach attempts.
+pub const MAX_REATTACH_DELAY_MS: u32 = 2000;
+
+/// How long to wait before the next re-attach attempt after `failures` failed ones.
+pub fn reattach_delay_ms(failures: u32) -> u32 {
+    match failures {
+        0 => 0,
+        n => FIRST_REATTACH_DELAY_MS
+            .saturating_mul(1u32 << (n - 1).min(16))
+            .min(MAX_REATTACH_DELAY_MS),
+    }
+}
+
+/// Whether a re-attach answered with `status` (not 200) is final: a refusal by the server
+/// (403 wrong key or origin, 404/410 session gone, 409 a count it cannot honour). 5xx (a proxy
+/// in front of a restarting server, the server's own 503) is retried like a network failure.
+pub fn reattach_refusal_is_final(status: u16) -> bool {
+    status < 500
+}
+
 /// Grace window: how long a side keeps a session whose transport broke (30 s).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 /// Replay buffer limit in bytes (1 MiB of frames the peer has not acknowledged).
@@ -586,6 +610,19 @@ mod tests {
         assert!(keys_match(&key, &key));
         assert!(!keys_match(&key, &new_key(&[8; 32])));
         assert!(!keys_match("", &key));
+    }
+
+    #[test]
+    fn reattach_backoff_and_final_refusals() {
+        let delays: Vec<u32> = (0..9).map(reattach_delay_ms).collect();
+        assert_eq!(delays, [0, 50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(reattach_delay_ms(u32::MAX), MAX_REATTACH_DELAY_MS);
+        for status in [400, 403, 404, 409, 410] {
+            assert!(reattach_refusal_is_final(status), "{status}");
+        }
+        for status in [500, 502, 503] {
+            assert!(!reattach_refusal_is_final(status), "{status}");
+        }
     }
 
     #[test]

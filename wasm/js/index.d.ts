@@ -13,11 +13,40 @@ export type H2WasmSource = string | URL | Request | Response | BufferSource | We
  */
 export declare function ready(wasm?: H2WasmSource | Promise<H2WasmSource>): Promise<void>;
 
-export interface H2WebSocketOptions {
+export interface H2SocketOptions {
   /** `auto` (default): `stream` when request streaming works and the server offers it, else `post`. */
   transport?: H2Transport;
   /** Extra request headers (e.g. `Authorization`) sent with the open and upstream requests. */
   headers?: HeadersInit;
+  /**
+   * Offer lossless resume: if the server agrees, a lost connection is re-attached within the
+   * server's grace window with nothing lost, duplicated or reordered, and no event; else the
+   * socket fails as without it (`error`, `close` 1006).
+   */
+  resume?: boolean;
+}
+
+/** `reconnect` of `H2WebSocket`: a new session after an unexpected close (see the README). */
+export interface H2ReconnectOptions {
+  /** First wait, ms (default 1000). */
+  minDelay?: number;
+  /** Longest wait, ms (default 30000). */
+  maxDelay?: number;
+  /** Growth of the wait per failed attempt (default 2). */
+  factor?: number;
+  /** Share of each wait taken off at random, 0 to 1 (default 0.5). */
+  jitter?: number;
+  /** Attempts in a row without `open` before giving up (default Infinity). */
+  maxRetries?: number;
+}
+
+export interface H2WebSocketOptions extends H2SocketOptions {
+  /**
+   * After a close the page did not ask for, other than 1000/1001 (a failed open or resume, a
+   * server's error close): open a new session on the same object (`open` fires again). Sends
+   * while it reconnects are held (up to 1 MiB) and sent on `open`.
+   */
+  reconnect?: boolean | H2ReconnectOptions;
 }
 
 export interface H2WebSocketEventMap {
@@ -74,7 +103,7 @@ export declare class H2WebSocket extends EventTarget {
   ): void;
 }
 
-export interface H2WebSocketStreamOptions extends H2WebSocketOptions {
+export interface H2WebSocketStreamOptions extends H2SocketOptions {
   protocols?: string[];
   signal?: AbortSignal;
 }

@@ -183,7 +183,44 @@ function normalizeOptions(options, who) {
     );
   }
   const headers = options?.headers === undefined ? [] : [...new Headers(options.headers)];
-  return { transport, headers };
+  return { transport, headers, resume: Boolean(options?.resume) };
+}
+
+/** Most bytes of sends kept while a `reconnect` socket waits for its next session. */
+const RECONNECT_BUFFER = 1 << 20;
+
+/**
+ * The `reconnect` option: `true` for the defaults, or `{ minDelay, maxDelay, factor, jitter,
+ * maxRetries }` (ms, ms, growth per failed attempt, the random share taken off each delay,
+ * attempts in a row without an `open`). `null` when off.
+ */
+function normalizeReconnect(value, who) {
+  if (value === undefined || value === false || value === null) return null;
+  const given = value === true ? {} : value;
+  if (typeof given !== 'object') {
+    throw new TypeError(`Failed to construct '${who}': options.reconnect must be a boolean or an object.`);
+  }
+  const number = (name, fallback, min, max = Infinity) => {
+    const v = given[name] === undefined ? fallback : Number(given[name]);
+    if (!(v >= min && v <= max)) {
+      throw new TypeError(`Failed to construct '${who}': options.reconnect.${name} must be a number from ${min} to ${max}.`);
+    }
+    return v;
+  };
+  const minDelay = number('minDelay', 1000, 0);
+  return {
+    minDelay,
+    maxDelay: number('maxDelay', 30000, minDelay),
+    factor: number('factor', 2, 1),
+    jitter: number('jitter', 0.5, 0, 1),
+    maxRetries: number('maxRetries', Infinity, 0),
+  };
+}
+
+/** The wait before reconnect attempt `retries` (0 = the first after a close). */
+function reconnectDelay(r, retries) {
+  const base = Math.min(r.maxDelay, r.minDelay * r.factor ** retries);
+  return base * (1 - r.jitter * Math.random());
 }
 
 function normalizeProtocols(protocols) {
@@ -226,7 +263,7 @@ function closeEvent(init) {
 
 /**
  * A drop-in for the browser's WebSocket that rides fetch() streams on HTTP/2.
- * `new H2WebSocket(url, protocols?, { transport: 'auto'|'stream'|'post', headers })`.
+ * `new H2WebSocket(url, protocols?, { transport: 'auto'|'stream'|'post', headers, resume, reconnect })`.
  */
 export class H2WebSocket extends EventTarget {
   static CONNECTING = CONNECTING;
@@ -250,6 +287,19 @@ export class H2WebSocket extends EventTarget {
   #handlers = new Map();
   #pending = null; // ordering chain while a Blob send is being read
   #origin;
+  /** Starts a session (a core) with the constructor's arguments. */
+  #start;
+  /** Sessions started so far: events of an earlier one are ignored. */
+  #session = 0;
+  /** The `reconnect` option (null: off), and its state. */
+  #reconnect = null;
+  #userClosed = false;
+  #retries = 0;
+  #reconnectTimer = null;
+  /** A reconnect is due or connecting: sends wait in #outbox (at most RECONNECT_BUFFER bytes). */
+  #reconnecting = false;
+  #outbox = [];
+  #outboxBytes = 0;
 
   constructor(url, protocols = undefined, options = undefined) {
     super();
@@ -258,22 +308,31 @@ export class H2WebSocket extends EventTarget {
     }
     const target = socketURL(url, 'H2WebSocket');
     const list = checkProtocols(normalizeProtocols(protocols), 'H2WebSocket');
-    const { transport, headers } = normalizeOptions(options, 'H2WebSocket');
+    const { transport, headers, resume } = normalizeOptions(options, 'H2WebSocket');
+    this.#reconnect = normalizeReconnect(options?.reconnect, 'H2WebSocket');
     this.#url = target.url;
     this.#origin = target.origin;
-    withCore(
-      () => {
-        this.#core = new Core(target.url, target.httpUrl, target.origin, list, transport,
-          requestStreamingSupported(), headers, (kind, data) => this.#emit(kind, data), false);
-      },
-      () => this.#early === CONNECTING,
-      () => this.#failEarly(),
-    );
+    this.#start = () => {
+      const session = ++this.#session;
+      const emit = (kind, data) => { if (session === this.#session) this.#emit(kind, data); };
+      withCore(
+        () => {
+          this.#core = new Core(target.url, target.httpUrl, target.origin, list, transport,
+            requestStreamingSupported(), headers, emit, false, resume);
+        },
+        () => session === this.#session && this.#early === CONNECTING,
+        () => { if (session === this.#session) this.#failEarly(); },
+      );
+    };
+    this.#start();
   }
 
   get url() { return this.#url; }
   get readyState() { return this.#core?.readyState ?? this.#early; }
-  get bufferedAmount() { return this.#core?.bufferedAmount ?? this.#earlyBuffered; }
+  get bufferedAmount() {
+    if (this.#reconnecting) return this.#outboxBytes;
+    return this.#core?.bufferedAmount ?? this.#earlyBuffered;
+  }
   get protocol() { return this.#core?.protocol ?? ''; }
   get extensions() { return this.#core?.extensions ?? ''; }
   get binaryType() { return this.#binaryType; }
@@ -285,6 +344,10 @@ export class H2WebSocket extends EventTarget {
   send(data) {
     if (arguments.length === 0) {
       throw new TypeError("Failed to execute 'send' on 'H2WebSocket': 1 argument required, but only 0 present.");
+    }
+    if (this.#reconnecting) {
+      this.#hold(data);
+      return;
     }
     if (this.readyState === CONNECTING) {
       throw new DOMException("Failed to execute 'send' on 'H2WebSocket': Still in CONNECTING state.", 'InvalidStateError');
@@ -328,8 +391,30 @@ export class H2WebSocket extends EventTarget {
     });
   }
 
+  /** `reconnect`: a send while the next session is due waits for its `open` (bounded). */
+  #hold(data) {
+    const size = data instanceof Blob ? data.size : (bytesOf(data) ?? utf8.encode(String(data))).byteLength;
+    if (this.#outboxBytes + size > RECONNECT_BUFFER) {
+      console.warn(`h2ws: ${this.#url} is reconnecting and already holds ${this.#outboxBytes} bytes of sends; this one (${size} bytes) is dropped.`);
+      return;
+    }
+    const bytes = bytesOf(data);
+    this.#outbox.push(bytes !== null ? bytes.slice() : data instanceof Blob ? data : String(data));
+    this.#outboxBytes += size;
+  }
+
   close(code = undefined, reason = undefined) {
     const [c, r] = closeArguments(code, reason);
+    this.#userClosed = true;
+    if (this.#reconnectTimer !== null) {
+      // Closed while waiting to reconnect: no new session; the held sends are dropped.
+      clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = null;
+      this.#reconnecting = false;
+      this.#outbox = [];
+      this.#outboxBytes = 0;
+      return;
+    }
     if (this.#core !== null) {
       this.#core.close(c, r);
     } else if (this.#early === CONNECTING) {
@@ -350,9 +435,17 @@ export class H2WebSocket extends EventTarget {
 
   #emit(kind, data) {
     switch (kind) {
-      case 'open':
+      case 'open': {
+        this.#retries = 0;
+        // Sends held while reconnecting go first, in order (as partysocket).
+        const held = this.#outbox;
+        this.#reconnecting = false;
+        this.#outbox = [];
+        this.#outboxBytes = 0;
+        for (const data of held) this.send(data);
         this.dispatchEvent(new Event('open'));
         break;
+      }
       case 'message': {
         let value = data;
         if (typeof value !== 'string') {
@@ -364,10 +457,41 @@ export class H2WebSocket extends EventTarget {
       case 'error':
         this.dispatchEvent(new Event('error'));
         break;
-      case 'close':
+      case 'close': {
+        const r = this.#reconnect;
+        // Decided before the event, so that sends from its listeners are held; a listener
+        // that calls close() still stops it.
+        this.#reconnecting = r !== null && !this.#userClosed && data.code !== 1000 &&
+          data.code !== 1001 && this.#retries < r.maxRetries;
         this.dispatchEvent(closeEvent({ code: data.code, reason: data.reason, wasClean: data.wasClean }));
+        this.#maybeReconnect();
         break;
+      }
     }
+  }
+
+  /**
+   * `reconnect`: after a close the page did not ask for, other than 1000 / 1001 (a failed
+   * open, a failed resume, a server's error close), a new session on this object after a
+   * backoff; `open` fires again when it is up. `maxRetries` attempts in a row without `open`.
+   */
+  #maybeReconnect() {
+    const r = this.#reconnect;
+    if (!this.#reconnecting || this.#userClosed) {
+      this.#reconnecting = false;
+      this.#outbox = [];
+      this.#outboxBytes = 0;
+      return;
+    }
+    const delay = reconnectDelay(r, this.#retries);
+    this.#retries += 1;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.#core = null;
+      this.#early = CONNECTING;
+      this.#earlyBuffered = 0;
+      this.#start();
+    }, delay);
   }
 
   #getHandler(type) {
@@ -449,7 +573,7 @@ export class H2WebSocketStream {
     }
     const target = socketURL(url, 'H2WebSocketStream');
     const list = checkProtocols(normalizeProtocols(options?.protocols), 'H2WebSocketStream');
-    const { transport, headers } = normalizeOptions(options, 'H2WebSocketStream');
+    const { transport, headers, resume } = normalizeOptions(options, 'H2WebSocketStream');
     this.#url = target.url;
     this.#opened = deferred();
     this.#closed = deferred();
@@ -469,7 +593,7 @@ export class H2WebSocketStream {
     withCore(
       () => {
         this.#core = new Core(target.url, target.httpUrl, target.origin, list, transport,
-          requestStreamingSupported(), headers, (kind, data) => this.#emit(kind, data), true);
+          requestStreamingSupported(), headers, (kind, data) => this.#emit(kind, data), true, resume);
       },
       () => !this.#earlyEnd,
       () => this.#failEarly(),

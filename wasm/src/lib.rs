@@ -65,7 +65,8 @@ mod bindings {
     impl Core {
         /// Starts the open request of a socket whose arguments the JS layer checked and
         /// resolved: `url` the ws(s) URL, `http_url` the one fetched, `origin` the ws(s) origin.
-        /// `emit(kind, data)` receives `open`, `message`, `error`, `close`.
+        /// `emit(kind, data)` receives `open`, `message`, `error`, `close`. `resume`: offer
+        /// lossless resume at the open (codec `resume`).
         #[wasm_bindgen(constructor)]
         #[allow(clippy::too_many_arguments)]
         pub fn new(
@@ -78,6 +79,7 @@ mod bindings {
             headers: Array,
             emit: Function,
             pull_mode: bool,
+            resume: bool,
         ) -> Result<Core, JsValue> {
             let protocols: Vec<String> = protocols
                 .iter()
@@ -107,6 +109,7 @@ mod bindings {
                 headers: header_pairs,
                 transport,
                 request_streaming,
+                resume,
             };
             let session = Session::new(params, emit, pull_mode)?;
             session.start();

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use h2ws_codec::handshake::fetch;
-use h2ws_codec::Message;
+use h2ws_codec::{resume, Message};
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -29,6 +29,19 @@ const OPEN_TIMEOUT_MS: i32 = 30_000;
 const DRAIN_TIMEOUT_MS: i32 = 2_000;
 /// Retries of an ack request that got no answer or an error status.
 const ACK_RETRIES: u32 = 3;
+/// A re-attach request (resume) must be answered within this time, else it is retried.
+const REATTACH_TIMEOUT_MS: i32 = 10_000;
+
+/// How a re-attach attempt ended.
+enum Attempt {
+    /// The server took it (or the socket ended meanwhile): no more attempts.
+    Taken,
+    /// No answer, or a 5xx: try again after a backoff.
+    Retry,
+    /// Refused for good (4xx, a malformed answer, counts the codec cannot honour): the socket
+    /// fails.
+    Refused,
+}
 
 /// How an ack request ended.
 enum AckOutcome {
@@ -63,17 +76,70 @@ pub struct Params {
     pub headers: Vec<(String, String)>,
     pub transport: String,
     pub request_streaming: bool,
+    /// Offer lossless resume (codec `resume`) at the open.
+    pub resume: bool,
+}
+
+/// How one transport generation (an open or a re-attach: its downstream, upstream and acks)
+/// reports to its session. The session keeps only the current one; the transports of a lost
+/// one hold a dead `Weak`, so their late failures and completions are ignored.
+struct Link {
+    session: Weak<Session>,
+}
+
+impl transport::Owner for Link {
+    fn transmitted(self: Rc<Self>, app_bytes: usize) {
+        if let Some(s) = self.session.upgrade() {
+            s.transmitted(app_bytes);
+        }
+    }
+
+    fn transport_failed(self: Rc<Self>) {
+        if let Some(s) = self.session.upgrade() {
+            s.transport_failed();
+        }
+    }
+
+    fn fall_back_to_post(self: Rc<Self>, kept: Vec<socket::Transmit>) {
+        if let Some(s) = self.session.upgrade() {
+            s.fall_back_to_post(kept);
+        }
+    }
+
+    fn warn_cannot_open(self: Rc<Self>, why: &str) {
+        if let Some(s) = self.session.upgrade() {
+            s.warn_cannot_open(why);
+        }
+    }
+}
+
+/// Resume state of a socket whose open the server accepted it on.
+struct Resuming {
+    /// The single-use key of the next re-attach (each answer brings a new one).
+    key: String,
+    /// The upstream kind to start again after a re-attach.
+    transport: Transport,
+    /// `post`: the `h2ws-seq` the next batch gets (where the numbering continues).
+    next_seq: Option<u64>,
 }
 
 pub struct Session {
     pub params: Params,
     core: RefCell<SocketCore>,
     emit: RefCell<Option<Function>>,
-    abort: AbortController,
+    /// Aborts the requests of the current transport generation (a lost one's are aborted and
+    /// a new controller takes over).
+    abort: RefCell<AbortController>,
+    /// The current transport generation's reporting link (see [`Link`]).
+    link: RefCell<Rc<Link>>,
+    /// Transport generation: bumped when a transport is lost and on each re-attach attempt.
+    generation: Cell<u32>,
+    /// Set once the server accepted resume.
+    resuming: RefCell<Option<Resuming>>,
     upstream: RefCell<Option<Upstream>>,
     reader: RefCell<Option<ReadableStreamDefaultReader>>,
-    /// A read loop is running.
-    driving: Cell<bool>,
+    /// The generation whose read loop is running, if one is.
+    driving: Cell<Option<u32>>,
     /// `H2WebSocketStream`: read only while a `pull()` waits (backpressure).
     pull_mode: bool,
     pub(crate) pull_waiters: RefCell<VecDeque<Function>>,
@@ -97,14 +163,20 @@ pub struct Session {
 
 impl Session {
     pub fn new(params: Params, emit: Function, pull_mode: bool) -> Result<Rc<Session>, JsValue> {
-        Ok(Rc::new(Session {
+        let abort = AbortController::new()?;
+        Ok(Rc::new_cyclic(|weak: &Weak<Session>| Session {
             params,
             core: RefCell::new(SocketCore::new(codec_config())),
             emit: RefCell::new(Some(emit)),
-            abort: AbortController::new()?,
+            abort: RefCell::new(abort),
+            link: RefCell::new(Rc::new(Link {
+                session: weak.clone(),
+            })),
+            generation: Cell::new(0),
+            resuming: RefCell::new(None),
             upstream: RefCell::new(None),
             reader: RefCell::new(None),
-            driving: Cell::new(false),
+            driving: Cell::new(None),
             pull_mode,
             pull_waiters: RefCell::new(VecDeque::new()),
             inbox: RefCell::new(VecDeque::new()),
@@ -119,6 +191,16 @@ impl Session {
             acked: Cell::new(0),
             ack_in_flight: Cell::new(false),
         }))
+    }
+
+    /// Aborts every request of the current transport generation.
+    fn abort(&self) {
+        self.abort.borrow().abort();
+    }
+
+    /// The current generation's abort signal.
+    fn signal(&self) -> web_sys::AbortSignal {
+        self.abort.borrow().signal()
     }
 
     pub fn core(&self) -> std::cell::Ref<'_, SocketCore> {
@@ -160,7 +242,7 @@ impl Session {
         }
         if self.handshake().await.is_err() {
             // Refused or broken: release whatever the open request still holds.
-            self.abort.abort();
+            self.abort();
             self.fail();
         }
     }
@@ -178,8 +260,11 @@ impl Session {
         // `fetch::READ_WINDOW`), the only backpressure where the engine buffers response
         // bodies without bound (Firefox, WebKit).
         headers.set(fetch::H2WS_ACKS, "1")?;
+        if self.params.resume {
+            headers.set(fetch::H2WS_RESUME, resume::OFFER)?;
+        }
         let request = self.bodiless_request(&headers)?;
-        let abort = self.abort.clone();
+        let abort = self.abort.borrow().clone();
         let timeout = Timer::once(OPEN_TIMEOUT_MS, move || abort.abort());
         let response = JsFuture::from(web::fetch(&request)).await;
         drop(timeout);
@@ -200,6 +285,20 @@ impl Session {
         let extensions = answer.get("h2ws-extensions")?.unwrap_or_default();
         let config = accept_extensions(&extensions).ok_or(JsValue::NULL)?;
         *self.core.borrow_mut() = SocketCore::new(config);
+        // Resume, if offered and accepted (a malformed answer: not negotiated).
+        let accepted = match self.params.resume {
+            true => answer.get(fetch::H2WS_RESUME)?,
+            false => None,
+        };
+        let resume_key = accepted
+            .as_deref()
+            .and_then(resume::parse_accept)
+            .and_then(|a| {
+                self.core
+                    .borrow_mut()
+                    .enable_resume(&a)
+                    .then(|| a.key.to_string())
+            });
         let transports = answer.get("h2ws-transports")?;
         let window = answer.get(fetch::H2WS_WINDOW)?;
         self.read_window
@@ -226,7 +325,7 @@ impl Session {
                     self.owner(),
                     &self.params.http_url,
                     &headers,
-                    &self.abort.signal(),
+                    &self.signal(),
                     self.params.transport != "stream",
                 )?)
             }
@@ -235,9 +334,17 @@ impl Session {
                 &self.params.http_url,
                 self.params.headers.clone(),
                 &token,
-                &self.abort.signal(),
+                &self.signal(),
+                0,
             )),
         };
+        if let Some(key) = resume_key {
+            *self.resuming.borrow_mut() = Some(Resuming {
+                key,
+                transport,
+                next_seq: None,
+            });
+        }
         *self.upstream.borrow_mut() = Some(upstream);
         *self.reader.borrow_mut() = Some(reader);
         self.core
@@ -287,23 +394,29 @@ impl Session {
         }
         let timed_out = self.core.borrow_mut().handle_timeout(web::now());
         if timed_out {
-            self.abort.abort();
+            self.abort();
             self.fail();
         } else {
+            // A resume acknowledgement may have been queued.
+            self.flush();
             self.arm_timer();
         }
     }
 
-    /// Starts the read loop unless one runs or none is wanted.
+    /// Starts the read loop of the current downstream unless one runs or none is wanted (a
+    /// loop of a lost downstream ends by itself).
     pub fn ensure_driving(self: &Rc<Self>) {
-        if self.driving.get() || !self.wants_data() {
+        let generation = self.generation.get();
+        if self.driving.get() == Some(generation) || !self.wants_data() {
             return;
         }
-        self.driving.set(true);
+        self.driving.set(Some(generation));
         let this = self.clone();
         spawn_local(async move {
-            this.drive().await;
-            this.driving.set(false);
+            this.drive(generation).await;
+            if this.driving.get() == Some(generation) {
+                this.driving.set(None);
+            }
             // A pull may have arrived while the loop was winding down.
             this.ensure_driving();
         });
@@ -318,8 +431,8 @@ impl Session {
             || self.core.borrow().ready_state() != socket::ReadyState::Open
     }
 
-    async fn drive(self: &Rc<Self>) {
-        while self.wants_data() {
+    async fn drive(self: &Rc<Self>, generation: u32) {
+        while self.wants_data() && self.generation.get() == generation {
             let Some(reader) = self.reader.borrow().clone() else {
                 return;
             };
@@ -327,7 +440,12 @@ impl Session {
                 Some(deadline) => web::race(&reader.read(), deadline),
                 None => reader.read(),
             };
-            match web::read_chunk(read).await {
+            let chunk = web::read_chunk(read).await;
+            if self.generation.get() != generation {
+                // A lost downstream's last read: what it carried is replayed on the new one.
+                return;
+            }
+            match chunk {
                 Ok(Read::Chunk(bytes)) => {
                     if self.finished.get() {
                         return;
@@ -393,19 +511,25 @@ impl Session {
         }
         self.ack_in_flight.set(true);
         let this = self.clone();
+        let generation = self.generation.get();
         spawn_local(async move {
             let mut attempt = 0;
+            let current = || this.generation.get() == generation;
             let outcome = loop {
                 match this.send_ack(read).await {
                     Some(status) if (200..300).contains(&status) => break AckOutcome::Taken,
                     Some(410) => break AckOutcome::Ended,
-                    _ if attempt < ACK_RETRIES && !this.finished.get() => {
+                    _ if attempt < ACK_RETRIES && !this.finished.get() && current() => {
                         attempt += 1;
                         let _ = JsFuture::from(web::sleep(100 * attempt as i32)).await;
                     }
                     _ => break AckOutcome::Failed,
                 }
             };
+            if !current() {
+                // Its downstream was lost meanwhile: the new one counts from 0.
+                return;
+            }
             this.ack_in_flight.set(false);
             match outcome {
                 AckOutcome::Taken => {
@@ -429,7 +553,8 @@ impl Session {
         Some(Response::from(response).status())
     }
 
-    /// The open and ack requests: no body, `fetch::METHOD` (PUT), this socket's abort signal.
+    /// The open, ack and re-attach requests: no body, `fetch::METHOD` (PUT), the current
+    /// generation's abort signal.
     fn bodiless_request(&self, headers: &Headers) -> Result<web_sys::Request, JsValue> {
         web::request(
             fetch::METHOD,
@@ -437,7 +562,7 @@ impl Session {
             headers,
             None,
             false,
-            &self.abort.signal(),
+            &self.signal(),
         )
     }
 
@@ -453,10 +578,14 @@ impl Session {
         }
         let done = self.core.borrow().handshake_done();
         if !done {
+            // With resume, a downstream that ends or breaks without a Close is a lost transport.
+            if self.lose_transport() {
+                return;
+            }
             // No Close frame before the end: 1006.
             let outputs = self.core.borrow_mut().recv_eof();
             self.deliver(outputs);
-            self.abort.abort();
+            self.abort();
         }
         let outputs = self.core.borrow_mut().finish();
         self.deliver(outputs);
@@ -473,15 +602,25 @@ impl Session {
                 Some(upstream) => upstream.send(transmit),
                 None => break,
             };
+            // With resume a lost transport is no failure of the write: its frames are replayed
+            // (a final failure ends the socket, which errors the writer anyway).
+            let promise = match self.resuming.borrow().is_some() {
+                true => wasm_bindgen_futures::future_to_promise(async move {
+                    let _ = JsFuture::from(promise).await;
+                    Ok(JsValue::UNDEFINED)
+                }),
+                false => promise,
+            };
             last = Some(promise);
         }
         last
     }
 
-    /// How its upstream reports back (the transports never name the session).
-    fn owner(self: &Rc<Self>) -> Weak<dyn transport::Owner> {
-        let weak: Weak<Session> = Rc::downgrade(self);
-        weak
+    /// How its upstream reports back (the transports never name the session): through the
+    /// current generation's [`Link`].
+    fn owner(&self) -> Weak<dyn transport::Owner> {
+        let link: Rc<dyn transport::Owner> = self.link.borrow().clone();
+        Rc::downgrade(&link)
     }
 
     pub fn transmitted(&self, app_bytes: usize) {
@@ -502,12 +641,16 @@ impl Session {
             &self.params.http_url,
             self.params.headers.clone(),
             &token,
-            &self.abort.signal(),
+            &self.signal(),
+            0,
         );
         for transmit in kept {
             web::settle(post.send(transmit));
         }
         *self.upstream.borrow_mut() = Some(Upstream::Post(post));
+        if let Some(r) = self.resuming.borrow_mut().as_mut() {
+            r.transport = Transport::Post;
+        }
         self.flush();
     }
 
@@ -522,8 +665,196 @@ impl Session {
             self.deliver(outputs);
             return;
         }
-        self.abort.abort();
+        if self.lose_transport() {
+            return;
+        }
+        self.abort();
         self.fail();
+    }
+
+    // ------------------------------------------------------------------ resume
+
+    /// With resume negotiated, the transport broke: the codec keeps the socket (no event,
+    /// `readyState` unchanged, sends queue), the lost requests are aborted and re-attach
+    /// attempts start. False when the socket cannot resume (the caller fails it).
+    fn lose_transport(self: &Rc<Self>) -> bool {
+        if self.resuming.borrow().is_none() || !self.core.borrow().can_resume() {
+            return false;
+        }
+        if self.core.borrow().is_transport_lost() {
+            return true; // re-attach attempts already run
+        }
+        let next_seq = match self.upstream.borrow().as_ref() {
+            Some(Upstream::Post(post)) => Some(post.next_seq()),
+            _ => None,
+        };
+        if let Some(r) = self.resuming.borrow_mut().as_mut() {
+            if r.transport == Transport::Post {
+                r.next_seq = next_seq.or(r.next_seq);
+            }
+        }
+        if !self.core.borrow_mut().transport_lost(web::now()) {
+            return false;
+        }
+        self.next_generation();
+        self.arm_timer(); // the grace window
+        let this = self.clone();
+        spawn_local(async move { this.reattach().await });
+        true
+    }
+
+    /// Leaves the current transport: its requests aborted, its reader and upstream dropped, its
+    /// callbacks cut off ([`Link`]); a new abort controller for what comes next.
+    fn next_generation(&self) {
+        self.abort();
+        if let Ok(abort) = AbortController::new() {
+            *self.abort.borrow_mut() = abort;
+        }
+        self.generation.set(self.generation.get().wrapping_add(1));
+        let session = self.link.borrow().session.clone();
+        *self.link.borrow_mut() = Rc::new(Link { session });
+        if let Some(reader) = self.reader.borrow_mut().take() {
+            web::settle(reader.cancel());
+        }
+        let lost = self.upstream.borrow_mut().take();
+        if let Some(upstream) = lost {
+            // Its frames are the codec's to replay: not `bufferedAmount` any more.
+            let app_bytes = upstream.abandon();
+            self.transmitted(app_bytes);
+        }
+        self.ack_in_flight.set(false);
+    }
+
+    /// Re-attach attempts with backoff (codec `resume::reattach_delay_ms`) until one is taken,
+    /// the server refuses for good (the socket fails), or the grace window ends the socket
+    /// (the codec's timer, [`Session::on_timer`]).
+    async fn reattach(self: Rc<Self>) {
+        let mut failures = 0;
+        loop {
+            let delay = resume::reattach_delay_ms(failures);
+            if delay > 0 {
+                let _ = JsFuture::from(web::sleep(delay as i32)).await;
+            }
+            if self.finished.get() || !self.core.borrow().is_transport_lost() {
+                return;
+            }
+            match self.reattach_once().await {
+                Attempt::Taken => return,
+                Attempt::Retry => failures += 1,
+                Attempt::Refused => {
+                    if !self.finished.get() {
+                        self.abort();
+                        self.fail();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One re-attach request (devserver/README.md "Resume"): `h2ws-session`, `h2ws-resume:
+    /// key=…[, seq=…]`, `h2ws-received`, `h2ws-acks`; a 200 answer is the new downstream, the
+    /// codec then queues the frames the server lacks and a new upstream takes them.
+    async fn reattach_once(self: &Rc<Self>) -> Attempt {
+        // A fresh generation per attempt: a timed-out attempt's abort ends only its own request.
+        self.next_generation();
+        let generation = self.generation.get();
+        let (key, transport, next_seq) = match self.resuming.borrow().as_ref() {
+            Some(r) => (r.key.clone(), r.transport, r.next_seq),
+            None => return Attempt::Refused,
+        };
+        let token = self.token.borrow().clone();
+        let received = self.core.borrow().resume_received();
+        let request = (|| {
+            let headers = web::build_headers(&self.params.headers)?;
+            headers.set(fetch::H2WS_VERSION, fetch::VERSION)?;
+            headers.set(fetch::H2WS_SESSION, &token)?;
+            headers.set(fetch::H2WS_RESUME, &resume::reattach_value(&key, next_seq))?;
+            headers.set(fetch::H2WS_RECEIVED, &fetch::decimal(received))?;
+            headers.set(fetch::H2WS_ACKS, "1")?;
+            self.bodiless_request(&headers)
+        })();
+        let Ok(request) = request else {
+            return Attempt::Refused;
+        };
+        let abort = self.abort.borrow().clone();
+        let timeout = Timer::once(REATTACH_TIMEOUT_MS, move || abort.abort());
+        let response = JsFuture::from(web::fetch(&request)).await;
+        drop(timeout);
+        if self.finished.get() || self.generation.get() != generation {
+            return Attempt::Taken; // the socket ended meanwhile: nothing more to do
+        }
+        let Ok(response) = response.and_then(|r| r.dyn_into::<Response>()) else {
+            return Attempt::Retry;
+        };
+        let status = response.status();
+        if status != 200 {
+            return match resume::reattach_refusal_is_final(status) {
+                true => Attempt::Refused,
+                false => Attempt::Retry,
+            };
+        }
+        let answer = response.headers();
+        let header = |name: &str| answer.get(name).ok().flatten();
+        let peer_received = header(fetch::H2WS_RECEIVED).and_then(|v| resume::parse_count(&v));
+        let next_key = header(fetch::H2WS_RESUME)
+            .and_then(|v| resume::parse_accept(&v).map(|a| a.key.to_string()));
+        let (Some(peer_received), Some(next_key), Some(body)) =
+            (peer_received, next_key, response.body())
+        else {
+            return Attempt::Refused;
+        };
+        let window = header(fetch::H2WS_WINDOW).and_then(|w| fetch::parse_window(w.as_bytes()));
+        if self
+            .core
+            .borrow_mut()
+            .resume(peer_received, web::now())
+            .is_err()
+        {
+            return Attempt::Refused;
+        }
+        if let Some(r) = self.resuming.borrow_mut().as_mut() {
+            r.key = next_key;
+        }
+        // The new downstream's read window: bytes count from 0 on it.
+        self.read_window.set(window);
+        self.read_total.set(0);
+        self.acked.set(0);
+        let upstream = match transport {
+            Transport::Stream => {
+                let headers = web::build_headers(&self.params.headers).and_then(|h| {
+                    h.set(fetch::H2WS_SESSION, &token)?;
+                    Ok(h)
+                });
+                headers.and_then(|headers| {
+                    StreamUpstream::start(
+                        self.owner(),
+                        &self.params.http_url,
+                        &headers,
+                        &self.signal(),
+                        false,
+                    )
+                    .map(Upstream::Stream)
+                })
+            }
+            Transport::Post => Ok(Upstream::Post(PostUpstream::new(
+                self.owner(),
+                &self.params.http_url,
+                self.params.headers.clone(),
+                &token,
+                &self.signal(),
+                next_seq.unwrap_or(0),
+            ))),
+        };
+        let Ok(upstream) = upstream else {
+            return Attempt::Refused;
+        };
+        *self.upstream.borrow_mut() = Some(upstream);
+        *self.reader.borrow_mut() = Some(body.get_reader().unchecked_into());
+        self.flush();
+        self.arm_timer();
+        self.ensure_driving();
+        Attempt::Taken
     }
 
     /// `error` + `close` 1006, and every request aborted.
@@ -540,7 +871,7 @@ impl Session {
             CloseAction::AbortHandshake => {
                 // The open fetch (if any) rejects; `open` then fails the socket. Before the
                 // fetch started (cap check pending) `open` sees CLOSING and fails too.
-                self.abort.abort();
+                self.abort();
             }
             CloseAction::SendClose => {
                 self.flush();
@@ -638,24 +969,6 @@ impl Session {
                 map.retain(|&(_, count)| count > 0);
             });
         }
-    }
-}
-
-impl transport::Owner for Session {
-    fn transmitted(self: Rc<Self>, app_bytes: usize) {
-        Session::transmitted(&self, app_bytes);
-    }
-
-    fn transport_failed(self: Rc<Self>) {
-        Session::transport_failed(&self);
-    }
-
-    fn fall_back_to_post(self: Rc<Self>, kept: Vec<socket::Transmit>) {
-        Session::fall_back_to_post(&self, kept);
-    }
-
-    fn warn_cannot_open(self: Rc<Self>, why: &str) {
-        Session::warn_cannot_open(&self, why);
     }
 }
 

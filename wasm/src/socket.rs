@@ -6,6 +6,7 @@
 use std::string::{String, ToString};
 use std::vec::Vec;
 
+use h2ws_codec::resume::{Accepted, ResumeConfig, ResumeError};
 use h2ws_codec::timer::{Timeout, Timeouts, Timestamp};
 use h2ws_codec::{
     CloseCode, Config, Connection, Event, FragmentKind, Framing, Message, Role, State,
@@ -17,6 +18,10 @@ pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Outgoing messages larger than this leave as several frames: peers cap frame sizes (the
 /// devserver at 16 MiB), and control frames (Pong, Close) can go out between fragments.
 pub const MAX_OUTGOING_FRAME: usize = 1 << 20;
+/// With resume, frames are at most this large: each one must fit the replay buffer (1 MiB,
+/// codec `resume::DEFAULT_MAX_REPLAY_BYTES`) whole, with room for a few more, or it would wait
+/// for room forever.
+pub const MAX_RESUMABLE_FRAME: usize = 256 << 10;
 
 /// The codec configuration of a browser socket: one frame may be as large as a whole message
 /// (browsers accept any frame size), both bounded by [`MAX_MESSAGE_SIZE`].
@@ -99,6 +104,9 @@ pub struct SocketCore {
     failed: bool,
     /// permessage-deflate negotiated: messages are compressed whole and sent as one frame.
     compressed: bool,
+    /// Largest outgoing frame payload ([`MAX_OUTGOING_FRAME`], or [`MAX_RESUMABLE_FRAME`]
+    /// once resume is on).
+    max_frame: usize,
     /// Outputs gathered from codec events, handed out by `recv`/`recv_eof`.
     pending: Vec<Output>,
 }
@@ -112,6 +120,7 @@ impl SocketCore {
         let compressed = false;
         SocketCore {
             compressed,
+            max_frame: MAX_OUTGOING_FRAME,
             conn: Connection::new(Role::Client, Framing::Stream, config),
             state: ReadyState::Connecting,
             buffered: 0,
@@ -184,10 +193,10 @@ impl SocketCore {
         if !self.accepts_data() {
             return;
         }
-        let queued = if self.compressed || data.len() <= MAX_OUTGOING_FRAME {
+        let queued = if self.compressed || data.len() <= self.max_frame {
             self.conn.send_binary(data).is_ok()
         } else {
-            self.queue_fragments(FragmentKind::Binary, data.chunks(MAX_OUTGOING_FRAME))
+            self.queue_fragments(FragmentKind::Binary, data.chunks(self.max_frame))
         };
         if queued {
             self.untransmitted_app += data.len();
@@ -198,10 +207,10 @@ impl SocketCore {
         if !self.accepts_data() {
             return;
         }
-        let queued = if self.compressed || text.len() <= MAX_OUTGOING_FRAME {
+        let queued = if self.compressed || text.len() <= self.max_frame {
             self.conn.send_text(text).is_ok()
         } else {
-            self.queue_fragments(FragmentKind::Text, utf8_chunks(text, MAX_OUTGOING_FRAME))
+            self.queue_fragments(FragmentKind::Text, utf8_chunks(text, self.max_frame))
         };
         if queued {
             self.untransmitted_app += text.len();
@@ -284,12 +293,68 @@ impl SocketCore {
         self.conn.poll_timeout()
     }
 
-    /// Runs the timers due at `now`. True when the socket timed out (silent downstream, or the
-    /// close handshake took too long): abort the transport, then [`SocketCore::fail`].
+    /// Runs the timers due at `now`. True when the socket timed out (silent downstream, the
+    /// close handshake took too long, or no re-attach within the resume grace window): abort
+    /// the transport, then [`SocketCore::fail`]. With resume, a due acknowledgement is queued
+    /// here (flush after).
     pub fn handle_timeout(&mut self, now: Timestamp) -> bool {
         let fired = self.conn.handle_timeout(now);
         self.drain_events();
-        matches!(fired, Some(Timeout::Idle | Timeout::CloseHandshake))
+        matches!(
+            fired,
+            Some(Timeout::Idle | Timeout::CloseHandshake | Timeout::ResumeGrace)
+        )
+    }
+
+    /// The server accepted resume at the open (`h2ws-resume` answer): the codec counts,
+    /// acknowledges and keeps frames from now on (codec `resume`), with the server's grace
+    /// window and at most its replay buffer. Outgoing frames get smaller
+    /// ([`MAX_RESUMABLE_FRAME`]) so each fits the replay buffer.
+    pub fn enable_resume(&mut self, accepted: &Accepted<'_>) -> bool {
+        let defaults = ResumeConfig::default();
+        let config = ResumeConfig {
+            grace: accepted.grace,
+            max_replay_bytes: defaults.max_replay_bytes.min(accepted.bytes),
+            ..defaults
+        };
+        let on = self.conn.enable_resume(config);
+        if on {
+            self.max_frame = MAX_RESUMABLE_FRAME.min(config.max_replay_bytes / 4).max(1);
+        }
+        on
+    }
+
+    /// Resume is on and the socket not over: a broken transport is
+    /// [`SocketCore::transport_lost`], not the end.
+    pub fn can_resume(&self) -> bool {
+        self.conn.can_resume() && self.state != ReadyState::Closed
+    }
+
+    /// The transport is lost and a re-attach awaited.
+    pub fn is_transport_lost(&self) -> bool {
+        self.conn.is_transport_lost()
+    }
+
+    /// The transport broke at `now` ([`SocketCore::can_resume`] checked): the socket stays as
+    /// it is (no event, `readyState` unchanged), sends keep queuing, the grace window runs.
+    pub fn transport_lost(&mut self, now: Timestamp) -> bool {
+        let lost = self.conn.transport_lost(now);
+        self.drain_events();
+        lost
+    }
+
+    /// Counted frames received: the re-attach's `h2ws-received`.
+    pub fn resume_received(&self) -> u64 {
+        self.conn.resume_received().unwrap_or(0)
+    }
+
+    /// The re-attach was answered (the server received `peer_received` counted frames): the
+    /// frames it lacks are queued ahead of what waits ([`SocketCore::take_transmit`] hands them
+    /// out). An error (a count that cannot be honoured, grace over) means the socket fails.
+    pub fn resume(&mut self, peer_received: u64, now: Timestamp) -> Result<u64, ResumeError> {
+        let result = self.conn.resume(peer_received, now);
+        self.drain_events();
+        result
     }
 
     /// The downstream ended (or broke).
@@ -352,7 +417,11 @@ impl SocketCore {
         if bytes.is_empty() {
             return None;
         }
-        let app_bytes = core::mem::take(&mut self.untransmitted_app);
+        // Data the codec still holds (resume: the replay buffer is full) stays counted; the
+        // held frames' bytes bound their application bytes from above.
+        let held = self.conn.pending_bytes();
+        let app_bytes = self.untransmitted_app.saturating_sub(held);
+        self.untransmitted_app -= app_bytes;
         Some(Transmit { bytes, app_bytes })
     }
 

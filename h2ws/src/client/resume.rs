@@ -25,10 +25,6 @@ use super::h2conn::{
 use super::wire::{self, Wire};
 use super::{ClientConfig, Error, Route, Transport};
 
-/// First retry after a failed re-attach attempt; doubles up to [`MAX_RETRY_DELAY`].
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
-
 /// A resumable socket's re-attach state.
 pub(crate) struct Resumer {
     route: Arc<Route>,
@@ -79,10 +75,7 @@ impl Resumer {
         received: u64,
     ) -> Poll<Result<(Wire, u64), Error>> {
         loop {
-            let delay = match self.failures {
-                0 => Duration::ZERO,
-                n => (FIRST_RETRY_DELAY * 2u32.saturating_pow(n - 1)).min(MAX_RETRY_DELAY),
-            };
+            let delay = Duration::from_millis(u64::from(resume::reattach_delay_ms(self.failures)));
             let attempt = self.attempt.get_or_insert_with(|| {
                 Box::pin(reattach(
                     self.route.clone(),
@@ -113,11 +106,10 @@ impl Resumer {
     }
 }
 
-/// A refusal by the server is final (404/410: the session is gone, 403: wrong key or origin,
-/// 409: a count it cannot honour), except 5xx (a proxy in front of a restarting server).
-/// Everything else is the network: try again.
+/// A refusal by the server is final (codec `resume::reattach_refusal_is_final`: 4xx), except
+/// 5xx (a proxy in front of a restarting server). Everything else is the network: try again.
 fn is_final(e: &Error) -> bool {
-    matches!(e, Error::Refused { status, .. } if *status < 500)
+    matches!(e, Error::Refused { status, .. } if resume::reattach_refusal_is_final(*status))
 }
 
 /// One attempt: a new HTTP/2 connection, the re-attach request, its answer, the new upstream.

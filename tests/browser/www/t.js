@@ -118,3 +118,62 @@ export async function upstreamKinds(body) {
   }
   return [...kinds].sort();
 }
+
+/**
+ * Message `i` of a sequenced run (resume tests): text for even `i`, binary for odd, the number
+ * first and filler whose length and content vary with `i` (every 97th is 20 000 bytes), so a
+ * lost, duplicated, reordered or corrupted message shows as a mismatch.
+ */
+export function numbered(i) {
+  const len = i % 97 === 0 ? 20000 : ((i % 97) * 13) % 700;
+  if (i % 2 === 0) return `${i}:${String.fromCharCode(97 + (i % 26)).repeat(len)}`;
+  const a = new Uint8Array(4 + len);
+  new DataView(a.buffer).setUint32(0, i);
+  for (let k = 0; k < len; k++) a[4 + k] = (k + i) & 0xff;
+  return a;
+}
+
+function describeNumbered(data) {
+  if (typeof data === 'string') return `text ${data.slice(0, data.indexOf(':'))} (${data.length})`;
+  const bytes = new Uint8Array(data);
+  return bytes.length >= 4 ? `binary ${new DataView(bytes.buffer).getUint32(0)} (${bytes.length})` : `binary (${bytes.length})`;
+}
+
+/**
+ * Sends `n` numbered messages through `ws` (an open H2WebSocket on /ws/echo, binaryType
+ * arraybuffer) with at most `window` unanswered, and checks the `n` echoes in order. Returns
+ * the run's live state ({ sent, received, error, events }) with `done`, which resolves once
+ * all came back or at the first wrong message or event (`error`, `close`).
+ */
+export function sequencedEcho(ws, n, window = 400) {
+  const run = { sent: 0, received: 0, error: null, events: [] };
+  let finish;
+  run.done = new Promise((resolve) => { finish = resolve; });
+  const top = () => {
+    while (run.sent < n && run.sent - run.received < window && run.error === null) ws.send(numbered(run.sent++));
+  };
+  ws.addEventListener('message', (e) => {
+    if (run.error !== null) return;
+    const want = numbered(run.received);
+    const ok = typeof want === 'string' ? e.data === want : e.data instanceof ArrayBuffer && equalBytes(e.data, want);
+    if (!ok) {
+      run.error = `message ${run.received}: got ${describeNumbered(e.data)}`;
+      finish(run);
+      return;
+    }
+    run.received += 1;
+    if (run.received === n) finish(run);
+    else top();
+  });
+  for (const type of ['error', 'close']) {
+    ws.addEventListener(type, (e) => {
+      run.events.push(type === 'close' ? `close ${e.code}` : type);
+      if (run.received < n) {
+        run.error ??= `${type} event after ${run.received} messages`;
+        finish(run);
+      }
+    });
+  }
+  top();
+  return run;
+}

@@ -406,3 +406,72 @@ fn a_pulling_reader_has_no_idle_timeout_but_a_close_timeout() {
     assert!(socket.handle_timeout(at(u64::MAX / 2 + close)));
     assert!(socket.handshake_done());
 }
+
+/// Resume on the core: a lost transport changes nothing the page sees (no output, OPEN, sends
+/// counted in `bufferedAmount`), and after the re-attach the frames the server lacks go first,
+/// then what was sent meanwhile, each once.
+#[test]
+fn resume_keeps_the_socket_and_replays_what_the_server_lacks() {
+    use h2ws_codec::resume::{parse_accept, ResumeConfig};
+    use h2ws_codec::{Connection, Event, Framing, Message, Role, Timestamp};
+    let t = Timestamp::from_millis;
+    let mut socket = open_socket();
+    let key = "k".repeat(43);
+    let answer = ResumeConfig::default().accept(&key);
+    assert!(socket.enable_resume(&parse_accept(&answer).unwrap()));
+    let mut server = Connection::new(Role::Server, Framing::Stream, Config::default());
+    assert!(server.enable_resume(ResumeConfig::default()));
+    socket.send_text("one");
+    socket.send_text("two");
+    let first = socket.take_transmit().unwrap();
+    // The server got only "one" before the loss.
+    server.recv_at(t(1), &first.bytes[..5]).unwrap();
+    assert!(socket.can_resume());
+    assert!(socket.transport_lost(t(2)));
+    assert!(socket.is_transport_lost());
+    assert_eq!(socket.ready_state(), ReadyState::Open);
+    socket.send_text("three");
+    assert_eq!(socket.take_transmit(), None, "nothing leaves while lost");
+    socket.transmitted(first.app_bytes);
+    assert_eq!(socket.buffered_amount(), 5, "the send while lost is counted");
+    assert!(server.transport_lost(t(3)));
+    let server_received = server.resume(socket.resume_received(), t(4)).unwrap();
+    assert_eq!(server_received, 1);
+    assert_eq!(socket.resume(server_received, t(5)), Ok(0));
+    let replay = socket.take_transmit().unwrap();
+    assert_eq!(replay.app_bytes, 5, "only the new send counts as application bytes");
+    server.recv_at(t(6), &replay.bytes).unwrap();
+    let mut got = Vec::new();
+    while let Some(e) = server.poll_event() {
+        if let Event::Message(Message::Text(text)) = e {
+            got.push(text);
+        }
+    }
+    assert_eq!(got, ["one", "two", "three"]);
+}
+
+/// With resume, large messages leave in frames that fit the replay buffer whole.
+#[test]
+fn resume_cuts_large_messages_into_replayable_frames() {
+    use h2ws_codec::resume::{parse_accept, ResumeConfig};
+    let mut socket = open_socket();
+    let answer = ResumeConfig::default().accept(&"k".repeat(43));
+    socket.enable_resume(&parse_accept(&answer).unwrap());
+    socket.send_binary(&vec![7u8; 1 << 20]);
+    // Four frames of 256 KiB: three fit the 1 MiB replay buffer with their headers, the
+    // fourth waits for the server's acknowledgement (a tagged Pong).
+    let first = socket.take_transmit().unwrap();
+    assert_eq!(first.bytes.len(), 3 * ((256 << 10) + 10));
+    socket.transmitted(first.app_bytes);
+    // Held until acknowledged: counted (with its frame header, an upper bound).
+    let held = socket.buffered_amount();
+    assert!((256 << 10..=(256 << 10) + 10).contains(&held), "{held}");
+    let ack = h2ws_codec::resume::encode_ack(3);
+    let mut pong = vec![0x8A, ack.len() as u8];
+    pong.extend_from_slice(&ack);
+    assert!(socket.recv(&pong).is_empty(), "an ack is no event");
+    let rest = socket.take_transmit().unwrap();
+    assert_eq!(rest.bytes.len(), (256 << 10) + 10);
+    socket.transmitted(rest.app_bytes);
+    assert_eq!(socket.buffered_amount(), 0);
+}

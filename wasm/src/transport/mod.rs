@@ -44,6 +44,15 @@ impl Upstream {
         }
     }
 
+    /// Resume goes on without this upstream (its transport was lost): pending `send` promises
+    /// settle, and the application bytes it never reported as transmitted are returned.
+    pub fn abandon(&self) -> usize {
+        match self {
+            Upstream::Stream(up) => up.abandon(),
+            Upstream::Post(up) => up.abandon(),
+        }
+    }
+
     /// The close handshake is over: end the upstream gracefully.
     pub fn finish(&self) {
         match self {

@@ -29,6 +29,8 @@ struct Inner {
     signal: AbortSignal,
     owner: Weak<dyn Owner>,
     state: RefCell<Batching>,
+    /// Application bytes handed in and not yet reported as transmitted.
+    uncredited: std::cell::Cell<usize>,
 }
 
 struct Batching {
@@ -45,15 +47,23 @@ impl PostUpstream {
         headers: Vec<(String, String)>,
         token: &str,
         signal: &AbortSignal,
+        first_seq: u64,
     ) -> PostUpstream {
-        let mut sender = PostSender::new(PostLimits {
-            // `WebSocket.send` has no backpressure: what waits is the page's `bufferedAmount`
-            // (`H2WebSocketStream` writers wait on the promise `send` returns).
-            max_waiting: usize::MAX,
-            ..PostLimits::default()
-        });
-        // Batch 0 leaves at once, empty: it attaches the upstream, so a socket that sends
-        // nothing for a while is not closed by the server's attach timeout (DESIGN §2.2: 10 s).
+        // `first_seq`: 0 at the open; after a resume the numbering continues where the lost
+        // upstream stopped (the re-attach told the server).
+        let mut sender = PostSender::starting_at(
+            PostLimits {
+                // `WebSocket.send` has no backpressure: what waits is the page's
+                // `bufferedAmount` (`H2WebSocketStream` writers wait on the promise `send`
+                // returns).
+                max_waiting: usize::MAX,
+                ..PostLimits::default()
+            },
+            first_seq,
+        );
+        // The first batch leaves at once, empty: it attaches the upstream, so a socket that
+        // sends nothing for a while is not closed by the server's attach timeout (DESIGN §2.2:
+        // 10 s).
         sender.attach();
         let inner = Rc::new(Inner {
             url: url.to_string(),
@@ -65,12 +75,35 @@ impl PostUpstream {
                 sender,
                 waiters: VecDeque::new(),
             }),
+            uncredited: Default::default(),
         });
         pump(&inner);
         PostUpstream { inner }
     }
 
+    /// The `h2ws-seq` the next batch would get: where a resumed socket's numbering continues.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.state.borrow().sender.next_seq()
+    }
+
+    /// The transport was lost and resume goes on without this upstream: every waiting `send`
+    /// promise resolves (the codec keeps the frames for replay), and the application bytes
+    /// never reported as transmitted are returned (`bufferedAmount` must not keep them).
+    pub fn abandon(&self) -> usize {
+        let waiters: Vec<Function> = {
+            let mut state = self.inner.state.borrow_mut();
+            state.waiters.drain(..).map(|(_, resolve)| resolve).collect()
+        };
+        for resolve in waiters {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+        self.inner.uncredited.replace(0)
+    }
+
     pub fn send(&self, transmit: Transmit) -> Promise {
+        self.inner
+            .uncredited
+            .set(self.inner.uncredited.get() + transmit.app_bytes);
         let promise = {
             let mut state = self.inner.state.borrow_mut();
             // `max_waiting` is unbounded: push never refuses.
@@ -125,7 +158,9 @@ async fn post_batch(inner: Rc<Inner>, batch: Batch) {
         owner.transport_failed();
         return;
     }
-    owner.transmitted(batch.app_bytes);
+    let credited = batch.app_bytes.min(inner.uncredited.get());
+    inner.uncredited.set(inner.uncredited.get() - credited);
+    owner.transmitted(credited);
     let done: Vec<Function> = {
         let mut state = inner.state.borrow_mut();
         let mut done = Vec::new();

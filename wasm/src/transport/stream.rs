@@ -36,6 +36,8 @@ type Unsettled = (usize, Option<usize>);
 
 pub struct StreamUpstream {
     writer: WritableStreamDefaultWriter,
+    /// Application bytes written and not yet reported as transmitted.
+    uncredited: Rc<std::cell::Cell<usize>>,
     fallback: Rc<Fallback>,
     /// One entry per write not yet settled, in write order (a writer settles its writes in
     /// order): what it counts for `bufferedAmount`, and its place among the kept transmits.
@@ -131,8 +133,10 @@ impl StreamUpstream {
             }
         });
         let pending: Rc<RefCell<VecDeque<Unsettled>>> = Rc::default();
+        let uncredited: Rc<std::cell::Cell<usize>> = Rc::default();
         let on_written = {
             let (pending, fallback, weak) = (pending.clone(), state.clone(), owner.clone());
+            let uncredited = uncredited.clone();
             Closure::wrap(Box::new(move |_: JsValue| {
                 let Some((app_bytes, index)) = pending.borrow_mut().pop_front() else {
                     return;
@@ -142,8 +146,11 @@ impl StreamUpstream {
                         t.app_bytes = 0; // the fallback's resend is not counted twice
                     }
                 }
+                // What `abandon` already took off `bufferedAmount` is not credited again.
+                let credited = app_bytes.min(uncredited.get());
+                uncredited.set(uncredited.get() - credited);
                 if let Some(owner) = weak.upgrade() {
-                    owner.transmitted(app_bytes);
+                    owner.transmitted(credited);
                 }
             }) as Box<dyn FnMut(JsValue)>)
             .into_js_value()
@@ -166,6 +173,7 @@ impl StreamUpstream {
         };
         Ok(StreamUpstream {
             writer,
+            uncredited,
             fallback: state,
             pending,
             on_written,
@@ -177,6 +185,7 @@ impl StreamUpstream {
         let chunk = Uint8Array::from(&transmit.bytes[..]);
         let written = self.writer.write_with_chunk(&chunk);
         let app_bytes = transmit.app_bytes;
+        self.uncredited.set(self.uncredited.get() + app_bytes);
         // Keep a copy while a fallback is possible (bounded).
         let mut index = None;
         if self.fallback.armed() {
@@ -199,6 +208,12 @@ impl StreamUpstream {
             });
         }
         written
+    }
+
+    /// The transport was lost and resume goes on without this upstream: the application bytes
+    /// never reported as transmitted (the codec keeps their frames for replay).
+    pub fn abandon(&self) -> usize {
+        self.uncredited.replace(0)
     }
 
     pub fn finish(&self) {
