@@ -71,6 +71,14 @@ struct Cli {
     /// Most fetch sessions waiting for their upstream at once; further opens → 503 (default 1000).
     #[arg(long, value_name = "N")]
     max_pending_attaches: Option<usize>,
+    /// Resume: how long a fetch session whose transport broke waits for its client to
+    /// re-attach (default 30; 0 turns resume off: clients that offer it are not answered).
+    #[arg(long, value_name = "SECS")]
+    resume_grace: Option<f64>,
+    /// Resume: the most bytes of unacknowledged frames a session keeps for replay, each way
+    /// (default 1048576).
+    #[arg(long, value_name = "BYTES")]
+    resume_buffer: Option<usize>,
     /// Largest request header block, bytes: HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, HTTP/3
     /// SETTINGS_MAX_FIELD_SECTION_SIZE and the HTTP/1.1 request head (default 65536; larger → 431).
     #[arg(long, value_name = "BYTES")]
@@ -125,6 +133,15 @@ async fn main() -> std::process::ExitCode {
     }
     if let Some(n) = cli.max_pending_attaches {
         config.max_pending_attaches = n;
+    }
+    if let Some(s) = cli.resume_grace {
+        config.resume = (s > 0.0).then(|| h2ws_codec::resume::ResumeConfig {
+            grace: secs(s),
+            ..config.resume.unwrap_or_default()
+        });
+    }
+    if let (Some(n), Some(resume)) = (cli.resume_buffer, config.resume.as_mut()) {
+        resume.max_replay_bytes = n;
     }
     let mut h2 = H2Settings::default();
     let mut max_head_bytes = 64 << 10;

@@ -43,7 +43,9 @@ function devserverBinary() {
 /** Starts the devserver on ephemeral ports; resolves once both `listening` lines are out. */
 async function startServer(bin, www = WWW) {
   const certDir = mkdtempSync(path.join(tmpdir(), 'h2ws-demo-cert-'));
-  const args = ['--addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--www', www, '--pkg', PKG, '--cert-dir', certDir];
+  // A short resume grace window (10 s, default 30): the page's sockets resume (network panel),
+  // and when the server is gone for good they give up soon (the demo's `server gone` banner).
+  const args = ['--addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--www', www, '--pkg', PKG, '--cert-dir', certDir, '--resume-grace', '10'];
   const child = spawn(bin, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
   const output = [];
   child.stderr.on('data', (c) => output.push(c.toString()));
@@ -368,7 +370,8 @@ test('server gone: sockets close 1006 and the page says to restart it', { timeou
     await server.kill();
     for (const p of [a, b]) {
       const issue = p.locator('#issues [data-issue="server-gone"]');
-      await issue.waitFor({ timeout: SHORT });
+      // The h2ws socket tries to resume for the server's grace window (10 s here) first.
+      await issue.waitFor({ timeout: 2 * SHORT + 5_000 });
       assert.match(await issue.innerText(), /The server is gone \(close 1006\)[\s\S]*cargo xtask dev/);
       assert.equal(await text(p, '#chat-status'), 'closed 1006');
     }

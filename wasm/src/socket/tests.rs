@@ -433,13 +433,20 @@ fn resume_keeps_the_socket_and_replays_what_the_server_lacks() {
     socket.send_text("three");
     assert_eq!(socket.take_transmit(), None, "nothing leaves while lost");
     socket.transmitted(first.app_bytes);
-    assert_eq!(socket.buffered_amount(), 5, "the send while lost is counted");
+    assert_eq!(
+        socket.buffered_amount(),
+        5,
+        "the send while lost is counted"
+    );
     assert!(server.transport_lost(t(3)));
     let server_received = server.resume(socket.resume_received(), t(4)).unwrap();
     assert_eq!(server_received, 1);
     assert_eq!(socket.resume(server_received, t(5)), Ok(0));
     let replay = socket.take_transmit().unwrap();
-    assert_eq!(replay.app_bytes, 5, "only the new send counts as application bytes");
+    assert_eq!(
+        replay.app_bytes, 5,
+        "only the new send counts as application bytes"
+    );
     server.recv_at(t(6), &replay.bytes).unwrap();
     let mut got = Vec::new();
     while let Some(e) = server.poll_event() {

@@ -92,7 +92,11 @@ impl PostUpstream {
     pub fn abandon(&self) -> usize {
         let waiters: Vec<Function> = {
             let mut state = self.inner.state.borrow_mut();
-            state.waiters.drain(..).map(|(_, resolve)| resolve).collect()
+            state
+                .waiters
+                .drain(..)
+                .map(|(_, resolve)| resolve)
+                .collect()
         };
         for resolve in waiters {
             let _ = resolve.call0(&JsValue::UNDEFINED);
