@@ -114,6 +114,7 @@ fn socket(transport: &str, protocols: &[&str], emit: Function) -> Core {
         Array::new(),
         emit,
         false,
+        false,
     )
     .unwrap()
 }
@@ -314,6 +315,7 @@ async fn extra_headers_go_with_every_request() {
         true,
         extra,
         emit,
+        false,
         false,
     )
     .unwrap();

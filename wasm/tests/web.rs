@@ -52,6 +52,7 @@ fn core(protocols: &[&str]) -> Core {
         Array::new(),
         recorder().0,
         false,
+        false,
     )
     .unwrap()
 }
@@ -86,6 +87,7 @@ async fn unreachable_server_fires_error_then_close_1006() {
         true,
         Array::new(),
         emit,
+        false,
         false,
     )
     .unwrap();
