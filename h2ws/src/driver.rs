@@ -71,6 +71,14 @@ pub(crate) trait Io: Send + Unpin + 'static {
     /// of it (a client starts reconnecting).
     fn detach(&mut self) {}
 
+    /// Whether a shared payload (codec `Transmit::tail`) may go as a unit of its own after its
+    /// header's, uncopied. True where a unit is a write to a connection (the driver's own
+    /// byte streams); a queue of body chunks (bounded in units, not bytes) takes a frame
+    /// joined instead, so a large message still counts as one of its few slots.
+    fn takes_parts(&self) -> bool {
+        false
+    }
+
     /// Resume: a new transport is ready — the server got a re-attach request (even while the
     /// old transport still looked alive: the client noticed its loss first), the client's
     /// reconnect was answered. `received` is what this side received (the client sends it);
@@ -215,8 +223,9 @@ impl<W: Io> Driver<W> {
     /// The next output unit. On byte streams, small frames are joined (up to
     /// [`COALESCE_LIMIT`]) so a burst of small messages costs one write / TLS record / DATA
     /// frame instead of one each; a unit that does not fit waits in `stash`. A shared payload
-    /// (codec `Transmit::tail`) is a unit of its own right after its header's: not copied. On
-    /// the native mapping a unit is one DATA frame, so a frame's parts are joined.
+    /// (codec `Transmit::tail`) is a unit of its own right after its header's, not copied,
+    /// where units are writes to a connection ([`Io::takes_parts`]); into a queue of body
+    /// chunks it goes joined. On the native mapping a unit is one DATA frame: joined too.
     fn next_unit(&mut self, conn: &mut h2ws_codec::Connection) -> Option<Bytes> {
         if let Some(tail) = self.tail_next.take() {
             return Some(tail);
@@ -229,23 +238,37 @@ impl<W: Io> Driver<W> {
             }
             return Some(Bytes::from(frame));
         }
+        let apart = self.wire.takes_parts();
         let mut unit = first.head;
-        if first.tail.is_some() {
-            self.tail_next = first.tail;
-            return Some(Bytes::from(unit));
+        match first.tail {
+            Some(tail) if apart => {
+                self.tail_next = Some(tail);
+                return Some(Bytes::from(unit));
+            }
+            Some(tail) => unit.extend_from_slice(&tail),
+            None => {}
         }
         while unit.len() < COALESCE_LIMIT {
             let Some(next) = conn.poll_transmit_parts() else {
                 break;
             };
-            if unit.len() + next.head.len() > COALESCE_LIMIT {
+            let joined_tail = if apart {
+                0
+            } else {
+                next.tail.as_ref().map_or(0, Bytes::len)
+            };
+            if unit.len() + next.head.len() + joined_tail > COALESCE_LIMIT {
                 self.stash = Some(next);
                 break;
             }
             unit.extend_from_slice(&next.head);
-            if next.tail.is_some() {
-                self.tail_next = next.tail;
-                break;
+            match next.tail {
+                Some(tail) if apart => {
+                    self.tail_next = Some(tail);
+                    break;
+                }
+                Some(tail) => unit.extend_from_slice(&tail),
+                None => {}
             }
         }
         Some(Bytes::from(unit))

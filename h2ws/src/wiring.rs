@@ -213,6 +213,11 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for ByteIo<T> {
         }
     }
 
+    /// A header and its shared payload are two writes to the connection: no copy.
+    fn takes_parts(&self) -> bool {
+        true
+    }
+
     fn poll_output(&mut self, cx: &mut Context<'_>, out: &mut Bytes) -> Poll<std::io::Result<()>> {
         while !out.is_empty() {
             let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, out))?;
