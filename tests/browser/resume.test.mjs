@@ -42,7 +42,7 @@ describe('resume', { skip: SKIP }, () => {
   after(async () => {
     const errors = page ? await page.errors().catch((e) => [`reading the page's errors failed: ${e}`]) : [];
     await browser?.close().catch(() => {});
-    await relay?.close();
+    relay?.close();
     await server?.stop().catch(() => {});
     if (errors.length > 0) throw new Error(`uncaught errors in the page:\n${errors.join('\n')}`);
   });
