@@ -291,6 +291,8 @@ struct Resuming {
     /// The latest time seen (`recv_at`, `handle_timeout`): acknowledgements armed by `recv`
     /// count from it.
     now: Timestamp,
+    /// Bytes queued again by re-attaches, over the connection's life.
+    replayed: u64,
 }
 
 struct Out {
@@ -1200,6 +1202,7 @@ impl Connection {
             book: Resume::new(config),
             partial: Vec::new(),
             now,
+            replayed: 0,
         }));
         true
     }
@@ -1218,6 +1221,11 @@ impl Connection {
     /// Counted frames received so far: what a re-attach tells the peer (`h2ws-received`).
     pub fn resume_received(&self) -> Option<u64> {
         self.resume.as_ref().map(|r| r.book.received())
+    }
+
+    /// Bytes the re-attaches so far queued again (what the peer had not acknowledged).
+    pub fn replayed_bytes(&self) -> u64 {
+        self.resume.as_ref().map_or(0, |r| r.replayed)
     }
 
     /// Bytes and frames held for replay (what resume costs this socket now).
@@ -1277,6 +1285,7 @@ impl Connection {
             .map(<[u8]>::to_vec)
             .collect();
         let received = r.book.received();
+        r.replayed += replay.iter().map(|f| f.len() as u64).sum::<u64>();
         // Frames an earlier resume queued and the lost transport never took are in `replay`
         // again: drop the old copies.
         let stale: usize = self

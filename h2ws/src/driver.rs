@@ -524,7 +524,15 @@ impl<W: Io> Driver<W> {
         if !self.lost {
             self.mark_lost(false);
         }
-        let result = self.shared.lock().conn.resume(peer_received, now);
+        let (result, replayed) = {
+            let mut st = self.shared.lock();
+            let before = st.conn.replayed_bytes();
+            let result = st.conn.resume(peer_received, now);
+            (result, st.conn.replayed_bytes() - before)
+        };
+        if let Some(t) = &self.hooks.traffic {
+            t.record_replay(replayed);
+        }
         let ok = result.is_ok();
         if let Err(e) = &result {
             tracing::debug!("resume refused by the codec: {e}");

@@ -422,6 +422,8 @@ impl From<ApplyError> for SocketError {
 pub(crate) trait Traffic: Send + Sync {
     fn record_in(&self, messages: u64, bytes: usize);
     fn record_out(&self, messages: u64, bytes: usize);
+    /// A re-attach queued `bytes` again (codec `resume`).
+    fn record_replay(&self, _bytes: u64) {}
 }
 
 /// Server sockets: a send waits for room while this much codec output waits for the transport.

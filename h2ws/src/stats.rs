@@ -15,6 +15,7 @@ pub struct Stats {
     messages_out: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    resume_replayed_bytes: AtomicU64,
 }
 
 /// A JSON snapshot of [`Stats`].
@@ -49,6 +50,10 @@ pub struct StatsSnapshot {
     /// Re-attaches refused (wrong key or origin, a count the socket cannot honour, socket gone).
     #[serde(default)]
     pub resumes_refused: u64,
+    /// Bytes the server sent again on re-attaches: what its clients had not acknowledged when
+    /// their transport broke.
+    #[serde(default)]
+    pub resume_replayed_bytes: u64,
     /// The rooms of `/ws/chat` (and of apps using the same [`Rooms`](crate::Rooms)).
     #[serde(default)]
     pub rooms: Option<crate::rooms::RoomsSnapshot>,
@@ -71,6 +76,11 @@ impl Stats {
     }
 
     /// Server → client: `messages` whole messages ended, `bytes` payload bytes.
+    /// Bytes a re-attach sent again (resume).
+    pub(crate) fn record_replay(&self, bytes: u64) {
+        self.resume_replayed_bytes.fetch_add(bytes, Relaxed);
+    }
+
     pub(crate) fn record_out(&self, messages: u64, bytes: usize) {
         self.messages_out.fetch_add(messages, Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Relaxed);
@@ -100,6 +110,7 @@ impl Stats {
             sessions_unknown: 0,
             resumes: 0,
             resumes_refused: 0,
+            resume_replayed_bytes: self.resume_replayed_bytes.load(Relaxed),
             rooms: None,
         }
     }

@@ -273,9 +273,18 @@ async fn survives_cuts(transport: Transport, n: u32, cuts: u32) {
         Some(1000),
         "{transport}: the server app's socket never ended early"
     );
+    // What the server had to send again: its unacknowledged frames at each cut (bounded by
+    // the replay buffer, 1 MiB a socket).
+    let replayed = snapshot.resume_replayed_bytes;
+    assert!(
+        replayed <= u64::from(cuts) << 20,
+        "{replayed} bytes replayed"
+    );
     eprintln!(
-        "{transport}: {n} messages each way, {cuts} cuts, {:.1} s in all",
+        "{transport}: {n} messages each way, {cuts} cuts, {:.1} s in all; server replayed \
+         {replayed} bytes ({} per cut)",
         started.elapsed().as_secs_f64(),
+        replayed / u64::from(cuts),
     );
     server.shutdown().await;
 }

@@ -203,6 +203,10 @@ impl crate::socket::Traffic for crate::Endpoint {
     fn record_out(&self, messages: u64, bytes: usize) {
         self.stats().record_out(messages, bytes);
     }
+
+    fn record_replay(&self, bytes: u64) {
+        self.stats().record_replay(bytes);
+    }
 }
 
 /// Runs a transport's end callback when the driver ends (fetch sessions forget their token).
