@@ -398,8 +398,13 @@ impl Resume {
     }
 
     /// Whether another frame of `len` bytes fits the replay buffer: a sender holds back (its
-    /// app's sends wait) while it does not, instead of failing.
+    /// app's sends wait) while it does not, instead of failing. A frame larger than the whole
+    /// buffer fits once the buffer is empty (it is then the only one held, bounded by the frame
+    /// and message limits): a large message must wait, not wait forever.
     pub fn has_room(&self, len: usize) -> bool {
+        if self.replay.is_empty() {
+            return self.config.max_replay_frames > 0;
+        }
         self.replay.len() < self.config.max_replay_frames
             && self.replay_bytes.saturating_add(len) <= self.config.max_replay_bytes
     }

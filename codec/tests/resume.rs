@@ -321,3 +321,46 @@ fn without_resume_a_lost_transport_is_1006() {
         "native does not resume"
     );
 }
+
+#[test]
+fn a_frame_larger_than_the_replay_buffer_still_goes_once_the_buffer_is_empty() {
+    let config = ResumeConfig {
+        max_replay_bytes: 4096,
+        ..ResumeConfig::default()
+    };
+    let (mut c, mut s) = (
+        endpoint(Role::Client, config),
+        endpoint(Role::Server, config),
+    );
+    let now = Timestamp::from_millis(1);
+    s.send_binary(&[1u8; 100]).expect("send");
+    s.send_binary(&[2u8; 10_000]).expect("send"); // larger than the whole buffer
+                                                  // The small frame leaves; the large one waits for its acknowledgement, then leaves alone.
+    let first = s.poll_transmit().expect("the small frame");
+    assert!(
+        s.poll_transmit().is_none(),
+        "the large frame waits while the small one is held"
+    );
+    c.recv_at(now, &first).expect("valid");
+    assert_eq!(
+        c.handle_timeout(now + ResumeConfig::default().ack_delay),
+        Some(Timeout::Ack)
+    );
+    while let Some(ack) = c.poll_transmit() {
+        s.recv_at(now, &ack).expect("valid");
+    }
+    let large = s
+        .poll_transmit()
+        .expect("the large frame, once nothing else is held");
+    assert!(large.len() > 10_000);
+    c.recv_at(now, &large).expect("valid");
+    let got: Vec<usize> = core::iter::from_fn(|| c.poll_event())
+        .filter_map(|e| match e {
+            Event::Message(Message::Binary(b)) => Some(b.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![100, 10_000]);
+    // Held for replay until acknowledged, like any frame.
+    assert_eq!(s.replay_held().1, 1);
+}

@@ -667,3 +667,24 @@ async fn shutdown_ends_lost_sockets_at_once() {
     );
     assert_eq!(wait_app(&apps).await.close_code, Some(1006));
 }
+
+/// A message larger than the replay buffer (1 MiB) still goes both ways on a resumable
+/// socket: it waits until nothing else is held, then is held alone until acknowledged.
+#[tokio::test]
+async fn a_message_larger_than_the_replay_buffer_still_goes() {
+    for transport in [Transport::Stream, Transport::Post] {
+        let server = server(SocketConfig::default(), Apps::default()).await;
+        let relay = Relay::start(server.http_addr().expect("plain listener")).await;
+        let mut ws = open(relay.addr, "/ws/echo", transport).await;
+        let big = common::pattern(3 << 20);
+        for _ in 0..2 {
+            ws.send_binary(&big).await.expect("send");
+            let echo = tokio::time::timeout(LIMIT, ws.recv())
+                .await
+                .expect("echo in time")
+                .expect("socket open");
+            assert_eq!(echo, Message::Binary(big.clone().into()), "{transport}");
+        }
+        server.shutdown().await;
+    }
+}
