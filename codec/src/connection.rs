@@ -1448,6 +1448,10 @@ impl Connection {
             return Some(Timeout::CloseHandshake);
         }
         if timers.idle_due(now) {
+            if self.resume.is_some() {
+                // Open, so it can resume: a dead transport, not the end of the socket.
+                return Some(Timeout::Silent);
+            }
             self.give_up("idle timeout");
             return Some(Timeout::Idle);
         }

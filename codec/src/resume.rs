@@ -657,15 +657,20 @@ mod tests {
             ..ResumeConfig::default()
         });
         assert!(r.has_room(100));
-        assert!(!r.has_room(101));
+        // Larger than the whole buffer: only while nothing else is held (then alone).
+        assert!(r.has_room(101));
+        r.on_send(&[0; 101]).unwrap();
+        assert!(!r.has_room(1));
+        r.on_ack(1).unwrap();
         r.on_send(&[0; 60]).unwrap();
+        assert!(!r.has_room(101));
         assert_eq!(r.on_send(&[0; 41]), Err(ResumeError::ReplayFull));
         r.on_send(&[0; 40]).unwrap();
-        r.on_ack(1).unwrap();
+        r.on_ack(2).unwrap();
         r.on_send(&[0; 1]).unwrap();
         r.on_send(&[0; 1]).unwrap();
         assert_eq!(r.on_send(&[0; 1]), Err(ResumeError::ReplayFull)); // 3 frames
-        assert_eq!(r.sent(), 4, "a refused frame is not counted");
+        assert_eq!(r.sent(), 5, "a refused frame is not counted");
     }
 
     #[test]

@@ -146,6 +146,11 @@ pub enum Timeout {
     /// Resume: the transport stayed lost for the grace window: `Closed{1006, "resume grace
     /// over"}` reported.
     ResumeGrace,
+    /// Resume: the peer was silent for the idle timeout on a connection that can resume — a
+    /// transport that died without a word (no reset, no end). Nothing is reported: the caller
+    /// treats the transport as lost ([`crate::Connection::transport_lost`]) and re-attaches;
+    /// until it does, this fires again.
+    Silent,
 }
 
 /// The timer state of one connection.

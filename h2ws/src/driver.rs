@@ -578,6 +578,14 @@ impl<W: Io> Driver<W> {
                 tracing::debug!("no upstream attached in time: closing with 1011");
                 None
             }
+            Some(Timeout::Silent) => {
+                // The transport died without a word: resume instead of ending (codec rule).
+                tracing::debug!("peer silent for the idle timeout: the transport counts as lost");
+                if self.lose_transport() {
+                    return true;
+                }
+                Some("idle timeout")
+            }
             Some(Timeout::Ping | Timeout::Ack) | None => None,
         };
         if state == ConnState::Closed && self.ending_since.is_none() {

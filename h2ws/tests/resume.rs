@@ -688,3 +688,45 @@ async fn a_message_larger_than_the_replay_buffer_still_goes() {
         server.shutdown().await;
     }
 }
+
+/// A transport that dies without a word (no reset, no end: the relay stops forwarding and keeps
+/// both ends open) is resumed once the idle timeout notices the silence, instead of ending the
+/// socket with 1006 (codec `Timeout::Silent`).
+#[tokio::test]
+async fn a_transport_gone_silent_is_resumed_after_the_idle_timeout() {
+    let quick = SocketConfig {
+        ping_after: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(1),
+        ..SocketConfig::default()
+    };
+    let server = server(quick, Apps::default()).await;
+    let relay = Relay::start(server.http_addr().expect("plain listener")).await;
+    let mut config = ClientConfig::new(Trust::certificate_der(Vec::new()));
+    config.ping_interval = Duration::from_millis(300);
+    config.idle_timeout = Duration::from_secs(1);
+    let url = format!("ws://{}/ws/echo", relay.addr);
+    let mut ws = Client::new(config)
+        .connect(&url, Transport::Stream, &resume_options())
+        .await
+        .expect("socket opens");
+    assert!(ws.handshake().resume);
+    ws.send_text("before").await.expect("send");
+    let echo = tokio::time::timeout(LIMIT, ws.recv())
+        .await
+        .expect("in time");
+    assert_eq!(echo, Some(Message::Text("before".into())));
+    relay.freeze();
+    let frozen_at = Instant::now();
+    ws.send_text("after the silence").await.expect("send");
+    let echo = tokio::time::timeout(LIMIT, ws.recv())
+        .await
+        .expect("echo in time");
+    assert_eq!(echo, Some(Message::Text("after the silence".into())));
+    let took = frozen_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "noticed by the idle timeout: {took:?}"
+    );
+    assert!(stats(&server).await.resumes >= 1);
+    server.shutdown().await;
+}

@@ -393,7 +393,8 @@ impl Session {
             return;
         }
         let timed_out = self.core.borrow_mut().handle_timeout(web::now());
-        if timed_out {
+        let silent = self.core.borrow_mut().take_silent();
+        if timed_out || (silent && !self.lose_transport()) {
             self.abort();
             self.fail();
         } else {

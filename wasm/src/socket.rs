@@ -109,6 +109,8 @@ pub struct SocketCore {
     max_frame: usize,
     /// Outputs gathered from codec events, handed out by `recv`/`recv_eof`.
     pending: Vec<Output>,
+    /// The peer was silent for the idle timeout on a resumable socket ([`SocketCore::take_silent`]).
+    silent: bool,
 }
 
 impl SocketCore {
@@ -130,6 +132,7 @@ impl SocketCore {
             ending: None,
             failed: false,
             pending: Vec::new(),
+            silent: false,
         }
     }
 
@@ -300,10 +303,18 @@ impl SocketCore {
     pub fn handle_timeout(&mut self, now: Timestamp) -> bool {
         let fired = self.conn.handle_timeout(now);
         self.drain_events();
+        self.silent = fired == Some(Timeout::Silent);
         matches!(
             fired,
             Some(Timeout::Idle | Timeout::CloseHandshake | Timeout::ResumeGrace)
         )
+    }
+
+    /// The last [`handle_timeout`](Self::handle_timeout) found the peer silent for the idle
+    /// timeout on a resumable socket (codec `Timeout::Silent`): the transport counts as lost
+    /// (the session re-attaches) instead of failing the socket.
+    pub fn take_silent(&mut self) -> bool {
+        std::mem::take(&mut self.silent)
     }
 
     /// The server accepted resume at the open (`h2ws-resume` answer): the codec counts,

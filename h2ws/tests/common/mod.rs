@@ -761,6 +761,7 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
 pub struct Relay {
     pub addr: SocketAddr,
     target: Arc<std::sync::Mutex<SocketAddr>>,
+    frozen: Arc<tokio::sync::Notify>,
     conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     down: Arc<std::sync::atomic::AtomicBool>,
     accept: tokio::task::JoinHandle<()>,
@@ -775,7 +776,8 @@ impl Relay {
         let conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let target = Arc::new(std::sync::Mutex::new(target));
-        let (c, d, t) = (conns.clone(), down.clone(), target.clone());
+        let frozen = Arc::new(tokio::sync::Notify::new());
+        let (c, d, t, f) = (conns.clone(), down.clone(), target.clone(), frozen.clone());
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if d.load(std::sync::atomic::Ordering::SeqCst) {
@@ -785,6 +787,7 @@ impl Relay {
                     continue; // dropped: reset
                 }
                 let to = *t.lock().expect("not poisoned");
+                let freeze = f.clone();
                 let task = tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(to).await else {
                         return;
@@ -796,7 +799,13 @@ impl Relay {
                     let _ = inbound.set_nodelay(true);
                     let _ = outbound.set_nodelay(true);
                     let (mut a, mut b) = (inbound, outbound);
-                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                    let frozen = freeze.notified();
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+                        // Frozen: nothing more is forwarded, both ends stay open and hear
+                        // nothing (a network gone silent), until `cut`.
+                        _ = frozen => std::future::pending::<()>().await,
+                    }
                 });
                 let mut conns = c.lock().expect("not poisoned");
                 conns.retain(|t| !t.is_finished());
@@ -806,6 +815,7 @@ impl Relay {
         Relay {
             addr,
             target,
+            frozen,
             conns,
             down,
             accept,
@@ -820,6 +830,12 @@ impl Relay {
             task.abort();
         }
         live
+    }
+
+    /// Every live connection goes silent: nothing more is forwarded either way, nothing is
+    /// closed (new connections work as before).
+    pub fn freeze(&self) {
+        self.frozen.notify_waiters();
     }
 
     /// New connections go to `to` from now on.
