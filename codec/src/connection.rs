@@ -1324,6 +1324,29 @@ impl Connection {
         self.pending
     }
 
+    /// Payload bytes of the data frames queued and not yet taken, without their frame headers,
+    /// replays and control frames: what a browser's `bufferedAmount` still counts while resume
+    /// holds frames back for the peer's acknowledgement. (With permessage-deflate these are
+    /// compressed bytes; a caller counting application bytes uses it as a bound.)
+    pub fn pending_payload_bytes(&self) -> usize {
+        self.data_out
+            .iter()
+            .filter(|o| o.kind == OutKind::Data)
+            .map(|o| o.len() - self.frame_head_len(&o.bytes))
+            .sum()
+    }
+
+    /// The length of the frame header at the start of `bytes` (an encoded data frame of ours).
+    fn frame_head_len(&self, bytes: &[u8]) -> usize {
+        if self.framing == Framing::Native {
+            return bytes.len().min(1);
+        }
+        match FrameHeader::parse(bytes) {
+            Ok(Parsed::Complete { consumed, .. }) => consumed,
+            _ => 0,
+        }
+    }
+
     pub fn state(&self) -> State {
         self.close.public()
     }

@@ -336,11 +336,18 @@ fn a_frame_larger_than_the_replay_buffer_still_goes_once_the_buffer_is_empty() {
     s.send_binary(&[1u8; 100]).expect("send");
     s.send_binary(&[2u8; 10_000]).expect("send"); // larger than the whole buffer
                                                   // The small frame leaves; the large one waits for its acknowledgement, then leaves alone.
+    assert_eq!(s.pending_payload_bytes(), 10_100, "payloads queued, no headers");
     let first = s.poll_transmit().expect("the small frame");
     assert!(
         s.poll_transmit().is_none(),
         "the large frame waits while the small one is held"
     );
+    assert_eq!(
+        s.pending_payload_bytes(),
+        10_000,
+        "the held frame's payload, without its header"
+    );
+    assert!(s.pending_bytes() > 10_000);
     c.recv_at(now, &first).expect("valid");
     assert_eq!(
         c.handle_timeout(now + ResumeConfig::default().ack_delay),

@@ -428,9 +428,9 @@ impl SocketCore {
         if bytes.is_empty() {
             return None;
         }
-        // Data the codec still holds (resume: the replay buffer is full) stays counted; the
-        // held frames' bytes bound their application bytes from above.
-        let held = self.conn.pending_bytes();
+        // Data the codec still holds (resume: the replay buffer is full) stays counted: its
+        // payload bytes, not the frame headers (with permessage-deflate, compressed bytes).
+        let held = self.conn.pending_payload_bytes();
         let app_bytes = self.untransmitted_app.saturating_sub(held);
         self.untransmitted_app -= app_bytes;
         Some(Transmit { bytes, app_bytes })
