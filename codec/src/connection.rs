@@ -1435,6 +1435,8 @@ impl Connection {
                     return Some(Timeout::ResumeGrace);
                 }
                 _ if self.is_transport_lost() => return None,
+                // Handled like a silent peer: the caller treats the transport as lost.
+                Some(ResumeTimeout::AckOverdue) => return Some(Timeout::Silent),
                 Some(ResumeTimeout::Ack) => {
                     let payload = self.resume.as_mut().and_then(|r| r.book.take_ack(now));
                     if let Some(payload) = payload {

@@ -78,6 +78,16 @@ pub const DEFAULT_ACK_EVERY_BYTES: usize = 64 << 10;
 /// ...or this long after the first frame not yet acknowledged, whichever comes first: at most
 /// one ack per frame batch, and never a frame left unacknowledged for long.
 pub const DEFAULT_ACK_DELAY: Duration = Duration::from_millis(20);
+/// A client's acknowledgement watchdog ([`ResumeConfig::ack_timeout`]): frames sent and not
+/// acknowledged for this long (while the peer acknowledges within [`DEFAULT_ACK_DELAY`] of
+/// receiving) mean the transport is dead even though no request failed. Browsers can leave a
+/// request on a dropped connection pending for minutes (WebKitGTK did after a relay cut; TCP
+/// itself gives up only after its retransmission timeouts), and a re-attach that was not
+/// needed costs one request and nothing else.
+pub const CLIENT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The watchdog's timeout doubles after each loss it declared, up to this many times (a slow
+/// link whose frames take longer than the timeout to cross settles at a longer one).
+const MAX_ACK_TIMEOUT_DOUBLINGS: u32 = 3;
 
 /// Limits and acknowledgement policy of one side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +101,11 @@ pub struct ResumeConfig {
     pub ack_every_frames: u32,
     pub ack_every_bytes: usize,
     pub ack_delay: Duration,
+    /// The acknowledgement watchdog: while frames are unacknowledged, the peer's acks must
+    /// make progress within this long, or the transport counts as lost
+    /// ([`ResumeTimeout::AckOverdue`]). Clients set [`CLIENT_ACK_TIMEOUT`]; `None` (the
+    /// default, and the server's) relies on transport errors and the idle timeout.
+    pub ack_timeout: Option<Duration>,
 }
 
 impl Default for ResumeConfig {
@@ -102,6 +117,7 @@ impl Default for ResumeConfig {
             ack_every_frames: DEFAULT_ACK_EVERY_FRAMES,
             ack_every_bytes: DEFAULT_ACK_EVERY_BYTES,
             ack_delay: DEFAULT_ACK_DELAY,
+            ack_timeout: None,
         }
     }
 }
@@ -333,6 +349,21 @@ pub enum ResumeTimeout {
     Ack,
     /// The grace window ended: the session fails (1006).
     GraceOver,
+    /// The acknowledgement watchdog ([`ResumeConfig::ack_timeout`]): sent frames went
+    /// unacknowledged too long. The caller treats the transport as lost and re-attaches.
+    AckOverdue,
+}
+
+/// The acknowledgement watchdog's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watch {
+    /// Nothing unacknowledged (or the transport is lost): no deadline.
+    Idle,
+    /// Frames went out, or acks made progress, with no time at hand (sending takes none): the
+    /// next [`Resume::handle_timeout`] stamps the start, and is asked for at once.
+    Unstamped,
+    /// Unacknowledged frames, and the acks' last progress (or the first send) was then.
+    Since(Timestamp),
 }
 
 /// One side's resume state: its counters, the replay buffer and the two deadlines.
@@ -355,6 +386,9 @@ pub struct Resume {
     ack_due: Option<Timestamp>,
     /// When the transport broke, if it is broken.
     lost_at: Option<Timestamp>,
+    watch: Watch,
+    /// Losses the watchdog declared (each doubles its timeout, up to a limit).
+    overdue: u32,
 }
 
 impl Resume {
@@ -370,6 +404,8 @@ impl Resume {
             unacked_bytes: 0,
             ack_due: None,
             lost_at: None,
+            watch: Watch::Idle,
+            overdue: 0,
         }
     }
 
@@ -419,6 +455,9 @@ impl Resume {
         self.sent += 1;
         self.replay_bytes += frame.len();
         self.replay.push_back(frame.to_vec());
+        if self.watch == Watch::Idle && self.config.ack_timeout.is_some() {
+            self.watch = Watch::Unstamped;
+        }
         Ok(self.sent)
     }
 
@@ -437,8 +476,22 @@ impl Resume {
     }
 
     /// The peer acknowledged `count` frames: drops them from the replay buffer. A stale
-    /// (smaller) count is ignored: acks may be overtaken by a re-attach's header.
+    /// (smaller) count is ignored: acks may be overtaken by a re-attach's header. Progress
+    /// restarts the watchdog (stamped by the next timer call: input may come without a time).
     pub fn on_ack(&mut self, count: u64) -> Result<(), ResumeError> {
+        let progress = count > self.acked;
+        self.drop_acked(count)?;
+        if progress && self.watch != Watch::Idle {
+            self.watch = if self.acked == self.sent {
+                Watch::Idle
+            } else {
+                Watch::Unstamped
+            };
+        }
+        Ok(())
+    }
+
+    fn drop_acked(&mut self, count: u64) -> Result<(), ResumeError> {
         if count > self.sent {
             return Err(ResumeError::AckBeyondSent {
                 acked: count,
@@ -478,6 +531,7 @@ impl Resume {
         if self.lost_at.is_none() {
             self.lost_at = Some(now);
         }
+        self.watch = Watch::Idle;
     }
 
     /// Whether the transport is broken and a re-attach awaited.
@@ -511,17 +565,37 @@ impl Resume {
                 acked: self.acked,
             });
         }
-        self.on_ack(peer_received)?;
+        self.drop_acked(peer_received)?;
         self.lost_at = None;
         self.mark_acked();
+        // What is replayed is watched afresh on the new transport.
+        if self.acked < self.sent && self.config.ack_timeout.is_some() {
+            self.watch = Watch::Unstamped;
+        }
         Ok(self.replay.iter().map(Vec::as_slice))
     }
 
-    /// The next deadline: an acknowledgement due, or the end of the grace window.
+    /// The next deadline: an acknowledgement due, the watchdog's, or the end of the grace
+    /// window.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        match (self.grace_deadline(), self.ack_due) {
-            (Some(grace), _) => Some(grace), // no acks while lost
-            (None, ack) => ack,
+        if let Some(grace) = self.grace_deadline() {
+            return Some(grace); // no acks while lost
+        }
+        match (self.ack_due, self.watch_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the watchdog fires (`ZERO`, i.e. at once, while a send waits for its stamp).
+    fn watch_deadline(&self) -> Option<Timestamp> {
+        let timeout = self.config.ack_timeout?;
+        match self.watch {
+            Watch::Idle => None,
+            Watch::Unstamped => Some(Timestamp::ZERO),
+            Watch::Since(at) => {
+                Some(at + timeout * (1 << self.overdue.min(MAX_ACK_TIMEOUT_DOUBLINGS)))
+            }
         }
     }
 
@@ -530,6 +604,14 @@ impl Resume {
     pub fn handle_timeout(&mut self, now: Timestamp) -> Option<ResumeTimeout> {
         if let Some(grace) = self.grace_deadline() {
             return (now >= grace).then_some(ResumeTimeout::GraceOver);
+        }
+        if self.watch == Watch::Unstamped {
+            self.watch = Watch::Since(now);
+        }
+        if self.watch_deadline().is_some_and(|due| now >= due) {
+            self.watch = Watch::Idle;
+            self.overdue = self.overdue.saturating_add(1);
+            return Some(ResumeTimeout::AckOverdue);
         }
         match self.ack_due {
             Some(due) if due <= now => Some(ResumeTimeout::Ack),

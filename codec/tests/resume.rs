@@ -3,6 +3,8 @@
 //! frames are cut in half), and the check that each side's app sees every message exactly
 //! once, in order, with no event from the cuts.
 
+use core::time::Duration;
+
 use h2ws_codec::frame::{FrameHeader, OpCode};
 use h2ws_codec::resume::{encode_ack, ResumeConfig};
 use h2ws_codec::timer::{Timeout, Timestamp};
@@ -215,6 +217,76 @@ fn grace_window_ends_the_socket_with_1006() {
     assert!(c.resume(0, Timestamp::from_millis(31_001)).is_err());
 }
 
+/// The client's acknowledgement watchdog: a transport that stops acknowledging counts as lost
+/// (Timeout::Silent) after `ack_timeout`, even with no request failing (WebKitGTK left the
+/// requests of a dropped connection pending); acks that make progress keep it quiet, and each
+/// loss it declares doubles the timeout.
+#[test]
+fn unacknowledged_frames_past_the_ack_timeout_count_as_a_loss() {
+    let timeout = Duration::from_secs(5);
+    let config = ResumeConfig {
+        ack_timeout: Some(timeout),
+        ..ResumeConfig::default()
+    };
+    let mut c = endpoint(Role::Client, config);
+    let mut s = endpoint(Role::Server, ResumeConfig::default());
+    let t = Timestamp::from_millis;
+    assert_eq!(c.handle_timeout(t(1000)), None);
+    assert_eq!(
+        c.poll_timeout(),
+        None,
+        "nothing unacknowledged: no watchdog"
+    );
+    c.send_text("one").expect("send");
+    let frame = c.poll_transmit().expect("frame");
+    // The send has no time: the next timer call stamps it, and is asked for at once.
+    assert!(c.poll_timeout().is_some_and(|d| d <= t(1000)));
+    assert_eq!(c.handle_timeout(t(2000)), None);
+    assert_eq!(c.poll_timeout(), Some(t(2000) + timeout));
+    // The server acknowledges: progress, nothing outstanding, the watchdog stops.
+    s.recv_at(t(2001), &frame).expect("valid");
+    assert_eq!(
+        s.handle_timeout(t(2001) + ResumeConfig::default().ack_delay),
+        Some(Timeout::Ack)
+    );
+    let ack = s.poll_transmit().expect("ack");
+    c.recv_at(t(2100), &ack).expect("valid");
+    assert_eq!(c.handle_timeout(t(2100)), None);
+    assert_eq!(c.poll_timeout(), None);
+    // Another send, and this time no ack comes back.
+    c.send_text("two").expect("send");
+    let lost = c.poll_transmit().expect("frame");
+    assert_eq!(c.handle_timeout(t(3000)), None);
+    assert_eq!(c.handle_timeout(t(7999)), None);
+    assert_eq!(c.handle_timeout(t(8000)), Some(Timeout::Silent));
+    assert_eq!(c.state(), State::Open, "a loss, not the end");
+    assert!(c.transport_lost(t(8000)));
+    // The re-attach: the server never got "two"; it is replayed and watched again, with the
+    // timeout doubled.
+    assert!(s.transport_lost(t(8001)));
+    let server_received = s
+        .resume(c.resume_received().expect("on"), t(8002))
+        .expect("resume");
+    assert_eq!(server_received, 1, "the server has \"one\" only");
+    assert_eq!(c.resume(server_received, t(8003)), Ok(0));
+    let replay = c.poll_transmit().expect("replay");
+    assert_eq!(replay, lost);
+    assert_eq!(c.handle_timeout(t(9000)), None);
+    assert_eq!(c.poll_timeout(), Some(t(9000) + timeout * 2));
+    assert_eq!(c.handle_timeout(t(18_999)), None);
+    assert_eq!(c.handle_timeout(t(19_000)), Some(Timeout::Silent));
+}
+
+/// Without `ack_timeout` (the default; the server's) unacknowledged frames arm nothing.
+#[test]
+fn without_an_ack_timeout_nothing_watches_the_acks() {
+    let mut s = endpoint(Role::Server, ResumeConfig::default());
+    s.send_text("one").expect("send");
+    s.poll_transmit().expect("frame");
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.handle_timeout(Timestamp::from_millis(3_600_000)), None);
+}
+
 #[test]
 fn an_ack_beyond_what_was_sent_fails_with_1002() {
     let mut s = endpoint(Role::Server, ResumeConfig::default());
@@ -336,7 +408,11 @@ fn a_frame_larger_than_the_replay_buffer_still_goes_once_the_buffer_is_empty() {
     s.send_binary(&[1u8; 100]).expect("send");
     s.send_binary(&[2u8; 10_000]).expect("send"); // larger than the whole buffer
                                                   // The small frame leaves; the large one waits for its acknowledgement, then leaves alone.
-    assert_eq!(s.pending_payload_bytes(), 10_100, "payloads queued, no headers");
+    assert_eq!(
+        s.pending_payload_bytes(),
+        10_100,
+        "payloads queued, no headers"
+    );
     let first = s.poll_transmit().expect("the small frame");
     assert!(
         s.poll_transmit().is_none(),

@@ -580,7 +580,9 @@ impl<W: Io> Driver<W> {
             }
             Some(Timeout::Silent) => {
                 // The transport died without a word: resume instead of ending (codec rule).
-                tracing::debug!("peer silent for the idle timeout: the transport counts as lost");
+                tracing::debug!(
+                    "peer silent (idle timeout, or sent frames unacknowledged): the transport counts as lost"
+                );
                 if self.lose_transport() {
                     return true;
                 }

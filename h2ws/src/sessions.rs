@@ -409,6 +409,7 @@ impl Sessions {
         };
         check_origin(config, parts)?;
         let session = self.lookup(&token, config.instance_id.as_ref())?;
+        tracing::debug!("re-attach: the peer received {peer_received} frames, seq {next_seq:?}");
         let refused = |status: StatusCode, why: String| {
             self.resume_refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("re-attach refused ({status}): {why}");
@@ -488,6 +489,7 @@ impl Sessions {
             keys.previous = taken;
         }
         self.resumed.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("re-attach taken: the server received {received} frames");
         Ok(Reattached {
             session,
             token,

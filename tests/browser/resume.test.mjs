@@ -6,31 +6,37 @@
 // the clean close at the end is answered by the same server socket). Also: Chromium's offline
 // emulation (a loss on the browser's side), a cut without resume (fails as before), and a
 // server restart (the re-attach is refused; with `reconnect` a new session opens).
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDevserver, launchBrowser, openPage, ENGINE, HTTP3, STREAMS_REQUESTS } from './harness.mjs';
 import { startRelay } from './relay.mjs';
 
 /** Messages each way and cuts per run (the native client's test: h2ws/tests/resume.rs). */
 const N = Number(process.env.H2WS_RESUME_MESSAGES ?? 20000);
-const CUTS = 10;
+/**
+ * WebKitGTK 2.50 (libsoup) measured: every cut of a connection that carried an h2ws socket
+ * leaves one of its 6 connections per host held for good, so the 7th connection to the origin
+ * never opens and every request of the page waits (with or without h2ws: after 6 cuts even a
+ * plain `fetch` of the page's origin hangs, while 10 cuts of plain fetches never do). So in
+ * WebKit each test gets a fresh browser and at most 4 cuts.
+ */
+const WEBKIT = ENGINE === 'webkit';
+const CUTS = WEBKIT ? 4 : 10;
 /** `stream` where the engine streams request bodies; `post` everywhere. */
 const RUN_TRANSPORTS = STREAMS_REQUESTS ? ['stream', 'post'] : ['post'];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// WebKitGTK: skipped. Measured (issue 14): after the relay resets its connections, WebKitGTK
-// (libsoup) does not get new requests through to the origin for tens of seconds, with or
-// without resume (the first resume run stalled after the first cut and ended with 1006 after
-// ~50 s; afterwards even new sockets did not open within 20 s). Not investigated further yet.
-const SKIP = (HTTP3 && 'the relay carries TCP (HTTP/2) only') ||
-  (ENGINE === 'webkit' && 'WebKitGTK does not reconnect to the origin for tens of seconds after the relay resets its connections (see above)');
+const SKIP = HTTP3 && 'the relay carries TCP (HTTP/2) only';
 
 describe('resume', { skip: SKIP }, () => {
   let server;
   let relay;
   let browser;
   let page;
+
+  /** Page errors of browsers closed before the end (WebKit: one browser per test). */
+  const earlierErrors = [];
 
   before(async () => {
     server = await startDevserver();
@@ -39,8 +45,18 @@ describe('resume', { skip: SKIP }, () => {
     page = await openPage(browser, relay.origin);
   });
 
+  // WebKit: a fresh browser per test (see WEBKIT above).
+  beforeEach(async () => {
+    if (!WEBKIT || relay.accepted <= 1) return;
+    earlierErrors.push(...await page.errors().catch((e) => [`reading the page's errors failed: ${e}`]));
+    await browser.close().catch(() => {});
+    browser = await launchBrowser({ server });
+    page = await openPage(browser, relay.origin);
+  });
+
   after(async () => {
     const errors = page ? await page.errors().catch((e) => [`reading the page's errors failed: ${e}`]) : [];
+    errors.unshift(...earlierErrors);
     await browser?.close().catch(() => {});
     relay?.close();
     await server?.stop().catch(() => {});
@@ -139,7 +155,7 @@ describe('resume', { skip: SKIP }, () => {
       }, i);
       const plain = [];
       const afterCut = [];
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < 2 * CUTS; i++) {
         const cut = i % 2 === 1;
         if (cut) relay.cut();
         const r = await echo(i);
@@ -157,7 +173,11 @@ describe('resume', { skip: SKIP }, () => {
     });
   }
 
-  for (const transport of RUN_TRANSPORTS) it(`${transport}: an H2WebSocketStream with resume survives cuts (reads and writes go on)`, { timeout: 120000 }, async () => {
+  // WebKitGTK: stalled in 3 of 5 runs (measured): after the second cut, 50 ms after the first
+  // re-attach, no re-attach reached the server within the grace window. Not understood yet
+  // (the pull-mode read-window acks are what this test adds over the others).
+  const STREAM_SKIP = WEBKIT && 'WebKitGTK: no re-attach after a second quick cut now and then (see above)';
+  for (const transport of RUN_TRANSPORTS) it(`${transport}: an H2WebSocketStream with resume survives cuts (reads and writes go on)`, { skip: STREAM_SKIP, timeout: 120000 }, async () => {
     await page.evaluate(async (transport) => {
       const wss = new H2WebSocketStream('/ws/echo', { transport, resume: true });
       const { readable, writable } = await wss.opened;
@@ -213,6 +233,11 @@ describe('resume', { skip: SKIP }, () => {
     relay.cut();
     const log = await page.evaluate(async () => {
       const { ws, log } = window.plainWs;
+      // WebKitGTK does not fail a response body whose connection dropped (resume's ack
+      // watchdog is what notices it there); without resume the next send does: its request
+      // reaches the server on a new connection and is refused, the session being gone.
+      await t.sleep(200);
+      if (ws.readyState === 1) ws.send('after the cut');
       if (ws.readyState !== 3) await t.once(ws, 'close');
       return log.map((e) => (e.type === 'close' ? `close ${e.code}` : e.type));
     });

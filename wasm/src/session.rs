@@ -614,6 +614,10 @@ impl Session {
             };
             last = Some(promise);
         }
+        if last.is_some() {
+            // Sent frames may start the resume watchdog (codec `ResumeConfig::ack_timeout`).
+            self.arm_timer();
+        }
         last
     }
 

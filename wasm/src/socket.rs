@@ -326,6 +326,8 @@ impl SocketCore {
         let config = ResumeConfig {
             grace: accepted.grace,
             max_replay_bytes: defaults.max_replay_bytes.min(accepted.bytes),
+            // A request left pending on a dead connection fails nothing: watch the acks.
+            ack_timeout: Some(h2ws_codec::resume::CLIENT_ACK_TIMEOUT),
             ..defaults
         };
         let on = self.conn.enable_resume(config);

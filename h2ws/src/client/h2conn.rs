@@ -252,6 +252,8 @@ impl H2Connection {
         let resumer = accepted.map(|(grace, key)| {
             conn.enable_resume(h2ws_codec::resume::ResumeConfig {
                 grace,
+                // A transport that stops acknowledging is lost, even if nothing failed.
+                ack_timeout: Some(h2ws_codec::resume::CLIENT_ACK_TIMEOUT),
                 ..Default::default()
             });
             handshake.resume = true;
