@@ -22,6 +22,12 @@
 
 pub mod socket;
 
+/// Talc instead of the default dlmalloc: the same job in a fraction of the wasm. Sound here: the
+/// package is single-threaded wasm (no `atomics`), which is what talc's wasm allocator requires.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 #[cfg(target_arch = "wasm32")]
 mod session;
 #[cfg(target_arch = "wasm32")]
