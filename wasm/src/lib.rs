@@ -20,7 +20,21 @@
 //! assert_eq!(socket.ready_state(), ReadyState::Open);
 //! ```
 
+// The npm package builds without `std` (feature `std`, see Cargo.toml): no std panic machinery.
+#![cfg_attr(all(target_arch = "wasm32", not(feature = "std")), no_std)]
+
+extern crate alloc;
+
 pub mod socket;
+
+/// Without std (the npm package): a panic traps at once, as std's handler ends under
+/// panic=abort on wasm32 (the page sees a `RuntimeError: unreachable`), minus the message it
+/// formats for a stderr that wasm32-unknown-unknown does not have.
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 /// Talc instead of the default dlmalloc: the same job in a fraction of the wasm. Sound here: the
 /// package is single-threaded wasm (no `atomics`), which is what talc's wasm allocator requires.
@@ -45,7 +59,9 @@ pub(crate) use bindings::api_error;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {
-    use std::rc::Rc;
+    use alloc::rc::Rc;
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
 
     use js_sys::{Array, Function, Promise};
     use wasm_bindgen::prelude::*;

@@ -3,8 +3,9 @@
 //! Pure logic, no I/O and no JS: the bindings feed it transport bytes and turn its [`Output`]s
 //! into DOM events, so every rule here is testable natively (`cargo test -p h2ws-wasm`).
 
-use std::string::{String, ToString};
-use std::vec::Vec;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 
 use h2ws_codec::resume::{Accepted, ResumeConfig, ResumeError};
 use h2ws_codec::timer::{Timeout, Timeouts, Timestamp};
@@ -314,7 +315,7 @@ impl SocketCore {
     /// timeout on a resumable socket (codec `Timeout::Silent`): the transport counts as lost
     /// (the session re-attaches) instead of failing the socket.
     pub fn take_silent(&mut self) -> bool {
-        std::mem::take(&mut self.silent)
+        core::mem::take(&mut self.silent)
     }
 
     /// The server accepted resume at the open (`h2ws-resume` answer): the codec counts,

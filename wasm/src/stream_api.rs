@@ -3,7 +3,7 @@
 //! leaves data in HTTP/2 flow control and the server's socket feels the backpressure; writes
 //! resolve once the upstream took their bytes.
 
-use std::rc::Rc;
+use alloc::rc::Rc;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;

@@ -1,5 +1,9 @@
 //! Small JS glue: global `fetch`, timers, promise helpers (work in windows and workers).
 
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

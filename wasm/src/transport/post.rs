@@ -3,9 +3,11 @@
 //! codec's [`PostSender`], shared with the native client and the server's reorder buffer; this
 //! file only sends the requests it hands out.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::{Rc, Weak};
+use core::cell::RefCell;
+use alloc::collections::VecDeque;
+use alloc::rc::{Rc, Weak};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::post::{self, Batch, PostError, PostLimits, PostSender, Resend};
@@ -30,7 +32,7 @@ struct Inner {
     owner: Weak<dyn Owner>,
     state: RefCell<Batching>,
     /// Application bytes handed in and not yet reported as transmitted.
-    uncredited: std::cell::Cell<usize>,
+    uncredited: core::cell::Cell<usize>,
 }
 
 struct Batching {
