@@ -242,16 +242,13 @@ impl Session {
         if !self.acquire_slot() {
             // Concatenated, not `format!`: keeps `core::fmt` out of the package.
             let cap = fetch::decimal(MAX_PER_ORIGIN.with(|m| m.get()).into());
-            web::warn(
-                &[
-                    "h2ws: too many open sockets to ",
-                    &self.params.origin,
-                    " (cap ",
-                    &cap,
-                    "); failing this one. See H2WebSocket.maxSocketsPerOrigin.",
-                ]
-                .concat(),
-            );
+            web::warn(&[
+                "h2ws: too many open sockets to ",
+                &self.params.origin,
+                " (cap ",
+                &cap,
+                "); failing this one. See H2WebSocket.maxSocketsPerOrigin.",
+            ]);
             self.fail();
             return;
         }
@@ -374,7 +371,7 @@ impl Session {
 
     /// The console message of a socket that cannot open with the transport it asked for.
     pub(crate) fn warn_cannot_open(&self, why: &str) {
-        web::warn(&["h2ws: cannot open ", &self.params.ws_url, ": ", why, "."].concat());
+        web::warn(&["h2ws: cannot open ", &self.params.ws_url, ": ", why, "."]);
     }
 
     /// Sets the timer for the codec's next deadline, unless one at least as early is set. It
