@@ -55,9 +55,6 @@ mod web;
 pub use bindings::Core;
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use bindings::api_error;
-
-#[cfg(target_arch = "wasm32")]
 mod bindings {
     use alloc::rc::Rc;
     use alloc::string::{String, ToString};
@@ -65,22 +62,14 @@ mod bindings {
 
     use js_sys::{Array, Function, Promise};
     use wasm_bindgen::prelude::*;
-    use web_sys::DomException;
 
     use crate::session::{self, Params, Session};
-    use crate::socket::{self, ApiError, SocketCore};
+    use crate::socket::{self, SocketCore};
 
     /// One socket, as the JS classes see it.
     #[wasm_bindgen]
     pub struct Core {
         pub(crate) session: Rc<Session>,
-    }
-
-    pub(crate) fn api_error(error: &ApiError) -> JsValue {
-        match DomException::new_with_message_and_name(&error.message, error.name) {
-            Ok(exception) => exception.into(),
-            Err(other) => other,
-        }
     }
 
     #[wasm_bindgen]
@@ -163,13 +152,15 @@ mod bindings {
             self.session.core().extensions().to_string()
         }
 
-        // The WebSocket API does not wait for the upstream: the promise is the stream API's.
-        pub fn send_text(&self, text: &str) {
-            let _ = self.session.send_with(|core| core.send_text(text));
+        /// `send(string)`, and the stream API's text chunk: the promise resolves when the
+        /// upstream took it (the WebSocket API ignores it). The JS layer checks the state.
+        pub fn send_text(&self, text: &str) -> Promise {
+            self.session.send_with(|core| core.send_text(text))
         }
 
-        pub fn send_bytes(&self, bytes: &[u8]) {
-            let _ = self.session.send_with(|core| core.send_binary(bytes));
+        /// `send(bytes)`, and the stream API's binary chunk: see [`Core::send_text`].
+        pub fn send_bytes(&self, bytes: &[u8]) -> Promise {
+            self.session.send_with(|core| core.send_binary(bytes))
         }
 
         /// `send(Blob)`: count `len` now; the bytes follow via `send_reserved_*`.

@@ -44,13 +44,6 @@ pub enum ReadyState {
     Closed = 3,
 }
 
-/// An exception the WHATWG API throws synchronously; `name` is the `DOMException` name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
-    pub name: &'static str,
-    pub message: String,
-}
-
 /// What the bindings must surface to the page, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
