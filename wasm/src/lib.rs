@@ -77,7 +77,8 @@ mod bindings {
         /// Starts the open request of a socket whose arguments the JS layer checked and
         /// resolved: `url` the ws(s) URL, `http_url` the one fetched, `origin` the ws(s) origin.
         /// `emit(kind, data)` receives `open`, `message`, `error`, `close`. `resume`: offer
-        /// lossless resume at the open (codec `resume`).
+        /// lossless resume at the open (codec `resume`). `headers`: the page's extra headers as
+        /// `[name, value]` string pairs (`[...new Headers(options.headers)]`).
         #[wasm_bindgen(constructor)]
         #[allow(clippy::too_many_arguments)]
         pub fn new(
@@ -97,13 +98,6 @@ mod bindings {
                 .map(|p| p.as_string().unwrap_or_default())
                 .collect();
             let protocol_header = socket::protocol_header(&protocols);
-            let mut header_pairs = Vec::new();
-            for pair in headers.iter() {
-                let pair = Array::from(&pair);
-                let name = pair.get(0).as_string().unwrap_or_default();
-                let value = pair.get(1).as_string().unwrap_or_default();
-                header_pairs.push((name, value));
-            }
             // Request bodies stream over HTTP/2 only, which browsers speak only over TLS.
             let http_scheme = if http_url.starts_with("https:") {
                 "https:"
@@ -117,7 +111,7 @@ mod bindings {
                 origin,
                 protocols,
                 protocol_header,
-                headers: header_pairs,
+                headers: headers.into(),
                 transport,
                 request_streaming,
                 resume,

@@ -88,7 +88,8 @@ pub struct Params {
     pub origin: String,
     pub protocols: Vec<String>,
     pub protocol_header: String,
-    pub headers: Vec<(String, String)>,
+    /// The page's extra headers: a JS array of `[name, value]` pairs ([`web::build_headers`]).
+    pub headers: JsValue,
     pub transport: String,
     pub request_streaming: bool,
     /// Offer lossless resume (codec `resume`) at the open.

@@ -149,11 +149,8 @@ pub fn warn(parts: &[&str]) {
     web_sys::console::warn_1(&message.into());
 }
 
-/// `Headers` from the page's extra headers (e.g. `Authorization`).
-pub fn build_headers(pairs: &[(String, String)]) -> Result<web_sys::Headers, JsValue> {
-    let headers = web_sys::Headers::new()?;
-    for (name, value) in pairs {
-        headers.append(name, value)?;
-    }
-    Ok(headers)
+/// `Headers` from the page's extra headers (e.g. `Authorization`): the JS layer's array of
+/// `[name, value]` string pairs, kept as it came (`new Headers(pairs)`).
+pub fn build_headers(pairs: &JsValue) -> Result<web_sys::Headers, JsValue> {
+    web_sys::Headers::new_with_str_sequence_sequence(pairs)
 }

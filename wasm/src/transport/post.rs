@@ -26,7 +26,8 @@ pub struct PostUpstream {
 
 struct Inner {
     url: String,
-    headers: Vec<(String, String)>,
+    /// The page's extra headers ([`web::build_headers`]).
+    headers: JsValue,
     token: String,
     signal: AbortSignal,
     owner: Weak<dyn Owner>,
@@ -46,7 +47,7 @@ impl PostUpstream {
     pub fn new(
         owner: Weak<dyn Owner>,
         url: &str,
-        headers: Vec<(String, String)>,
+        headers: JsValue,
         token: &str,
         signal: &AbortSignal,
         first_seq: u64,
