@@ -30,15 +30,16 @@ for tool in wasm-pack wasm-bindgen node gzip; do
   command -v "$tool" >/dev/null || { echo "build.sh: '$tool' not found on PATH" >&2; exit 1; }
 done
 
-cargo_args=()
-if [ -n "$features" ]; then cargo_args=(--features "$features"); fi
+# Without the crate's default `std` feature: the package is no_std (wasm/Cargo.toml, feature std).
+cargo_args=(--no-default-features)
+if [ -n "$features" ]; then cargo_args+=(--features "$features"); fi
 
 rm -rf "$pkg"
 # Strip the name section at link time (-30% raw size) instead of relying on wasm-opt.
 export CARGO_PROFILE_RELEASE_WASM_STRIP=true
 if [ "$mode" = dev ]; then profile_args=(--dev); else profile_args=(--profile release-wasm); fi
 wasm-pack build "$here" --target web "${profile_args[@]}" --out-dir pkg \
-  --out-name h2ws_wasm --no-opt --no-gitignore -- ${cargo_args[@]+"${cargo_args[@]}"}
+  --out-name h2ws_wasm --no-opt --no-gitignore -- "${cargo_args[@]}"
 
 wasm="$pkg/h2ws_wasm_bg.wasm"
 wasm_opt="$here/../target/tools/binaryen/node_modules/.bin/wasm-opt"

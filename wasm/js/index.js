@@ -641,10 +641,11 @@ export class H2WebSocketStream {
         const writable = new WritableStream({
           start: (controller) => { this.#writableController = controller; },
           write: (chunk) => {
-            if (typeof chunk === 'string') return core.write_text(chunk);
-            const bytes = bytesOf(chunk);
-            if (bytes === null) throw new TypeError('H2WebSocketStream writes strings or BufferSource chunks.');
-            return core.write_bytes(bytes);
+            const text = typeof chunk === 'string';
+            const bytes = text ? null : bytesOf(chunk);
+            if (!text && bytes === null) throw new TypeError('H2WebSocketStream writes strings or BufferSource chunks.');
+            if (core.readyState !== OPEN) throw new DOMException('The H2WebSocketStream is not open.', 'InvalidStateError');
+            return text ? core.send_text(chunk) : core.send_bytes(bytes);
           },
           close: () => this.close(),
           abort: () => this.close(),

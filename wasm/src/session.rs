@@ -5,9 +5,11 @@
 //! Re-entrancy: JS event handlers may call back (`send`, `close`) while an event is being
 //! dispatched, so no `RefCell` borrow is ever held across a call into JS.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::rc::{Rc, Weak};
+use core::cell::{Cell, RefCell};
+use alloc::collections::VecDeque;
+use alloc::rc::{Rc, Weak};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::{resume, Message};
@@ -55,11 +57,24 @@ enum AckOutcome {
 /// a socket uses two, so the cap fails fast instead of hanging.
 const DEFAULT_MAX_PER_ORIGIN: u32 = 100;
 
-thread_local! {
-    /// Open sockets per origin. A list, not a `HashMap`: a page talks to few origins, and
-    /// hashbrown + SipHash cost ~4 KB of wasm.
-    static OPEN_PER_ORIGIN: RefCell<Vec<(String, u32)>> = const { RefCell::new(Vec::new()) };
-    static MAX_PER_ORIGIN: Cell<u32> = const { Cell::new(DEFAULT_MAX_PER_ORIGIN) };
+/// Open sockets per origin. A list, not a `HashMap`: a page talks to few origins, and
+/// hashbrown + SipHash cost ~4 KB of wasm.
+static OPEN_PER_ORIGIN: PageLocal<RefCell<Vec<(String, u32)>>> =
+    PageLocal(RefCell::new(Vec::new()));
+static MAX_PER_ORIGIN: PageLocal<Cell<u32>> = PageLocal(Cell::new(DEFAULT_MAX_PER_ORIGIN));
+
+/// Page-wide state: what `thread_local!` gives, without std (the npm package is `no_std`).
+struct PageLocal<T>(T);
+
+// SAFETY: wasm32 without the `atomics` target feature runs one thread and shares no memory, so
+// the value is never reached from two threads.
+#[cfg(not(target_feature = "atomics"))]
+unsafe impl<T> Sync for PageLocal<T> {}
+
+impl<T> PageLocal<T> {
+    fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.0)
+    }
 }
 
 pub fn set_max_per_origin(max: u32) {
@@ -73,7 +88,8 @@ pub struct Params {
     pub origin: String,
     pub protocols: Vec<String>,
     pub protocol_header: String,
-    pub headers: Vec<(String, String)>,
+    /// The page's extra headers: a JS array of `[name, value]` pairs ([`web::build_headers`]).
+    pub headers: JsValue,
     pub transport: String,
     pub request_streaming: bool,
     /// Offer lossless resume (codec `resume`) at the open.
@@ -203,11 +219,11 @@ impl Session {
         self.abort.borrow().signal()
     }
 
-    pub fn core(&self) -> std::cell::Ref<'_, SocketCore> {
+    pub fn core(&self) -> core::cell::Ref<'_, SocketCore> {
         self.core.borrow()
     }
 
-    pub fn core_mut(&self) -> std::cell::RefMut<'_, SocketCore> {
+    pub fn core_mut(&self) -> core::cell::RefMut<'_, SocketCore> {
         self.core.borrow_mut()
     }
 
@@ -227,16 +243,13 @@ impl Session {
         if !self.acquire_slot() {
             // Concatenated, not `format!`: keeps `core::fmt` out of the package.
             let cap = fetch::decimal(MAX_PER_ORIGIN.with(|m| m.get()).into());
-            web::warn(
-                &[
-                    "h2ws: too many open sockets to ",
-                    &self.params.origin,
-                    " (cap ",
-                    &cap,
-                    "); failing this one. See H2WebSocket.maxSocketsPerOrigin.",
-                ]
-                .concat(),
-            );
+            web::warn(&[
+                "h2ws: too many open sockets to ",
+                &self.params.origin,
+                " (cap ",
+                &cap,
+                "); failing this one. See H2WebSocket.maxSocketsPerOrigin.",
+            ]);
             self.fail();
             return;
         }
@@ -359,7 +372,7 @@ impl Session {
 
     /// The console message of a socket that cannot open with the transport it asked for.
     pub(crate) fn warn_cannot_open(&self, why: &str) {
-        web::warn(&["h2ws: cannot open ", &self.params.ws_url, ": ", why, "."].concat());
+        web::warn(&["h2ws: cannot open ", &self.params.ws_url, ": ", why, "."]);
     }
 
     /// Sets the timer for the codec's next deadline, unless one at least as early is set. It
@@ -922,7 +935,8 @@ impl Session {
                     let _ = Reflect::set(&info, &"reason".into(), &reason.into());
                     let _ = Reflect::set(&info, &"wasClean".into(), &was_clean.into());
                     self.call_emit("close", &info);
-                    let waiters: Vec<Function> = self.pull_waiters.borrow_mut().drain(..).collect();
+                    // Taken whole, not drained: `VecDeque::drain` costs ~1 KB of wasm.
+                    let waiters = core::mem::take(&mut *self.pull_waiters.borrow_mut());
                     for waiter in waiters {
                         let _ = waiter.call1(&JsValue::UNDEFINED, &JsValue::NULL);
                     }

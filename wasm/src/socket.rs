@@ -3,8 +3,9 @@
 //! Pure logic, no I/O and no JS: the bindings feed it transport bytes and turn its [`Output`]s
 //! into DOM events, so every rule here is testable natively (`cargo test -p h2ws-wasm`).
 
-use std::string::{String, ToString};
-use std::vec::Vec;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 
 use h2ws_codec::resume::{Accepted, ResumeConfig, ResumeError};
 use h2ws_codec::timer::{Timeout, Timeouts, Timestamp};
@@ -41,13 +42,6 @@ pub enum ReadyState {
     Open = 1,
     Closing = 2,
     Closed = 3,
-}
-
-/// An exception the WHATWG API throws synchronously; `name` is the `DOMException` name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
-    pub name: &'static str,
-    pub message: String,
 }
 
 /// What the bindings must surface to the page, in order.
@@ -314,7 +308,7 @@ impl SocketCore {
     /// timeout on a resumable socket (codec `Timeout::Silent`): the transport counts as lost
     /// (the session re-attaches) instead of failing the socket.
     pub fn take_silent(&mut self) -> bool {
-        std::mem::take(&mut self.silent)
+        core::mem::take(&mut self.silent)
     }
 
     /// The server accepted resume at the open (`h2ws-resume` answer): the codec counts,

@@ -3,14 +3,14 @@
 //! leaves data in HTTP/2 flow control and the server's socket feels the backpressure; writes
 //! resolve once the upstream took their bytes.
 
-use std::rc::Rc;
+use alloc::rc::Rc;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use crate::session::Session;
-use crate::socket::{self, ApiError};
-use crate::{api_error, Core};
+use crate::socket;
+use crate::Core;
 
 impl Session {
     /// The next message (string or `Uint8Array`), or `null` once closed.
@@ -30,30 +30,10 @@ impl Session {
 
 #[wasm_bindgen]
 impl Core {
-    /// Readable side: see [`Session::pull`].
+    /// Readable side: see [`Session::pull`]. The writable side is `send_text`/`send_bytes`
+    /// (their promise resolves when the upstream took the chunk; the JS layer throws
+    /// `InvalidStateError` for a write when the socket is not open).
     pub fn pull(&self) -> Promise {
         self.session.pull()
-    }
-
-    /// Writable side, text chunk: resolves when the upstream took it.
-    pub fn write_text(&self, text: &str) -> Result<Promise, JsValue> {
-        self.check_writable()?;
-        Ok(self.session.send_with(|core| core.send_text(text)))
-    }
-
-    /// Writable side, binary chunk: resolves when the upstream took it.
-    pub fn write_bytes(&self, bytes: &[u8]) -> Result<Promise, JsValue> {
-        self.check_writable()?;
-        Ok(self.session.send_with(|core| core.send_binary(bytes)))
-    }
-
-    fn check_writable(&self) -> Result<(), JsValue> {
-        if self.session.core().ready_state() != socket::ReadyState::Open {
-            return Err(api_error(&ApiError {
-                name: "InvalidStateError",
-                message: "The H2WebSocketStream is not open.".into(),
-            }));
-        }
-        Ok(())
     }
 }

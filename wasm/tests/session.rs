@@ -256,7 +256,7 @@ async fn post_sends_ordered_batches_starting_with_an_empty_attach() {
     let ws = socket("post", &[], emit);
     until("open", || !log.borrow().is_empty()).await;
     for text in ["a", "bb", "ccc"] {
-        ws.send_text(text);
+        let _ = ws.send_text(text);
     }
     assert_eq!(ws.buffered_amount(), 6.0);
     until("batches", || batch_bytes(&server).len() == 3 + 4 + 5).await;
@@ -281,7 +281,7 @@ async fn auto_uses_post_when_the_server_lacks_stream() {
     let (emit, log) = recorder();
     let ws = socket("auto", &[], emit);
     until("open", || !log.borrow().is_empty()).await;
-    ws.send_text("x");
+    let _ = ws.send_text("x");
     until("batch", || batch_bytes(&server) == [0x81, 1, b'x']).await;
     assert!(upstream(&server).is_empty());
 }
@@ -320,7 +320,7 @@ async fn extra_headers_go_with_every_request() {
     )
     .unwrap();
     until("open", || !log.borrow().is_empty()).await;
-    ws.send_text("x");
+    let _ = ws.send_text("x");
     until("batch", || !batch_bytes(&server).is_empty()).await;
     let requests: Array = Reflect::get(&server, &"requests".into()).unwrap().into();
     assert!(requests.length() >= 2);

@@ -103,6 +103,6 @@ async fn unreachable_server_fires_error_then_close_1006() {
     );
     assert_eq!(c.ready_state(), 3);
     // Sends after the end count into bufferedAmount and go nowhere.
-    c.send_text("abc");
+    let _ = c.send_text("abc");
     assert_eq!(c.buffered_amount(), 3.0);
 }

@@ -8,7 +8,8 @@
 pub mod post;
 pub mod stream;
 
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
 
 use js_sys::Promise;
 

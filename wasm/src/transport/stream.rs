@@ -8,9 +8,11 @@
 //! once; a proxy may refuse it), what was written meanwhile is handed to a `post` upstream on
 //! the same session.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::{Rc, Weak};
+use core::cell::RefCell;
+use alloc::collections::VecDeque;
+use alloc::rc::{Rc, Weak};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 use h2ws_codec::handshake::fetch;
 use js_sys::{Promise, Uint8Array};
@@ -37,7 +39,7 @@ type Unsettled = (usize, Option<usize>);
 pub struct StreamUpstream {
     writer: WritableStreamDefaultWriter,
     /// Application bytes written and not yet reported as transmitted.
-    uncredited: Rc<std::cell::Cell<usize>>,
+    uncredited: Rc<core::cell::Cell<usize>>,
     fallback: Rc<Fallback>,
     /// One entry per write not yet settled, in write order (a writer settles its writes in
     /// order): what it counts for `bufferedAmount`, and its place among the kept transmits.
@@ -56,10 +58,10 @@ struct Fallback {
     /// `Some` while the window is open: each transmit, its `app_bytes` zeroed once the stream
     /// took it (so a resend is not counted twice in `bufferedAmount`).
     kept: RefCell<Option<Vec<Transmit>>>,
-    kept_bytes: std::cell::Cell<usize>,
+    kept_bytes: core::cell::Cell<usize>,
     timer: RefCell<Option<Timer>>,
     /// The body was ended ([`StreamUpstream::finish`]): its answer is expected now.
-    finished: std::cell::Cell<bool>,
+    finished: core::cell::Cell<bool>,
 }
 
 impl Fallback {
@@ -133,7 +135,7 @@ impl StreamUpstream {
             }
         });
         let pending: Rc<RefCell<VecDeque<Unsettled>>> = Rc::default();
-        let uncredited: Rc<std::cell::Cell<usize>> = Rc::default();
+        let uncredited: Rc<core::cell::Cell<usize>> = Rc::default();
         let on_written = {
             let (pending, fallback, weak) = (pending.clone(), state.clone(), owner.clone());
             let uncredited = uncredited.clone();
