@@ -5,11 +5,11 @@
 //! Re-entrancy: JS event handlers may call back (`send`, `close`) while an event is being
 //! dispatched, so no `RefCell` borrow is ever held across a call into JS.
 
-use core::cell::{Cell, RefCell};
 use alloc::collections::VecDeque;
 use alloc::rc::{Rc, Weak};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
 
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::{resume, Message};

@@ -3,11 +3,11 @@
 //! codec's [`PostSender`], shared with the native client and the server's reorder buffer; this
 //! file only sends the requests it hands out.
 
-use core::cell::RefCell;
 use alloc::collections::VecDeque;
 use alloc::rc::{Rc, Weak};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::post::{self, Batch, PostError, PostLimits, PostSender, Resend};

@@ -8,11 +8,11 @@
 //! once; a proxy may refuse it), what was written meanwhile is handed to a `post` upstream on
 //! the same session.
 
-use core::cell::RefCell;
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::{Rc, Weak};
-use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use h2ws_codec::handshake::fetch;
 use js_sys::{Promise, Uint8Array};
