@@ -1228,6 +1228,22 @@ impl Connection {
         self.resume.as_ref().map_or(0, |r| r.replayed)
     }
 
+    /// Resume's watchdog ([`ResumeConfig::ack_timeout`]) also waits for the answers of the
+    /// caller's upstream requests: call this when one is sent, [`Self::request_ended`] when it
+    /// is answered. Without resume, or while lost, nothing.
+    pub fn request_started(&mut self) {
+        if let Some(r) = self.resume.as_mut() {
+            r.book.request_started();
+        }
+    }
+
+    /// An upstream request of [`Self::request_started`] was answered (or failed).
+    pub fn request_ended(&mut self) {
+        if let Some(r) = self.resume.as_mut() {
+            r.book.request_ended();
+        }
+    }
+
     /// Bytes and frames held for replay (what resume costs this socket now).
     pub fn replay_held(&self) -> (usize, usize) {
         self.resume

@@ -389,6 +389,8 @@ pub struct Resume {
     watch: Watch,
     /// Losses the watchdog declared (each doubles its timeout, up to a limit).
     overdue: u32,
+    /// The caller's upstream requests not answered yet ([`Resume::request_started`]).
+    requests: u32,
 }
 
 impl Resume {
@@ -406,6 +408,7 @@ impl Resume {
             lost_at: None,
             watch: Watch::Idle,
             overdue: 0,
+            requests: 0,
         }
     }
 
@@ -482,13 +485,39 @@ impl Resume {
         let progress = count > self.acked;
         self.drop_acked(count)?;
         if progress && self.watch != Watch::Idle {
-            self.watch = if self.acked == self.sent {
-                Watch::Idle
-            } else {
-                Watch::Unstamped
-            };
+            self.restart_watch();
         }
         Ok(())
+    }
+
+    /// Progress: the watchdog counts afresh if anything is still outstanding.
+    fn restart_watch(&mut self) {
+        self.watch = if self.acked == self.sent && self.requests == 0 {
+            Watch::Idle
+        } else {
+            Watch::Unstamped
+        };
+    }
+
+    /// The caller sent an upstream request (a `post` batch, a read-window ack) whose answer
+    /// proves the transport works: until it is answered the watchdog runs, as for an
+    /// unacknowledged frame. (A browser may leave a request on a dropped connection pending
+    /// with no error, and a request's frames may all be acknowledged while its answer never
+    /// comes: then nothing else would notice.)
+    pub fn request_started(&mut self) {
+        self.requests = self.requests.saturating_add(1);
+        if self.watch == Watch::Idle && self.config.ack_timeout.is_some() && !self.is_lost() {
+            self.watch = Watch::Unstamped;
+        }
+    }
+
+    /// An upstream request of [`Resume::request_started`] got its answer (or failed, which the
+    /// caller handles): progress.
+    pub fn request_ended(&mut self) {
+        self.requests = self.requests.saturating_sub(1);
+        if self.watch != Watch::Idle {
+            self.restart_watch();
+        }
     }
 
     fn drop_acked(&mut self, count: u64) -> Result<(), ResumeError> {
@@ -532,6 +561,7 @@ impl Resume {
             self.lost_at = Some(now);
         }
         self.watch = Watch::Idle;
+        self.requests = 0; // the lost transport's requests are abandoned
     }
 
     /// Whether the transport is broken and a re-attach awaited.

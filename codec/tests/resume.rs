@@ -277,6 +277,41 @@ fn unacknowledged_frames_past_the_ack_timeout_count_as_a_loss() {
     assert_eq!(c.handle_timeout(t(19_000)), Some(Timeout::Silent));
 }
 
+/// The watchdog also waits for the answers of the caller's upstream requests (a `post` batch
+/// whose frames were all acknowledged, but whose answer never comes: WebKitGTK leaves a request
+/// on a dropped connection pending).
+#[test]
+fn an_unanswered_request_counts_like_an_unacknowledged_frame() {
+    let timeout = Duration::from_secs(5);
+    let mut c = endpoint(
+        Role::Client,
+        ResumeConfig {
+            ack_timeout: Some(timeout),
+            ..ResumeConfig::default()
+        },
+    );
+    let t = Timestamp::from_millis;
+    c.request_started();
+    assert_eq!(c.handle_timeout(t(1000)), None, "stamped");
+    assert_eq!(c.poll_timeout(), Some(t(1000) + timeout));
+    c.request_ended();
+    assert_eq!(c.handle_timeout(t(1000)), None);
+    assert_eq!(c.poll_timeout(), None, "answered: nothing outstanding");
+    c.request_started();
+    c.request_started();
+    assert_eq!(c.handle_timeout(t(2000)), None);
+    c.request_ended(); // progress: counts afresh for the other one
+    assert_eq!(c.handle_timeout(t(4000)), None);
+    assert_eq!(c.handle_timeout(t(8999)), None);
+    assert_eq!(c.handle_timeout(t(9000)), Some(Timeout::Silent));
+    assert!(c.transport_lost(t(9000)));
+    assert_eq!(
+        c.poll_timeout(),
+        Some(t(9000) + ResumeConfig::default().grace),
+        "while lost only the grace window"
+    );
+}
+
 /// Without `ack_timeout` (the default; the server's) unacknowledged frames arm nothing.
 #[test]
 fn without_an_ack_timeout_nothing_watches_the_acks() {

@@ -173,10 +173,13 @@ describe('resume', { skip: SKIP }, () => {
     });
   }
 
-  // WebKitGTK: stalled in 3 of 5 runs (measured): after the second cut, 50 ms after the first
-  // re-attach, no re-attach reached the server within the grace window. Not understood yet
-  // (the pull-mode read-window acks are what this test adds over the others).
-  const STREAM_SKIP = WEBKIT && 'WebKitGTK: no re-attach after a second quick cut now and then (see above)';
+  // WebKitGTK: stalled in 3 of 5 runs (measured): the writer waited on the answer of a `post`
+  // batch whose frames the server had acknowledged, on a connection WebKit never reported
+  // dead, so nothing was unacknowledged and the watchdog stayed quiet. Since the watchdog
+  // also waits for request answers (codec `Connection::request_started`) it passed 13 of 15
+  // runs: one failure was this test's own race (fixed: a cut now waits for a live
+  // connection), one kept no log. Skipped here until it passes reliably (WK=1 runs it).
+  const STREAM_SKIP = !process.env.WK && WEBKIT && 'WebKitGTK: 2 failures in 15 runs (see above)';
   for (const transport of RUN_TRANSPORTS) it(`${transport}: an H2WebSocketStream with resume survives cuts (reads and writes go on)`, { skip: STREAM_SKIP, timeout: 120000 }, async () => {
     await page.evaluate(async (transport) => {
       const wss = new H2WebSocketStream('/ws/echo', { transport, resume: true });
@@ -207,7 +210,10 @@ describe('resume', { skip: SKIP }, () => {
       let received = 0;
       while ((received = await page.evaluate(() => window.streamRun.received)) < Math.max(at, floor) && Date.now() < deadline) await sleep(5);
       if (received >= 10000) break;
-      if (relay.cut() > 0) cuts += 1;
+      // A cut needs a live connection: while a re-attach is still on its way there may be none.
+      const until = Date.now() + 10000;
+      while (relay.cut() === 0 && Date.now() < until) await sleep(20);
+      if (Date.now() < until) cuts += 1;
       floor = received + 50;
     }
     const r = await page.evaluate(async () => {

@@ -127,6 +127,18 @@ impl transport::Owner for Link {
             s.warn_cannot_open(why);
         }
     }
+
+    fn request_started(self: Rc<Self>) {
+        if let Some(s) = self.session.upgrade() {
+            s.request_started();
+        }
+    }
+
+    fn request_ended(self: Rc<Self>) {
+        if let Some(s) = self.session.upgrade() {
+            s.request_ended();
+        }
+    }
 }
 
 /// Resume state of a socket whose open the server accepted it on.
@@ -529,6 +541,7 @@ impl Session {
         spawn_local(async move {
             let mut attempt = 0;
             let current = || this.generation.get() == generation;
+            this.request_started();
             let outcome = loop {
                 match this.send_ack(read).await {
                     Some(status) if (200..300).contains(&status) => break AckOutcome::Taken,
@@ -541,9 +554,11 @@ impl Session {
                 }
             };
             if !current() {
-                // Its downstream was lost meanwhile: the new one counts from 0.
+                // Its downstream was lost meanwhile: the new one counts from 0 (and the lost
+                // transport's requests no longer count for the watchdog).
                 return;
             }
+            this.request_ended();
             this.ack_in_flight.set(false);
             match outcome {
                 AckOutcome::Taken => {
@@ -643,6 +658,18 @@ impl Session {
 
     pub fn transmitted(&self, app_bytes: usize) {
         self.core.borrow_mut().transmitted(app_bytes);
+    }
+
+    /// An upstream request went out (resume: the ack watchdog waits for its answer too).
+    pub fn request_started(self: &Rc<Self>) {
+        self.core.borrow_mut().request_started();
+        self.arm_timer();
+    }
+
+    /// An upstream request got its answer or failed.
+    pub fn request_ended(self: &Rc<Self>) {
+        self.core.borrow_mut().request_ended();
+        self.arm_timer();
     }
 
     /// The `stream` upstream failed at once (`auto` only): the same session continues with

@@ -331,6 +331,17 @@ impl SocketCore {
         on
     }
 
+    /// An upstream request went out: with resume, the ack watchdog waits for its answer too
+    /// (codec `Connection::request_started`).
+    pub fn request_started(&mut self) {
+        self.conn.request_started();
+    }
+
+    /// An upstream request of [`SocketCore::request_started`] was answered or failed.
+    pub fn request_ended(&mut self) {
+        self.conn.request_ended();
+    }
+
     /// Resume is on and the socket not over: a broken transport is
     /// [`SocketCore::transport_lost`], not the end.
     pub fn can_resume(&self) -> bool {

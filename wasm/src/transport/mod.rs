@@ -27,6 +27,10 @@ pub trait Owner {
     fn fall_back_to_post(self: Rc<Self>, kept: Vec<Transmit>);
     /// Tell the page why the socket cannot work (a console message).
     fn warn_cannot_open(self: Rc<Self>, why: &str);
+    /// A request went out / got its answer (or failed): resume's ack watchdog waits for
+    /// answers too (codec `Connection::request_started`).
+    fn request_started(self: Rc<Self>);
+    fn request_ended(self: Rc<Self>);
 }
 
 /// Where client→server frames go.

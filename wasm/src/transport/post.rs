@@ -130,6 +130,9 @@ fn pump(inner: &Rc<Inner>) {
 }
 
 async fn post_batch(inner: Rc<Inner>, batch: Batch) {
+    if let Some(owner) = inner.owner.upgrade() {
+        owner.request_started();
+    }
     let owner = inner.owner.clone();
     let _deadline = web::Timer::once(post::BATCH_TIMEOUT_MS as i32, move || {
         if let Some(owner) = owner.upgrade() {
@@ -155,6 +158,7 @@ async fn post_batch(inner: Rc<Inner>, batch: Batch) {
     let Some(owner) = inner.owner.upgrade() else {
         return;
     };
+    owner.clone().request_ended();
     if answer.is_err() {
         owner.transport_failed();
         return;
