@@ -101,8 +101,9 @@ pub struct ResumeConfig {
     pub ack_every_frames: u32,
     pub ack_every_bytes: usize,
     pub ack_delay: Duration,
-    /// The acknowledgement watchdog: while frames are unacknowledged, the peer's acks must
-    /// make progress within this long, or the transport counts as lost
+    /// The acknowledgement watchdog: while frames are unacknowledged (or the caller's requests
+    /// unanswered: [`Resume::request_started`]), the peer's acks or the answers must make
+    /// progress within this long, or the transport counts as lost
     /// ([`ResumeTimeout::AckOverdue`]). Clients set [`CLIENT_ACK_TIMEOUT`]; `None` (the
     /// default, and the server's) relies on transport errors and the idle timeout.
     pub ack_timeout: Option<Duration>,
@@ -350,19 +351,19 @@ pub enum ResumeTimeout {
     /// The grace window ended: the session fails (1006).
     GraceOver,
     /// The acknowledgement watchdog ([`ResumeConfig::ack_timeout`]): sent frames went
-    /// unacknowledged too long. The caller treats the transport as lost and re-attaches.
+    /// unacknowledged, or requests unanswered, too long. The caller treats the transport as lost and re-attaches.
     AckOverdue,
 }
 
 /// The acknowledgement watchdog's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Watch {
-    /// Nothing unacknowledged (or the transport is lost): no deadline.
+    /// Nothing unacknowledged or unanswered (or the transport is lost): no deadline.
     Idle,
     /// Frames went out, or acks made progress, with no time at hand (sending takes none): the
     /// next [`Resume::handle_timeout`] stamps the start, and is asked for at once.
     Unstamped,
-    /// Unacknowledged frames, and the acks' last progress (or the first send) was then.
+    /// Something outstanding, and the last progress (or the first send) was then.
     Since(Timestamp),
 }
 
@@ -505,8 +506,11 @@ impl Resume {
     /// with no error, and a request's frames may all be acknowledged while its answer never
     /// comes: then nothing else would notice.)
     pub fn request_started(&mut self) {
+        if self.is_lost() {
+            return; // a lost transport's requests do not count (a loss forgets them too)
+        }
         self.requests = self.requests.saturating_add(1);
-        if self.watch == Watch::Idle && self.config.ack_timeout.is_some() && !self.is_lost() {
+        if self.watch == Watch::Idle && self.config.ack_timeout.is_some() {
             self.watch = Watch::Unstamped;
         }
     }
