@@ -87,19 +87,15 @@ struct Keys {
 impl Keys {
     /// Takes the key `presented` matches, if any.
     fn take(&mut self, presented: &str) -> Option<String> {
-        if self
-            .current
-            .as_deref()
-            .is_some_and(|k| resume::keys_match(presented, k))
-        {
+        let matches = |key: &Option<String>| {
+            key.as_deref()
+                .is_some_and(|k| resume::keys_match(presented, k))
+        };
+        if matches(&self.current) {
             self.previous = None;
             return self.current.take();
         }
-        if self
-            .previous
-            .as_deref()
-            .is_some_and(|k| resume::keys_match(presented, k))
-        {
+        if matches(&self.previous) {
             self.current = None;
             return self.previous.take();
         }
