@@ -100,3 +100,5 @@ pub mod handshake;
 /// The `post` upstream's batching rules, both sides (next to `handshake::fetch`, whose headers
 /// they number).
 pub mod post;
+/// `post` replies: downstream frames in a batch's answer, put back in order on the client.
+pub mod reply;

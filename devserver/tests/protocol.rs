@@ -241,6 +241,59 @@ async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
 }
 
 #[tokio::test]
+async fn a_batch_asking_for_a_reply_carries_the_echo_and_the_downstream_a_marker() {
+    let (server, sr, a) = setup(SocketConfig::default()).await;
+    let url = format!("https://{a}/ws/echo");
+    let mut peer = Peer::open(&sr, &a, "/ws/echo", Kind::Post)
+        .await
+        .expect("open");
+    let token = peer.headers["h2ws-session"].to_str().unwrap().to_string();
+    let frame = |t: &str| {
+        let mut f = vec![0x81, t.len() as u8];
+        f.extend_from_slice(t.as_bytes());
+        f
+    };
+    // `h2ws-reply: 1`: the echo comes in the answer, placed after the 2-byte open preamble.
+    let (st, headers, body) = request(
+        &sr,
+        Method::POST,
+        &url,
+        &[("h2ws-session", &token), ("h2ws-seq", "0"), ("h2ws-reply", "1")],
+        &frame("hi"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(headers["h2ws-at"], "2");
+    assert_eq!(body, String::from_utf8_lossy(&frame("hi")));
+    // Without it: an empty 200, the echo on the downstream, behind the marker of the first.
+    let (st, headers, body) = request(
+        &sr,
+        Method::POST,
+        &url,
+        &[("h2ws-session", &token), ("h2ws-seq", "1")],
+        &frame("two"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(headers.get("h2ws-at").is_none() && body.is_empty());
+    let moved = &h2ws_codec::handshake::fetch::MOVED_MARKER[2..];
+    assert_eq!(peer.next_event().await, h2ws_codec::Event::Pong(moved.to_vec()));
+    assert_eq!(peer.recv_message().await, Message::Text("two".into()));
+    // A batch whose socket sends nothing back is answered after the wait, empty.
+    let (st, headers, body) = request(
+        &sr,
+        Method::POST,
+        &url,
+        &[("h2ws-session", &token), ("h2ws-seq", "2"), ("h2ws-reply", "1")],
+        &[0x8A, 0x00], // an unsolicited Pong: no answer from the echo app
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(headers.get("h2ws-at").is_none() && body.is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn close_codes_both_ways() {
     let (server, sr, a) = setup(SocketConfig::default()).await;
     for kind in Kind::ALL {

@@ -64,6 +64,7 @@ pub mod h2conn;
 pub mod h3conn;
 mod listen;
 mod read_window;
+mod reply;
 mod request;
 pub mod rooms;
 mod sessions;

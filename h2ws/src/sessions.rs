@@ -20,6 +20,7 @@ use http_body_util::BodyExt;
 
 use crate::config::{InstanceId, SocketConfig};
 use crate::read_window::ReadWindow;
+use crate::reply::{Replies, Reply};
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
 use crate::socket::{Transport, TransportCell};
 use crate::stats::Stats;
@@ -58,6 +59,9 @@ pub(crate) struct Session {
     /// The downstream's read window, when the client acks what it reads (a re-attach's new
     /// downstream gets a new one).
     read_window: Mutex<Option<Arc<ReadWindow>>>,
+    /// The current downstream's waiting `post` batches ([`crate::reply`]; a re-attach's new
+    /// downstream brings its own).
+    replies: Mutex<Option<Arc<Replies>>>,
     /// Resume, when the open negotiated it.
     resume: Option<ResumeSlot>,
 }
@@ -157,6 +161,16 @@ impl Session {
         if let Some(window) = self.read_window() {
             window.release();
         }
+    }
+
+    pub(crate) fn set_replies(&self, replies: Arc<Replies>) {
+        if let Ok(mut r) = self.replies.lock() {
+            *r = Some(replies);
+        }
+    }
+
+    fn replies(&self) -> Option<Arc<Replies>> {
+        self.replies.lock().ok().and_then(|r| r.clone())
     }
 
     fn read_window(&self) -> Option<Arc<ReadWindow>> {
@@ -314,6 +328,7 @@ impl Sessions {
             socket: Mutex::new(None),
             waiting: Mutex::new(Some(waiting)),
             read_window: Mutex::new(None),
+            replies: Mutex::new(None),
             resume,
         });
         if let Ok(mut live) = self.live.lock() {
@@ -396,6 +411,7 @@ impl Sessions {
         config: &SocketConfig,
         parts: &http::request::Parts,
         output: queue::Sender<crate::wiring::Output>,
+        replies: Arc<Replies>,
     ) -> Result<Reattached, Refusal> {
         let (token, key, next_seq, peer_received) = {
             let pairs = header_pairs(&parts.headers);
@@ -471,6 +487,7 @@ impl Sessions {
         if let Ok(mut inbound) = session.inbound.lock() {
             *inbound = tx;
         }
+        session.set_replies(replies);
         *attach = match next_seq {
             Some(seq) => Attach::Post(PostReorder::starting_at(
                 post::max_batch_body(config.max_message_size),
@@ -522,7 +539,8 @@ pub(crate) struct Upstream<'a> {
 enum Work {
     Answered(StatusCode),
     Stream(Arc<Session>),
-    Post(Arc<Session>, u64),
+    /// A batch: its session, `h2ws-seq`, and whether the client takes a reply.
+    Post(Arc<Session>, u64, bool),
 }
 
 /// An upstream request once its head is checked: what it asks for, and its `Origin` (copied)
@@ -552,16 +570,44 @@ pub(crate) async fn serve(up: &Upstream<'_>, checked: Checked, body: Body) -> Re
     let served = match work {
         Ok(Work::Answered(status)) => Ok(status),
         Ok(Work::Stream(session)) => Box::pin(attach_stream(up, &session, body)).await,
-        Ok(Work::Post(session, seq)) => {
+        Ok(Work::Post(session, seq, reply)) => {
             let limit = post::max_batch_body(up.config.max_message_size);
-            Box::pin(post_batch(up, &session, seq, body, limit)).await
+            let applied = Box::pin(post_batch(up, &session, seq, body, limit)).await;
+            match (applied, reply.then(|| session.replies()).flatten()) {
+                // Applied just now: the socket's answer, if it comes at once, goes with it.
+                (Ok(Batch::Applied), Some(replies)) => {
+                    let wait = Duration::from_millis(fetch::REPLY_WAIT_MS.into());
+                    match replies.wait(wait).await {
+                        Some(reply) => return answer(reply_response(reply), origin),
+                        None => Ok(StatusCode::OK),
+                    }
+                }
+                (applied, _) => applied.map(Batch::status),
+            }
         }
         Err(refusal) => Err(refusal),
     };
-    let mut res = match served {
+    let res = match served {
         Ok(status) => status.into_response(),
         Err(refusal) => refusal.into_response(),
     };
+    answer(res, origin)
+}
+
+/// A batch's answer carrying a reply: `200`, `h2ws-at`, the frames.
+fn reply_response(reply: Reply) -> Response {
+    let mut res = Response::new(Body::from(reply.frames));
+    let h = res.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(fetch::CONTENT_TYPE),
+    );
+    h.insert(fetch::H2WS_AT, http::HeaderValue::from(reply.at));
+    res
+}
+
+/// What every upstream answer carries: `no-store` and the CORS headers for its `Origin`.
+fn answer(mut res: Response, origin: Option<http::HeaderValue>) -> Response {
     res.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
@@ -587,7 +633,10 @@ fn check_upstream(up: &Upstream<'_>, parts: &http::request::Parts) -> Result<Wor
     }
     Ok(match seq {
         None => Work::Stream(session),
-        Some(seq) => Work::Post(session, seq),
+        Some(seq) => {
+            let reply = parts.headers.get(fetch::H2WS_REPLY).map(|v| v.as_bytes()) == Some(b"1");
+            Work::Post(session, seq, reply)
+        }
     })
 }
 
@@ -678,13 +727,30 @@ async fn drain_upstream(
     crate::wiring::drain_after_close(data, |item| item.as_ref().ok().map(Bytes::len)).await;
 }
 
+/// How a batch was taken.
+enum Batch {
+    /// Its frames were applied now (with the run of held batches behind it): `200`.
+    Applied,
+    /// Held until the batches before it come (`200`), or a repeat (`204`).
+    Other(StatusCode),
+}
+
+impl Batch {
+    fn status(self) -> StatusCode {
+        match self {
+            Batch::Applied => StatusCode::OK,
+            Batch::Other(status) => status,
+        }
+    }
+}
+
 async fn post_batch(
     up: &Upstream<'_>,
     session: &Session,
     seq: u64,
     body: Body,
     limit: usize,
-) -> Result<StatusCode, Refusal> {
+) -> Result<Batch, Refusal> {
     {
         let mut attach = session.attach.lock().await;
         if let Attach::None = *attach {
@@ -701,7 +767,7 @@ async fn post_batch(
             }
             Attach::Post(reorder) => {
                 if reorder.check(seq).map_err(batch_refused)? {
-                    return Ok(StatusCode::NO_CONTENT);
+                    return Ok(Batch::Other(StatusCode::NO_CONTENT));
                 }
             }
             Attach::None => unreachable!("set above"),
@@ -740,13 +806,13 @@ async fn post_batch(
             return Err(Refusal::new(StatusCode::CONFLICT, "session changed mode"));
         };
         let run = match reorder.accept(seq, bytes).map_err(batch_refused)? {
-            Applied::Repeat => return Ok(StatusCode::NO_CONTENT),
+            Applied::Repeat => return Ok(Batch::Other(StatusCode::NO_CONTENT)),
             Applied::Held => {
                 tracing::debug!(
                     "post batch {seq} held: waiting for batch {}",
                     reorder.next()
                 );
-                return Ok(StatusCode::OK);
+                return Ok(Batch::Other(StatusCode::OK));
             }
             Applied::Run(run) => run,
         };
@@ -758,12 +824,21 @@ async fn post_batch(
     let Some(inbound) = inbound else {
         return Err(Refusal::new(StatusCode::GONE, "session ended"));
     };
+    let mut frames = false;
     for bytes in run {
-        if !bytes.is_empty() && inbound.send(Input::Chunk(bytes)).await.is_err() {
+        if bytes.is_empty() {
+            continue;
+        }
+        frames = true;
+        if inbound.send(Input::Chunk(bytes)).await.is_err() {
             return Err(Refusal::new(StatusCode::GONE, "session ended"));
         }
     }
-    Ok(StatusCode::OK)
+    // An empty run (the attaching batch 0) has nothing an answer could follow.
+    Ok(match frames {
+        true => Batch::Applied,
+        false => Batch::Other(StatusCode::OK),
+    })
 }
 
 /// A batch the codec's reorder rules refuse (409 and its reason).

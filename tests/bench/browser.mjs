@@ -16,9 +16,10 @@
 //
 // Figures: RTT p50/p99 of sequential 16 B binary messages; msgs/s of 1 KiB messages sent all at
 // once (pipelined) until every echo is back; time from the constructor to `open` for a new socket
-// on the page's warm HTTP/2 connection (median of several). Where the engine streams request
-// bodies, also the fetch floor: the RTT of a minimal fetch() client of the `stream` wire (no
-// library) against the same server, i.e. what the engine's fetch path and the server cost alone.
+// on the page's warm HTTP/2 connection (median of several). Also the fetch floors: the RTT of a
+// minimal fetch() client of the `post` wire (every engine) and of the `stream` wire (where the
+// engine streams request bodies), no library, against the same server, i.e. what the engine's
+// fetch path and the server cost alone.
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -113,7 +114,7 @@ const h3Server = engines.includes('chromium-h3') ? await startDevserver([], { h3
 try {
   for (const engine of engines) {
     const floor = ENGINE_IMPLS[engine].includes('stream') ? '1' : '0';
-    const query = new URLSearchParams({ imps: ENGINE_IMPLS[engine].join(','), rtt: COUNTS.rtt, bulk: COUNTS.bulk, opens: COUNTS.opens, floor });
+    const query = new URLSearchParams({ imps: ENGINE_IMPLS[engine].join(','), rtt: COUNTS.rtt, bulk: COUNTS.bulk, opens: COUNTS.opens, floor, postfloor: '1' });
     const origin = engine === 'chromium-h3' ? h3Server.origin : server.origin;
     const url = `${origin}/bench.html?${query}`;
     const run = engine === 'chromium' ? await runChromiumUnattached(url)
@@ -142,6 +143,13 @@ try {
       record(engine, `RTT p50, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.p50, note);
       record(engine, `RTT p99, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.p99, note);
       record(engine, `RTT mean, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.mean, note);
+    }
+    if (run.postFloor) {
+      const f = run.postFloor.rtt;
+      const note = `minimal fetch() client of the post wire, no library; timer ${resolution}`;
+      record(engine, `RTT p50, ${COUNTS.rtt} x 16 B sequential`, 'post floor', 'ms', f.p50, note);
+      record(engine, `RTT p99, ${COUNTS.rtt} x 16 B sequential`, 'post floor', 'ms', f.p99, note);
+      record(engine, `RTT mean, ${COUNTS.rtt} x 16 B sequential`, 'post floor', 'ms', f.mean, note);
     }
     console.log(`browser ${engine}: ${run.userAgent}`);
   }

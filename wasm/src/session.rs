@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 
 use h2ws_codec::handshake::fetch;
+use h2ws_codec::reply::ReplyMerge;
 use h2ws_codec::{resume, Message};
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -139,6 +140,21 @@ impl transport::Owner for Link {
             s.request_ended();
         }
     }
+
+    fn reply(self: Rc<Self>, at: u64, frames: Vec<u8>) {
+        if let Some(s) = self.session.upgrade() {
+            s.post_reply(at, &frames);
+        }
+    }
+
+    fn batches_settled(self: Rc<Self>) {
+        if let Some(s) = self.session.upgrade() {
+            if s.merge.borrow().waiting() {
+                // A marker's reply was lost with its answer: the transport lost frames.
+                s.transport_failed();
+            }
+        }
+    }
 }
 
 /// Resume state of a socket whose open the server accepted it on.
@@ -187,6 +203,10 @@ pub struct Session {
     read_total: Cell<u64>,
     acked: Cell<u64>,
     ack_in_flight: Cell<bool>,
+    /// The current downstream and the `post` replies that belong in it (codec `reply`).
+    merge: RefCell<ReplyMerge>,
+    /// The downstream ended behind a marker whose reply had not come.
+    ended_behind_reply: Cell<bool>,
 }
 
 impl Session {
@@ -218,6 +238,8 @@ impl Session {
             read_total: Cell::new(0),
             acked: Cell::new(0),
             ack_in_flight: Cell::new(false),
+            merge: RefCell::new(ReplyMerge::new()),
+            ended_behind_reply: Cell::new(false),
         }))
     }
 
@@ -372,6 +394,8 @@ impl Session {
         }
         *self.upstream.borrow_mut() = Some(upstream);
         *self.reader.borrow_mut() = Some(reader);
+        *self.merge.borrow_mut() = ReplyMerge::new();
+        self.ended_behind_reply.set(false);
         self.core
             .borrow_mut()
             .start_timers(!self.pull_mode, web::now());
@@ -449,7 +473,7 @@ impl Session {
     }
 
     fn wants_data(&self) -> bool {
-        if self.finished.get() || self.reader.borrow().is_none() {
+        if self.finished.get() || self.reader.borrow().is_none() || self.ended_behind_reply.get() {
             return false;
         }
         !self.pull_mode
@@ -479,11 +503,19 @@ impl Session {
                     self.read_total
                         .set(self.read_total.get() + bytes.len() as u64);
                     self.ack_if_due();
-                    let outputs = self.core.borrow_mut().recv_at(web::now(), &bytes);
-                    self.deliver(outputs);
-                    self.flush();
-                    self.after_input();
-                    self.arm_timer();
+                    let mut merged = Vec::with_capacity(bytes.len());
+                    let taken = self.merge.borrow_mut().downstream(&bytes, &mut merged);
+                    if taken.is_err() {
+                        self.fail();
+                        return;
+                    }
+                    self.take_input(&merged);
+                }
+                Ok(Read::Done) if self.merge.borrow().waiting() => {
+                    // Frames before its end left in a batch's answer still on its way
+                    // (codec `reply`): the end counts once they are in.
+                    self.ended_behind_reply.set(true);
+                    return;
                 }
                 Ok(Read::Done) | Err(_) => {
                     self.downstream_ended();
@@ -495,6 +527,36 @@ impl Session {
                     return;
                 }
             }
+        }
+    }
+
+    /// Downstream bytes in server order (after [`ReplyMerge`]) to the codec.
+    fn take_input(self: &Rc<Self>, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let outputs = self.core.borrow_mut().recv_at(web::now(), bytes);
+        self.deliver(outputs);
+        self.flush();
+        self.after_input();
+        self.arm_timer();
+    }
+
+    /// A `post` batch's answer brought downstream frames (codec `reply`).
+    pub fn post_reply(self: &Rc<Self>, at: u64, frames: &[u8]) {
+        if self.finished.get() {
+            return;
+        }
+        let mut merged = Vec::new();
+        let taken = self.merge.borrow_mut().reply(at, frames, &mut merged);
+        if taken.is_err() {
+            self.fail();
+            return;
+        }
+        self.take_input(&merged);
+        if self.ended_behind_reply.get() && !self.merge.borrow().waiting() {
+            self.ended_behind_reply.set(false);
+            self.downstream_ended();
         }
     }
 
@@ -896,6 +958,8 @@ impl Session {
         };
         *self.upstream.borrow_mut() = Some(upstream);
         *self.reader.borrow_mut() = Some(body.get_reader().unchecked_into());
+        *self.merge.borrow_mut() = ReplyMerge::new();
+        self.ended_behind_reply.set(false);
         self.flush();
         self.arm_timer();
         self.ensure_driving();

@@ -42,6 +42,29 @@ pub const READ_WINDOW: u64 = 2 << 20;
 pub const H2WS_RESUME: &str = "h2ws-resume";
 /// A re-attach and its answer: counted frames that side received on the session (decimal).
 pub const H2WS_RECEIVED: &str = "h2ws-received";
+/// Request header of a `post` batch: `1` = the client takes downstream frames in the batch's
+/// answer (a *reply*, codec `post::ReplyMerge`). The server holds the answer up to
+/// [`REPLY_WAIT_MS`] after applying the batch; frames the socket sends meanwhile leave as the
+/// answer's body (`200`, [`H2WS_AT`]) instead of on the downstream, and the downstream gets
+/// [`MOVED_MARKER`] where they would have been.
+///
+/// Why: Chromium holds small data of a response that has not ended up to 1 ms before a
+/// `fetch()` reader sees it (`SpdyHttpStream`), but not a response that ends. An echo in the
+/// batch's answer reaches the page in one plain fetch round trip: `post` RTT p50 measured 3.0–3.5
+/// ms down to … ms (BENCHMARKS.md).
+pub const H2WS_REPLY: &str = "h2ws-reply";
+/// Response header of a batch answer carrying a reply: how many downstream body bytes the
+/// server had sent before the reply's [`MOVED_MARKER`] (decimal).
+pub const H2WS_AT: &str = "h2ws-at";
+/// Stands in the downstream for frames that left in a batch's answer: an unsolicited Pong with
+/// the payload `h2ws-moved` (stream framing). Never handed to the codec.
+pub const MOVED_MARKER: [u8; 12] = *b"\x8a\x0ah2ws-moved";
+/// How long the server holds a batch's answer for a reply (5 ms): long enough for an app that
+/// answers at once (an echo, an RPC served from memory), short enough that a one-way stream of
+/// batches, which waits for answers when [`crate::post::MAX_IN_FLIGHT`] are out, barely notices.
+pub const REPLY_WAIT_MS: u32 = 5;
+/// The most frame bytes one reply carries; larger output stays on the downstream.
+pub const MAX_REPLY: usize = 64 << 10;
 /// The method the browser library sends the open, `post` batches and acks with (the server
 /// takes `POST` for them too; a `stream` upstream is always `POST`). Why PUT: WebKitGTK's
 /// network stack (libsoup) opens a new connection for every non-idempotent request, even over
@@ -59,11 +82,11 @@ pub const CACHE_CONTROL: &str = "no-store";
 /// The headers a cross-origin page must be allowed to read (`access-control-expose-headers`).
 pub const EXPOSE_HEADERS: &str =
     "h2ws-session, h2ws-protocol, h2ws-extensions, h2ws-transports, h2ws-window, h2ws-resume, \
-     h2ws-received";
+     h2ws-received, h2ws-at";
 /// The request headers a cross-origin preflight must allow (`access-control-allow-headers`).
 pub const ALLOW_HEADERS: &str =
     "h2ws-version, h2ws-protocol, h2ws-extensions, h2ws-session, h2ws-seq, h2ws-acks, h2ws-read, \
-     h2ws-resume, h2ws-received";
+     h2ws-resume, h2ws-received, h2ws-reply";
 
 /// The first bytes of every open response body: an empty, unsolicited Pong frame (stream
 /// framing, `0x8A 0x00`), written right after the response headers.

@@ -12,18 +12,21 @@ use http::header::{self, HeaderValue};
 
 use crate::endpoint::Endpoint;
 use crate::read_window::ReadWindow;
+use crate::reply::Replies;
 use crate::request::{cors_headers, headers, Negotiated};
 use crate::socket::{HandshakeInfo, Socket};
 use crate::wiring::Edge;
 
 /// A downstream (the open's or a re-attach's response body): held to a read window when the
-/// request offers acks, with the open preamble already queued — bytes right behind the headers,
+/// request offers acks, its units open to `post` replies ([`Replies`]), with the open preamble
+/// already queued — bytes right behind the headers,
 /// so `fetch()` resolves in Firefox and WebKit and buffering proxies forward the headers at once
 /// (codec `OPEN_PREAMBLE`).
 fn downstream(
     headers: &http::HeaderMap,
 ) -> (
     Option<Arc<ReadWindow>>,
+    Arc<Replies>,
     crate::wiring::queue::Sender<crate::wiring::Output>,
     axum::body::Body,
 ) {
@@ -31,14 +34,15 @@ fn downstream(
         let pairs = crate::request::header_pairs(headers);
         fetch::acks_offered(&pairs).then(|| ReadWindow::new(fetch::READ_WINDOW))
     };
-    let (output, body) = super::gated_body_output(window.clone());
+    let replies = Replies::new();
+    let (output, body) = super::downstream_output(window.clone(), replies.clone());
     if output
         .try_send(Ok(bytes::Bytes::from_static(&fetch::OPEN_PREAMBLE)))
         .is_err()
     {
         tracing::warn!("open preamble not queued"); // the queue is new and empty
     }
-    (window, output, body)
+    (window, replies, output, body)
 }
 
 pub(crate) fn accept_open(
@@ -47,7 +51,7 @@ pub(crate) fn accept_open(
     params: Negotiated,
     run: impl FnOnce(Socket),
 ) -> Response {
-    let (window, output, body) = downstream(&info.headers);
+    let (window, replies, output, body) = downstream(&info.headers);
     // Resume when the client offers it and the server keeps sessions for it.
     let resume = endpoint.config().resume.filter(|_| {
         let pairs = crate::request::header_pairs(&info.headers);
@@ -62,6 +66,7 @@ pub(crate) fn accept_open(
         Ok(o) => o,
         Err(refusal) => return refusal.into_response(),
     };
+    opened.session.set_replies(replies);
     let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(
@@ -117,11 +122,11 @@ pub(crate) fn accept_open(
 /// preamble, then the downstream, starting with the frames the client lacks — with the
 /// server's received count and the next key; refusals as on upstream requests.
 pub(crate) async fn accept_reattach(endpoint: Endpoint, parts: http::request::Parts) -> Response {
-    let (window, output, body) = downstream(&parts.headers);
+    let (window, replies, output, body) = downstream(&parts.headers);
     let reattached = endpoint
         .0
         .sessions
-        .reattach(endpoint.config(), &parts, output)
+        .reattach(endpoint.config(), &parts, output, replies)
         .await;
     let mut res = match reattached {
         Err(refusal) => refusal.into_response(),

@@ -36,18 +36,22 @@ pub(crate) fn body_input(body: Body) -> BoxStream<'static, Input> {
 /// A streaming response body fed by the driver's output queue; the body ends when the
 /// driver drops the sender, and an `Err` unit resets the stream.
 pub(crate) fn body_output() -> (queue::Sender<Output>, Body) {
-    gated_body_output(None)
+    let (tx, rx) = queue::channel::<Output>(OUTPUT_DEPTH);
+    (tx, Body::from_stream(rx))
 }
 
-/// [`body_output`], held to a read window when there is one (the fetch downstream when the
-/// client acks).
-pub(crate) fn gated_body_output(
+/// [`body_output`] for a fetch downstream: units a waiting `post` batch takes leave in its
+/// answer (`replies`, [`crate::reply`]), and the body is held to a read window when there is
+/// one (the client acks).
+pub(crate) fn downstream_output(
     window: Option<std::sync::Arc<crate::read_window::ReadWindow>>,
+    replies: std::sync::Arc<crate::reply::Replies>,
 ) -> (queue::Sender<Output>, Body) {
     let (tx, rx) = queue::channel::<Output>(OUTPUT_DEPTH);
+    let diverted = replies.divert(rx);
     let body = match window {
-        Some(window) => Body::from_stream(window.gate(rx)),
-        None => Body::from_stream(rx),
+        Some(window) => Body::from_stream(window.gate(diverted)),
+        None => Body::from_stream(diverted),
     };
     (tx, body)
 }

@@ -111,22 +111,53 @@ export async function pageBench({ imp, counts }) {
 
 
 /**
- * The fetch floor (issues 16, 18): the same RTT measurement through a minimal client of the
- * `stream` wire written straight on fetch() — the open (PUT, the token), one streaming upstream
- * POST fed by a TransformStream writer, the downstream read with a bare reader and frames
- * parsed by hand (no library, no wasm, no events) — against the same server. What Chromium's
- * fetch path and the server cost on their own; H2WebSocket `stream` minus this is the library.
+ * The fetch floor (issues 12, 16, 18): the same RTT measurement through a minimal client of the
+ * `stream` or `post` wire written straight on fetch() — the open (PUT, the token), then one
+ * streaming upstream POST fed by a TransformStream writer (`stream`) or one batch request per
+ * message whose answer may carry the echo (`post`), the downstream read with a bare reader and
+ * frames parsed by hand (no library, no wasm, no events) — against the same server. What the
+ * engine's fetch path and the server cost on their own; H2WebSocket minus this is the library.
  */
-export async function floorBench({ counts }) {
+export async function floorBench({ counts, transport = 'stream' }) {
   const open = await fetch('/ws/echo', { method: 'PUT', headers: { 'h2ws-version': '1' } });
   if (open.status !== 200) throw new Error(`floor: open answered ${open.status}`);
   const token = open.headers.get('h2ws-session');
   const reader = open.body.getReader();
-  const { readable, writable } = new TransformStream();
-  const writer = writable.getWriter();
-  const upstream = fetch('/ws/echo', {
-    method: 'POST', headers: { 'h2ws-session': token }, body: readable, duplex: 'half',
-  }).catch(() => {});
+  let writer;
+  let upstream = Promise.resolve();
+  if (transport === 'stream') {
+    const { readable, writable } = new TransformStream();
+    writer = writable.getWriter();
+    upstream = fetch('/ws/echo', {
+      method: 'POST', headers: { 'h2ws-session': token }, body: readable, duplex: 'half',
+    }).catch(() => {});
+  } else {
+    // `post`: one numbered batch request per message (`h2ws-reply: 1`: the echo may come in
+    // its answer, codec `reply`; the downstream then carries a marker Pong, skipped below).
+    let seq = 0;
+    const pending = new Set();
+    writer = {
+      write(body) {
+        const p = fetch('/ws/echo', {
+          method: 'PUT',
+          headers: { 'h2ws-session': token, 'h2ws-seq': String(seq++), 'h2ws-reply': '1' },
+          body,
+        }).then(async (r) => {
+          const bytes = new Uint8Array(await r.arrayBuffer());
+          if (r.headers.get('h2ws-at') !== null && bytes.length >= 2 && (bytes[0] & 0x0f) < 8) {
+            replies.push(bytes[1] & 0x7f);
+            wake?.();
+          }
+        }).catch(() => {});
+        pending.add(p);
+        p.then(() => pending.delete(p));
+      },
+      close() { return Promise.all(pending); },
+    };
+  }
+  // Echo lengths that came in batch answers, and the wait for one.
+  const replies = [];
+  let wake;
   let buf = new Uint8Array(0);
   const more = async () => {
     const { value, done } = await reader.read();
@@ -139,6 +170,17 @@ export async function floorBench({ counts }) {
   // The next data frame's payload length (server frames are unmasked, ≤ 125 bytes here);
   // control frames (the open preamble, Pings) are skipped.
   const nextData = async () => {
+    if (transport !== 'stream') {
+      // An echo in a batch's answer, or on the downstream (read in the background).
+      for (;;) {
+        if (replies.length) return replies.shift();
+        if (downData.length) return downData.shift();
+        await new Promise((r) => { wake = r; });
+      }
+    }
+    return nextDownData();
+  };
+  const nextDownData = async () => {
     for (;;) {
       while (buf.length < 2) await more();
       const len = buf[1] & 0x7f;
@@ -149,6 +191,15 @@ export async function floorBench({ counts }) {
       if (opcode < 8) return len;
     }
   };
+  const downData = [];
+  if (transport !== 'stream') {
+    (async () => {
+      for (;;) {
+        downData.push(await nextDownData());
+        wake?.();
+      }
+    })().catch(() => {});
+  }
   const frame = new Uint8Array(18);
   frame[0] = 0x82; // FIN + binary, unmasked (stream framing)
   frame[1] = 16;

@@ -31,6 +31,11 @@ pub trait Owner {
     /// answers too (codec `Connection::request_started`).
     fn request_started(self: Rc<Self>);
     fn request_ended(self: Rc<Self>);
+    /// A `post` batch's answer carried downstream frames, placed after `at` downstream bytes
+    /// (codec `reply`).
+    fn reply(self: Rc<Self>, at: u64, frames: Vec<u8>);
+    /// No `post` batch is in flight any more: a reply still awaited never comes.
+    fn batches_settled(self: Rc<Self>);
 }
 
 /// Where client→server frames go.

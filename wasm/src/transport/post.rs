@@ -139,9 +139,13 @@ async fn post_batch(inner: Rc<Inner>, batch: Batch) {
             owner.transport_failed();
         }
     });
+    let mut reply = None;
     let answer = loop {
         match send_once(&inner, batch.seq, &batch.bytes).await {
-            Ok(status) => break inner.state.borrow_mut().sender.on_answer(batch.seq, status),
+            Ok((status, frames)) => {
+                reply = frames;
+                break inner.state.borrow_mut().sender.on_answer(batch.seq, status);
+            }
             // The socket aborted its requests itself: nothing to resend.
             Err(_) if inner.signal.aborted() => break Err(PostError::Network { seq: batch.seq }),
             Err(_) => {
@@ -165,7 +169,7 @@ async fn post_batch(inner: Rc<Inner>, batch: Batch) {
     }
     let credited = batch.app_bytes.min(inner.uncredited.get());
     inner.uncredited.set(inner.uncredited.get() - credited);
-    owner.transmitted(credited);
+    owner.clone().transmitted(credited);
     let done: Vec<Function> = {
         let mut state = inner.state.borrow_mut();
         let mut done = Vec::new();
@@ -181,14 +185,31 @@ async fn post_batch(inner: Rc<Inner>, batch: Batch) {
     for resolve in done {
         let _ = resolve.call0(&JsValue::UNDEFINED);
     }
+    // The frames the answer brought go in after the batch counts as sent (`bufferedAmount` no
+    // longer holds it when the page sees its echo), and before the check that no reply is
+    // missing: a reply is never awaited while its batch is still in flight.
+    if let Some((at, frames)) = reply {
+        owner.clone().reply(at, frames);
+    }
+    if inner.state.borrow().sender.in_flight() == 0 {
+        owner.batches_settled();
+    }
     pump(&inner);
 }
 
-async fn send_once(inner: &Inner, seq: u64, bytes: &[u8]) -> Result<u16, JsValue> {
+/// One attempt: the answer's status, and the frames it brought with where they belong in the
+/// downstream (codec `reply`).
+async fn send_once(
+    inner: &Inner,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<(u16, Option<(u64, Vec<u8>)>), JsValue> {
     let headers = web::build_headers(&inner.headers)?;
     for (name, value) in fetch::upstream_request_headers(&inner.token, Some(seq)) {
         headers.set(name, &value)?;
     }
+    // The answer may bring the socket's next frames (codec `reply`): no 1 ms hold in Chromium.
+    headers.set(fetch::H2WS_REPLY, "1")?;
     let body: JsValue = Uint8Array::from(bytes).into();
     // PUT (codec `fetch::METHOD`): WebKitGTK opens a connection per POST, even over HTTP/2.
     let request = web::request(
@@ -200,5 +221,18 @@ async fn send_once(inner: &Inner, seq: u64, bytes: &[u8]) -> Result<u16, JsValue
         &inner.signal,
     )?;
     let response = Response::from(JsFuture::from(web::fetch(&request)).await?);
-    Ok(response.status())
+    let status = response.status();
+    let at = response
+        .headers()
+        .get(fetch::H2WS_AT)?
+        .and_then(|at| fetch::parse_seq(at.as_bytes()));
+    let reply = match (status, at) {
+        (200, Some(at)) => {
+            // Read whole before the batch counts as answered.
+            let body = JsFuture::from(response.array_buffer()?).await?;
+            Some((at, Uint8Array::new(&body).to_vec()))
+        }
+        _ => None,
+    };
+    Ok((status, reply))
 }
