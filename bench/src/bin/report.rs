@@ -715,6 +715,26 @@ fn render_browser(md: &mut String, records: &[Record]) {
                 }
                 md.push('\n');
             }
+            // The same for `post` (every engine): a minimal client of the `post` wire that
+            // takes replies (codec `reply`).
+            if let Some(floor) = p.value(&row, "post floor") {
+                let p99 = p
+                    .rows
+                    .iter()
+                    .find(|r| r.starts_with("RTT p99"))
+                    .and_then(|r| p.value(r, "post floor"))
+                    .map_or_else(|| "—".to_string(), fmt_num);
+                let _ = write!(
+                    md,
+                    "- post floor (a minimal `fetch()` client of the `post` wire with replies, no \
+                     library, same server): RTT p50 {} ms, p99 {p99} ms",
+                    fmt_num(floor)
+                );
+                if let Some(post) = p.value(&row, "post") {
+                    let _ = write!(md, "; `H2WebSocket` post adds {:.2} ms over it", post - floor);
+                }
+                md.push('\n');
+            }
         }
         if let Some(r) = p.get(&p.rows[0], "websocket") {
             if let Some(t) = r.note.split(';').nth(1) {
