@@ -181,6 +181,13 @@ async fn refusals_carry_status_and_reason() {
     server.shutdown().await;
 }
 
+/// A short text frame in the stream framing (MASK = 0), as a `post` batch carries it.
+fn text_frame(t: &str) -> Vec<u8> {
+    let mut f = vec![0x81, t.len() as u8];
+    f.extend_from_slice(t.as_bytes());
+    f
+}
+
 #[tokio::test]
 async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
     let (server, sr, a) = setup(SocketConfig::default()).await;
@@ -189,12 +196,6 @@ async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
         .await
         .expect("open");
     let token = peer.headers["h2ws-session"].to_str().unwrap().to_string();
-    // Frames for three messages, stream framing (MASK = 0).
-    let frame = |t: &str| {
-        let mut f = vec![0x81, t.len() as u8];
-        f.extend_from_slice(t.as_bytes());
-        f
-    };
     let post = |seq: &'static str, body: Vec<u8>| {
         let sr = sr.clone();
         let url = url.clone();
@@ -212,17 +213,17 @@ async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
         }
     };
     // seq 2 and 1 first (held), then 0 releases all three in order.
-    let (s2, s1) = tokio::join!(post("2", frame("two")), post("1", frame("one")));
+    let (s2, s1) = tokio::join!(post("2", text_frame("two")), post("1", text_frame("one")));
     assert!(s2.is_success() && s1.is_success(), "{s2} {s1}");
-    assert_eq!(post("0", frame("zero")).await, StatusCode::OK);
+    assert_eq!(post("0", text_frame("zero")).await, StatusCode::OK);
     for want in ["zero", "one", "two"] {
         assert_eq!(peer.recv_message().await, Message::Text(want.into()));
     }
     // A repeated seq is answered 204 and ignored.
-    assert_eq!(post("1", frame("dup")).await, StatusCode::NO_CONTENT);
+    assert_eq!(post("1", text_frame("dup")).await, StatusCode::NO_CONTENT);
     // A batch with two frames.
-    let mut two = frame("a");
-    two.extend(frame("b"));
+    let mut two = text_frame("a");
+    two.extend(text_frame("b"));
     assert_eq!(post("3", two).await, StatusCode::OK);
     assert_eq!(peer.recv_message().await, Message::Text("a".into()));
     assert_eq!(peer.recv_message().await, Message::Text("b".into()));
@@ -232,7 +233,7 @@ async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
         Method::POST,
         &url,
         &[("h2ws-session", &token), ("h2ws-seq", "4")],
-        &frame("last"),
+        &text_frame("last"),
     )
     .await;
     assert_eq!(st, StatusCode::OK);
@@ -248,30 +249,25 @@ async fn a_batch_asking_for_a_reply_carries_the_echo_and_the_downstream_a_marker
         .await
         .expect("open");
     let token = peer.headers["h2ws-session"].to_str().unwrap().to_string();
-    let frame = |t: &str| {
-        let mut f = vec![0x81, t.len() as u8];
-        f.extend_from_slice(t.as_bytes());
-        f
-    };
     // `h2ws-reply: 1`: the echo comes in the answer, placed after the 2-byte open preamble.
     let (st, headers, body) = request(
         &sr,
         Method::POST,
         &url,
         &[("h2ws-session", &token), ("h2ws-seq", "0"), ("h2ws-reply", "1")],
-        &frame("hi"),
+        &text_frame("hi"),
     )
     .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(headers["h2ws-at"], "2");
-    assert_eq!(body, String::from_utf8_lossy(&frame("hi")));
+    assert_eq!(body, String::from_utf8_lossy(&text_frame("hi")));
     // Without it: an empty 200, the echo on the downstream, behind the marker of the first.
     let (st, headers, body) = request(
         &sr,
         Method::POST,
         &url,
         &[("h2ws-session", &token), ("h2ws-seq", "1")],
-        &frame("two"),
+        &text_frame("two"),
     )
     .await;
     assert_eq!(st, StatusCode::OK);

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -30,6 +30,9 @@ pub(crate) struct Reply {
 #[derive(Default)]
 pub(crate) struct Replies {
     parked: Mutex<VecDeque<(u64, oneshot::Sender<Reply>)>>,
+    /// How many are parked, read without the lock: the downstream passes units straight on
+    /// while it is 0 (every `stream` socket, and `post` ones between batches).
+    count: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -42,13 +45,22 @@ impl Replies {
     pub(crate) async fn wait(&self, wait: Duration) -> Option<Reply> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = oneshot::channel();
-        self.parked.lock().ok()?.push_back((id, tx));
+        {
+            let mut parked = self.parked.lock().ok()?;
+            // Batches whose requests went away mid-wait (their futures dropped) leave their
+            // sender behind: bounded by dropping them here.
+            parked.retain(|(_, tx)| !tx.is_closed());
+            parked.push_back((id, tx));
+            self.count.store(parked.len(), Ordering::Release);
+        }
         if let Ok(reply) = tokio::time::timeout(wait, &mut rx).await {
             return reply.ok();
         }
         let still_parked = self.parked.lock().ok().and_then(|mut parked| {
             let i = parked.iter().position(|(p, _)| *p == id)?;
-            parked.remove(i)
+            let removed = parked.remove(i);
+            self.count.store(parked.len(), Ordering::Release);
+            removed
         });
         match still_parked {
             Some(_) => None,
@@ -63,14 +75,18 @@ impl Replies {
             return Err(unit);
         };
         let mut reply = Reply { at, frames: unit };
-        while let Some((_, tx)) = parked.pop_front() {
+        let taken = loop {
+            let Some((_, tx)) = parked.pop_front() else {
+                break Err(reply.frames);
+            };
             // A batch whose request went away (its future dropped) no longer takes it.
             match tx.send(reply) {
-                Ok(()) => return Ok(()),
+                Ok(()) => break Ok(()),
                 Err(back) => reply = back,
             }
-        }
-        Err(reply.frames)
+        };
+        self.count.store(parked.len(), Ordering::Release);
+        taken
     }
 
     /// The downstream body: `body`, with each unit that a waiting batch takes replaced by the
@@ -89,7 +105,8 @@ impl Replies {
             let Poll::Ready(Some(Ok(unit))) = next else {
                 return next;
             };
-            let unit = if unit.len() <= fetch::MAX_REPLY
+            let unit = if self.count.load(Ordering::Acquire) > 0
+                && unit.len() <= fetch::MAX_REPLY
                 && h2ws_codec::reply::whole_frames(&unit)
             {
                 match self.offer(sent, unit) {
@@ -163,6 +180,16 @@ mod tests {
         assert!(futures_util::poll!(wait.as_mut()).is_pending());
         drop(wait);
         assert_eq!(replies.offer(0, frame(b"x")).err(), Some(frame(b"x")));
+    }
+
+    #[tokio::test]
+    async fn waits_whose_requests_went_away_do_not_pile_up() {
+        let replies = Replies::new();
+        for _ in 0..100 {
+            let mut wait = Box::pin(replies.wait(Duration::from_secs(5)));
+            assert!(futures_util::poll!(wait.as_mut()).is_pending());
+        }
+        assert!(replies.parked.lock().expect("lock").len() <= 1);
     }
 
     #[tokio::test]

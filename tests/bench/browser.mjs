@@ -140,20 +140,13 @@ try {
       record(engine, `open on a warm connection (median of ${r.open.n})`, imp, 'ms', r.open.p50, `${note}; p90 ${r.open.p90.toFixed(2)} ms`);
       record(engine, `open on a warm connection (p90 of ${r.open.n})`, imp, 'ms', r.open.p90, note);
     }
-    if (run.floor) {
-      // The fetch floor: the same server and wire through a minimal fetch() client (bench.js).
-      const f = run.floor.rtt;
-      const note = `minimal fetch() client of the stream wire, no library; timer ${resolution}`;
-      record(engine, `RTT p50, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.p50, note);
-      record(engine, `RTT p99, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.p99, note);
-      record(engine, `RTT mean, ${COUNTS.rtt} x 16 B sequential`, 'floor', 'ms', f.mean, note);
-    }
-    if (run.postFloor) {
-      const f = run.postFloor.rtt;
-      const note = `minimal fetch() client of the post wire, no library; timer ${resolution}`;
-      record(engine, `RTT p50, ${COUNTS.rtt} x 16 B sequential`, 'post floor', 'ms', f.p50, note);
-      record(engine, `RTT p99, ${COUNTS.rtt} x 16 B sequential`, 'post floor', 'ms', f.p99, note);
-      record(engine, `RTT mean, ${COUNTS.rtt} x 16 B sequential`, 'post floor', 'ms', f.mean, note);
+    // The fetch floors: the same server and wire through a minimal fetch() client (bench.js).
+    for (const [imp, floor, wire] of [['floor', run.floor, 'stream'], ['post floor', run.postFloor, 'post']]) {
+      if (!floor) continue;
+      const note = `minimal fetch() client of the ${wire} wire, no library; timer ${resolution}`;
+      record(engine, `RTT p50, ${COUNTS.rtt} x 16 B sequential`, imp, 'ms', floor.rtt.p50, note);
+      record(engine, `RTT p99, ${COUNTS.rtt} x 16 B sequential`, imp, 'ms', floor.rtt.p99, note);
+      record(engine, `RTT mean, ${COUNTS.rtt} x 16 B sequential`, imp, 'ms', floor.rtt.mean, note);
     }
     console.log(`browser ${engine}: ${run.userAgent}`);
   }
