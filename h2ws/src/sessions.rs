@@ -63,7 +63,8 @@ pub(crate) struct Session {
     /// downstream brings its own).
     replies: Mutex<Option<Arc<Replies>>>,
     /// Resume, when the open negotiated it.
-    resume: Option<ResumeSlot>,
+    /// Boxed: most sessions do not resume, and inline it would cost each of them its size.
+    resume: Option<Box<ResumeSlot>>,
 }
 
 /// What a re-attach is checked against, and where it goes.
@@ -308,7 +309,7 @@ impl Sessions {
                 })?;
                 let (tx, rx) = tokio::sync::mpsc::channel(1);
                 driver_end = Some((key.clone(), rx));
-                Some(ResumeSlot {
+                Some(Box::new(ResumeSlot {
                     config,
                     keys: Mutex::new(Keys {
                         current: Some(key),
@@ -316,7 +317,7 @@ impl Sessions {
                     }),
                     origin,
                     tx,
-                })
+                }))
             }
             None => None,
         };
