@@ -26,6 +26,35 @@ pub(crate) struct Reply {
     pub(crate) frames: Bytes,
 }
 
+/// A batch waiting for a reply.
+pub(crate) struct Parked {
+    replies: Arc<Replies>,
+    id: u64,
+    rx: oneshot::Receiver<Reply>,
+}
+
+impl Parked {
+    /// Waits up to `wait` for the socket's next output unit.
+    pub(crate) async fn wait(mut self, wait: Duration) -> Option<Reply> {
+        if let Ok(reply) = tokio::time::timeout(wait, &mut self.rx).await {
+            return reply.ok();
+        }
+        let id = self.id;
+        let replies = &self.replies;
+        let still_parked = replies.parked.lock().ok().and_then(|mut parked| {
+            let i = parked.iter().position(|(p, _)| *p == id)?;
+            let removed = parked.remove(i);
+            replies.count.store(parked.len(), Ordering::Release);
+            removed
+        });
+        match still_parked {
+            Some(_) => None,
+            // Taken meanwhile: the downstream sent it under the lock, so it is there.
+            None => self.rx.await.ok(),
+        }
+    }
+}
+
 /// Batches waiting for a reply, oldest first.
 #[derive(Default)]
 pub(crate) struct Replies {
@@ -41,32 +70,28 @@ impl Replies {
         Arc::new(Self::default())
     }
 
-    /// Waits up to `wait` for the socket's next output unit.
-    pub(crate) async fn wait(&self, wait: Duration) -> Option<Reply> {
+    /// Parks a batch before its frames are applied, so that what the socket answers cannot
+    /// slip onto the downstream before the batch waits; then [`Parked::wait`].
+    pub(crate) fn park(self: &Arc<Self>) -> Option<Parked> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = oneshot::channel();
-        {
-            let mut parked = self.parked.lock().ok()?;
-            // Batches whose requests went away mid-wait (their futures dropped) leave their
-            // sender behind: bounded by dropping them here.
-            parked.retain(|(_, tx)| !tx.is_closed());
-            parked.push_back((id, tx));
-            self.count.store(parked.len(), Ordering::Release);
-        }
-        if let Ok(reply) = tokio::time::timeout(wait, &mut rx).await {
-            return reply.ok();
-        }
-        let still_parked = self.parked.lock().ok().and_then(|mut parked| {
-            let i = parked.iter().position(|(p, _)| *p == id)?;
-            let removed = parked.remove(i);
-            self.count.store(parked.len(), Ordering::Release);
-            removed
-        });
-        match still_parked {
-            Some(_) => None,
-            // Taken meanwhile: the downstream sent it under the lock, so it is there.
-            None => rx.await.ok(),
-        }
+        let (tx, rx) = oneshot::channel();
+        let mut parked = self.parked.lock().ok()?;
+        // Batches whose requests went away mid-wait (their futures dropped) leave their
+        // sender behind: bounded by dropping them here.
+        parked.retain(|(_, tx)| !tx.is_closed());
+        parked.push_back((id, tx));
+        self.count.store(parked.len(), Ordering::Release);
+        Some(Parked {
+            replies: self.clone(),
+            id,
+            rx,
+        })
+    }
+
+    /// Parks and waits up to `wait` for the socket's next output unit.
+    #[cfg(test)]
+    async fn wait(self: &Arc<Self>, wait: Duration) -> Option<Reply> {
+        self.park()?.wait(wait).await
     }
 
     /// Hands `unit` to the oldest waiting batch; gives it back when none takes it.

@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 
 use crate::config::{InstanceId, SocketConfig};
 use crate::read_window::ReadWindow;
-use crate::reply::{Replies, Reply};
+use crate::reply::{Parked, Replies, Reply};
 use crate::request::{check_origin, cors_headers, header_pairs, Refusal};
 use crate::socket::{Transport, TransportCell};
 use crate::stats::Stats;
@@ -573,17 +573,18 @@ pub(crate) async fn serve(up: &Upstream<'_>, checked: Checked, body: Body) -> Re
         Ok(Work::Stream(session)) => Box::pin(attach_stream(up, &session, body)).await,
         Ok(Work::Post(session, seq, reply)) => {
             let limit = post::max_batch_body(up.config.max_message_size);
-            let applied = Box::pin(post_batch(up, &session, seq, body, limit)).await;
-            match (applied, reply.then(|| session.replies()).flatten()) {
+            let replies = reply.then(|| session.replies()).flatten();
+            let applied = Box::pin(post_batch(up, &session, seq, body, limit, replies)).await;
+            match applied {
                 // Applied just now: the socket's answer, if it comes at once, goes with it.
-                (Ok(Batch::Applied), Some(replies)) => {
+                Ok(Batch::Applied(Some(parked))) => {
                     let wait = Duration::from_millis(fetch::REPLY_WAIT_MS.into());
-                    match replies.wait(wait).await {
+                    match parked.wait(wait).await {
                         Some(reply) => return answer(reply_response(reply), origin),
                         None => Ok(StatusCode::OK),
                     }
                 }
-                (applied, _) => applied.map(Batch::status),
+                applied => applied.map(Batch::status),
             }
         }
         Err(refusal) => Err(refusal),
@@ -730,8 +731,9 @@ async fn drain_upstream(
 
 /// How a batch was taken.
 enum Batch {
-    /// Its frames were applied now (with the run of held batches behind it): `200`.
-    Applied,
+    /// Its frames were applied now (with the run of held batches behind it): `200`, and the
+    /// wait for a reply when the client asked for one.
+    Applied(Option<Parked>),
     /// Held until the batches before it come (`200`), or a repeat (`204`).
     Other(StatusCode),
 }
@@ -739,7 +741,7 @@ enum Batch {
 impl Batch {
     fn status(self) -> StatusCode {
         match self {
-            Batch::Applied => StatusCode::OK,
+            Batch::Applied(_) => StatusCode::OK,
             Batch::Other(status) => status,
         }
     }
@@ -751,6 +753,7 @@ async fn post_batch(
     seq: u64,
     body: Body,
     limit: usize,
+    replies: Option<Arc<Replies>>,
 ) -> Result<Batch, Refusal> {
     {
         let mut attach = session.attach.lock().await;
@@ -825,21 +828,18 @@ async fn post_batch(
     let Some(inbound) = inbound else {
         return Err(Refusal::new(StatusCode::GONE, "session ended"));
     };
-    let mut frames = false;
+    // An empty run (the attaching batch 0) has nothing an answer could follow.
+    if run.iter().all(|bytes| bytes.is_empty()) {
+        return Ok(Batch::Other(StatusCode::OK));
+    }
+    // Parked before the frames go in: the socket's answer cannot pass it on the downstream.
+    let parked = replies.and_then(|r| r.park());
     for bytes in run {
-        if bytes.is_empty() {
-            continue;
-        }
-        frames = true;
-        if inbound.send(Input::Chunk(bytes)).await.is_err() {
+        if !bytes.is_empty() && inbound.send(Input::Chunk(bytes)).await.is_err() {
             return Err(Refusal::new(StatusCode::GONE, "session ended"));
         }
     }
-    // An empty run (the attaching batch 0) has nothing an answer could follow.
-    Ok(match frames {
-        true => Batch::Applied,
-        false => Batch::Other(StatusCode::OK),
-    })
+    Ok(Batch::Applied(parked))
 }
 
 /// A batch the codec's reorder rules refuse (409 and its reason).

@@ -383,6 +383,7 @@ impl Session {
                 &token,
                 &self.signal(),
                 0,
+                self.params.request_streaming,
             )),
         };
         if let Some(key) = resume_key {
@@ -750,6 +751,7 @@ impl Session {
             &token,
             &self.signal(),
             0,
+            self.params.request_streaming,
         );
         for transmit in kept {
             web::settle(post.send(transmit));
@@ -951,6 +953,7 @@ impl Session {
                 &token,
                 &self.signal(),
                 next_seq.unwrap_or(0),
+                self.params.request_streaming,
             ))),
         };
         let Ok(upstream) = upstream else {
