@@ -726,8 +726,8 @@ fn render_browser(md: &mut String, records: &[Record]) {
                     .map_or_else(|| "—".to_string(), fmt_num);
                 let _ = write!(
                     md,
-                    "- post floor (a minimal `fetch()` client of the `post` wire with replies, no \
-                     library, same server): RTT p50 {} ms, p99 {p99} ms",
+                    "- post floor (a minimal `fetch()` client of the `post` wire as the library \
+                     speaks it in this engine, no library, same server): RTT p50 {} ms, p99 {p99} ms",
                     fmt_num(floor)
                 );
                 if let Some(post) = p.value(&row, "post") {

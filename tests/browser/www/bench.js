@@ -118,7 +118,7 @@ export async function pageBench({ imp, counts }) {
  * frames parsed by hand (no library, no wasm, no events) — against the same server. What the
  * engine's fetch path and the server cost on their own; H2WebSocket minus this is the library.
  */
-export async function floorBench({ counts, transport = 'stream' }) {
+export async function floorBench({ counts, transport = 'stream', replies: askReplies = true }) {
   const open = await fetch('/ws/echo', { method: 'PUT', headers: { 'h2ws-version': '1' } });
   if (open.status !== 200) throw new Error(`floor: open answered ${open.status}`);
   const token = open.headers.get('h2ws-session');
@@ -132,15 +132,16 @@ export async function floorBench({ counts, transport = 'stream' }) {
       method: 'POST', headers: { 'h2ws-session': token }, body: readable, duplex: 'half',
     }).catch(() => {});
   } else {
-    // `post`: one numbered batch request per message (`h2ws-reply: 1`: the echo may come in
-    // its answer, codec `reply`; the downstream then carries a marker Pong, skipped below).
+    // `post`: one numbered batch request per message; with `replies` (as the library asks in
+    // engines that stream request bodies) `h2ws-reply: 1`: the echo may come in its answer,
+    // codec `reply`, and the downstream then carries a marker Pong, skipped below.
     let seq = 0;
     const pending = new Set();
     writer = {
       write(body) {
         const p = fetch('/ws/echo', {
           method: 'PUT',
-          headers: { 'h2ws-session': token, 'h2ws-seq': String(seq++), 'h2ws-reply': '1' },
+          headers: { 'h2ws-session': token, 'h2ws-seq': String(seq++), ...(askReplies ? { 'h2ws-reply': '1' } : {}) },
           body,
         }).then(async (r) => {
           const bytes = new Uint8Array(await r.arrayBuffer());
