@@ -303,10 +303,22 @@ mod tests {
         let r2 = frame(b"r2");
         let d = frame(b"d");
         let m12 = fetch::MOVED_MARKER.len() as u64;
-        let stream = [fetch::MOVED_MARKER.to_vec(), fetch::MOVED_MARKER.to_vec(), d.clone()].concat();
+        let stream = [
+            fetch::MOVED_MARKER.to_vec(),
+            fetch::MOVED_MARKER.to_vec(),
+            d.clone(),
+        ]
+        .concat();
         // Every arrival order of r1, r2 and the downstream gives the same bytes.
         let expected = [r1.clone(), r2.clone(), d.clone()].concat();
-        for order in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+        for order in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
             let mut m = ReplyMerge::new();
             let mut out = Vec::new();
             for step in order {
@@ -347,7 +359,10 @@ mod tests {
             Err(MergeError::Misplaced { at: 0, passed: 5 })
         );
         // Reserved opcode 3.
-        assert_eq!(m.downstream(&[0x83, 0], &mut out), Err(MergeError::Malformed));
+        assert_eq!(
+            m.downstream(&[0x83, 0], &mut out),
+            Err(MergeError::Malformed)
+        );
         // Held without bound behind a marker whose reply never comes.
         let mut m = ReplyMerge::new();
         feed(&mut m, &fetch::MOVED_MARKER);

@@ -188,6 +188,23 @@ fn text_frame(t: &str) -> Vec<u8> {
     f
 }
 
+/// One `post` batch `seq` of session `token` (with `h2ws-reply: 1` when `reply`): the answer's
+/// status, headers and body.
+async fn batch(
+    sr: &h2::client::SendRequest<Bytes>,
+    url: &str,
+    token: &str,
+    seq: &str,
+    reply: bool,
+    body: &[u8],
+) -> (StatusCode, http::HeaderMap, String) {
+    let mut headers = vec![("h2ws-session", token), ("h2ws-seq", seq)];
+    if reply {
+        headers.push(("h2ws-reply", "1"));
+    }
+    request(sr, Method::POST, url, &headers, body).await
+}
+
 #[tokio::test]
 async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
     let (server, sr, a) = setup(SocketConfig::default()).await;
@@ -197,20 +214,8 @@ async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
         .expect("open");
     let token = peer.headers["h2ws-session"].to_str().unwrap().to_string();
     let post = |seq: &'static str, body: Vec<u8>| {
-        let sr = sr.clone();
-        let url = url.clone();
-        let token = token.clone();
-        async move {
-            request(
-                &sr,
-                Method::POST,
-                &url,
-                &[("h2ws-session", &token), ("h2ws-seq", seq)],
-                &body,
-            )
-            .await
-            .0
-        }
+        let (sr, url, token) = (sr.clone(), url.clone(), token.clone());
+        async move { batch(&sr, &url, &token, seq, false, &body).await.0 }
     };
     // seq 2 and 1 first (held), then 0 releases all three in order.
     let (s2, s1) = tokio::join!(post("2", text_frame("two")), post("1", text_frame("one")));
@@ -228,15 +233,7 @@ async fn post_batches_apply_in_seq_order_and_duplicates_are_ignored() {
     assert_eq!(peer.recv_message().await, Message::Text("a".into()));
     assert_eq!(peer.recv_message().await, Message::Text("b".into()));
     // The duplicate never arrived.
-    let (st, _, _) = request(
-        &sr,
-        Method::POST,
-        &url,
-        &[("h2ws-session", &token), ("h2ws-seq", "4")],
-        &text_frame("last"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(post("4", text_frame("last")).await, StatusCode::OK);
     assert_eq!(peer.recv_message().await, Message::Text("last".into()));
     server.shutdown().await;
 }
@@ -250,40 +247,23 @@ async fn a_batch_asking_for_a_reply_carries_the_echo_and_the_downstream_a_marker
         .expect("open");
     let token = peer.headers["h2ws-session"].to_str().unwrap().to_string();
     // `h2ws-reply: 1`: the echo comes in the answer, placed after the 2-byte open preamble.
-    let (st, headers, body) = request(
-        &sr,
-        Method::POST,
-        &url,
-        &[("h2ws-session", &token), ("h2ws-seq", "0"), ("h2ws-reply", "1")],
-        &text_frame("hi"),
-    )
-    .await;
+    let (st, headers, body) = batch(&sr, &url, &token, "0", true, &text_frame("hi")).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(headers["h2ws-at"], "2");
     assert_eq!(body, String::from_utf8_lossy(&text_frame("hi")));
     // Without it: an empty 200, the echo on the downstream, behind the marker of the first.
-    let (st, headers, body) = request(
-        &sr,
-        Method::POST,
-        &url,
-        &[("h2ws-session", &token), ("h2ws-seq", "1")],
-        &text_frame("two"),
-    )
-    .await;
+    let (st, headers, body) = batch(&sr, &url, &token, "1", false, &text_frame("two")).await;
     assert_eq!(st, StatusCode::OK);
     assert!(headers.get("h2ws-at").is_none() && body.is_empty());
     let moved = &h2ws_codec::handshake::fetch::MOVED_MARKER[2..];
-    assert_eq!(peer.next_event().await, h2ws_codec::Event::Pong(moved.to_vec()));
+    assert_eq!(
+        peer.next_event().await,
+        h2ws_codec::Event::Pong(moved.to_vec())
+    );
     assert_eq!(peer.recv_message().await, Message::Text("two".into()));
     // A batch whose socket sends nothing back is answered after the wait, empty.
-    let (st, headers, body) = request(
-        &sr,
-        Method::POST,
-        &url,
-        &[("h2ws-session", &token), ("h2ws-seq", "2"), ("h2ws-reply", "1")],
-        &[0x8A, 0x00], // an unsolicited Pong: no answer from the echo app
-    )
-    .await;
+    // An unsolicited Pong: nothing the echo app answers.
+    let (st, headers, body) = batch(&sr, &url, &token, "2", true, &[0x8A, 0x00]).await;
     assert_eq!(st, StatusCode::OK);
     assert!(headers.get("h2ws-at").is_none() && body.is_empty());
     server.shutdown().await;

@@ -148,7 +148,14 @@ async fn post_batch(inner: Rc<Inner>, batch: Batch) {
     });
     let mut reply = None;
     let answer = loop {
-        match send_once(&inner, batch.seq, &batch.bytes, inner.ask_replies && batch.app_bytes > 0).await {
+        match send_once(
+            &inner,
+            batch.seq,
+            &batch.bytes,
+            inner.ask_replies && batch.app_bytes > 0,
+        )
+        .await
+        {
             Ok((status, frames)) => {
                 reply = frames;
                 break inner.state.borrow_mut().sender.on_answer(batch.seq, status);
