@@ -76,6 +76,9 @@ struct ResumeSlot {
     origin: Option<http::HeaderValue>,
     /// To the socket's driver.
     tx: tokio::sync::mpsc::Sender<Reattach>,
+    /// Re-attaches taken: the `h2ws-attach` a `stream` upstream must carry (changed under the
+    /// session's `attach` lock).
+    generation: AtomicU64,
 }
 
 /// A resumable session's re-attach keys. `current` is taken while a re-attach is served, so
@@ -181,6 +184,13 @@ impl Session {
     /// The current upstream's input.
     fn inbound(&self) -> Option<queue::Sender<Input>> {
         self.inbound.lock().ok().map(|i| i.clone())
+    }
+
+    /// Re-attaches taken so far: the `h2ws-attach` of the current transport.
+    fn generation(&self) -> u64 {
+        self.resume
+            .as_ref()
+            .map_or(0, |slot| slot.generation.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set_socket(&self, handle: CommandHandle) {
@@ -317,6 +327,7 @@ impl Sessions {
                     }),
                     origin,
                     tx,
+                    generation: AtomicU64::new(0),
                 }))
             }
             None => None,
@@ -401,6 +412,8 @@ pub(crate) struct Reattached {
     pub received: u64,
     /// The `h2ws-resume` answer: limits and the next key.
     pub accept: String,
+    /// The `h2ws-attach` answer: this transport's number, for its `stream` upstream.
+    pub generation: u64,
 }
 
 impl Sessions {
@@ -496,6 +509,7 @@ impl Sessions {
             )),
             None => Attach::None, // the next `stream` upstream attaches
         };
+        let generation = slot.generation.fetch_add(1, Ordering::Relaxed) + 1;
         drop(attach);
         let accept = slot.config.accept(&next_key);
         if let Ok(mut keys) = slot.keys.lock() {
@@ -509,6 +523,7 @@ impl Sessions {
             token,
             received,
             accept,
+            generation,
         })
     }
 }
@@ -539,7 +554,8 @@ pub(crate) struct Upstream<'a> {
 /// What an upstream request asks for, once checked.
 enum Work {
     Answered(StatusCode),
-    Stream(Arc<Session>),
+    /// A `stream` upstream, with its `h2ws-attach`.
+    Stream(Arc<Session>, u64),
     /// A batch: its session, `h2ws-seq`, and whether the client takes a reply.
     Post(Arc<Session>, u64, bool),
 }
@@ -570,7 +586,9 @@ pub(crate) async fn serve(up: &Upstream<'_>, checked: Checked, body: Body) -> Re
     let Checked { work, origin } = checked;
     let served = match work {
         Ok(Work::Answered(status)) => Ok(status),
-        Ok(Work::Stream(session)) => Box::pin(attach_stream(up, &session, body)).await,
+        Ok(Work::Stream(session, generation)) => {
+            Box::pin(attach_stream(up, &session, generation, body)).await
+        }
         Ok(Work::Post(session, seq, reply)) => {
             let limit = post::max_batch_body(up.config.max_message_size);
             let replies = reply.then(|| session.replies()).flatten();
@@ -623,10 +641,10 @@ fn answer(mut res: Response, origin: Option<http::HeaderValue>) -> Response {
 }
 
 fn check_upstream(up: &Upstream<'_>, parts: &http::request::Parts) -> Result<Work, Refusal> {
-    let (token, seq, read) = {
+    let (token, seq, read, generation) = {
         let pairs = header_pairs(&parts.headers);
         let up = fetch::validate_upstream(&pairs)?;
-        (up.session.to_string(), up.seq, up.read)
+        (up.session.to_string(), up.seq, up.read, up.attach)
     };
     check_origin(up.config, parts)?;
     let session = up.sessions.lookup(&token, up.config.instance_id.as_ref())?;
@@ -634,7 +652,7 @@ fn check_upstream(up: &Upstream<'_>, parts: &http::request::Parts) -> Result<Wor
         return ack(&session, read).map(Work::Answered);
     }
     Ok(match seq {
-        None => Work::Stream(session),
+        None => Work::Stream(session, generation),
         Some(seq) => {
             let reply = parts.headers.get(fetch::H2WS_REPLY).map(|v| v.as_bytes()) == Some(b"1");
             Work::Post(session, seq, reply)
@@ -661,10 +679,23 @@ fn ack(session: &Session, read: u64) -> Result<StatusCode, Refusal> {
 async fn attach_stream(
     up: &Upstream<'_>,
     session: &Session,
+    generation: u64,
     body: Body,
 ) -> Result<StatusCode, Refusal> {
     {
         let mut attach = session.attach.lock().await;
+        if generation != session.generation() {
+            // An upstream of a lost transport, sent again by the browser (`fetch::H2WS_ATTACH`):
+            // its frames were counted already, or are the codec's to replay.
+            tracing::debug!(
+                "stream upstream refused: h2ws-attach {generation}, the session is at {}",
+                session.generation()
+            );
+            return Err(Refusal::new(
+                StatusCode::CONFLICT,
+                "an upstream of an earlier transport of this session (h2ws-attach)",
+            ));
+        }
         match *attach {
             Attach::None => {
                 *attach = Attach::Stream;

@@ -507,6 +507,124 @@ async fn forged_and_replayed_keys_are_refused() {
     server.shutdown().await;
 }
 
+/// An unmasked frame of the fetch wire (stream framing).
+fn wire_frame(opcode: h2ws_codec::OpCode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    h2ws_codec::frame::FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+    }
+    .encode_into(&mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A browser may send a lost transport's `stream` upstream again on the new connection
+/// (Chromium re-sends a request whose connection closed under it, its body replayed from the
+/// start). After a re-attach the server takes only the upstream that carries the re-attach's
+/// `h2ws-attach`: the old one is refused (409) and the app sees each message once.
+#[tokio::test]
+async fn a_lost_transports_upstream_sent_again_is_refused() {
+    use h2ws_codec::handshake::fetch;
+    use h2ws_codec::{resume, OpCode};
+    let apps = Apps::default();
+    let server = server(SocketConfig::default(), apps.clone()).await;
+    let sr = common::h2c(server.http_addr().expect("plain listener")).await;
+    let uri = format!("http://{}/ws/seq?n=3", common::http_authority(&server));
+    let open = [
+        (fetch::H2WS_VERSION, "1"),
+        (fetch::H2WS_RESUME, resume::OFFER),
+    ];
+    let mut req = http::Request::builder().method(Method::PUT).uri(&uri);
+    for (k, v) in open {
+        req = req.header(k, v);
+    }
+    let mut ready = sr.clone().ready().await.expect("ready");
+    let (resp, _) = ready
+        .send_request(req.body(()).expect("request"), true)
+        .expect("send");
+    let resp = tokio::time::timeout(LIMIT, resp)
+        .await
+        .expect("in time")
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers();
+    let token = h[fetch::H2WS_SESSION].to_str().expect("ascii").to_owned();
+    let key = resume::parse_accept(h[fetch::H2WS_RESUME].to_str().expect("ascii"))
+        .expect("resume accepted")
+        .key
+        .to_owned();
+    let _downstream = resp.into_body();
+
+    // The first transport's upstream: messages 0 and 1, then it ends without a Close (lost).
+    let first: Vec<u8> = [0, 1]
+        .iter()
+        .flat_map(|&i| wire_frame(OpCode::Binary, &numbered(b'c', i)))
+        .collect();
+    let upstream = |attach: Option<&'static str>| {
+        let mut headers = vec![(fetch::H2WS_SESSION, token.clone())];
+        if let Some(a) = attach {
+            headers.push((fetch::H2WS_ATTACH, a.to_owned()));
+        }
+        headers
+    };
+    let send = |headers: Vec<(&'static str, String)>, body: Vec<u8>| {
+        let (sr, uri) = (sr.clone(), uri.clone());
+        async move {
+            let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            common::request(&sr, Method::POST, &uri, &pairs, &body).await
+        }
+    };
+    let (status, _, _) = send(upstream(None), first.clone()).await;
+    assert_eq!(status, StatusCode::OK, "the first upstream attaches");
+
+    let value = resume::reattach_value(&key, None);
+    let reattach = [
+        (fetch::H2WS_SESSION, token.clone()),
+        (fetch::H2WS_RESUME, value),
+        (fetch::H2WS_RECEIVED, "0".to_owned()),
+    ];
+    let mut req = http::Request::builder().method(Method::PUT).uri(&uri);
+    for (k, v) in &reattach {
+        req = req.header(*k, v.as_str());
+    }
+    let mut ready = sr.clone().ready().await.expect("ready");
+    let (resp, _) = ready
+        .send_request(req.body(()).expect("request"), true)
+        .expect("send");
+    let resp = tokio::time::timeout(LIMIT, resp)
+        .await
+        .expect("in time")
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::OK, "re-attached");
+    assert_eq!(resp.headers()[fetch::H2WS_RECEIVED], "2");
+    assert_eq!(resp.headers()[fetch::H2WS_ATTACH], "1");
+    let _second_downstream = resp.into_body();
+
+    // The browser sends the first upstream again, from its start: refused.
+    let (status, _, why) = send(upstream(None), first.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{why}");
+    let (status, _, why) = send(upstream(Some("2")), first).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a number not yet given: {why}"
+    );
+    // The new transport's upstream: message 2 and the Close.
+    let mut second = wire_frame(OpCode::Binary, &numbered(b'c', 2));
+    second.extend(wire_frame(OpCode::Close, &1000u16.to_be_bytes()));
+    let (status, _, why) = send(upstream(Some("1")), second).await;
+    assert_eq!(status, StatusCode::OK, "{why}");
+
+    let app = wait_app(&apps).await;
+    assert_eq!(app.error, None, "each message once, in order");
+    assert_eq!((app.received, app.close_code), (3, Some(1000)));
+    server.shutdown().await;
+}
+
 /// What a cut costs: an echo sent right after the connection breaks comes back once the client
 /// noticed, reconnected and re-attached. Bounded here (a correctness bound, not a benchmark);
 /// the figures are printed for the record.

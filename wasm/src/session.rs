@@ -13,7 +13,8 @@ use core::cell::{Cell, RefCell};
 
 use h2ws_codec::handshake::fetch;
 use h2ws_codec::reply::ReplyMerge;
-use h2ws_codec::{resume, Message};
+use h2ws_codec::resume::{self, ResumeError};
+use h2ws_codec::Message;
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -42,8 +43,8 @@ enum Attempt {
     /// No answer, or a 5xx: try again after a backoff.
     Retry,
     /// Refused for good (4xx, a malformed answer, counts the codec cannot honour): the socket
-    /// fails.
-    Refused,
+    /// fails, and the console says why.
+    Refused(&'static str),
 }
 
 /// How an ack request ended.
@@ -165,6 +166,9 @@ struct Resuming {
     transport: Transport,
     /// `post`: the `h2ws-seq` the next batch gets (where the numbering continues).
     next_seq: Option<u64>,
+    /// The last re-attach's `h2ws-attach`: its `stream` upstream carries it (the server
+    /// refuses a lost transport's upstream that the browser sends again).
+    generation: Option<String>,
 }
 
 pub struct Session {
@@ -391,6 +395,7 @@ impl Session {
                 key,
                 transport,
                 next_seq: None,
+                generation: None,
             });
         }
         *self.upstream.borrow_mut() = Some(upstream);
@@ -405,6 +410,17 @@ impl Session {
         self.deliver(outputs);
         self.ensure_driving();
         Ok(())
+    }
+
+    /// The console message of a resumable socket that fails instead of resuming.
+    fn warn_resume_failed(&self, why: &str) {
+        web::warn(&[
+            "h2ws: ",
+            &self.params.ws_url,
+            ": resume failed (",
+            why,
+            "): closing with 1006.",
+        ]);
     }
 
     /// The console message of a socket that cannot open with the transport it asked for.
@@ -442,8 +458,12 @@ impl Session {
         if self.finished.get() {
             return;
         }
+        let was_lost = self.core.borrow().is_transport_lost();
         let timed_out = self.core.borrow_mut().handle_timeout(web::now());
         let silent = self.core.borrow_mut().take_silent();
+        if timed_out && was_lost {
+            self.warn_resume_failed("no re-attach within the resume grace window");
+        }
         if timed_out || (silent && !self.lose_transport()) {
             self.abort();
             self.fail();
@@ -850,8 +870,9 @@ impl Session {
             match self.reattach_once().await {
                 Attempt::Taken => return,
                 Attempt::Retry => failures += 1,
-                Attempt::Refused => {
+                Attempt::Refused(why) => {
                     if !self.finished.get() {
+                        self.warn_resume_failed(why);
                         self.abort();
                         self.fail();
                     }
@@ -870,7 +891,7 @@ impl Session {
         let generation = self.generation.get();
         let (key, transport, next_seq) = match self.resuming.borrow().as_ref() {
             Some(r) => (r.key.clone(), r.transport, r.next_seq),
-            None => return Attempt::Refused,
+            None => return Attempt::Refused("not negotiated"),
         };
         let token = self.token.borrow().clone();
         let received = self.core.borrow().resume_received();
@@ -884,7 +905,7 @@ impl Session {
             self.bodiless_request(&headers)
         })();
         let Ok(request) = request else {
-            return Attempt::Refused;
+            return Attempt::Refused("the re-attach request could not be made");
         };
         let abort = self.abort.borrow().clone();
         let timeout = Timer::once(REATTACH_TIMEOUT_MS, move || abort.abort());
@@ -899,7 +920,7 @@ impl Session {
         let status = response.status();
         if status != 200 {
             return match resume::reattach_refusal_is_final(status) {
-                true => Attempt::Refused,
+                true => Attempt::Refused(refusal_text(status)),
                 false => Attempt::Retry,
             };
         }
@@ -911,19 +932,22 @@ impl Session {
         let (Some(peer_received), Some(next_key), Some(body)) =
             (peer_received, next_key, response.body())
         else {
-            return Attempt::Refused;
+            return Attempt::Refused("the re-attach answer lacks h2ws-received or h2ws-resume");
         };
         let window = header(fetch::H2WS_WINDOW).and_then(|w| fetch::parse_window(w.as_bytes()));
-        if self
-            .core
-            .borrow_mut()
-            .resume(peer_received, web::now())
-            .is_err()
-        {
-            return Attempt::Refused;
+        if let Err(e) = self.core.borrow_mut().resume(peer_received, web::now()) {
+            return Attempt::Refused(match e {
+                ResumeError::AckBeyondSent { .. } => "the server received more than was sent",
+                ResumeError::CountWentBack { .. } => "the server's count went back",
+                ResumeError::ReplayFull => "the replay buffer is full",
+                ResumeError::GraceOver => "the grace window is over",
+                ResumeError::NotLost => "not lost",
+            });
         }
+        let generation = header(fetch::H2WS_ATTACH);
         if let Some(r) = self.resuming.borrow_mut().as_mut() {
             r.key = next_key;
+            r.generation = generation.clone();
         }
         // The new downstream's read window: bytes count from 0 on it.
         self.read_window.set(window);
@@ -933,6 +957,9 @@ impl Session {
             Transport::Stream => {
                 let headers = web::build_headers(&self.params.headers).and_then(|h| {
                     h.set(fetch::H2WS_SESSION, &token)?;
+                    if let Some(generation) = &generation {
+                        h.set(fetch::H2WS_ATTACH, generation)?;
+                    }
                     Ok(h)
                 });
                 headers.and_then(|headers| {
@@ -957,7 +984,7 @@ impl Session {
             ))),
         };
         let Ok(upstream) = upstream else {
-            return Attempt::Refused;
+            return Attempt::Refused("the new upstream request could not be made");
         };
         *self.upstream.borrow_mut() = Some(upstream);
         *self.reader.borrow_mut() = Some(body.get_reader().unchecked_into());
@@ -1120,4 +1147,15 @@ fn accept_extensions(answer: &str) -> Option<h2ws_codec::Config> {
 #[cfg(not(feature = "deflate"))]
 fn accept_extensions(answer: &str) -> Option<h2ws_codec::Config> {
     answer.trim().is_empty().then(codec_config)
+}
+
+/// Why the server refused a re-attach, for the console (devserver/README.md "Resume").
+fn refusal_text(status: u16) -> &'static str {
+    match status {
+        403 => "403: wrong origin or resume key",
+        404 | 410 => "the server no longer has the session",
+        409 => "409: the server cannot resume from the counts given",
+        421 => "421: the re-attach reached another server instance",
+        _ => "the server refused the re-attach",
+    }
 }

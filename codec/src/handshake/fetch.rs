@@ -42,6 +42,15 @@ pub const READ_WINDOW: u64 = 2 << 20;
 pub const H2WS_RESUME: &str = "h2ws-resume";
 /// A re-attach and its answer: counted frames that side received on the session (decimal).
 pub const H2WS_RECEIVED: &str = "h2ws-received";
+/// A re-attach's answer: which transport of the session this is (decimal, the re-attaches the
+/// server has taken, from 1). That transport's `stream` upstream carries it back, and the
+/// server takes a `stream` upstream only with the current value (absent: 0, the open's).
+///
+/// Why: a browser may send an earlier transport's streamed upstream request again on the new
+/// connection. Chromium re-sends a request whose connection closed under it, body replayed from
+/// its start out of its upload cache; taken as the new upstream, its frames would reach the app
+/// a second time. With the value it is refused (409) instead.
+pub const H2WS_ATTACH: &str = "h2ws-attach";
 /// Request header of a `post` batch: `1` = the client takes downstream frames in the batch's
 /// answer (a *reply*, codec `post::ReplyMerge`). The server holds the answer up to
 /// [`REPLY_WAIT_MS`] after applying the batch; frames the socket sends meanwhile leave as the
@@ -82,11 +91,11 @@ pub const CACHE_CONTROL: &str = "no-store";
 /// The headers a cross-origin page must be allowed to read (`access-control-expose-headers`).
 pub const EXPOSE_HEADERS: &str =
     "h2ws-session, h2ws-protocol, h2ws-extensions, h2ws-transports, h2ws-window, h2ws-resume, \
-     h2ws-received, h2ws-at";
+     h2ws-received, h2ws-at, h2ws-attach";
 /// The request headers a cross-origin preflight must allow (`access-control-allow-headers`).
 pub const ALLOW_HEADERS: &str =
     "h2ws-version, h2ws-protocol, h2ws-extensions, h2ws-session, h2ws-seq, h2ws-acks, h2ws-read, \
-     h2ws-resume, h2ws-received, h2ws-reply";
+     h2ws-resume, h2ws-received, h2ws-reply, h2ws-attach";
 
 /// The first bytes of every open response body: an empty, unsolicited Pong frame (stream
 /// framing, `0x8A 0x00`), written right after the response headers.
@@ -240,6 +249,8 @@ pub struct Upstream<'a> {
     pub seq: Option<u64>,
     /// `Some(n)` for an ack request: `n` downstream bytes read in all ([`H2WS_READ`]).
     pub read: Option<u64>,
+    /// The transport a `stream` upstream belongs to ([`H2WS_ATTACH`]; 0 when absent).
+    pub attach: u64,
 }
 
 /// Server side: checks an upstream request's headers (DESIGN §2.2 / §2.3).
@@ -276,7 +287,18 @@ pub fn validate_upstream<'a>(headers: &[(&str, &'a [u8])]) -> Result<Upstream<'a
             "h2ws-read goes on an ack request of its own, not on a batch",
         ));
     }
-    Ok(Upstream { session, seq, read })
+    let attach = decimal_header(
+        headers,
+        H2WS_ATTACH,
+        "duplicate h2ws-attach header",
+        "malformed h2ws-attach",
+    )?;
+    Ok(Upstream {
+        session,
+        seq,
+        read,
+        attach: attach.unwrap_or(0),
+    })
 }
 
 /// An optional header holding one strict decimal ([`parse_seq`]): `h2ws-seq`, `h2ws-read`.
@@ -558,6 +580,30 @@ mod tests {
         assert_eq!(
             validate_upstream(bad).unwrap_err().reason,
             "malformed h2ws-seq"
+        );
+    }
+
+    #[test]
+    fn upstream_attach() {
+        let plain: &[(&str, &[u8])] = &[("h2ws-session", TOKEN)];
+        assert_eq!(validate_upstream(plain).unwrap().attach, 0);
+        let second: &[(&str, &[u8])] = &[("h2ws-session", TOKEN), ("h2ws-attach", b"2")];
+        assert_eq!(validate_upstream(second).unwrap().attach, 2);
+        for value in [&b"x"[..], b"-1", b"01", b""] {
+            let bad: &[(&str, &[u8])] = &[("h2ws-session", TOKEN), ("h2ws-attach", value)];
+            assert_eq!(
+                validate_upstream(bad).unwrap_err().reason,
+                "malformed h2ws-attach"
+            );
+        }
+        let twice: &[(&str, &[u8])] = &[
+            ("h2ws-session", TOKEN),
+            ("h2ws-attach", b"1"),
+            ("h2ws-attach", b"1"),
+        ];
+        assert_eq!(
+            validate_upstream(twice).unwrap_err().reason,
+            "duplicate h2ws-attach header"
         );
     }
 

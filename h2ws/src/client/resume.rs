@@ -165,7 +165,14 @@ async fn reattach(
         .and_then(resume::parse_accept)
         .map(|a| a.key.to_owned())
         .ok_or_else(|| bad("missing or malformed h2ws-resume"))?;
-    let upstream = fetch_upstream_request(uri, session, options)?;
+    let generation = header_string(&parts.headers, fetch::H2WS_ATTACH);
+    let mut upstream = fetch_upstream_request(uri, session, options)?;
+    if let Some(generation) = generation {
+        // This transport's number: the server refuses the upstreams of earlier ones.
+        upstream
+            .headers_mut()
+            .insert(fetch::H2WS_ATTACH, header_value(&generation)?);
+    }
     let wire = match transport {
         Transport::Post => {
             let up = wire::Up::H2 {

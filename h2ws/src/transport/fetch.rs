@@ -144,6 +144,7 @@ pub(crate) async fn accept_reattach(endpoint: Endpoint, parts: http::request::Pa
                 h.insert(fetch::H2WS_RESUME, v);
             }
             h.insert(fetch::H2WS_RECEIVED, HeaderValue::from(r.received));
+            h.insert(fetch::H2WS_ATTACH, HeaderValue::from(r.generation));
             if let Some(window) = window {
                 h.insert(fetch::H2WS_WINDOW, HeaderValue::from(window.window()));
                 r.session.set_read_window(window);
