@@ -5,7 +5,7 @@
 // waitForFunction(fn, arg, { timeout }), screenshot, console(), errors() and DOM helpers.
 import { spawn } from 'node:child_process';
 import { before, after } from 'node:test';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +81,8 @@ export async function startDevserver(extraArgs = [], { http = false, root: siteR
   ];
   const child = spawn(devserverBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
   const output = [];
+  // H2WS_SERVER_LOG=path: the devserver's log lines also go to that file (with RUST_LOG).
+  if (process.env.H2WS_SERVER_LOG) child.stderr.pipe(createWriteStream(process.env.H2WS_SERVER_LOG, { flags: 'a' }));
   const origins = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`devserver did not print its listening lines in 30 s:\n${output.join('')}`)), 30000);
     let buffered = '';

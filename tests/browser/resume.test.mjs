@@ -117,9 +117,21 @@ describe('resume', { skip: SKIP }, () => {
       const before = await stats();
       const at = Array.from({ length: CUTS }, (_, i) => Math.floor(((i + 1) * N) / (CUTS + 1)));
       const started = Date.now();
-      const r = await sequencedRun(transport, N, at, () => {
+      let resumed = before.resumes;
+      const r = await sequencedRun(transport, N, at, async () => {
         const live = relay.cut();
         assert.ok(live >= 1, 'a live connection to cut');
+        // The next cut waits for this one's re-attach: on a loaded machine the page can still
+        // read 20 messages the browser had buffered before it notices the cut, and a second
+        // cut then lands on the re-attach itself (one resume for two cuts: seen once, under
+        // CPU load, with every message through).
+        const until = Date.now() + 10000;
+        let now = resumed;
+        while (now === resumed && Date.now() < until) {
+          await sleep(10);
+          now = (await stats()).resumes;
+        }
+        resumed = now;
       });
       if (r.error !== null) console.log(`# page console:\n${(await page.console()).slice(-40).join('\n')}`);
       assert.equal(r.error, null, `${transport}: ${r.error}`);
@@ -181,17 +193,18 @@ describe('resume', { skip: SKIP }, () => {
   // faster `post` (replies), the last 4000 messages passing between two polls, leaving
   // nothing to cut (the writer now waits at each cut). 22 of 22 runs passed after that.
   for (const transport of RUN_TRANSPORTS) it(`${transport}: an H2WebSocketStream with resume survives cuts (reads and writes go on)`, { timeout: 120000 }, async () => {
-    await page.evaluate(async ([transport, gated]) => {
+    await page.evaluate(async (transport) => {
       const wss = new H2WebSocketStream('/ws/echo', { transport, resume: true });
       const { readable, writable } = await wss.opened;
       const reader = readable.getReader();
       const writer = writable.getWriter();
       const state = { received: 0, error: null, wss, gates: [] };
-      // WebKitGTK: the writer waits at 2200 and 6200 until the test has cut (`release`): at
-      // full speed the last 4000 messages can pass between two polls of the test, leaving no
-      // traffic to cut. Not in Chromium and Firefox: there a cut while the writer waited once failed
-      // the `stream` socket (1006), not understood yet (see the report of issue 14).
-      for (const at of gated ? [2200, 6200] : []) {
+      // The writer waits at 2200 and 6200 until the test has cut (`release`): at full speed
+      // the last 4000 messages can pass between two polls of the test, leaving no traffic to
+      // cut. (Until the server refused a lost transport's `stream` upstream sent again,
+      // `h2ws-attach`, this once failed Chromium's `stream` socket with 1006 here, and the
+      // demo's network-panel test failed the same way under CPU load: see issue 14's report.)
+      for (const at of [2200, 6200]) {
         let release;
         const open = new Promise((r) => { release = r; });
         state.gates.push({ at, open, release });
@@ -213,7 +226,7 @@ describe('resume', { skip: SKIP }, () => {
         }
         await writing;
       })().catch((e) => { state.error = String(e); });
-    }, [transport, WEBKIT]);
+    }, transport);
     // The second cut waits for progress after the first: a cut while the re-attach itself is
     // in flight can lose its answer after the server took the single-use key (the retry is
     // then refused, 403: a limit of the wire protocol, see the report of issue 14).
@@ -228,7 +241,7 @@ describe('resume', { skip: SKIP }, () => {
       const until = Date.now() + 10000;
       while (relay.cut() === 0 && Date.now() < until) await sleep(20);
       if (Date.now() < until) cuts += 1;
-      if (WEBKIT) await page.evaluate(() => window.streamRun.release());
+      await page.evaluate(() => window.streamRun.release());
       floor = received + 50;
     }
     const r = await page.evaluate(async () => {

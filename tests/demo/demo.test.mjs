@@ -100,6 +100,8 @@ async function launch(extraArgs = [], { ignoreCertificateErrors = true } = {}) {
 }
 
 const pageErrors = new WeakMap();
+/** Each page's console lines, for failure messages. */
+const pageConsole = new WeakMap();
 
 /** Opens the demo and waits for it to start; `ready` is what <html data-ready> must become. */
 async function openDemo(context, origin, ready = 'pkg') {
@@ -107,6 +109,9 @@ async function openDemo(context, origin, ready = 'pkg') {
   const errors = [];
   pageErrors.set(page, errors);
   page.on('pageerror', (e) => errors.push(String(e)));
+  const consoleLines = [];
+  pageConsole.set(page, consoleLines);
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   await page.goto(origin + '/', { timeout: SHORT });
   await page.waitForSelector('html[data-ready]', { timeout: SHORT });
   const state = await page.getAttribute('html', 'data-ready');
@@ -226,6 +231,16 @@ test('network panel: a dropped connection is resumed and the chat carries on', {
     assert.deepEqual(await received(d, 'after the cut, over post'), { who: 'hank', badge: 'post', transport: 'post' });
     await d.screenshot({ path: path.join(OUT, 'demo-network.png'), fullPage: true });
     assert.deepEqual([...pageErrors.get(d), ...pageErrors.get(e)], []);
+  } catch (err) {
+    // What each page and the server saw around the cut (run with RUST_LOG=h2ws=debug for more).
+    const logs = async (p) => p.evaluate(() => ({
+      chat: document.getElementById('chat-status').textContent,
+      chatLog: [...document.querySelectorAll('#chat-log li')].map((l) => l.textContent).slice(-8),
+      netLog: [...document.querySelectorAll('#net-log li')].map((l) => l.textContent),
+    })).then((r) => ({ ...r, console: pageConsole.get(p).slice(-12) })).catch((e) => String(e));
+    err.message += `\npage d (stream): ${JSON.stringify(await logs(d))}\npage e (post): ${JSON.stringify(await logs(e))}` +
+      `\nserver log (tail):\n${server.output.join('').slice(-6000)}`;
+    throw err;
   } finally {
     await d.close();
     await e.close();
@@ -348,6 +363,9 @@ test('examples/page: the minimal page echoes through H2WebSocket', { timeout: ST
   try {
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
+  const consoleLines = [];
+  pageConsole.set(page, consoleLines);
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
     await page.goto(example.https + '/', { timeout: SHORT });
     await page.waitForSelector('#send:not([disabled])', { timeout: SHORT });
     await page.fill('#text', 'ping from the example');
