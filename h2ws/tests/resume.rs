@@ -402,6 +402,66 @@ async fn a_server_that_does_not_know_the_session_refuses_and_the_client_gets_100
     second.shutdown().await;
 }
 
+/// A bodiless `PUT` on a raw HTTP/2 connection; the answer with its body unread.
+async fn bodiless_put(
+    sr: &h2::client::SendRequest<Bytes>,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> http::Response<h2::RecvStream> {
+    let mut req = http::Request::builder().method(Method::PUT).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut sr = sr.clone().ready().await.expect("ready");
+    let (resp, _) = sr
+        .send_request(req.body(()).expect("request"), true)
+        .expect("send");
+    tokio::time::timeout(LIMIT, resp)
+        .await
+        .expect("in time")
+        .expect("response")
+}
+
+/// A raw open offering resume: the session token, the first re-attach key and the downstream
+/// (kept by the caller: the session's first transport).
+async fn raw_resumable_open(
+    sr: &h2::client::SendRequest<Bytes>,
+    uri: &str,
+) -> (String, String, h2::RecvStream) {
+    use h2ws_codec::handshake::fetch;
+    use h2ws_codec::resume;
+    let open = [
+        (fetch::H2WS_VERSION, "1"),
+        (fetch::H2WS_RESUME, resume::OFFER),
+    ];
+    let resp = bodiless_put(sr, uri, &open).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers();
+    let token = h[fetch::H2WS_SESSION].to_str().expect("ascii").to_owned();
+    let key = resume::parse_accept(h[fetch::H2WS_RESUME].to_str().expect("ascii"))
+        .expect("resume accepted")
+        .key
+        .to_owned();
+    (token, key, resp.into_body())
+}
+
+/// A raw re-attach of `token` with `key`, having received nothing.
+async fn raw_reattach(
+    sr: &h2::client::SendRequest<Bytes>,
+    uri: &str,
+    token: &str,
+    key: &str,
+) -> http::Response<h2::RecvStream> {
+    use h2ws_codec::handshake::fetch;
+    let value = h2ws_codec::resume::reattach_value(key, None);
+    let headers = [
+        (fetch::H2WS_SESSION, token),
+        (fetch::H2WS_RESUME, value.as_str()),
+        (fetch::H2WS_RECEIVED, "0"),
+    ];
+    bodiless_put(sr, uri, &headers).await
+}
+
 /// Raw re-attach requests: a forged key is refused (403) and counted; the right one is taken,
 /// may repeat while the answer could have been lost, and is spent once the client's upstream
 /// arrives over the new transport (then a replay is refused).
@@ -413,54 +473,11 @@ async fn forged_and_replayed_keys_are_refused() {
     let server = server(SocketConfig::default(), apps).await;
     let sr = common::h2c(server.http_addr().expect("plain listener")).await;
     let uri = format!("http://{}/ws/seq?n=0", common::http_authority(&server));
-    let open = [
-        (fetch::H2WS_VERSION, "1"),
-        (fetch::H2WS_RESUME, resume::OFFER),
-    ];
-    let mut req = http::Request::builder().method(Method::PUT).uri(&uri);
-    for (k, v) in open {
-        req = req.header(k, v);
-    }
-    let mut sr2 = sr.clone().ready().await.expect("ready");
-    let (resp, _) = sr2
-        .send_request(req.body(()).expect("request"), true)
-        .expect("send");
-    let resp = tokio::time::timeout(LIMIT, resp)
-        .await
-        .expect("in time")
-        .expect("response");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let h = resp.headers();
-    let token = h[fetch::H2WS_SESSION].to_str().expect("ascii").to_owned();
-    let accepted = h[fetch::H2WS_RESUME].to_str().expect("ascii").to_owned();
-    let key = resume::parse_accept(&accepted)
-        .expect("resume accepted")
-        .key
-        .to_owned();
-    let _downstream = resp.into_body(); // keep the session's first downstream open
-
+    // The session's first downstream is kept open.
+    let (token, key, _downstream) = raw_resumable_open(&sr, &uri).await;
     let reattach = |key: String| {
         let (sr, uri, token) = (sr.clone(), uri.clone(), token.clone());
-        async move {
-            let value = resume::reattach_value(&key, None);
-            let headers = [
-                (fetch::H2WS_SESSION, token.as_str()),
-                (fetch::H2WS_RESUME, value.as_str()),
-                (fetch::H2WS_RECEIVED, "0"),
-            ];
-            let mut req = http::Request::builder().method(Method::PUT).uri(&uri);
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            let mut sr = sr.ready().await.expect("ready");
-            let (resp, _) = sr
-                .send_request(req.body(()).expect("request"), true)
-                .expect("send");
-            tokio::time::timeout(LIMIT, resp)
-                .await
-                .expect("in time")
-                .expect("response")
-        }
+        async move { raw_reattach(&sr, &uri, &token, &key).await }
     };
     let forged = resume::new_key(&[1; 32]);
     assert_eq!(reattach(forged).await.status(), StatusCode::FORBIDDEN);
@@ -529,35 +546,12 @@ fn wire_frame(opcode: h2ws_codec::OpCode, payload: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn a_lost_transports_upstream_sent_again_is_refused() {
     use h2ws_codec::handshake::fetch;
-    use h2ws_codec::{resume, OpCode};
+    use h2ws_codec::OpCode;
     let apps = Apps::default();
     let server = server(SocketConfig::default(), apps.clone()).await;
     let sr = common::h2c(server.http_addr().expect("plain listener")).await;
     let uri = format!("http://{}/ws/seq?n=3", common::http_authority(&server));
-    let open = [
-        (fetch::H2WS_VERSION, "1"),
-        (fetch::H2WS_RESUME, resume::OFFER),
-    ];
-    let mut req = http::Request::builder().method(Method::PUT).uri(&uri);
-    for (k, v) in open {
-        req = req.header(k, v);
-    }
-    let mut ready = sr.clone().ready().await.expect("ready");
-    let (resp, _) = ready
-        .send_request(req.body(()).expect("request"), true)
-        .expect("send");
-    let resp = tokio::time::timeout(LIMIT, resp)
-        .await
-        .expect("in time")
-        .expect("response");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let h = resp.headers();
-    let token = h[fetch::H2WS_SESSION].to_str().expect("ascii").to_owned();
-    let key = resume::parse_accept(h[fetch::H2WS_RESUME].to_str().expect("ascii"))
-        .expect("resume accepted")
-        .key
-        .to_owned();
-    let _downstream = resp.into_body();
+    let (token, key, _downstream) = raw_resumable_open(&sr, &uri).await;
 
     // The first transport's upstream: messages 0 and 1, then it ends without a Close (lost).
     let first: Vec<u8> = [0, 1]
@@ -581,24 +575,7 @@ async fn a_lost_transports_upstream_sent_again_is_refused() {
     let (status, _, _) = send(upstream(None), first.clone()).await;
     assert_eq!(status, StatusCode::OK, "the first upstream attaches");
 
-    let value = resume::reattach_value(&key, None);
-    let reattach = [
-        (fetch::H2WS_SESSION, token.clone()),
-        (fetch::H2WS_RESUME, value),
-        (fetch::H2WS_RECEIVED, "0".to_owned()),
-    ];
-    let mut req = http::Request::builder().method(Method::PUT).uri(&uri);
-    for (k, v) in &reattach {
-        req = req.header(*k, v.as_str());
-    }
-    let mut ready = sr.clone().ready().await.expect("ready");
-    let (resp, _) = ready
-        .send_request(req.body(()).expect("request"), true)
-        .expect("send");
-    let resp = tokio::time::timeout(LIMIT, resp)
-        .await
-        .expect("in time")
-        .expect("response");
+    let resp = raw_reattach(&sr, &uri, &token, &key).await;
     assert_eq!(resp.status(), StatusCode::OK, "re-attached");
     assert_eq!(resp.headers()[fetch::H2WS_RECEIVED], "2");
     assert_eq!(resp.headers()[fetch::H2WS_ATTACH], "1");
