@@ -684,12 +684,12 @@ async fn attach_stream(
 ) -> Result<StatusCode, Refusal> {
     {
         let mut attach = session.attach.lock().await;
-        if generation != session.generation() {
+        let current = session.generation();
+        if generation != current {
             // An upstream of a lost transport, sent again by the browser (`fetch::H2WS_ATTACH`):
             // its frames were counted already, or are the codec's to replay.
             tracing::debug!(
-                "stream upstream refused: h2ws-attach {generation}, the session is at {}",
-                session.generation()
+                "stream upstream refused: h2ws-attach {generation}, the session is at {current}"
             );
             return Err(Refusal::new(
                 StatusCode::CONFLICT,

@@ -165,13 +165,13 @@ async fn reattach(
         .and_then(resume::parse_accept)
         .map(|a| a.key.to_owned())
         .ok_or_else(|| bad("missing or malformed h2ws-resume"))?;
-    let generation = header_string(&parts.headers, fetch::H2WS_ATTACH);
     let mut upstream = fetch_upstream_request(uri, session, options)?;
-    if let Some(generation) = generation {
-        // This transport's number: the server refuses the upstreams of earlier ones.
+    if let Some(generation) = parts.headers.get(fetch::H2WS_ATTACH) {
+        // This transport's number, passed back as given: the server refuses the upstreams of
+        // earlier ones.
         upstream
             .headers_mut()
-            .insert(fetch::H2WS_ATTACH, header_value(&generation)?);
+            .insert(fetch::H2WS_ATTACH, generation.clone());
     }
     let wire = match transport {
         Transport::Post => {
