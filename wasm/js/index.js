@@ -15,6 +15,12 @@ const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 const TRANSPORTS = ['auto', 'stream', 'post'];
+// What the core's `emit(kind, data)` reports (wasm `session::Emit`): numbers, because a string
+// from the wasm costs a UTF-8 decode per message.
+const EMIT_OPEN = 0;
+const EMIT_MESSAGE = 1;
+const EMIT_ERROR = 2;
+const EMIT_CLOSE = 3;
 
 /** The wasm load: null before the first use (and after a failed load, so a later use retries). */
 let loading = null;
@@ -429,13 +435,13 @@ export class H2WebSocket extends EventTarget {
   #failEarly() {
     if (this.#early === CLOSED) return;
     this.#early = CLOSED;
-    this.#emit('error');
-    this.#emit('close', EARLY_FAILURE);
+    this.#emit(EMIT_ERROR);
+    this.#emit(EMIT_CLOSE, EARLY_FAILURE);
   }
 
   #emit(kind, data) {
     switch (kind) {
-      case 'open': {
+      case EMIT_OPEN: {
         this.#retries = 0;
         // Sends held while reconnecting go first, in order (as partysocket).
         const held = this.#outbox;
@@ -446,7 +452,7 @@ export class H2WebSocket extends EventTarget {
         this.dispatchEvent(new Event('open'));
         break;
       }
-      case 'message': {
+      case EMIT_MESSAGE: {
         let value = data;
         if (typeof value !== 'string') {
           value = this.#binaryType === 'blob' ? new Blob([value]) : value.buffer;
@@ -454,10 +460,10 @@ export class H2WebSocket extends EventTarget {
         this.dispatchEvent(new MessageEvent('message', { data: value, origin: this.#origin }));
         break;
       }
-      case 'error':
+      case EMIT_ERROR:
         this.dispatchEvent(new Event('error'));
         break;
-      case 'close': {
+      case EMIT_CLOSE: {
         const r = this.#reconnect;
         // Decided before the event, so that sends from its listeners are held; a listener
         // that calls close() still stops it.
@@ -616,20 +622,20 @@ export class H2WebSocketStream {
     } else if (!this.#earlyEnd) {
       // Closed before the wasm loaded: the handshake fails, as when the open request is aborted.
       this.#earlyEnd = true;
-      setTimeout(() => this.#emit('close', EARLY_FAILURE), 0);
+      setTimeout(() => this.#emit(EMIT_CLOSE, EARLY_FAILURE), 0);
     }
   }
 
   #failEarly() {
     if (this.#earlyEnd) return;
     this.#earlyEnd = true;
-    this.#emit('close', EARLY_FAILURE);
+    this.#emit(EMIT_CLOSE, EARLY_FAILURE);
   }
 
   #emit(kind, data) {
     const core = this.#core;
     switch (kind) {
-      case 'open': {
+      case EMIT_OPEN: {
         const readable = new ReadableStream({
           start: (controller) => { this.#readableController = controller; },
           pull: (controller) => core.pull().then((message) => {
@@ -653,7 +659,7 @@ export class H2WebSocketStream {
         this.#opened.resolve({ readable, writable, protocol: core.protocol, extensions: core.extensions });
         break;
       }
-      case 'close': {
+      case EMIT_CLOSE: {
         this.#ended = data;
         if (data.wasClean) {
           this.#closed.resolve({ closeCode: data.code, reason: data.reason });

@@ -76,9 +76,10 @@ mod bindings {
     impl Core {
         /// Starts the open request of a socket whose arguments the JS layer checked and
         /// resolved: `url` the ws(s) URL, `http_url` the one fetched, `origin` the ws(s) origin.
-        /// `emit(kind, data)` receives `open`, `message`, `error`, `close`. `resume`: offer
-        /// lossless resume at the open (codec `resume`). `headers`: the page's extra headers as
-        /// `[name, value]` string pairs (`[...new Headers(options.headers)]`).
+        /// `emit(kind, data)` receives `open`, `message`, `error`, `close` as 0–3
+        /// (`session::Emit`). `resume`: offer lossless resume at the open (codec `resume`).
+        /// `headers`: the page's extra headers as `[name, value]` string pairs
+        /// (`[...new Headers(options.headers)]`).
         #[wasm_bindgen(constructor)]
         #[allow(clippy::too_many_arguments)]
         pub fn new(

@@ -5,6 +5,7 @@
 //! Re-entrancy: JS event handlers may call back (`send`, `close`) while an event is being
 //! dispatched, so no `RefCell` borrow is ever held across a call into JS.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::{Rc, Weak};
 use alloc::string::{String, ToString};
@@ -45,6 +46,45 @@ enum Attempt {
     /// Refused for good (4xx, a malformed answer, counts the codec cannot honour): the socket
     /// fails, and the console says why.
     Refused(&'static str),
+}
+
+/// The read loop's `then` callbacks for one transport generation's downstream: made once per
+/// downstream, not per read. They hold the session weakly (the session holds them).
+struct ReadLoop {
+    generation: u32,
+    on_read: Function,
+    on_error: Function,
+}
+
+impl ReadLoop {
+    fn new(session: Weak<Session>, generation: u32) -> ReadLoop {
+        let weak = session.clone();
+        let on_read = Closure::wrap(Box::new(move |result: JsValue| {
+            if let Some(session) = weak.upgrade() {
+                session.on_read(generation, web::read_result(result));
+            }
+        }) as Box<dyn FnMut(JsValue)>);
+        let on_error = Closure::wrap(Box::new(move |error: JsValue| {
+            if let Some(session) = session.upgrade() {
+                session.on_read(generation, Err(error));
+            }
+        }) as Box<dyn FnMut(JsValue)>);
+        ReadLoop {
+            generation,
+            on_read: on_read.into_js_value().unchecked_into(),
+            on_error: on_error.into_js_value().unchecked_into(),
+        }
+    }
+}
+
+/// What `emit(kind, data)` reports to the JS layer (`EMIT_*` in wasm/js/index.js): a number,
+/// because a string from the wasm costs the page a UTF-8 decode per message.
+#[derive(Clone, Copy)]
+enum Emit {
+    Open = 0,
+    Message = 1,
+    Error = 2,
+    Close = 3,
 }
 
 /// How an ack request ended.
@@ -188,6 +228,8 @@ pub struct Session {
     reader: RefCell<Option<ReadableStreamDefaultReader>>,
     /// The generation whose read loop is running, if one is.
     driving: Cell<Option<u32>>,
+    /// The read loop's callbacks for the current downstream.
+    read_loop: RefCell<Option<ReadLoop>>,
     /// `H2WebSocketStream`: read only while a `pull()` waits (backpressure).
     pull_mode: bool,
     pub(crate) pull_waiters: RefCell<VecDeque<Function>>,
@@ -229,6 +271,7 @@ impl Session {
             upstream: RefCell::new(None),
             reader: RefCell::new(None),
             driving: Cell::new(None),
+            read_loop: RefCell::new(None),
             pull_mode,
             pull_waiters: RefCell::new(VecDeque::new()),
             inbox: RefCell::new(VecDeque::new()),
@@ -482,15 +525,9 @@ impl Session {
             return;
         }
         self.driving.set(Some(generation));
+        // The first read starts in a task of its own: callers may hold the session's cells.
         let this = self.clone();
-        spawn_local(async move {
-            this.drive(generation).await;
-            if this.driving.get() == Some(generation) {
-                this.driving.set(None);
-            }
-            // A pull may have arrived while the loop was winding down.
-            this.ensure_driving();
-        });
+        spawn_local(async move { this.read_next(generation) });
     }
 
     fn wants_data(&self) -> bool {
@@ -502,51 +539,81 @@ impl Session {
             || self.core.borrow().ready_state() != socket::ReadyState::Open
     }
 
-    async fn drive(self: &Rc<Self>, generation: u32) {
-        while self.wants_data() && self.generation.get() == generation {
-            let Some(reader) = self.reader.borrow().clone() else {
-                return;
-            };
-            let read = match self.drain_deadline.borrow().as_ref() {
-                Some(deadline) => web::race(&reader.read(), deadline),
-                None => reader.read(),
-            };
-            let chunk = web::read_chunk(read).await;
-            if self.generation.get() != generation {
-                // A lost downstream's last read: what it carried is replayed on the new one.
-                return;
+    /// The read loop's next `read()`, settling into the generation's [`ReadLoop`] callbacks.
+    /// Callbacks, not an async loop: a `JsFuture` per read (two closures, a `then`, a task
+    /// queued through `queueMicrotask`) was a measurable part of the page's time per message.
+    fn read_next(self: &Rc<Self>, generation: u32) {
+        let reader = self.reader.borrow().clone();
+        let Some(reader) = reader.filter(|_| self.wants_data()) else {
+            return self.drive_stopped(generation);
+        };
+        if self.generation.get() != generation {
+            return self.drive_stopped(generation);
+        }
+        let read = match self.drain_deadline.borrow().as_ref() {
+            Some(deadline) => web::race(&reader.read(), deadline),
+            None => reader.read(),
+        };
+        let mut callbacks = self.read_loop.borrow_mut();
+        if callbacks
+            .as_ref()
+            .is_none_or(|c| c.generation != generation)
+        {
+            *callbacks = Some(ReadLoop::new(Rc::downgrade(self), generation));
+        }
+        if let Some(callbacks) = callbacks.as_ref() {
+            web::then(&read, &callbacks.on_read, &callbacks.on_error);
+        }
+    }
+
+    /// The loop of `generation` ended; another starts if one is wanted (a pull may have
+    /// arrived while it was winding down, or a new downstream is there).
+    fn drive_stopped(self: &Rc<Self>, generation: u32) {
+        if self.driving.get() == Some(generation) {
+            self.driving.set(None);
+        }
+        self.ensure_driving();
+    }
+
+    /// One settled `read()` of `generation`'s downstream.
+    fn on_read(self: &Rc<Self>, generation: u32, chunk: Result<Read, JsValue>) {
+        if self.generation.get() != generation {
+            // A lost downstream's last read: what it carried is replayed on the new one.
+            return self.drive_stopped(generation);
+        }
+        match chunk {
+            Ok(Read::Chunk(bytes)) => {
+                if self.finished.get() {
+                    return self.drive_stopped(generation);
+                }
+                self.read_total
+                    .set(self.read_total.get() + bytes.len() as u64);
+                self.ack_if_due();
+                let mut merged = Vec::with_capacity(bytes.len());
+                let taken = self.merge.borrow_mut().downstream(&bytes, &mut merged);
+                if taken.is_err() {
+                    self.fail();
+                    return self.drive_stopped(generation);
+                }
+                self.take_input(&merged);
+                self.read_next(generation);
             }
-            match chunk {
-                Ok(Read::Chunk(bytes)) => {
-                    if self.finished.get() {
-                        return;
-                    }
-                    self.read_total
-                        .set(self.read_total.get() + bytes.len() as u64);
-                    self.ack_if_due();
-                    let mut merged = Vec::with_capacity(bytes.len());
-                    let taken = self.merge.borrow_mut().downstream(&bytes, &mut merged);
-                    if taken.is_err() {
-                        self.fail();
-                        return;
-                    }
-                    self.take_input(&merged);
-                }
-                Ok(Read::Done) if self.merge.borrow().waiting() => {
-                    // Frames before its end left in a batch's answer still on its way
-                    // (codec `reply`): the end counts once they are in.
-                    self.ended_behind_reply.set(true);
-                    return;
-                }
-                Ok(Read::Done) | Err(_) => {
-                    self.downstream_ended();
-                    return;
-                }
-                Ok(Read::TimedOut) => {
+            Ok(Read::Done) if self.merge.borrow().waiting() => {
+                // Frames before its end left in a batch's answer still on its way
+                // (codec `reply`): the end counts once they are in.
+                self.ended_behind_reply.set(true);
+                self.drive_stopped(generation);
+            }
+            Ok(Read::Done) | Err(_) => {
+                self.downstream_ended();
+                self.drive_stopped(generation);
+            }
+            Ok(Read::TimedOut) => {
+                if let Some(reader) = self.reader.borrow().as_ref() {
                     web::settle(reader.cancel());
-                    self.downstream_ended();
-                    return;
                 }
+                self.downstream_ended();
+                self.drive_stopped(generation);
             }
         }
     }
@@ -1026,7 +1093,7 @@ impl Session {
     fn deliver(self: &Rc<Self>, outputs: Vec<Output>) {
         for output in outputs {
             match output {
-                Output::Open => self.call_emit("open", &JsValue::UNDEFINED),
+                Output::Open => self.call_emit(Emit::Open, &JsValue::UNDEFINED),
                 Output::Message(message) => {
                     let data = message_to_js(message);
                     if self.pull_mode {
@@ -1038,10 +1105,10 @@ impl Session {
                             None => self.inbox.borrow_mut().push_back(data),
                         }
                     } else {
-                        self.call_emit("message", &data);
+                        self.call_emit(Emit::Message, &data);
                     }
                 }
-                Output::Error => self.call_emit("error", &JsValue::UNDEFINED),
+                Output::Error => self.call_emit(Emit::Error, &JsValue::UNDEFINED),
                 Output::Close {
                     code,
                     reason,
@@ -1055,7 +1122,7 @@ impl Session {
                     let _ = Reflect::set(&info, &"code".into(), &code.into());
                     let _ = Reflect::set(&info, &"reason".into(), &reason.into());
                     let _ = Reflect::set(&info, &"wasClean".into(), &was_clean.into());
-                    self.call_emit("close", &info);
+                    self.call_emit(Emit::Close, &info);
                     // Taken whole, not drained: `VecDeque::drain` costs ~1 KB of wasm.
                     let waiters = core::mem::take(&mut *self.pull_waiters.borrow_mut());
                     for waiter in waiters {
@@ -1070,11 +1137,11 @@ impl Session {
         }
     }
 
-    fn call_emit(&self, kind: &str, data: &JsValue) {
+    fn call_emit(&self, kind: Emit, data: &JsValue) {
         let emit = self.emit.borrow().clone();
         if let Some(emit) = emit {
             // Listener exceptions are reported by dispatchEvent itself.
-            let _ = emit.call2(&JsValue::UNDEFINED, &kind.into(), data);
+            let _ = emit.call2(&JsValue::UNDEFINED, &JsValue::from(kind as u32), data);
         }
     }
 

@@ -19,6 +19,13 @@ extern "C" {
     fn clear_timeout(id: &JsValue);
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
+    /// What `ReadableStreamDefaultReader.read()` resolves to. Typed getters, not `Reflect`
+    /// with `"done"` / `"value"`: those strings cost a UTF-8 decode each, per read.
+    type ReadResult;
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &ReadResult) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &ReadResult) -> JsValue;
     /// A promise seen as a plain thenable, for [`then`].
     #[wasm_bindgen(extends = Promise)]
     type Thenable;
@@ -99,17 +106,16 @@ pub enum Read {
     TimedOut,
 }
 
-/// Awaits a `read()` promise (possibly raced with [`sleep`], which yields `undefined`).
-pub async fn read_chunk(read: Promise) -> Result<Read, JsValue> {
-    let result = JsFuture::from(read).await?;
+/// A settled `read()` promise's value (or `undefined` from a [`race`] with [`sleep`]).
+pub fn read_result(result: JsValue) -> Result<Read, JsValue> {
     if result.is_undefined() {
         return Ok(Read::TimedOut);
     }
-    if Reflect::get(&result, &"done".into())?.is_truthy() {
+    let result: ReadResult = result.unchecked_into();
+    if result.done() {
         return Ok(Read::Done);
     }
-    let value = Reflect::get(&result, &"value".into())?;
-    let bytes = value.dyn_into::<Uint8Array>()?;
+    let bytes = result.value().dyn_into::<Uint8Array>()?;
     Ok(Read::Chunk(bytes.to_vec()))
 }
 

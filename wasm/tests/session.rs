@@ -4,6 +4,8 @@
 //! `CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome wasm`.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -68,7 +70,8 @@ type Refusal<'a> = (u16, &'a [(&'a str, &'a str)], &'a [&'a str]);
 fn recorder() -> (Function, Log) {
     let log: Log = Rc::new(RefCell::new(Vec::new()));
     let sink = log.clone();
-    let emit = Closure::<dyn FnMut(String, JsValue)>::new(move |kind: String, data: JsValue| {
+    let emit = Closure::<dyn FnMut(u32, JsValue)>::new(move |kind: u32, data: JsValue| {
+        let kind = common::kind_name(kind);
         let entry = match kind.as_str() {
             "close" => {
                 let get = |k: &str| Reflect::get(&data, &k.into()).unwrap();
@@ -83,7 +86,7 @@ fn recorder() -> (Function, Log) {
                 Some(text) => format!("text {text}"),
                 None => format!("binary {:?}", data.unchecked_into::<Uint8Array>().to_vec()),
             },
-            other => other.to_string(),
+            _ => kind,
         };
         sink.borrow_mut().push(entry);
     });

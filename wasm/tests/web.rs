@@ -2,6 +2,8 @@
 //! `CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome wasm`.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -20,7 +22,8 @@ type Log = Rc<RefCell<Vec<String>>>;
 fn recorder() -> (Function, Log) {
     let log: Log = Rc::new(RefCell::new(Vec::new()));
     let sink = log.clone();
-    let emit = Closure::<dyn FnMut(String, JsValue)>::new(move |kind: String, data: JsValue| {
+    let emit = Closure::<dyn FnMut(u32, JsValue)>::new(move |kind: u32, data: JsValue| {
+        let kind = common::kind_name(kind);
         let entry = if kind == "close" {
             let get = |k: &str| Reflect::get(&data, &k.into()).unwrap();
             format!(
