@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
 
-use crate::h2conn::WholeDataFrames;
+use crate::h2conn::{DeferredAnswer, DeferredAnswers, WholeDataFrames};
 
 pub(crate) mod guard;
 
@@ -257,9 +257,14 @@ async fn handle<S>(
     let (mut send, recv) = stream.split();
     let (mut parts, ()) = req.into_parts();
     parts.extensions.insert(ConnectInfo(peer));
+    parts.extensions.insert(DeferredAnswers);
     let req = Request::from_parts(parts, Body::new(RecvBody { recv, done: false }));
     let response = tokio::select! {
         response = service.oneshot(req) => match response { Ok(r) => r, Err(e) => match e {} },
+        _ = quic.closed() => return,
+    };
+    let response = tokio::select! {
+        response = DeferredAnswer::resolve(response) => response,
         _ = quic.closed() => return,
     };
     let (mut head, body) = response.into_parts();

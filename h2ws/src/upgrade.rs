@@ -27,7 +27,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use crate::endpoint::Endpoint;
-use crate::h2conn::OwnH2Loop;
+use crate::h2conn::{DeferredAnswer, DeferredAnswers, OwnH2Loop};
 use crate::request::{
     check_origin, cors_headers, header_pairs, headers, request_head, Negotiated, Pending, Refusal,
 };
@@ -488,12 +488,20 @@ where
 {
     // The request is classified before any future is made, and each kind's future is boxed
     // on its own: a `stream` upstream request is served for as long as its socket lives, and
-    // then holds only what serving it needs, not the request or the app handler's future.
+    // then holds only what serving it needs, not the request or the app handler's future. On
+    // this crate's own loops its answer is deferred (`DeferredAnswer`): the router's futures
+    // are freed at once instead of living as long as the socket.
     any(move |State(state): State<S>, req: Request| {
         let served: Pin<Box<dyn Future<Output = Response> + Send>> = match dispatch(req) {
             Dispatch::Open(req) => Box::pin(handler.clone().call(req, state)),
             Dispatch::Upstream(endpoint, parts, body) => {
-                Box::pin(endpoint.serve_upstream(parts, body))
+                let defer = parts.extensions.get::<DeferredAnswers>().is_some();
+                let answer = endpoint.serve_upstream(parts, body);
+                if defer {
+                    Box::pin(std::future::ready(DeferredAnswer::response(answer)))
+                } else {
+                    Box::pin(answer)
+                }
             }
             Dispatch::Reattach(endpoint, parts) => {
                 Box::pin(transport::fetch::accept_reattach(endpoint, parts))
