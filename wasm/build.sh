@@ -3,6 +3,8 @@
 #
 #   wasm/build.sh [--release | --dev]   # --release (default): size-optimised; --dev: quick debug build
 #   H2WS_DEFLATE=1 wasm/build.sh        # with permessage-deflate (also: H2WS_FEATURES=deflate)
+#   H2WS_KEEP_NAMES=1 wasm/build.sh     # keep the wasm's function names (twiggy, CPU profiles:
+#                                       # tests/bench/page-profile.mjs); larger, not for shipping
 #
 # Steps: wasm-pack (cargo profile `release-wasm`: opt-level z, LTO, 1 CGU, panic=abort, symbols
 # stripped) → wasm-opt -Oz: npm binaryen in target/tools/binaryen (`cargo xtask setup` installs
@@ -36,7 +38,12 @@ if [ -n "$features" ]; then cargo_args+=(--features "$features"); fi
 
 rm -rf "$pkg"
 # Strip the name section at link time (-30% raw size) instead of relying on wasm-opt.
-export CARGO_PROFILE_RELEASE_WASM_STRIP=true
+keep_names="${H2WS_KEEP_NAMES:-0}"
+if [ "$keep_names" = 1 ]; then
+  export CARGO_PROFILE_RELEASE_WASM_STRIP=false
+else
+  export CARGO_PROFILE_RELEASE_WASM_STRIP=true
+fi
 if [ "$mode" = dev ]; then profile_args=(--dev); else profile_args=(--profile release-wasm); fi
 wasm-pack build "$here" --target web "${profile_args[@]}" --out-dir pkg \
   --out-name h2ws_wasm --no-opt --no-gitignore -- "${cargo_args[@]}"
@@ -52,7 +59,9 @@ if [ "$mode" = dev ]; then
   :
 elif [ "${binaryen_version:-0}" -ge 116 ]; then
   # Rust enables these wasm features by default; binaryen must be told about them.
-  "$wasm_opt" -Oz --strip-debug --strip-producers \
+  strip=(--strip-debug --strip-producers)
+  if [ "$keep_names" = 1 ]; then strip=(--debuginfo); fi
+  "$wasm_opt" -Oz "${strip[@]}" \
     --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
     "$wasm" -o "$wasm.opt"
