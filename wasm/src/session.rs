@@ -554,16 +554,23 @@ impl Session {
             Some(deadline) => web::race(&reader.read(), deadline),
             None => reader.read(),
         };
-        let mut callbacks = self.read_loop.borrow_mut();
-        if callbacks
+        let current = self
+            .read_loop
+            .borrow()
             .as_ref()
-            .is_none_or(|c| c.generation != generation)
-        {
-            *callbacks = Some(ReadLoop::new(Rc::downgrade(self), generation));
-        }
-        if let Some(callbacks) = callbacks.as_ref() {
-            web::then(&read, &callbacks.on_read, &callbacks.on_error);
-        }
+            .filter(|c| c.generation == generation)
+            .map(|c| (c.on_read.clone(), c.on_error.clone()));
+        let (on_read, on_error) = match current {
+            Some(callbacks) => callbacks,
+            None => {
+                let callbacks = ReadLoop::new(Rc::downgrade(self), generation);
+                let pair = (callbacks.on_read.clone(), callbacks.on_error.clone());
+                *self.read_loop.borrow_mut() = Some(callbacks);
+                pair
+            }
+        };
+        // No borrow held across the call into JS (module rule).
+        web::then(&read, &on_read, &on_error);
     }
 
     /// The loop of `generation` ended; another starts if one is wanted (a pull may have
