@@ -24,7 +24,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { launchEngine, startDevserver } from '../browser/harness.mjs';
+import { chromiumQuicArgs, launchEngine, startDevserver } from '../browser/harness.mjs';
 import * as chromium from '../browser/engines/chromium.mjs';
 
 const argv = process.argv.slice(2);
@@ -58,10 +58,8 @@ function record(engine, kase, imp, metric, value, note = '') {
 async function runChromiumUnattached(url, h3Server = null) {
   const dir = mkdtempSync(path.join(tmpdir(), 'h2ws-bench-chromium-'));
   // Over HTTP/3: QUIC allowed and forced to the origin, its certificate pinned (harness HTTP3).
-  const port = h3Server && new URL(h3Server.origin).port;
   const flags = h3Server
-    ? [...chromium.FLAGS.filter((f) => f !== '--disable-quic'), `--origin-to-force-quic-on=127.0.0.1:${port}`,
-      `--ignore-certificate-errors-spki-list=${h3Server.spki}`]
+    ? [...chromium.FLAGS.filter((f) => f !== '--disable-quic'), ...chromiumQuicArgs(h3Server)]
     : chromium.FLAGS;
   const child = spawn(chromium.executable, [
     '--headless', ...flags, `--user-data-dir=${dir}`,

@@ -10,9 +10,7 @@
 // Env: H2WS_DEVSERVER, H2WS_PKG (as tests/bench/browser.mjs). playwright-core keeps DevTools'
 // Network domain on, which slows every fetch() itself: compare busy times per round trip between
 // two builds in the same conditions; RTTs are browser.mjs's to measure.
-import { chromium } from 'playwright-core';
-import { startDevserver } from '../browser/harness.mjs';
-import * as engine from '../browser/engines/chromium.mjs';
+import { chromiumQuicArgs, launchEngine, startDevserver } from '../browser/harness.mjs';
 
 const transport = process.argv[2] ?? 'stream';
 const count = Number(process.argv[3] ?? 3000);
@@ -35,15 +33,9 @@ function summarize(profile) {
 }
 
 const server = await startDevserver([], { h3: true });
-const browser = await chromium.launch({
-  executablePath: engine.executable,
-  headless: true,
-  args: [...engine.FLAGS.filter((f) => f !== '--disable-quic'),
-    `--origin-to-force-quic-on=127.0.0.1:${new URL(server.origin).port}`,
-    `--ignore-certificate-errors-spki-list=${server.spki}`],
-});
+const browser = await launchEngine('chromium', { quic: true, args: chromiumQuicArgs(server) });
 try {
-  const page = await browser.newPage({ ignoreHTTPSErrors: true });
+  const page = (await browser.newPage()).raw;
   await page.goto(`${server.origin}/profile.html`);
   await page.waitForFunction(() => window.ready === true);
   const protocol = await page.evaluate(() => performance.getEntriesByType('navigation')[0]?.nextHopProtocol);

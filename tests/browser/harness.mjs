@@ -148,18 +148,24 @@ export async function launchBrowser(options = {}) {
         },
       });
     }
-    return engine.launch({
-      ...rest,
-      quic: true,
-      args: [
-        ...(rest.args ?? []),
-        `--origin-to-force-quic-on=127.0.0.1:${port},localhost:${port}`,
-        `--ignore-certificate-errors-spki-list=${server.spki}`,
-        '--host-resolver-rules=MAP localhost 127.0.0.1',
-      ],
-    });
+    return engine.launch({ ...rest, quic: true, args: [...(rest.args ?? []), ...chromiumQuicArgs(server)] });
   }
   return engine.launch(options);
+}
+
+/**
+ * Chromium's flags for HTTP/3 to a devserver with HTTP/3 on (a startDevserver result): QUIC
+ * forced to its origin, its certificate pinned by SPKI, `localhost` resolved to 127.0.0.1 (forced
+ * QUIC to `localhost` tries `::1` first and fails). QUIC itself must be allowed too
+ * (`quic: true`, or FLAGS without `--disable-quic`).
+ */
+export function chromiumQuicArgs(server) {
+  const port = new URL(server.origin).port;
+  return [
+    `--origin-to-force-quic-on=127.0.0.1:${port},localhost:${port}`,
+    `--ignore-certificate-errors-spki-list=${server.spki}`,
+    '--host-resolver-rules=MAP localhost 127.0.0.1',
+  ];
 }
 
 /** Any engine by name (the benchmark runs all three in one process). */
